@@ -1,0 +1,167 @@
+"""Events: past-tense facts posted to the spine's inbox by the organs (hearing, workers, playback, timers).
+
+An event never carries audio: audio travels as a separate payload keyed by (turn, seq), like wyoming's
+events. Every result of work carries the turn it belongs to, so a result of a turn that is no longer current
+can be dropped as data (invariant 2). Times are sample indices at the device rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+JobKind = Literal["asr", "reply", "tts"]
+TimerKind = Literal["listen", "utterance", "alarm"]
+
+
+@dataclass(frozen=True)
+class WakeDetected:
+    """The wake word model scored above its threshold at `at_sample`."""
+
+    model: str
+    score: float
+    at_sample: int
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """Voice activity began; `onset_sample` is where the first speech chunk started."""
+
+    onset_sample: int
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    """Voice activity ended (enough trailing silence); `end_sample` is where the speech stopped."""
+
+    end_sample: int
+
+
+@dataclass(frozen=True)
+class TranscriptReady:
+    """Speech to text finished for a turn's utterance."""
+
+    turn: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyDelta:
+    """The reply backend streamed more text for a turn."""
+
+    turn: int
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyFinished:
+    """The reply backend closed its stream for a turn: no more text will come."""
+
+    turn: int
+
+
+@dataclass(frozen=True)
+class AlarmRequested:
+    """The reply asked for a timer that rings `seconds` from now (the local responder's timer skill)."""
+
+    turn: int
+    seconds: int
+    label: str
+
+
+@dataclass(frozen=True)
+class TtsChunkReady:
+    """Speech for one sentence of a turn's reply is synthesised; its audio waits under (turn, seq).
+
+    `word_end_samples[i]` is the sample, counted from the chunk's start, by which word i of `text` (split on
+    white space) has been fully spoken. It is how heard text is derived from the played-sample cursor.
+    """
+
+    turn: int
+    seq: int
+    text: str
+    samples: int
+    word_end_samples: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PlaybackDrained:
+    """A finished playback epoch has played out completely."""
+
+    epoch: int
+    played_samples: int
+
+
+@dataclass(frozen=True)
+class PlaybackStopped:
+    """A cut playback epoch has faded out; `played_samples` were handed to the device, fade included."""
+
+    epoch: int
+    played_samples: int
+
+
+@dataclass(frozen=True)
+class TimerFired:
+    """A timer armed by `StartTimer(kind, ref, ...)` reached its deadline."""
+
+    kind: TimerKind
+    ref: int
+
+
+@dataclass(frozen=True)
+class JobCancelled:
+    """A worker acknowledged that the job of `kind` for `turn` stopped after a cancel."""
+
+    turn: int
+    job: JobKind
+
+
+@dataclass(frozen=True)
+class EngineFailed:
+    """A job failed (model error, backend error); the turn cannot go on."""
+
+    turn: int
+    job: JobKind
+    reason: str
+
+
+@dataclass(frozen=True)
+class StopRequested:
+    """The daemon is asked to stop (signal, end of a scene)."""
+
+    reason: str
+
+
+Event = (
+    WakeDetected
+    | SpeechStarted
+    | SpeechEnded
+    | TranscriptReady
+    | ReplyDelta
+    | ReplyFinished
+    | AlarmRequested
+    | TtsChunkReady
+    | PlaybackDrained
+    | PlaybackStopped
+    | TimerFired
+    | JobCancelled
+    | EngineFailed
+    | StopRequested
+)
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    WakeDetected,
+    SpeechStarted,
+    SpeechEnded,
+    TranscriptReady,
+    ReplyDelta,
+    ReplyFinished,
+    AlarmRequested,
+    TtsChunkReady,
+    PlaybackDrained,
+    PlaybackStopped,
+    TimerFired,
+    JobCancelled,
+    EngineFailed,
+    StopRequested,
+)

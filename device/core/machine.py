@@ -1,0 +1,485 @@
+"""The spine: the one place that decides. `step(spine, event, now) -> (spine, commands)`.
+
+Theory of operation
+-------------------
+Organs (hearing, workers, playback, timers) only post events. One thread takes each event from the inbox,
+writes it to the log, and calls `step()`. `step()` looks the pair (type of state, type of event) up in one of
+three tables, in this order:
+
+* `TRANSITIONS` - the pair is handled: a handler computes the next state and the commands. Each row also
+  declares the states it may lead to; the diagram and the reachability check are generated from that.
+* `IGNORED` - the pair means nothing in that state; `step()` keeps the state and emits `NoteIgnored(reason)`
+  so the log says why.
+* otherwise the pair is illegal and `step()` raises `IllegalEvent`. Every event can arrive late from another
+  thread, so in practice no pair is impossible and `spine fsm --check` requires the first two tables to cover
+  every pair.
+
+Rules the handlers keep:
+
+1. Work belongs to a turn. A result whose turn is not the current one is dropped as data (`NoteIgnored` with
+   the turn numbers) - never acted on (invariant 2).
+2. Cancelling a turn always does the same three things: `CutPlayback` for its epoch if it speaks, `CancelTurn`,
+   and disarming its timers. The heard text of a cut reply is committed when the epoch reports
+   `PlaybackStopped` with the exact played-sample count (invariant 5).
+3. Only audio of the current epoch is queued; a cut epoch is never reopened (invariant 4).
+4. Time is an argument. Deadlines leave as `StartTimer(due_sample=now + ...)` and come back as `TimerFired`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from device.core import commands as cmd
+from device.core import events as ev
+from device.core.memory import Message, SpokenChunk, heard_text, normalise_space, split_sentences, spoken_text
+from device.core.states import (
+    Alarm,
+    Announcing,
+    Context,
+    CutReply,
+    Hearing,
+    Idle,
+    Listening,
+    Reply,
+    Speaking,
+    Spine,
+    State,
+    Stopping,
+    Thinking,
+    Transcribing,
+    current_turn,
+)
+
+Commands = tuple[cmd.Command, ...]
+Outcome = tuple[State, Context, Commands]
+# Handlers are typed loosely here because the table maps each (state type, event type) to the handler written
+# for exactly those types; the row builder below is where that pairing is stated.
+Handler = Callable[[Any, Context, Any, int], Outcome]
+
+
+class IllegalEvent(Exception):
+    """An event arrived in a state where the tables say it cannot happen."""
+
+
+@dataclass(frozen=True)
+class Row:
+    handler: Handler
+    targets: tuple[type[State], ...]
+
+
+# --------------------------------------------------------------------------------------------------- helpers
+
+
+def _new_turn(ctx: Context) -> tuple[int, Context]:
+    return ctx.next_turn, replace(ctx, next_turn=ctx.next_turn + 1)
+
+
+def _new_epoch(ctx: Context) -> tuple[int, Context]:
+    return ctx.next_epoch, replace(ctx, next_epoch=ctx.next_epoch + 1)
+
+
+def _remember(ctx: Context, message: Message) -> Context:
+    return replace(ctx, memory=(*ctx.memory, message))
+
+
+def _stale(state: State, turn: int, what: str) -> str:
+    return f"{what} of turn {turn} dropped: current turn is {current_turn(state)} in {type(state).__name__}"
+
+
+def _open_listening(ctx: Context, turn: int, now: int) -> Outcome:
+    due = now + ctx.config.listen_timeout_samples
+    return Listening(turn, now), ctx, (cmd.StartTimer("listen", turn, due),)
+
+
+def _to_idle(ctx: Context, now: int) -> Outcome:
+    """Every way back to idle passes here, so an alarm that rang while busy is announced now."""
+    if not ctx.alarms_due:
+        return Idle(), ctx, ()
+    alarm, rest = ctx.alarms_due[0], ctx.alarms_due[1:]
+    return _announce(replace(ctx, alarms_due=rest), alarm)
+
+
+def _announce(ctx: Context, alarm: Alarm) -> Outcome:
+    turn, ctx = _new_turn(ctx)
+    epoch, ctx = _new_epoch(ctx)
+    text = f"Your {alarm.label} timer is done."
+    return (
+        Announcing(turn, epoch, alarm.alarm),
+        ctx,
+        (cmd.OpenPlayback(epoch, turn), cmd.StartTts(turn, 0, text)),
+    )
+
+
+def _abandon(state: State, ctx: Context) -> tuple[Context, Commands]:
+    """Cancel the current turn's work and playback; remember a cut reply until its heard text is known."""
+    turn = current_turn(state)
+    if turn is None:
+        return ctx, ()
+    out: list[cmd.Command] = []
+    if isinstance(state, Speaking):
+        out.append(cmd.CutPlayback(state.epoch))
+        cut = CutReply(state.turn, state.epoch, state.reply.chunks, _full_text(state.reply))
+        ctx = replace(ctx, cut_replies=(*ctx.cut_replies, cut))
+    elif isinstance(state, Announcing):
+        out.append(cmd.CutPlayback(state.epoch))
+    elif isinstance(state, Thinking):
+        # The user's words are in memory; nothing of the reply was heard. Keep the roles alternating.
+        ctx = _remember(ctx, Message("assistant", "", interrupted=True))
+        out.append(cmd.CommitHeard(state.turn, _full_text(state.reply), "", interrupted=True))
+    out.append(cmd.CancelTurn(turn))
+    if isinstance(state, Listening):
+        out.append(cmd.CancelTimer("listen", turn))
+    elif isinstance(state, Hearing):
+        out.append(cmd.CancelTimer("utterance", turn))
+    return ctx, tuple(out)
+
+
+def _full_text(reply: Reply) -> str:
+    return normalise_space(reply.text)
+
+
+# ------------------------------------------------------------------------------------ hearing and listening
+
+
+def on_wake_idle(state: Idle, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
+    turn, ctx = _new_turn(ctx)
+    return _open_listening(ctx, turn, now)
+
+
+def on_wake_again(state: Listening | Hearing, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
+    """The wake word again while listening: start the listening window afresh, same turn."""
+    cancel = cmd.CancelTimer("utterance", state.turn) if isinstance(state, Hearing) else None
+    nxt, ctx, out = _open_listening(ctx, state.turn, now)
+    return nxt, ctx, ((cancel, *out) if cancel else out)
+
+
+def on_speech_started(state: Listening, ctx: Context, event: ev.SpeechStarted, now: int) -> Outcome:
+    start = max(event.onset_sample - ctx.config.preroll_samples, state.opened_at_sample)
+    due = now + ctx.config.max_utterance_samples
+    hearing = Hearing(state.turn, start, state.opened_at_sample)
+    return hearing, ctx, (cmd.CancelTimer("listen", state.turn), cmd.StartTimer("utterance", state.turn, due))
+
+
+def on_speech_ended(state: Hearing, ctx: Context, event: ev.SpeechEnded, now: int) -> Outcome:
+    if event.end_sample - state.from_sample < ctx.config.min_utterance_samples:
+        # Too short to be a request: keep listening in the same window (its timer restarts).
+        cancel = cmd.CancelTimer("utterance", state.turn)
+        nxt, ctx, out = _open_listening(ctx, state.turn, now)
+        return nxt, ctx, (cancel, *out)
+    return _transcribe(state, ctx, event.end_sample)
+
+
+def _transcribe(state: Hearing, ctx: Context, end_sample: int) -> Outcome:
+    out = (cmd.CancelTimer("utterance", state.turn), cmd.StartAsr(state.turn, state.from_sample, end_sample))
+    return Transcribing(state.turn), ctx, out
+
+
+# --------------------------------------------------------------------------------------------------- timers
+
+
+def on_timer(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
+    if event.kind == "alarm":
+        return _alarm_rang(state, ctx, event.ref)
+    if event.ref != current_turn(state):
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.ref, f"{event.kind} timer")),)
+    if event.kind == "listen" and isinstance(state, Listening):
+        return _to_idle(ctx, now)
+    if event.kind == "utterance" and isinstance(state, Hearing):
+        return _transcribe(state, ctx, now)
+    return state, ctx, (cmd.NoteIgnored(f"{event.kind} timer has no meaning in {type(state).__name__}"),)
+
+
+def _alarm_rang(state: State, ctx: Context, alarm_id: int) -> Outcome:
+    alarm = next((a for a in ctx.alarms_armed if a.alarm == alarm_id), None)
+    if alarm is None:
+        return state, ctx, (cmd.NoteIgnored(f"alarm {alarm_id} is not armed"),)
+    ctx = replace(ctx, alarms_armed=tuple(a for a in ctx.alarms_armed if a.alarm != alarm_id))
+    if isinstance(state, Idle):
+        return _announce(ctx, alarm)
+    # Busy: announce when the machine is next idle, rather than talk over the user or over itself.
+    return state, replace(ctx, alarms_due=(*ctx.alarms_due, alarm)), ()
+
+
+# -------------------------------------------------------------------------------------- transcript and reply
+
+
+def on_transcript(state: Transcribing, ctx: Context, event: ev.TranscriptReady, now: int) -> Outcome:
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "transcript")),)
+    prompt = normalise_space(event.text)
+    if not prompt:
+        return _with(_to_idle(ctx, now), cmd.NoteIgnored("empty transcript: nothing to answer"))
+    history = ctx.memory
+    ctx = _remember(ctx, Message("user", prompt))
+    return Thinking(state.turn, Reply(prompt)), ctx, (cmd.StartReply(state.turn, prompt, history),)
+
+
+def _with(outcome: Outcome, *extra: cmd.Command) -> Outcome:
+    state, ctx, out = outcome
+    return state, ctx, (*extra, *out)
+
+
+def on_reply_delta(state: Thinking | Speaking, ctx: Context, event: ev.ReplyDelta, now: int) -> Outcome:
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "reply text")),)
+    reply = replace(state.reply, text=state.reply.text + event.text)
+    sentences, cut_at = split_sentences(reply.text, reply.sentences_cut_at)
+    starts = tuple(cmd.StartTts(state.turn, reply.requested + i, s) for i, s in enumerate(sentences))
+    reply = replace(reply, sentences_cut_at=cut_at, requested=reply.requested + len(sentences))
+    return replace(state, reply=reply), ctx, starts
+
+
+def on_reply_finished(state: Thinking | Speaking, ctx: Context, event: ev.ReplyFinished, now: int) -> Outcome:
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "end of reply")),)
+    reply = state.reply
+    rest = normalise_space(reply.text[reply.sentences_cut_at :])
+    out: tuple[cmd.Command, ...] = ()
+    if rest:
+        out = (cmd.StartTts(state.turn, reply.requested, rest),)
+        reply = replace(reply, sentences_cut_at=len(reply.text), requested=reply.requested + 1)
+    reply = replace(reply, stream="closed")
+    if reply.requested == 0:
+        ctx = _remember(ctx, Message("assistant", ""))
+        return _with(_to_idle(ctx, now), *out, cmd.CommitHeard(state.turn, "", "", interrupted=False))
+    nxt: Thinking | Speaking = replace(state, reply=reply)
+    return nxt, ctx, out + _finish_if_complete(nxt)
+
+
+def on_alarm_requested(
+    state: Thinking | Speaking, ctx: Context, event: ev.AlarmRequested, now: int
+) -> Outcome:
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "timer request")),)
+    alarm = Alarm(ctx.next_alarm, event.label)
+    ctx = replace(ctx, next_alarm=ctx.next_alarm + 1, alarms_armed=(*ctx.alarms_armed, alarm))
+    due = now + event.seconds * ctx.config.rate_hz
+    return state, ctx, (cmd.StartTimer("alarm", alarm.alarm, due),)
+
+
+def on_tts_chunk(state: Thinking | Speaking, ctx: Context, event: ev.TtsChunkReady, now: int) -> Outcome:
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "speech audio")),)
+    chunk = SpokenChunk(event.seq, event.text, event.samples, event.word_end_samples)
+    reply = replace(state.reply, chunks=(*state.reply.chunks, chunk))
+    out: list[cmd.Command] = []
+    if isinstance(state, Thinking):
+        epoch, ctx = _new_epoch(ctx)
+        out.append(cmd.OpenPlayback(epoch, state.turn))
+        speaking = Speaking(state.turn, epoch, reply)
+    else:
+        speaking = replace(state, reply=reply)
+    out.append(cmd.QueuePlayback(speaking.epoch, state.turn, event.seq))
+    return speaking, ctx, (*out, *_finish_if_complete(speaking))
+
+
+def _finish_if_complete(state: Thinking | Speaking) -> Commands:
+    reply = state.reply
+    if isinstance(state, Speaking) and reply.stream == "closed" and len(reply.chunks) == reply.requested:
+        return (cmd.FinishPlayback(state.epoch),)
+    return ()
+
+
+def on_announcement_chunk(state: Announcing, ctx: Context, event: ev.TtsChunkReady, now: int) -> Outcome:
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "speech audio")),)
+    return (
+        state,
+        ctx,
+        (cmd.QueuePlayback(state.epoch, state.turn, event.seq), cmd.FinishPlayback(state.epoch)),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ playback
+
+
+def on_drained(state: Speaking | Announcing, ctx: Context, event: ev.PlaybackDrained, now: int) -> Outcome:
+    if event.epoch != state.epoch:
+        return state, ctx, (cmd.NoteIgnored(f"epoch {event.epoch} drained; current epoch is {state.epoch}"),)
+    if isinstance(state, Announcing):
+        return _to_idle(ctx, now)
+    text = spoken_text(state.reply.chunks)
+    ctx = _remember(ctx, Message("assistant", text))
+    return _with(_to_idle(ctx, now), cmd.CommitHeard(state.turn, text, text, interrupted=False))
+
+
+def on_stopped(state: State, ctx: Context, event: ev.PlaybackStopped, now: int) -> Outcome:
+    """A cut epoch faded out: commit exactly the words played before the cut (invariant 5)."""
+    cut = next((c for c in ctx.cut_replies if c.epoch == event.epoch), None)
+    if cut is None:
+        return (
+            state,
+            ctx,
+            (cmd.NoteIgnored(f"epoch {event.epoch} stopped; no reply of it awaits its heard text"),),
+        )
+    ctx = replace(ctx, cut_replies=tuple(c for c in ctx.cut_replies if c.epoch != event.epoch))
+    heard = heard_text(cut.chunks, event.played_samples)
+    ctx = _remember(ctx, Message("assistant", heard, interrupted=True))
+    return state, ctx, (cmd.CommitHeard(cut.turn, cut.full_text, heard, interrupted=True),)
+
+
+def on_stale_drain(state: State, ctx: Context, event: ev.PlaybackDrained, now: int) -> Outcome:
+    return state, ctx, (cmd.NoteIgnored(f"epoch {event.epoch} drained after it stopped being current"),)
+
+
+# ---------------------------------------------------------------------------------------------- interruption
+
+
+def on_barge_in_wake(state: State, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
+    if not ctx.config.barge_in_on_wake and isinstance(state, Speaking | Thinking | Transcribing):
+        return state, ctx, (cmd.NoteIgnored("barge-in by wake word is disabled"),)
+    ctx, out = _abandon(state, ctx)
+    turn, ctx = _new_turn(ctx)
+    return _with(_open_listening(ctx, turn, now), *out)
+
+
+def on_barge_in_speech(state: Speaking, ctx: Context, event: ev.SpeechStarted, now: int) -> Outcome:
+    if not ctx.config.barge_in_on_speech:
+        return state, ctx, (cmd.NoteIgnored("barge-in by voice activity is disabled"),)
+    ctx, out = _abandon(state, ctx)
+    turn, ctx = _new_turn(ctx)
+    start = event.onset_sample - ctx.config.preroll_samples
+    due = now + ctx.config.max_utterance_samples
+    return Hearing(turn, start, event.onset_sample), ctx, (*out, cmd.StartTimer("utterance", turn, due))
+
+
+def on_failed(state: State, ctx: Context, event: ev.EngineFailed, now: int) -> Outcome:
+    if event.turn != current_turn(state):
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, f"{event.job} failure")),)
+    ctx, out = _abandon(state, ctx)
+    return _with(_to_idle(ctx, now), *out)
+
+
+def on_stop(state: State, ctx: Context, event: ev.StopRequested, now: int) -> Outcome:
+    ctx, out = _abandon(state, ctx)
+    disarm = tuple(cmd.CancelTimer("alarm", a.alarm) for a in ctx.alarms_armed)
+    return Stopping(), replace(ctx, alarms_armed=()), (*out, *disarm)
+
+
+def on_result_without_work(state: State, ctx: Context, event: Any, now: int) -> Outcome:
+    """A turn's result reached a state that runs no such work: always a leftover of an older turn."""
+    return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, type(event).__name__)),)
+
+
+def on_job_cancelled(state: State, ctx: Context, event: ev.JobCancelled, now: int) -> Outcome:
+    return state, ctx, (cmd.NoteIgnored(f"{event.job} of turn {event.turn} acknowledged its cancel"),)
+
+
+# ---------------------------------------------------------------------------------------------------- table
+
+
+def rows(
+    states: type[State] | Iterable[type[State]],
+    events: type[ev.Event] | Iterable[type[ev.Event]],
+    handler: Handler,
+    *targets: type[State],
+    may_stay: bool = False,
+) -> dict[tuple[type[State], type[ev.Event]], Row]:
+    """Table rows for every (state, event) pair of the product.
+
+    `targets` are the states the handler may lead to; a row without targets keeps its state (stale data,
+    acknowledgements), and `may_stay` adds the source state to the targets of a row that sometimes moves.
+    """
+    state_list = [states] if isinstance(states, type) else list(states)
+    event_list = [events] if isinstance(events, type) else list(events)
+    return {
+        (s, e): Row(handler, (*targets, s) if may_stay or not targets else targets)
+        for s in state_list
+        for e in event_list
+    }
+
+
+ALL_STATES = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Announcing, Stopping)
+LIVE = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Announcing)
+NO_WORK = (Idle, Listening, Hearing, Stopping)
+TURN_RESULTS = (ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady)
+REPLY_RESULTS = TURN_RESULTS[1:]
+REPLYING = (Thinking, Speaking)
+TO_IDLE = (Idle, Announcing)  # `_to_idle` announces an alarm that rang while busy instead of resting
+
+# Read a row as: in STATE, on EVENT, HANDLER decides, leading to TARGETS. Rows without targets keep the state;
+# `may_stay` marks rows whose handler drops a stale event (wrong turn or epoch) and so may keep the state.
+TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
+    # --- the way in: wake word, then speech, then its end
+    **rows(Idle, ev.WakeDetected, on_wake_idle, Listening),
+    **rows((Listening, Hearing), ev.WakeDetected, on_wake_again, Listening),
+    **rows(Listening, ev.SpeechStarted, on_speech_started, Hearing),
+    **rows(Hearing, ev.SpeechEnded, on_speech_ended, Transcribing, Listening),
+    # --- work results of the current turn
+    **rows(Transcribing, ev.TranscriptReady, on_transcript, Thinking, *TO_IDLE, may_stay=True),
+    **rows(REPLYING, ev.ReplyDelta, on_reply_delta),
+    **rows(Thinking, ev.ReplyFinished, on_reply_finished, *TO_IDLE, may_stay=True),
+    **rows(Speaking, ev.ReplyFinished, on_reply_finished),
+    **rows(REPLYING, ev.AlarmRequested, on_alarm_requested),
+    **rows(Thinking, ev.TtsChunkReady, on_tts_chunk, Speaking, may_stay=True),
+    **rows(Speaking, ev.TtsChunkReady, on_tts_chunk),
+    **rows(Announcing, ev.TtsChunkReady, on_announcement_chunk),
+    **rows(
+        (Transcribing, Thinking, Speaking, Announcing), ev.EngineFailed, on_failed, *TO_IDLE, may_stay=True
+    ),
+    # --- results that no work of this state produces: leftovers of older turns, dropped as data
+    **rows(NO_WORK, (*TURN_RESULTS, ev.EngineFailed), on_result_without_work),
+    **rows(Transcribing, REPLY_RESULTS, on_result_without_work),
+    **rows(REPLYING, ev.TranscriptReady, on_result_without_work),
+    **rows(Announcing, TURN_RESULTS[:4], on_result_without_work),
+    # --- playback reports
+    **rows(Speaking, ev.PlaybackDrained, on_drained, *TO_IDLE, may_stay=True),
+    **rows(Announcing, ev.PlaybackDrained, on_drained, Idle, may_stay=True),
+    **rows((Idle, Listening, Hearing, Transcribing, Thinking, Stopping), ev.PlaybackDrained, on_stale_drain),
+    **rows(ALL_STATES, ev.PlaybackStopped, on_stopped),
+    # --- timers: listen window, utterance limit, user alarms (an alarm rings in Idle, waits otherwise)
+    **rows(Idle, ev.TimerFired, on_timer, Announcing, may_stay=True),
+    **rows(Listening, ev.TimerFired, on_timer, *TO_IDLE, may_stay=True),
+    **rows(Hearing, ev.TimerFired, on_timer, Transcribing, may_stay=True),
+    **rows((Transcribing, Thinking, Speaking, Announcing, Stopping), ev.TimerFired, on_timer),
+    # --- interruption
+    **rows(
+        (Transcribing, Thinking, Speaking, Announcing),
+        ev.WakeDetected,
+        on_barge_in_wake,
+        Listening,
+        may_stay=True,
+    ),
+    **rows(Speaking, ev.SpeechStarted, on_barge_in_speech, Hearing, may_stay=True),
+    # --- acknowledgements and shutdown
+    **rows(ALL_STATES, ev.JobCancelled, on_job_cancelled),
+    **rows(LIVE, ev.StopRequested, on_stop, Stopping),
+}
+
+_NOT_ADDRESSED = "speech without the wake word is not addressed to the assistant"
+_ONLY_WAKE = "only the wake word interrupts {}: speech here is the user thinking aloud or echo"
+
+IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
+    (Idle, ev.SpeechStarted): _NOT_ADDRESSED,
+    (Idle, ev.SpeechEnded): _NOT_ADDRESSED,
+    (Listening, ev.SpeechEnded): "end of speech that began before listening opened (the wake word itself)",
+    (Hearing, ev.SpeechStarted): "already hearing an utterance",
+    (Transcribing, ev.SpeechStarted): _ONLY_WAKE.format("transcription"),
+    (Transcribing, ev.SpeechEnded): _ONLY_WAKE.format("transcription"),
+    (Thinking, ev.SpeechStarted): _ONLY_WAKE.format("thinking"),
+    (Thinking, ev.SpeechEnded): _ONLY_WAKE.format("thinking"),
+    (Speaking, ev.SpeechEnded): "end of speech while speaking: only its start is an interruption signal",
+    (Announcing, ev.SpeechStarted): _ONLY_WAKE.format("an announcement"),
+    (Announcing, ev.SpeechEnded): _ONLY_WAKE.format("an announcement"),
+    (Stopping, ev.WakeDetected): "stopping: nothing new starts",
+    (Stopping, ev.SpeechStarted): "stopping: nothing new starts",
+    (Stopping, ev.SpeechEnded): "stopping: nothing new starts",
+    (Stopping, ev.StopRequested): "already stopping",
+}
+
+ILLEGAL: frozenset[tuple[type[State], type[ev.Event]]] = frozenset()
+
+
+def step(spine: Spine, event: ev.Event, now: int) -> tuple[Spine, Commands]:
+    """Decide: the next value of the machine and the commands to carry out, for `event` at sample `now`."""
+    key = (type(spine.state), type(event))
+    row = TRANSITIONS.get(key)
+    if row is not None:
+        state, ctx, out = row.handler(spine.state, spine.context, event, now)
+        return Spine(state, ctx), out
+    reason = IGNORED.get(key)
+    if reason is not None:
+        return spine, (cmd.NoteIgnored(reason),)
+    raise IllegalEvent(f"{type(event).__name__} cannot happen in {type(spine.state).__name__}")

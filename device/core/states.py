@@ -1,0 +1,171 @@
+"""States: nouns that carry their data. No behaviour hides in booleans; a phase is a state of its own.
+
+`Spine` is the whole value the machine steps: the current state plus the context that outlives states
+(conversation memory, id counters, cut replies waiting for their heard-text report, pending alarms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from device.core.memory import Message, SpokenChunk
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """The decision parameters of the machine, in samples at the device rate (the shell converts seconds)."""
+
+    rate_hz: int = 16000
+    listen_timeout_samples: int = 8 * 16000
+    """How long to wait for speech after the wake word before going back to idle."""
+    max_utterance_samples: int = 15 * 16000
+    """An utterance longer than this is cut and transcribed as it is."""
+    min_utterance_samples: int = 3200
+    """Speech shorter than this (a cough, a click) is not an utterance: keep listening."""
+    preroll_samples: int = 4800
+    """Audio before the detected onset included in the transcription (the onset detector lags the voice)."""
+    barge_in_on_wake: bool = True
+    """Whether the wake word interrupts the assistant while it speaks or thinks."""
+    barge_in_on_speech: bool = True
+    """Whether user speech (voice activity) interrupts the assistant while it speaks."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply as it streams in and is spoken: the text so far, what went to speech, what came back."""
+
+    prompt: str
+    text: str = ""
+    sentences_cut_at: int = 0
+    """Offset in `text` up to which complete sentences were sent to speech synthesis."""
+    requested: int = 0
+    """Sentences sent to speech synthesis (their seq numbers are 0..requested-1)."""
+    chunks: tuple[SpokenChunk, ...] = ()
+    """Synthesised sentences received, in seq order, all queued for playback."""
+    stream: Literal["open", "closed"] = "open"
+
+
+@dataclass(frozen=True)
+class Idle:
+    """Waiting for the wake word."""
+
+
+@dataclass(frozen=True)
+class Listening:
+    """The wake word was heard; waiting for the user to start speaking."""
+
+    turn: int
+    opened_at_sample: int
+
+
+@dataclass(frozen=True)
+class Hearing:
+    """The user is speaking; the utterance runs from `from_sample` (onset minus pre-roll)."""
+
+    turn: int
+    from_sample: int
+    opened_at_sample: int
+
+
+@dataclass(frozen=True)
+class Transcribing:
+    """The utterance is being turned into text."""
+
+    turn: int
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """The reply is streaming in; no audio of it has been synthesised yet."""
+
+    turn: int
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class Speaking:
+    """The reply plays under `epoch` while the rest may still stream in and be synthesised."""
+
+    turn: int
+    epoch: int
+    reply: Reply
+
+
+@dataclass(frozen=True)
+class Announcing:
+    """A timer rang: its announcement plays under `epoch` (not part of the conversation memory)."""
+
+    turn: int
+    epoch: int
+    alarm: int
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """The daemon is shutting down; everything was cancelled and nothing new starts."""
+
+
+State = Idle | Listening | Hearing | Transcribing | Thinking | Speaking | Announcing | Stopping
+
+STATE_TYPES: tuple[type[State], ...] = (
+    Idle,
+    Listening,
+    Hearing,
+    Transcribing,
+    Thinking,
+    Speaking,
+    Announcing,
+    Stopping,
+)
+
+
+@dataclass(frozen=True)
+class CutReply:
+    """A reply whose playback was cut; its heard text is committed when the epoch reports it stopped."""
+
+    turn: int
+    epoch: int
+    chunks: tuple[SpokenChunk, ...]
+    full_text: str
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """A user timer: armed, or rung while the assistant was busy and waiting to be announced."""
+
+    alarm: int
+    label: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """What outlives a single state."""
+
+    config: CoreConfig = field(default_factory=CoreConfig)
+    next_turn: int = 1
+    next_epoch: int = 1
+    next_alarm: int = 1
+    memory: tuple[Message, ...] = ()
+    cut_replies: tuple[CutReply, ...] = ()
+    alarms_armed: tuple[Alarm, ...] = ()
+    alarms_due: tuple[Alarm, ...] = ()
+
+
+@dataclass(frozen=True)
+class Spine:
+    """The whole value the machine steps."""
+
+    state: State = field(default_factory=Idle)
+    context: Context = field(default_factory=Context)
+
+
+def initial(config: CoreConfig) -> Spine:
+    return Spine(Idle(), Context(config=config))
+
+
+def current_turn(state: State) -> int | None:
+    """The turn whose work is running in `state`, if any."""
+    if isinstance(state, Idle | Stopping):
+        return None
+    return state.turn
