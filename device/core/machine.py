@@ -248,9 +248,7 @@ def on_reply_finished(state: Thinking | Speaking, ctx: Context, event: ev.ReplyF
     return nxt, ctx, out + _finish_if_complete(nxt)
 
 
-def on_alarm_requested(
-    state: Thinking | Speaking, ctx: Context, event: ev.AlarmRequested, now: int
-) -> Outcome:
+def on_alarm_requested(state: Thinking | Speaking, ctx: Context, event: ev.AlarmRequested, now: int) -> Outcome:
     if event.turn != state.turn:
         return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "timer request")),)
     alarm = Alarm(ctx.next_alarm, event.label)
@@ -416,9 +414,7 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows(Thinking, ev.TtsChunkReady, on_tts_chunk, Speaking, may_stay=True),
     **rows(Speaking, ev.TtsChunkReady, on_tts_chunk),
     **rows(Announcing, ev.TtsChunkReady, on_announcement_chunk),
-    **rows(
-        (Transcribing, Thinking, Speaking, Announcing), ev.EngineFailed, on_failed, *TO_IDLE, may_stay=True
-    ),
+    **rows((Transcribing, Thinking, Speaking, Announcing), ev.EngineFailed, on_failed, *TO_IDLE, may_stay=True),
     # --- results that no work of this state produces: leftovers of older turns, dropped as data
     **rows(NO_WORK, (*TURN_RESULTS, ev.EngineFailed), on_result_without_work),
     **rows(Transcribing, REPLY_RESULTS, on_result_without_work),

@@ -1,0 +1,164 @@
+"""The daemon's configuration: one TOML file, frozen dataclasses, units in every name, unknown keys refused.
+
+Every field has a default, so an empty file (or no `--config` at all) is a working configuration. The
+sections mirror the organs; `core_config()` converts the decision parameters to samples for the pure core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from device.core.states import CoreConfig
+from device.runtime.hearing import HearingConfig
+from device.tomlfile import load_dataclass
+
+RATE_HZ = 16000
+"""The device rate: every sample index, frame and model input in Spine is 16 kHz mono int16."""
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    period_ms: int = 10
+    """One audio period; the RT callback and the spine's audio step run once per period."""
+    fade_ms: float = 4.0
+    """Fade-out applied when playback is cut (no click); must fit in one period."""
+
+    def validate(self) -> str | None:
+        if not 5 <= self.period_ms <= 40:
+            return f"`period_ms` must be 5..40, got {self.period_ms}"
+        if not 0.5 <= self.fade_ms <= self.period_ms:
+            return f"`fade_ms` must be 0.5..period_ms ({self.period_ms}), got {self.fade_ms}"
+        return None
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    dir: Path | None = None
+    """Where `spine models fetch` put the models; default $SPINE_MODELS_DIR or ~/.local/share/spine/models."""
+
+
+@dataclass(frozen=True)
+class WakeConfig:
+    model: Literal["hey_jarvis", "alexa", "hey_mycroft", "hey_rhasspy"] = "hey_jarvis"
+    """Pretrained openWakeWord head (CC BY-NC-SA 4.0); use `custom_model_path` for your own."""
+    custom_model_path: Path | None = None
+    """An openWakeWord ONNX head of your own (e.g. trained with openWakeWord's notebook); overrides `model`."""
+    threshold: float = 0.5
+    refractory_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    on_threshold: float = 0.5
+    off_threshold: float = 0.35
+    start_s: float = 0.2
+    """Speech this long (consecutive) starts an utterance."""
+    end_silence_s: float = 0.7
+    """Silence this long ends an utterance."""
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    timeout_s: float = 8.0
+    """After the wake word, wait this long for speech before going back to idle."""
+    max_utterance_s: float = 15.0
+    min_utterance_s: float = 0.2
+    preroll_s: float = 0.3
+
+
+@dataclass(frozen=True)
+class BargeInConfig:
+    wake: bool = True
+    """The wake word interrupts the assistant while it transcribes, thinks or speaks."""
+    speech: bool = True
+    """User speech interrupts the assistant while it speaks (keep the echo low until AEC is on)."""
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    voice: str = "en_US-joe-medium"
+    """Piper voice file stem under the models dir's tts/ folder."""
+
+
+@dataclass(frozen=True)
+class ReplyConfig:
+    backend: Literal["local"] = "local"
+    token_interval_ms: float = 20.0
+    """The local responder streams one word per interval, as an LLM would."""
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """How the simulated room runs (`spine demo`). Costs model the jobs in virtual time (measured on x86)."""
+
+    asr_fixed_ms: float = 80.0
+    asr_rtf: float = 0.15
+    """ASR time per second of audio."""
+    tts_fixed_ms: float = 30.0
+    tts_rtf: float = 0.06
+    """TTS time per second of synthesised audio."""
+    reply_first_token_ms: float = 40.0
+    cancel_ack_ms: float = 10.0
+    idle_tail_s: float = 3.0
+    """With no `duration_s`, stop once the script is done and the assistant has been idle this long."""
+    max_duration_s: float = 600.0
+    """A scene never runs longer than this (a stuck assistant ends the run instead of hanging it)."""
+    start_time: str = "2026-11-25T09:41:00"
+    """Local time of day at the scene's start in virtual time (so the time skill answers the same each run)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    wake: WakeConfig = field(default_factory=WakeConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    listen: ListenConfig = field(default_factory=ListenConfig)
+    barge_in: BargeInConfig = field(default_factory=BargeInConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    tts: TtsConfig = field(default_factory=TtsConfig)
+    reply: ReplyConfig = field(default_factory=ReplyConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
+
+    @property
+    def period_samples(self) -> int:
+        return RATE_HZ * self.audio.period_ms // 1000
+
+
+def load_config(path: Path | None) -> Config:
+    return Config() if path is None else load_dataclass(Config, path)
+
+
+def samples(seconds: float) -> int:
+    return round(seconds * RATE_HZ)
+
+
+def core_config(config: Config) -> CoreConfig:
+    return CoreConfig(
+        rate_hz=RATE_HZ,
+        listen_timeout_samples=samples(config.listen.timeout_s),
+        max_utterance_samples=samples(config.listen.max_utterance_s),
+        min_utterance_samples=samples(config.listen.min_utterance_s),
+        preroll_samples=samples(config.listen.preroll_s),
+        barge_in_on_wake=config.barge_in.wake,
+        barge_in_on_speech=config.barge_in.speech,
+    )
+
+
+def hearing_config(config: Config) -> HearingConfig:
+    return HearingConfig(
+        wake_model=config.wake.model if config.wake.custom_model_path is None else config.wake.custom_model_path.stem,
+        wake_threshold=config.wake.threshold,
+        wake_refractory_samples=samples(config.wake.refractory_s),
+        vad_on_threshold=config.vad.on_threshold,
+        vad_off_threshold=config.vad.off_threshold,
+        start_samples=samples(config.vad.start_s),
+        end_silence_samples=samples(config.vad.end_silence_s),
+    )

@@ -1,0 +1,88 @@
+"""The executor: carries out the spine's commands. It maps each command to one action and decides nothing.
+
+| command        | action                                                          |
+|----------------|-----------------------------------------------------------------|
+| StartTimer     | arm the timer (replacing one with the same key)                 |
+| CancelTimer    | disarm it                                                       |
+| StartAsr       | run speech to text on the captured mic slice                    |
+| StartReply     | run the reply backend                                           |
+| StartTts       | synthesise one sentence                                         |
+| OpenPlayback   | open the epoch at the playback gate                             |
+| QueuePlayback  | move the synthesised audio (turn, seq) into the open epoch      |
+| FinishPlayback | tell the gate nothing more comes for the epoch                  |
+| CutPlayback    | fade the epoch out and drop the rest                            |
+| CancelTurn     | cancel every job of the turn and drop its unplayed audio        |
+| CommitHeard    | nothing here: the log holds it; memory lives in the core        |
+| NoteIgnored    | nothing here: the log holds it                                  |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+from device.core import commands as cmd
+from device.runtime.capture import CaptureHistory
+from device.runtime.jobs import Job
+from device.runtime.playback import PlaybackGate
+from device.runtime.timers import Timers
+from device.runtime.work import AudioStore, Costs, Responder, Synthesiser, Transcriber, asr_job, reply_job, tts_job
+
+
+class Runner(Protocol):
+    def start(self, job: Job, now: int) -> None: ...
+    def cancel_turn(self, turn: int, now: int) -> None: ...
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        runner: Runner,
+        gate: PlaybackGate,
+        timers: Timers,
+        capture: CaptureHistory,
+        asr: Transcriber,
+        tts: Synthesiser,
+        respond: Responder,
+        local_time: Callable[[int], datetime],
+        costs: Costs,
+    ) -> None:
+        self._runner, self._gate, self._timers, self._capture = runner, gate, timers, capture
+        self._asr, self._tts, self._respond, self._local_time, self._costs = asr, tts, respond, local_time, costs
+        self.store = AudioStore()
+
+    def execute(self, commands: tuple[cmd.Command, ...], now: int) -> None:
+        for command in commands:
+            self._one(command, now)
+
+    def _one(self, command: cmd.Command, now: int) -> None:
+        match command:
+            case cmd.StartTimer(kind, ref, due):
+                self._timers.arm(kind, ref, due)
+            case cmd.CancelTimer(kind, ref):
+                self._timers.cancel(kind, ref)
+            case cmd.StartAsr(turn, start, end):
+                audio = self._capture.slice(start, end)
+                self._runner.start(asr_job(turn, audio, self._asr, self._costs), now)
+            case cmd.StartReply(turn, prompt, history):
+                job = reply_job(turn, prompt, history, self._respond, self._local_time(now), self._costs)
+                self._runner.start(job, now)
+            case cmd.StartTts(turn, seq, text):
+                self._runner.start(tts_job(turn, seq, text, self._tts, self.store, self._costs), now)
+            case cmd.OpenPlayback(epoch, _turn):
+                self._gate.open(epoch)
+            case cmd.QueuePlayback(epoch, turn, seq):
+                speech = self.store.take(turn, seq)
+                if speech is not None:
+                    self._gate.queue(epoch, speech)
+            case cmd.FinishPlayback(epoch):
+                self._gate.finish(epoch)
+            case cmd.CutPlayback(epoch):
+                self._gate.cut(epoch)
+            case cmd.CancelTurn(turn):
+                self._runner.cancel_turn(turn, now)
+                self.store.drop_turn(turn)
+            case cmd.CommitHeard() | cmd.NoteIgnored():
+                pass

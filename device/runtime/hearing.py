@@ -1,0 +1,140 @@
+"""Hearing: mic frames in, facts out (`WakeDetected`, `SpeechStarted`, `SpeechEnded`). Runs on the FSM thread.
+
+The mic arrives in periods (10 ms); the models want their own frame sizes (Silero 512 samples = 32 ms,
+openWakeWord 1280 samples = 80 ms), so each has its own accumulator. Hearing reports facts only: whether a
+fact matters in the current state is the spine's decision.
+
+The endpointer turns voice probabilities into utterance boundaries with hysteresis: speech starts after
+`start_samples` of consecutive chunks at or above `on_threshold`, and ends after `end_silence_samples` of
+consecutive chunks below `off_threshold`. A wake detection resets it, so an utterance that follows the wake
+word in one breath starts after the wake word instead of including it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from device.core.events import Event, SpeechEnded, SpeechStarted, WakeDetected
+
+Audio = npt.NDArray[np.int16]
+
+
+class VoiceProbability(Protocol):
+    CHUNK_SAMPLES: int
+
+    def probability(self, chunk: Audio) -> float: ...
+    def reset(self) -> None: ...
+
+
+class WakeScorer(Protocol):
+    FRAME_SAMPLES: int
+
+    def score(self, frame: Audio) -> float: ...
+    def reset(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class HearingConfig:
+    wake_model: str = "hey_jarvis"
+    wake_threshold: float = 0.5
+    wake_refractory_samples: int = 16000
+    """After a detection, ignore the wake word this long (the score stays high for a few frames)."""
+    vad_on_threshold: float = 0.5
+    vad_off_threshold: float = 0.35
+    start_samples: int = 3200
+    end_silence_samples: int = 11200
+
+
+class Endpointer:
+    """Voice probability per chunk -> speech start/end events (pure: no models, no clock)."""
+
+    def __init__(self, config: HearingConfig) -> None:
+        self._config = config
+        self.reset()
+
+    def reset(self) -> None:
+        self._speaking = False
+        self._run_start: int | None = None  # first sample of the current run of on (or off) chunks
+
+    def push(self, probability: float, chunk_start: int, chunk_samples: int) -> Event | None:
+        config = self._config
+        if not self._speaking:
+            if probability < config.vad_on_threshold:
+                self._run_start = None
+                return None
+            if self._run_start is None:
+                self._run_start = chunk_start
+            if chunk_start + chunk_samples - self._run_start >= config.start_samples:
+                self._speaking, onset, self._run_start = True, self._run_start, None
+                return SpeechStarted(onset)
+            return None
+        if probability >= config.vad_off_threshold:
+            self._run_start = None
+            return None
+        if self._run_start is None:
+            self._run_start = chunk_start
+        if chunk_start + chunk_samples - self._run_start >= config.end_silence_samples:
+            self._speaking, end, self._run_start = False, self._run_start, None
+            return SpeechEnded(end)
+        return None
+
+
+class _Framer:
+    """Collects periods into fixed-size model frames, remembering the sample index of each frame's start."""
+
+    def __init__(self, frame_samples: int) -> None:
+        self._size = frame_samples
+        self._buffer = np.zeros(0, np.int16)
+        self._start = 0
+
+    def push(self, audio: Audio, start_sample: int) -> list[tuple[int, Audio]]:
+        if not len(self._buffer):
+            self._start = start_sample
+        self._buffer = np.concatenate([self._buffer, audio])
+        frames = []
+        while len(self._buffer) >= self._size:
+            frames.append((self._start, self._buffer[: self._size]))
+            self._buffer = self._buffer[self._size :]
+            self._start += self._size
+        return frames
+
+
+class Hearing:
+    def __init__(self, vad: VoiceProbability, wake: WakeScorer, config: HearingConfig) -> None:
+        self._vad, self._wake, self._config = vad, wake, config
+        self._endpointer = Endpointer(config)
+        self._vad_frames = _Framer(vad.CHUNK_SAMPLES)
+        self._wake_frames = _Framer(wake.FRAME_SAMPLES)
+        self._wake_quiet_until = 0
+        self.last_vad_probability = 0.0
+        self.last_wake_score = 0.0
+
+    def hear(self, period: Audio, start_sample: int) -> list[Event]:
+        """Process one period of mic audio starting at `start_sample`; return the facts it revealed."""
+        facts: list[Event] = []
+        for frame_start, frame in self._wake_frames.push(period, start_sample):
+            detection = self._score_wake(frame, frame_start)
+            if detection is not None:
+                facts.append(detection)
+        for chunk_start, chunk in self._vad_frames.push(period, start_sample):
+            self.last_vad_probability = self._vad.probability(chunk)
+            fact = self._endpointer.push(self.last_vad_probability, chunk_start, len(chunk))
+            if fact is not None:
+                facts.append(fact)
+        return facts
+
+    def _score_wake(self, frame: Audio, frame_start: int) -> WakeDetected | None:
+        score = self._wake.score(frame)
+        self.last_wake_score = score
+        frame_end = frame_start + len(frame)
+        if score < self._config.wake_threshold or frame_end < self._wake_quiet_until:
+            return None
+        self._wake_quiet_until = frame_end + self._config.wake_refractory_samples
+        self._wake.reset()
+        self._endpointer.reset()
+        # Rounded so the log is stable and readable; the decision used the exact score.
+        return WakeDetected(self._config.wake_model, round(float(score), 3), frame_end)

@@ -1,0 +1,110 @@
+"""The scene format: the room's acoustics and what the user says, and when (documented in docs/scenes.md).
+
+A scene is a TOML file with a `[room]` table, any number of `[[say]]` entries and an optional `duration_s`.
+Other people write scenes, so this format is kept stable: add keys with defaults, never change a meaning.
+Times are in seconds of the scene's own sample clock, never wall-clock time.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from device.tomlfile import load_dataclass, loads_dataclass
+
+# What the assistant did that an `after` utterance waits for: it started speaking, or it fell silent.
+Trigger = Literal["speaking", "silent"]
+
+
+@dataclass(frozen=True)
+class RoomSpec:
+    """The acoustic path from the assistant's speaker back into its microphone, and the room's noise.
+
+    echo_delay_ms: speaker-to-microphone delay (sound flight plus converter latency), milliseconds.
+    echo_gain_db: level of the echo relative to the speaker signal, dB (negative: quieter).
+    rt60_s: reverberation time, seconds for the room's echo to decay by 60 dB.
+    noise_dbfs: RMS level of the room's white noise, dB relative to full scale (32768).
+    seed: seed of the random room impulse response and noise; same seed, same samples.
+    """
+
+    echo_delay_ms: float = 40.0
+    echo_gain_db: float = -30.0
+    rt60_s: float = 0.3
+    noise_dbfs: float = -60.0
+    seed: int = 0
+
+    def validate(self) -> str | None:
+        if not 0.0 <= self.echo_delay_ms <= 1000.0:
+            return f"`echo_delay_ms` must be between 0 and 1000, got {self.echo_delay_ms}"
+        if self.echo_gain_db > 20.0:
+            return f"`echo_gain_db` must be at most 20 (dB), got {self.echo_gain_db}"
+        # Bounded so the impulse response (1.5 x RT60 long) keeps the per-frame cost small.
+        if not 0.01 <= self.rt60_s <= 2.0:
+            return f"`rt60_s` must be between 0.01 and 2.0, got {self.rt60_s}"
+        if self.noise_dbfs > 0.0:
+            return f"`noise_dbfs` must be at most 0 (full scale), got {self.noise_dbfs}"
+        return None
+
+
+@dataclass(frozen=True)
+class Say:
+    """One utterance of the scripted user.
+
+    text: what the user says (spoken by espeak-ng).
+    voice: espeak-ng voice, e.g. "en-us", "en-gb", "en-us+f3" (`espeak-ng --voices` lists them).
+    gain_db: the user's level relative to full-scale espeak-ng output, dB.
+    at_s: start time, seconds from the scene start; or instead
+    after: start when the assistant next starts "speaking" or falls "silent" after the previous utterance
+        ended, plus `delay_s` seconds.
+    """
+
+    text: str
+    voice: str = "en-us"
+    gain_db: float = 0.0
+    at_s: float | None = None
+    after: Trigger | None = None
+    delay_s: float = 0.0
+
+    def validate(self) -> str | None:
+        if not self.text.strip():
+            return "`text` must not be empty"
+        if (self.at_s is None) == (self.after is None):
+            return 'give exactly one of `at_s` (seconds from the scene start) or `after` ("speaking" or "silent")'
+        if self.at_s is not None and self.at_s < 0.0:
+            return f"`at_s` must be at least 0, got {self.at_s}"
+        if self.delay_s < 0.0:
+            return f"`delay_s` must be at least 0, got {self.delay_s}"
+        if self.at_s is not None and self.delay_s != 0.0:
+            return "`delay_s` only applies with `after`; with `at_s`, put the time in `at_s`"
+        return None
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A whole scene: the room, the user's utterances in order, and how long to run (None: until done)."""
+
+    room: RoomSpec = field(default_factory=RoomSpec)
+    say: tuple[Say, ...] = ()
+    duration_s: float | None = None
+
+    def validate(self) -> str | None:
+        if self.duration_s is not None and self.duration_s <= 0.0:
+            return f"`duration_s` must be more than 0, got {self.duration_s}"
+        return None
+
+
+DEFAULT_SCENE_NAME = "default_scene.toml"
+
+
+def default_scene_text() -> str:
+    """The built-in default scene, as shipped in the package (scenes/default.toml is a copy)."""
+    return importlib.resources.files("device").joinpath("data", DEFAULT_SCENE_NAME).read_text(encoding="utf-8")
+
+
+def load_scene(path: Path | None) -> Scene:
+    """Load a scene file, or the built-in default scene when `path` is None; errors are `UserError`s."""
+    if path is None:
+        return loads_dataclass(Scene, default_scene_text(), f"<built-in {DEFAULT_SCENE_NAME}>")
+    return load_dataclass(Scene, path)
