@@ -1,0 +1,162 @@
+"""The `spine` command line. Each command is a thin shell over a module; errors a user can fix are one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from device import __version__
+from device.errors import UserError
+from device.models.cli import add_models_command
+
+DEMO_HELP = """\
+Run the whole assistant in a simulated room: a virtual sound card whose speaker echoes back into the mic,
+and a scripted user voiced by espeak-ng. Uses the real models. Writes, into --out:
+  events.jsonl  every event and decision (replay it with `spine replay`)
+  mic.wav, speaker.wav   what the mic heard and what the speaker played (16 kHz)
+  summary.json  transcripts, replies, what was heard, latencies, barge-ins, cutoff, stale audio
+  timeline.png  waveforms with state bands and event marks
+"""
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from device.config import load_config
+    from device.sim.demo import demo
+    from device.sim.scene import load_scene
+
+    config = load_config(args.config)
+    scene = load_scene(args.scene)
+    name = str(args.scene) if args.scene else "built-in default"
+    began = time.perf_counter()
+    summary = demo(config, scene, name, args.out, args.clock)
+    from device.runtime.eventlog import read_log
+    from device.timeline import lines
+
+    for line in lines(read_log(args.out / "events.jsonl").steps):
+        print(line)
+    _render_plot(args.out)
+    print()
+    print(_digest(summary, time.perf_counter() - began, args.out))
+    return 0
+
+
+def _render_plot(out: Path) -> None:
+    try:
+        from device.sim.plot import render_timeline
+    except ImportError:  # the picture is a convenience; the run's facts are in the files already written
+        return
+    render_timeline(out)
+
+
+def _digest(summary: dict[str, object], wall_s: float, out: Path) -> str:
+    turns = summary["turns"]
+    assert isinstance(turns, list)
+    rows = [f"Scene done in {wall_s:.1f}s wall time ({summary['duration_s']}s of audio, {summary['clock']} clock)."]
+    for turn in turns:
+        rows.append(
+            f"  turn {turn['turn']}: heard user {turn['transcript']!r} (WER {turn['wer']:.0%}); "
+            f"{'INTERRUPTED, user heard' if turn['interrupted'] else 'said'} {turn['heard_text'][:60]!r}"
+        )
+    rows.append(
+        f"  barge-ins {len(summary['barge_ins'])} (false {summary['false_barge_ins']}), "  # type: ignore[arg-type]
+        f"cutoff {summary['cutoff_max_samples_after_decision']} samples after decision "
+        f"(period {summary['period_samples']}), stale samples {summary['stale_samples_played']}, "
+        f"leaks {summary['leaks']}, xruns {summary['xruns']}"
+    )
+    rows.append(f"  files in {out}/: events.jsonl mic.wav speaker.wav summary.json timeline.png")
+    return "\n".join(rows)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from device.replay import replay
+    from device.timeline import lines
+
+    steps, mismatches = replay(args.log)
+    if not args.quiet:
+        for line in lines(steps):
+            print(line)
+    for mismatch in mismatches[:10]:
+        print(f"{args.log}:{mismatch.line}: recorded {mismatch.recorded}\n    recomputed {mismatch.recomputed}")
+    verdict = "differs" if mismatches else "reproduced"
+    print(f"replay: {len(steps)} steps, {len(mismatches)} differing: {verdict}", file=sys.stderr)
+    return 1 if mismatches else 0
+
+
+def _cmd_fsm(args: argparse.Namespace) -> int:
+    from device.core import chart
+
+    if not args.check:
+        print(chart.mermaid(), end="")
+        return 0
+    report = chart.check()
+    for name in report.unclassified:
+        print(f"unclassified pair (neither handled, ignored nor illegal): {name}")
+    for name in report.classified_twice:
+        print(f"pair in more than one table: {name}")
+    for name in report.unreachable:
+        print(f"unreachable state: {name}")
+    if report.ok:
+        print("fsm: every (state, event) pair is classified and every state is reachable")
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spine",
+        description="Spine: an on-device voice assistant that can be interrupted at any moment.",
+        epilog="Start with `spine models fetch`, then `spine demo`. Each command has its own --help.",
+    )
+    parser.add_argument("--version", action="version", version=f"spine {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", help="run a conversation in the simulated room", description=DEMO_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    demo.add_argument("--config", type=Path, help="configuration TOML (default: built-in defaults)")
+    demo.add_argument("--scene", type=Path, help="scene TOML (default: the built-in scene; see docs/scenes.md)")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="output directory (default: out/demo)")
+    demo.add_argument(
+        "--clock", choices=("virtual", "wall"), default="virtual",
+        help="virtual: as fast as possible and reproducible (default); wall: paced in real time",
+    )  # fmt: skip
+    demo.set_defaults(func=_cmd_demo)
+
+    replay = sub.add_parser(
+        "replay", help="re-run the state machine over an event log and check it decides the same",
+        description="Re-run the pure core over LOG, print a readable timeline, and exit 1 if any recomputed "
+        "state or command differs from the recorded one.",
+    )  # fmt: skip
+    replay.add_argument("log", type=Path, metavar="LOG", help="an events.jsonl written by `spine demo`")
+    replay.add_argument("--quiet", action="store_true", help="print only the verdict")
+    replay.set_defaults(func=_cmd_replay)
+
+    fsm = sub.add_parser("fsm", help="print the state machine as a Mermaid diagram, or check it")
+    fsm.add_argument(
+        "--check", action="store_true",
+        help="verify every (state, event) pair is handled, ignored with a reason, or illegal, and every state "
+        "is reachable",
+    )  # fmt: skip
+    fsm.set_defaults(func=_cmd_fsm)
+
+    add_models_command(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except UserError as error:
+        print(f"spine: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

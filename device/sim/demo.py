@@ -1,0 +1,237 @@
+"""`spine demo`: the whole daemon in the simulated room, with the real models.
+
+The same core, executor, hearing and jobs as the daemon; only the sound card is virtual. Two clocks:
+* virtual (default): the card advances one period at a time as fast as the machine allows; jobs finish after
+  their modelled cost (`[sim]` in the config). The same scene gives a byte-identical `events.jsonl`.
+* wall: the card is paced in real time by its own thread, jobs run on worker threads and take what they take.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import wave
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from device.config import RATE_HZ, Config, core_config, hearing_config, samples
+from device.core.events import Event, StopRequested
+from device.core.states import Idle, initial
+from device.organs import Engines, load_engines
+from device.reply.local import respond
+from device.runtime.capture import CaptureHistory
+from device.runtime.eventlog import EventLog, read_log
+from device.runtime.executor import Executor, Runner
+from device.runtime.hearing import Hearing
+from device.runtime.jobs import ThreadRunner, VirtualRunner
+from device.runtime.loop import Inbox, SpineLoop
+from device.runtime.playback import PlaybackGate
+from device.runtime.timers import Timers
+from device.runtime.work import Costs
+from device.sim.card import VirtualCard
+from device.sim.scene import Scene
+from device.sim.summary import summarise
+
+ClockKind = Literal["virtual", "wall"]
+CAPTURE_HISTORY_S = 60
+
+
+@dataclass
+class Run:
+    """What a finished run leaves behind for the summary."""
+
+    card: VirtualCard
+    end_sample: int
+    xruns: int
+    wall_time_s: float
+
+
+def costs_of(config: Config) -> Costs:
+    sim = config.sim
+    return Costs(
+        asr_fixed_samples=samples(sim.asr_fixed_ms / 1000),
+        asr_rtf=sim.asr_rtf,
+        tts_fixed_samples=samples(sim.tts_fixed_ms / 1000),
+        tts_rtf=sim.tts_rtf,
+        first_token_samples=samples(sim.reply_first_token_ms / 1000),
+        token_samples=samples(config.reply.token_interval_ms / 1000),
+    )
+
+
+class Rig:
+    """The daemon's parts wired together around one inbox (shared by both clocks)."""
+
+    def __init__(self, config: Config, scene: Scene, engines: Engines, log_path: Path, runner_kind: ClockKind):
+        self.config = config
+        self.period = config.period_samples
+        self.inbox = Inbox()
+        self.gate = PlaybackGate(samples(config.audio.fade_ms / 1000), self.inbox.post)
+        self.timers = Timers()
+        self.capture = CaptureHistory(CAPTURE_HISTORY_S * RATE_HZ)
+        self.hearing = Hearing(engines.vad, engines.wake, hearing_config(config))
+        self.runner: VirtualRunner | ThreadRunner = (
+            VirtualRunner(samples(config.sim.cancel_ack_ms / 1000))
+            if runner_kind == "virtual"
+            else ThreadRunner(self.inbox.post, RATE_HZ)
+        )
+        self.log = EventLog(log_path, core_config(config))
+        runner: Runner = self.runner
+        self.executor = Executor(
+            runner=runner,
+            gate=self.gate,
+            timers=self.timers,
+            capture=self.capture,
+            asr=engines.asr,
+            tts=engines.tts,
+            respond=respond,
+            local_time=self._local_time_factory(runner_kind),
+            costs=costs_of(config),
+        )
+        self.loop = SpineLoop(initial(core_config(config)), self.log, self.executor)
+        self.card = VirtualCard(self.gate, scene, RATE_HZ, capacity_samples=120 * RATE_HZ)
+        self._idle_since: int | None = None
+
+    def _local_time_factory(self, kind: ClockKind) -> Callable[[int], datetime]:
+        if kind == "wall":
+            return lambda _now: datetime.now()
+        start = datetime.fromisoformat(self.config.sim.start_time)
+        return lambda now: start + timedelta(seconds=now / RATE_HZ)
+
+    def hear(self, mic: npt.NDArray[np.int16], start: int) -> list[Event]:
+        self.capture.append(mic)
+        return self.hearing.hear(mic, start)
+
+    def finished(self, now: int, scene: Scene) -> bool:
+        """The scene's end: its duration, or the script done and the assistant idle for a while."""
+        sim = self.config.sim
+        if now >= samples(scene.duration_s if scene.duration_s is not None else sim.max_duration_s):
+            return True
+        if scene.duration_s is not None:
+            return False
+        quiet = (
+            isinstance(self.loop.state, Idle)
+            and self.card.player.done(now)
+            and not self.gate.busy()
+            and self.timers.armed() == 0
+            and (not isinstance(self.runner, VirtualRunner) or self.runner.idle())
+        )
+        if not quiet:
+            self._idle_since = None
+            return False
+        if self._idle_since is None:
+            self._idle_since = now
+        return now - self._idle_since >= samples(sim.idle_tail_s)
+
+    def stop(self, now: int) -> None:
+        self.loop.handle(StopRequested("end of scene"), now)
+        if isinstance(self.runner, ThreadRunner):
+            self.runner.stop()
+        self.log.close()
+
+
+def run_virtual(rig: Rig, scene: Scene) -> Run:
+    began = time.perf_counter()
+    now = 0
+    while not rig.finished(now, scene):
+        start = now
+        mic = rig.card.tick(start, rig.period)
+        now = start + rig.period
+        pending = rig.inbox.drain() + rig.hear(mic, start)
+        while True:
+            assert isinstance(rig.runner, VirtualRunner)
+            pending += rig.runner.pop_due(now) + list(rig.timers.pop_due(now))
+            if not pending:
+                break
+            for event in pending:
+                rig.loop.handle(event, now)
+            pending = rig.inbox.drain()
+    rig.stop(now)
+    return Run(rig.card, now, xruns=0, wall_time_s=time.perf_counter() - began)
+
+
+def run_wall(rig: Rig, scene: Scene) -> Run:
+    """The card paces itself in real time on its own thread; this thread is the FSM thread."""
+    began = time.perf_counter()
+    captured: deque[tuple[int, npt.NDArray[np.int16]]] = deque()
+    stop = threading.Event()
+    xruns = [0]
+    position = [0]
+    period_s = rig.period / RATE_HZ
+
+    def card_thread() -> None:
+        deadline = time.monotonic()
+        while not stop.is_set():
+            start = position[0]
+            captured.append((start, rig.card.tick(start, rig.period)))
+            position[0] = start + rig.period
+            deadline += period_s
+            lag = deadline - time.monotonic()
+            if lag > 0:
+                time.sleep(lag)
+            elif -lag > period_s:  # a whole period late: a real device would have under- or overrun
+                xruns[0] += 1
+                deadline = time.monotonic()
+
+    thread = threading.Thread(target=card_thread, name="spine-card", daemon=True)
+    thread.start()
+    try:
+        while not rig.finished(position[0], scene):
+            while captured:
+                start, mic = captured.popleft()
+                for fact in rig.hear(mic, start):
+                    rig.loop.handle(fact, position[0])
+            for event in rig.inbox.drain() + list(rig.timers.pop_due(position[0])):
+                rig.loop.handle(event, position[0])
+            arrived = rig.inbox.wait(period_s / 2)
+            if arrived is not None:
+                rig.loop.handle(arrived, position[0])
+    finally:
+        stop.set()
+        thread.join()
+    rig.stop(position[0])
+    return Run(rig.card, position[0], xruns=xruns[0], wall_time_s=time.perf_counter() - began)
+
+
+def write_wav(path: Path, audio: npt.NDArray[np.int16]) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE_HZ)
+        out.writeframes(audio.astype("<i2").tobytes())
+
+
+def demo(config: Config, scene: Scene, scene_name: str, out_dir: Path, clock: ClockKind) -> dict[str, Any]:
+    """Run a scene end to end and write events.jsonl, mic.wav, speaker.wav, summary.json, timeline.png."""
+    engines = load_engines(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rig = Rig(config, scene, engines, out_dir / "events.jsonl", clock)
+    run = run_virtual(rig, scene) if clock == "virtual" else run_wall(rig, scene)
+    card = run.card
+    write_wav(out_dir / "mic.wav", card.mic[: run.end_sample])
+    write_wav(out_dir / "speaker.wav", card.speaker[: run.end_sample])
+    steps = read_log(out_dir / "events.jsonl").steps
+    summary: dict[str, Any] = {
+        "clock": clock,
+        "scene": scene_name,
+        "duration_s": round(run.end_sample / RATE_HZ, 3),
+        "wall_time_s": round(run.wall_time_s, 2),
+        **summarise(
+            steps,
+            card.player.started,
+            card.epochs[: run.end_sample],
+            config.period_samples,
+            wake_phrase=config.wake.model.replace("_", " "),
+            xruns=run.xruns,
+            underrun_samples=rig.gate.underrun_samples,
+        ),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary

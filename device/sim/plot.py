@@ -1,0 +1,401 @@
+"""`timeline.png`: one picture of a simulated run, read from the files `spine demo` leaves in its output dir.
+
+Four panels share the time axis (seconds): the microphone with the user's ground-truth utterances, the
+speaker with every barge-in cut, the machine's state over time, and the events that drove it (wake word,
+speech onset/end, transcripts, what the user heard of each reply). Someone who never read the log should
+see from it when the user spoke, what the device did about it, and how fast it stopped talking.
+
+Inputs (all in `out_dir`): `events.jsonl` (see `device.runtime.eventlog`), `mic.wav` and `speaker.wav`
+(mono int16) and `summary.json`. The log is read as plain JSON rather than decoded into the core's
+dataclasses: the picture needs a handful of fields, and should still draw a log whose vocabulary has moved on.
+"""
+
+from __future__ import annotations
+
+import json
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from device.errors import UserError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+FIG_SIZE_IN = (16.0, 8.0)
+DPI = 110
+DEFAULT_RATE_HZ = 16000
+
+# Min/max pairs per column: more columns than the widest panel has pixels, so the envelope looks exactly
+# like the full waveform, while a 60 s run still plots ~2,400 points instead of ~a million.
+ENVELOPE_COLUMNS = 2400
+
+# Fixed colours per state, so the same state looks the same in every picture; quiet states are pale and
+# the states in which the device talks or works are saturated, which is where the eye should go.
+STATE_COLOURS: dict[str, str] = {
+    "Idle": "#e6e6e6",
+    "Listening": "#a6cee3",
+    "Hearing": "#1f78b4",
+    "Transcribing": "#b2df8a",
+    "Thinking": "#33a02c",
+    "Speaking": "#ff7f00",
+    "Announcing": "#fdbf6f",
+    "Stopping": "#e31a1c",
+}
+UNKNOWN_STATE_COLOUR = "#999999"
+
+UTTERANCE_COLOUR = "#2ca02c"
+CUT_COLOUR = "#d62728"
+LABEL_FONT_PT = 8.0
+# DejaVu Sans averages ~0.6 em per character; used to keep labels from running into each other.
+CHAR_WIDTH_EM = 0.6
+
+
+@dataclass(frozen=True)
+class Step:
+    """One logged step: the event that arrived at `t_s` and the outcome (state after it, commands)."""
+
+    t_s: float
+    event: dict[str, Any]
+    state: str
+    commands: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Wave:
+    samples: npt.NDArray[np.float32]
+    """In full-scale units: int16 divided by 32768."""
+    rate_hz: int
+
+
+@dataclass(frozen=True)
+class Run:
+    rate_hz: int
+    steps: tuple[Step, ...]
+    mic: Wave
+    speaker: Wave
+    summary: dict[str, Any]
+
+    @property
+    def duration_s(self) -> float:
+        audio_s = max(w.samples.size / w.rate_hz for w in (self.mic, self.speaker))
+        last_step_s = self.steps[-1].t_s if self.steps else 0.0
+        return max(float(self.summary.get("duration_s", 0.0)), audio_s, last_step_s, 1e-3)
+
+
+@dataclass(frozen=True)
+class Label:
+    x_s: float
+    text: str
+    colour: str = "black"
+
+
+def render_timeline(out_dir: Path) -> Path:
+    """Draw the run in `out_dir` into `out_dir / "timeline.png"` and return that path."""
+    import matplotlib
+
+    # Chosen here, not at import: importing this module must not change the backend of a caller's session.
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = load_run(out_dir)
+    fig = plt.figure(figsize=FIG_SIZE_IN, dpi=DPI)
+    try:
+        _draw(fig, run)
+        path = out_dir / "timeline.png"
+        fig.savefig(path, dpi=DPI)  # no bbox_inches="tight": the pixel size stays FIG_SIZE_IN x DPI
+    finally:
+        plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def load_run(out_dir: Path) -> Run:
+    rate_hz, steps = read_events(out_dir / "events.jsonl")
+    return Run(
+        rate_hz=rate_hz,
+        steps=steps,
+        mic=read_wave(out_dir / "mic.wav"),
+        speaker=read_wave(out_dir / "speaker.wav"),
+        summary=_read_json_object(out_dir / "summary.json"),
+    )
+
+
+def read_events(path: Path) -> tuple[int, tuple[Step, ...]]:
+    """The sample rate from the header and the steps; an event whose outcome is missing (a crash) is kept."""
+    lines = _read_text(path, "event log").splitlines()
+    if not lines:
+        raise UserError("empty event log", where=str(path))
+    header = _parse_line(path, 1, lines[0])
+    if "spine_log" not in header:
+        raise UserError("not a spine event log (header line missing)", where=f"{path}:1")
+    rate_hz = int(header.get("core_config", {}).get("rate_hz", DEFAULT_RATE_HZ))
+    steps: list[Step] = []
+    pending: tuple[int, dict[str, Any]] | None = None
+    for number, text in enumerate(lines[1:], start=2):
+        record = _parse_line(path, number, text)
+        if "event" in record:
+            if pending is not None:
+                steps.append(Step(pending[0] / rate_hz, pending[1], "?", ()))
+            pending = (int(record["t"]), record["event"])
+        elif "state" in record and pending is not None:
+            steps.append(Step(pending[0] / rate_hz, pending[1], str(record["state"]), tuple(record["commands"])))
+            pending = None
+        else:
+            raise UserError("an outcome without its event", where=f"{path}:{number}")
+    if pending is not None:
+        steps.append(Step(pending[0] / rate_hz, pending[1], "?", ()))
+    return rate_hz, tuple(steps)
+
+
+def read_wave(path: Path) -> Wave:
+    try:
+        with wave.open(str(path), "rb") as reader:
+            if reader.getsampwidth() != 2 or reader.getnchannels() != 1:
+                raise UserError("expected 16-bit mono audio", where=str(path))
+            frames = reader.readframes(reader.getnframes())
+            rate_hz = reader.getframerate()
+    except (OSError, wave.Error, EOFError) as error:
+        raise UserError(f"cannot read audio: {error}", where=str(path)) from None
+    samples = np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0
+    return Wave(samples, rate_hz)
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    return _parse_line(path, None, _read_text(path, "summary"))
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"no {what} here ({path.name} missing): run `spine demo` first", where=str(path)) from None
+    except OSError as error:
+        raise UserError(f"cannot read {what}: {error.strerror}", where=str(path)) from None
+
+
+def _parse_line(path: Path, number: int | None, text: str) -> dict[str, Any]:
+    where = f"{path}:{number}" if number is not None else str(path)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(f"not JSON: {error.msg}", where=where) from None
+    if not isinstance(value, dict):
+        raise UserError("expected a JSON object", where=where)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- shaping
+
+
+def envelope(wave_: Wave, columns: int = ENVELOPE_COLUMNS) -> tuple[npt.NDArray[np.float64], ...]:
+    """(time_s, low, high) per column: the min and max of the samples each column covers."""
+    samples = wave_.samples
+    if samples.size == 0:
+        zero = np.zeros(1)
+        return zero, zero, zero
+    per_column = max(1, -(-samples.size // columns))  # ceiling division
+    padded = np.pad(samples, (0, -samples.size % per_column), mode="edge").reshape(-1, per_column)
+    time_s = np.arange(padded.shape[0]) * per_column / wave_.rate_hz
+    return time_s, padded.min(axis=1).astype(np.float64), padded.max(axis=1).astype(np.float64)
+
+
+def state_spans(steps: tuple[Step, ...], end_s: float) -> list[tuple[float, float, str]]:
+    """(start_s, end_s, state) with neighbours of the same state merged; Idle before the first step."""
+    spans: list[tuple[float, float, str]] = []
+    current, since = "Idle", 0.0
+    for step in steps:
+        if step.state not in (current, "?"):
+            spans.append((since, step.t_s, current))
+            current, since = step.state, step.t_s
+    spans.append((since, max(end_s, since), current))
+    return [span for span in spans if span[1] > span[0]]
+
+
+def shorten(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + "…"
+
+
+def place_labels(labels: list[Label], seconds_per_char: float, rows: int) -> list[tuple[Label, int]]:
+    """Give each label the first row where it does not run into the previous one (the last row if none)."""
+    row_free_at = [float("-inf")] * rows
+    placed: list[tuple[Label, int]] = []
+    for label in sorted(labels, key=lambda item: item.x_s):
+        row = next((r for r in range(rows) if row_free_at[r] <= label.x_s), rows - 1)
+        row_free_at[row] = label.x_s + (len(label.text) + 2) * seconds_per_char
+        placed.append((label, row))
+    return placed
+
+
+# ---------------------------------------------------------------------------------------------- drawing
+
+
+def _draw(fig: Figure, run: Run) -> None:
+    grid = fig.add_gridspec(4, 1, height_ratios=[3.0, 3.0, 0.9, 2.4], hspace=0.12)
+    fig.subplots_adjust(left=0.075, right=0.985, top=0.9, bottom=0.07)
+    mic_ax = fig.add_subplot(grid[0])
+    axes = [mic_ax, *(fig.add_subplot(grid[i], sharex=mic_ax) for i in (1, 2, 3))]
+    duration_s = run.duration_s
+    mic_ax.set_xlim(0.0, duration_s)
+    seconds_per_char = _seconds_per_char(fig, mic_ax, duration_s)
+    _draw_mic(axes[0], run, seconds_per_char)
+    _draw_speaker(axes[1], run)
+    _draw_states(axes[2], run, duration_s)
+    _draw_events(axes[3], run, seconds_per_char)
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+    axes[-1].set_xlabel("time (s)")
+    for ax in axes:
+        ax.grid(axis="x", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+    fig.suptitle(_title(run), fontsize=14, y=0.975)
+
+
+def _seconds_per_char(fig: Figure, ax: Axes, duration_s: float) -> float:
+    width_px = ax.get_position().width * fig.get_figwidth() * DPI
+    char_px = LABEL_FONT_PT * CHAR_WIDTH_EM * DPI / 72.0
+    return char_px * duration_s / width_px
+
+
+def _title(run: Run) -> str:
+    clock = run.summary.get("clock", "?")
+    turns = len(run.summary.get("turns", []))
+    barge_ins = len(run.summary.get("barge_ins", []))
+    return f"Spine demo — {clock} clock — {turns} turns, {barge_ins} barge-ins — {run.duration_s:.1f} s"
+
+
+def _draw_wave(ax: Axes, wave_: Wave, colour: str, name: str) -> None:
+    time_s, low, high = envelope(wave_)
+    ax.fill_between(time_s, low, high, color=colour, linewidth=0.4, step="post")
+    # Symmetric limits with a floor: a near-silent track should look near-silent, not amplified to the rim.
+    peak = max(0.05, float(np.max(np.abs(np.concatenate((low, high))))))
+    ax.set_ylim(-1.3 * peak, 1.6 * peak)  # headroom above for the labels
+    ax.set_ylabel(name)
+    ax.set_yticks([])
+
+
+def _draw_mic(ax: Axes, run: Run, seconds_per_char: float) -> None:
+    _draw_wave(ax, run.mic, "#9fb8d0", "microphone")
+    labels = []
+    for utterance in run.summary.get("utterances", []):
+        start_s, end_s = float(utterance["start_s"]), float(utterance["end_s"])
+        ax.axvspan(start_s, end_s, color=UTTERANCE_COLOUR, alpha=0.18, linewidth=0)
+        labels.append(Label(start_s, "user: “" + shorten(str(utterance.get("text", "")), 40) + "”"))
+    for label, row in place_labels(labels, seconds_per_char, rows=2):
+        y = 0.95 - 0.11 * row
+        ax.text(label.x_s, y, label.text, transform=ax.get_xaxis_transform(), fontsize=LABEL_FONT_PT,
+                va="top", color="#1b5e20", clip_on=True)  # fmt: skip
+
+
+def _draw_speaker(ax: Axes, run: Run) -> None:
+    _draw_wave(ax, run.speaker, "#f2b27a", "speaker")
+    transform = ax.get_xaxis_transform()
+    for barge_in in run.summary.get("barge_ins", []):
+        decision_s, cut_s = float(barge_in["decision_s"]), float(barge_in["cut_s"])
+        onset_s = barge_in.get("truth_onset_s")
+        if onset_s is not None:  # dotted: when the user really started, so the gap to the cut is visible
+            ax.axvline(float(onset_s), color=CUT_COLOUR, linestyle=":", linewidth=1.0)
+        ax.axvline(decision_s, color=CUT_COLOUR, linewidth=1.4)
+        # A cut takes a few ms: widen the span to stay visible at a minute per 1,600 pixels.
+        ax.axvspan(decision_s, max(cut_s, decision_s + 0.02), color=CUT_COLOUR, alpha=0.35, linewidth=0)
+        ms = float(barge_in.get("onset_to_silence_ms", (cut_s - float(onset_s or decision_s)) * 1000.0))
+        ax.text(cut_s, 0.93, f" ✂ cut {ms:.0f} ms after onset", transform=transform, fontsize=LABEL_FONT_PT + 1,
+                color=CUT_COLOUR, va="top", fontweight="bold", clip_on=True)  # fmt: skip
+
+
+def _draw_states(ax: Axes, run: Run, duration_s: float) -> None:
+    spans = state_spans(run.steps, duration_s)
+    for start_s, end_s, state in spans:
+        colour = STATE_COLOURS.get(state, UNKNOWN_STATE_COLOUR)
+        ax.broken_barh([(start_s, end_s - start_s)], (0.0, 1.0), facecolors=colour, edgecolor="white", linewidth=0.5)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_yticks([])
+    ax.set_ylabel("state", rotation=0, ha="right", va="center")
+    _state_legend(ax, {state for _, _, state in spans})
+
+
+def _state_legend(ax: Axes, seen: set[str]) -> None:
+    from matplotlib.patches import Patch
+
+    # Every known state, in the order a turn goes through them, so the key reads like the story of a turn.
+    names = [*STATE_COLOURS, *sorted(seen - STATE_COLOURS.keys())]
+    handles = [Patch(facecolor=STATE_COLOURS.get(n, UNKNOWN_STATE_COLOUR), edgecolor="#888888", label=n) for n in names]
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(handles), fontsize=8,
+              frameon=False, borderaxespad=0.1, handlelength=1.5, columnspacing=1.2)  # fmt: skip
+
+
+# Lanes of the event panel, top to bottom; the text lanes get two rows each so neighbouring labels can stagger.
+_WAKE_Y, _SPEECH_Y, _TRANSCRIPT_Y, _HEARD_Y = 3.6, 2.8, 1.9, 0.75
+_ROW_STEP = 0.42
+
+
+def _draw_events(ax: Axes, run: Run, seconds_per_char: float) -> None:
+    _draw_wakes(ax, run)
+    _draw_speech_ticks(ax, run)
+    transcripts, heard = _event_labels(run)
+    _draw_label_lane(ax, transcripts, _TRANSCRIPT_Y, "D", seconds_per_char)
+    _draw_label_lane(ax, heard, _HEARD_Y, "s", seconds_per_char)
+    ax.set_ylim(0.0, 4.1)
+    ax.set_yticks([_WAKE_Y, _SPEECH_Y, _TRANSCRIPT_Y, _HEARD_Y], ["wake", "speech", "transcript", "heard"])
+    ax.tick_params(axis="y", length=0)
+
+
+def _draw_wakes(ax: Axes, run: Run) -> None:
+    for step in _steps_of(run, "WakeDetected"):
+        ax.plot(step.t_s, _WAKE_Y, marker="v", color="#6a3d9a", markersize=8, linestyle="none")
+        score = step.event.get("score")
+        if isinstance(score, int | float):
+            ax.text(step.t_s, _WAKE_Y, f"  {score:.2f}", fontsize=LABEL_FONT_PT, va="center", color="#6a3d9a")
+
+
+def _draw_speech_ticks(ax: Axes, run: Run) -> None:
+    # At the samples the detector reports, not at the steps: those line up with the ground truth above. A line
+    # joins each start to its end, so the lane reads as "the device believed the user spoke from here to here".
+    onsets = [_sample_s(run, step, "onset_sample") for step in _steps_of(run, "SpeechStarted")]
+    ends = [_sample_s(run, step, "end_sample") for step in _steps_of(run, "SpeechEnded")]
+    for onset_s in onsets:
+        end_s = next((e for e in ends if e >= onset_s), None)
+        if end_s is not None:
+            ax.plot([onset_s, end_s], [_SPEECH_Y, _SPEECH_Y], color="#1f78b4", linewidth=2.0, alpha=0.6)
+    style = {"linestyle": "none", "marker": "|", "markersize": 14, "markeredgewidth": 2.0, "color": "#1f78b4"}
+    ax.plot(onsets, [_SPEECH_Y] * len(onsets), **style)
+    ax.plot(ends, [_SPEECH_Y] * len(ends), **style)
+
+
+def _sample_s(run: Run, step: Step, field: str) -> float:
+    sample = step.event.get(field)
+    return sample / run.rate_hz if isinstance(sample, int) else step.t_s
+
+
+def _event_labels(run: Run) -> tuple[list[Label], list[Label]]:
+    transcripts = [
+        Label(step.t_s, "“" + shorten(str(step.event.get("text", "")), 32) + "”", "#1f4e79")
+        for step in _steps_of(run, "TranscriptReady")
+    ]
+    heard = []
+    for step in run.steps:
+        for command in step.commands:
+            if command.get("type") == "CommitHeard":
+                interrupted = bool(command.get("interrupted"))
+                text = "heard: " + shorten(str(command.get("heard_text", "")), 36) + (" (cut)" if interrupted else "")
+                heard.append(Label(step.t_s, text, CUT_COLOUR if interrupted else "#b35900"))
+    return transcripts, heard
+
+
+def _draw_label_lane(ax: Axes, labels: list[Label], lane_y: float, marker: str, seconds_per_char: float) -> None:
+    for label, row in place_labels(labels, seconds_per_char, rows=2):
+        y = lane_y + _ROW_STEP / 2 - row * _ROW_STEP
+        ax.plot(label.x_s, y, marker=marker, color=label.colour, markersize=5, linestyle="none")
+        ax.text(label.x_s, y, " " + label.text, fontsize=LABEL_FONT_PT, va="center", color=label.colour, clip_on=True)
+
+
+def _steps_of(run: Run, event_type: str) -> list[Step]:
+    return [step for step in run.steps if step.event.get("type") == event_type]

@@ -1,0 +1,233 @@
+"""What a run of the simulated room measured: `summary.json`.
+
+Sources: the event log (decisions, with their times), the virtual card (what really reached the speaker,
+sample by sample, tagged with its playback epoch) and the scene's ground truth (when the user really spoke).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from device.config import RATE_HZ
+from device.core import commands as cmd
+from device.core import events as ev
+from device.runtime.eventlog import LoggedStep
+from device.sim.card import Utterance
+
+FALSE_BARGE_IN_WINDOW_S = 2.0
+"""A cut with no user utterance sounding within this many seconds before it is a false barge-in."""
+CANCEL_DEADLINE_S = 0.5
+"""A result of a cancelled turn arriving later than this after the cancel means its job did not stop: a leak."""
+
+
+def _ms(samples: int | float) -> float:
+    return round(float(samples) * 1000 / RATE_HZ, 1)
+
+
+def _s(samples: int | float) -> float:
+    return round(float(samples) / RATE_HZ, 3)
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance over words, divided by the reference length."""
+    ref, hyp = words(reference), words(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, start=1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, start=1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return round(row[-1] / len(ref), 3)
+
+
+def strip_wake_phrase(text: str, wake_phrase: str) -> str:
+    """The part of a scripted utterance meant as the request (the wake phrase is not transcribed)."""
+    pattern = r"^\W*" + r"\W+".join(map(re.escape, wake_phrase.split())) + r"\b\W*"
+    return re.sub(pattern, "", text, flags=re.IGNORECASE)
+
+
+@dataclass
+class _Turn:
+    turn: int
+    asr_from: int = 0
+    asr_to: int = 0
+    endpoint_decided: int | None = None
+    asr_started: int | None = None
+    transcript: str | None = None
+    transcript_at: int | None = None
+    reply_started: int | None = None
+    first_text_at: int | None = None
+    first_tts_started: int | None = None
+    first_chunk_at: int | None = None
+    epoch: int | None = None
+    commit: cmd.CommitHeard | None = None
+
+
+def summarise(
+    steps: Iterable[LoggedStep],
+    utterances: list[Utterance],
+    epochs_played: np.ndarray[Any, np.dtype[np.int32]],
+    period_samples: int,
+    wake_phrase: str,
+    xruns: int,
+    underrun_samples: int,
+) -> dict[str, Any]:
+    steps = list(steps)
+    turns: dict[int, _Turn] = {}
+    cuts: list[tuple[int, int]] = []  # (decision sample, epoch)
+    cancels: dict[int, int] = {}  # turn -> sample of CancelTurn
+    leaks = 0
+    states: list[str] = ["Idle"]
+    for step in steps:
+        if step.state != states[-1] and step.state != "?":
+            states.append(step.state)
+        leaks += _late_result(step, cancels)
+        _note_event(step, turns)
+        for command in step.commands:
+            _note_command(step, command, turns, cuts, cancels)
+    turn_rows = [_turn_row(t, utterances, epochs_played, wake_phrase) for t in sorted(turns.values(), key=_key)]
+    barge_ins, false_barge_ins = _barge_ins(cuts, utterances, epochs_played)
+    after = [int(np.count_nonzero(epochs_played[decision:] == epoch)) for decision, epoch in cuts]
+    stale = [int(np.count_nonzero(epochs_played[decision + period_samples :] == epoch)) for decision, epoch in cuts]
+    return {
+        "turns": [row for row in turn_rows if row is not None],
+        "barge_ins": barge_ins,
+        "false_barge_ins": false_barge_ins,
+        "cutoff_max_samples_after_decision": max(after, default=0),
+        "period_samples": period_samples,
+        "stale_samples_played": sum(stale),
+        "leaks": leaks,
+        "xruns": xruns,
+        "underrun_samples": underrun_samples,
+        "states": states,
+        "utterances": [
+            {"text": u.text, "voice": u.voice, "start_s": _s(u.start_sample), "end_s": _s(u.end_sample)}
+            for u in utterances
+        ],
+    }
+
+
+def _key(turn: _Turn) -> int:
+    return turn.turn
+
+
+def _late_result(step: LoggedStep, cancels: dict[int, int]) -> int:
+    turn = getattr(step.event, "turn", None)
+    if turn is None or turn not in cancels or isinstance(step.event, ev.JobCancelled):
+        return 0
+    return int(step.t - cancels[turn] > CANCEL_DEADLINE_S * RATE_HZ)
+
+
+def _note_event(step: LoggedStep, turns: dict[int, _Turn]) -> None:
+    event = step.event
+    if isinstance(event, ev.TranscriptReady) and event.turn in turns and turns[event.turn].transcript is None:
+        turns[event.turn].transcript, turns[event.turn].transcript_at = event.text, step.t
+    elif isinstance(event, ev.ReplyDelta) and event.turn in turns and turns[event.turn].first_text_at is None:
+        turns[event.turn].first_text_at = step.t
+    elif isinstance(event, ev.TtsChunkReady) and event.turn in turns and turns[event.turn].first_chunk_at is None:
+        turns[event.turn].first_chunk_at = step.t
+
+
+def _note_command(
+    step: LoggedStep,
+    command: cmd.Command,
+    turns: dict[int, _Turn],
+    cuts: list[tuple[int, int]],
+    cancels: dict[int, int],
+) -> None:
+    match command:
+        case cmd.StartAsr(turn, start, end):
+            turns[turn] = _Turn(turn, start, end, endpoint_decided=step.t, asr_started=step.t)
+        case cmd.StartReply(turn):
+            if turn in turns:
+                turns[turn].reply_started = step.t
+        case cmd.StartTts(turn) if turn in turns and turns[turn].first_tts_started is None:
+            turns[turn].first_tts_started = step.t
+        case cmd.OpenPlayback(epoch, turn) if turn in turns:
+            turns[turn].epoch = epoch
+        case cmd.CommitHeard(turn) if turn in turns:
+            turns[turn].commit = command
+        case cmd.CutPlayback(epoch):
+            cuts.append((step.t, epoch))
+        case cmd.CancelTurn(turn):
+            cancels.setdefault(turn, step.t)
+
+
+def _between(start: int | None, end: int | None) -> float | None:
+    return None if start is None or end is None else _ms(end - start)
+
+
+def _turn_row(
+    turn: _Turn, utterances: list[Utterance], epochs_played: np.ndarray[Any, np.dtype[np.int32]], wake_phrase: str
+) -> dict[str, Any] | None:
+    if turn.transcript is None:
+        return None
+    spoken = _best_overlap(utterances, turn.asr_from, turn.asr_to)
+    expected = strip_wake_phrase(spoken.text, wake_phrase) if spoken else ""
+    first_audio = None
+    if turn.epoch is not None:
+        played = np.flatnonzero(epochs_played == turn.epoch)
+        first_audio = int(played[0]) if len(played) else None
+    commit = turn.commit
+    return {
+        "turn": turn.turn,
+        "said": expected,
+        "transcript": turn.transcript,
+        "wer": word_error_rate(expected, turn.transcript),
+        "reply_text": commit.reply_text if commit else "",
+        "heard_text": commit.heard_text if commit else "",
+        "interrupted": commit.interrupted if commit else True,
+        "latency_ms": {
+            "endpointing": _between(turn.asr_to, turn.endpoint_decided),
+            "asr": _between(turn.asr_started, turn.transcript_at),
+            "reply_first_text": _between(turn.reply_started, turn.first_text_at),
+            "tts_first_chunk": _between(turn.first_tts_started, turn.first_chunk_at),
+        },
+        "endpoint_to_first_audio_ms": _between(turn.endpoint_decided, first_audio),
+        "speech_end_to_first_audio_ms": _between(spoken.end_sample if spoken else None, first_audio),
+    }
+
+
+def _best_overlap(utterances: list[Utterance], start: int, end: int) -> Utterance | None:
+    def overlap(u: Utterance) -> int:
+        return min(end, u.end_sample) - max(start, u.start_sample)
+
+    best = max(utterances, key=overlap, default=None)
+    return best if best is not None and overlap(best) > 0 else None
+
+
+def _barge_ins(
+    cuts: list[tuple[int, int]], utterances: list[Utterance], epochs_played: np.ndarray[Any, np.dtype[np.int32]]
+) -> tuple[list[dict[str, Any]], int]:
+    rows: list[dict[str, Any]] = []
+    false = 0
+    for decision, epoch in cuts:
+        window = decision - FALSE_BARGE_IN_WINDOW_S * RATE_HZ
+        sounding = [u for u in utterances if u.start_sample <= decision and u.end_sample >= window]
+        if not sounding:
+            false += 1
+            continue
+        onset = max(u.start_sample for u in sounding)
+        played = np.flatnonzero(epochs_played == epoch)
+        silence = int(played[-1]) + 1 if len(played) else decision
+        rows.append(
+            {
+                "epoch": epoch,
+                "truth_onset_s": _s(onset),
+                "decision_s": _s(decision),
+                "cut_s": _s(silence),
+                "onset_to_decision_ms": _ms(decision - onset),
+                "onset_to_silence_ms": _ms(silence - onset),
+            }
+        )
+    return rows, false
