@@ -158,12 +158,12 @@ def on_wake_again(state: Listening | Hearing, ctx: Context, event: ev.WakeDetect
 def on_speech_started(state: Listening, ctx: Context, event: ev.SpeechStarted, now: int) -> Outcome:
     start = max(event.onset_sample - ctx.config.preroll_samples, state.opened_at_sample)
     due = now + ctx.config.max_utterance_samples
-    hearing = Hearing(state.turn, start, state.opened_at_sample)
+    hearing = Hearing(state.turn, event.onset_sample, start)
     return hearing, ctx, (cmd.CancelTimer("listen", state.turn), cmd.StartTimer("utterance", state.turn, due))
 
 
 def on_speech_ended(state: Hearing, ctx: Context, event: ev.SpeechEnded, now: int) -> Outcome:
-    if event.end_sample - state.from_sample < ctx.config.min_utterance_samples:
+    if event.end_sample - state.onset_sample < ctx.config.min_utterance_samples:
         # Too short to be a request: keep listening in the same window (its timer restarts).
         cancel = cmd.CancelTimer("utterance", state.turn)
         nxt, ctx, out = _open_listening(ctx, state.turn, now)
@@ -340,7 +340,7 @@ def on_barge_in_speech(state: Speaking, ctx: Context, event: ev.SpeechStarted, n
     turn, ctx = _new_turn(ctx)
     start = event.onset_sample - ctx.config.preroll_samples
     due = now + ctx.config.max_utterance_samples
-    return Hearing(turn, start, event.onset_sample), ctx, (*out, cmd.StartTimer("utterance", turn, due))
+    return Hearing(turn, event.onset_sample, start), ctx, (*out, cmd.StartTimer("utterance", turn, due))
 
 
 def on_failed(state: State, ctx: Context, event: ev.EngineFailed, now: int) -> Outcome:
@@ -462,7 +462,7 @@ IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
     (Stopping, ev.WakeDetected): "stopping: nothing new starts",
     (Stopping, ev.SpeechStarted): "stopping: nothing new starts",
     (Stopping, ev.SpeechEnded): "stopping: nothing new starts",
-    (Stopping, ev.StopRequested): "already stopping",
+    (Stopping, ev.StopRequested): "already stopping: nothing more to cancel",
 }
 
 ILLEGAL: frozenset[tuple[type[State], type[ev.Event]]] = frozenset()

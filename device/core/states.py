@@ -61,11 +61,11 @@ class Listening:
 
 @dataclass(frozen=True)
 class Hearing:
-    """The user is speaking; the utterance runs from `from_sample` (onset minus pre-roll)."""
+    """The user is speaking since `onset_sample`; the audio to transcribe starts at `from_sample` (pre-roll)."""
 
     turn: int
+    onset_sample: int
     from_sample: int
-    opened_at_sample: int
 
 
 @dataclass(frozen=True)

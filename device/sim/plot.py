@@ -12,7 +12,9 @@ dataclasses: the picture needs a handful of fields, and should still draw a log 
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,8 +54,14 @@ UNKNOWN_STATE_COLOUR = "#999999"
 UTTERANCE_COLOUR = "#2ca02c"
 CUT_COLOUR = "#d62728"
 LABEL_FONT_PT = 8.0
-# DejaVu Sans averages ~0.6 em per character; used to keep labels from running into each other.
-CHAR_WIDTH_EM = 0.6
+# Measured: 8 pt DejaVu Sans text averages ~0.5 em per character; a little more keeps labels clear of each other.
+CHAR_WIDTH_EM = 0.55
+# The marker's offset in front of a label and a gap after it, in characters.
+LABEL_MARGIN_CHARS = 2
+# Below this many characters a shortened label says nothing ("u…"): it is left out, its span or marker stays.
+MIN_LABEL_CHARS = 6
+# Bold 9 pt text (the barge-in labels) is ~25% wider than the 8 pt the character width is measured for.
+BOLD_WIDTH = 1.25
 
 
 @dataclass(frozen=True)
@@ -133,26 +141,36 @@ def read_events(path: Path) -> tuple[int, tuple[Step, ...]]:
     lines = _read_text(path, "event log").splitlines()
     if not lines:
         raise UserError("empty event log", where=str(path))
-    header = _parse_line(path, 1, lines[0])
-    if "spine_log" not in header:
-        raise UserError("not a spine event log (header line missing)", where=f"{path}:1")
-    rate_hz = int(header.get("core_config", {}).get("rate_hz", DEFAULT_RATE_HZ))
+    rate_hz = _header_rate_hz(path, _parse_line(path, 1, lines[0]))
     steps: list[Step] = []
-    pending: tuple[int, dict[str, Any]] | None = None
+    pending: tuple[int, dict[str, Any]] | None = None  # an event line waiting for its outcome line
     for number, text in enumerate(lines[1:], start=2):
         record = _parse_line(path, number, text)
-        if "event" in record:
-            if pending is not None:
-                steps.append(Step(pending[0] / rate_hz, pending[1], "?", ()))
-            pending = (int(record["t"]), record["event"])
-        elif "state" in record and pending is not None:
-            steps.append(Step(pending[0] / rate_hz, pending[1], str(record["state"]), tuple(record["commands"])))
-            pending = None
-        else:
-            raise UserError("an outcome without its event", where=f"{path}:{number}")
+        try:
+            if "event" in record:
+                if pending is not None:  # the step before crashed: its outcome was never written
+                    steps.append(Step(pending[0] / rate_hz, pending[1], "?", ()))
+                pending = (int(record["t"]), dict(record["event"]))
+            elif "state" in record and pending is not None:
+                commands = tuple(dict(command) for command in record["commands"])
+                steps.append(Step(pending[0] / rate_hz, pending[1], str(record["state"]), commands))
+                pending = None
+            else:
+                raise UserError("an outcome without its event", where=f"{path}:{number}")
+        except (KeyError, TypeError, ValueError) as error:
+            raise UserError(f"bad record: {error!r}", where=f"{path}:{number}") from None
     if pending is not None:
         steps.append(Step(pending[0] / rate_hz, pending[1], "?", ()))
     return rate_hz, tuple(steps)
+
+
+def _header_rate_hz(path: Path, header: dict[str, Any]) -> int:
+    if "spine_log" not in header:
+        raise UserError("not a spine event log (header line missing)", where=f"{path}:1")
+    try:
+        return int(header.get("core_config", {}).get("rate_hz", DEFAULT_RATE_HZ))
+    except (AttributeError, TypeError, ValueError) as error:
+        raise UserError(f"bad core_config in header: {error}", where=f"{path}:1") from None
 
 
 def read_wave(path: Path) -> Wave:
@@ -195,7 +213,10 @@ def _parse_line(path: Path, number: int | None, text: str) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------- shaping
 
 
-def envelope(wave_: Wave, columns: int = ENVELOPE_COLUMNS) -> tuple[npt.NDArray[np.float64], ...]:
+Floats = npt.NDArray[np.float64]
+
+
+def envelope(wave_: Wave, columns: int = ENVELOPE_COLUMNS) -> tuple[Floats, Floats, Floats]:
     """(time_s, low, high) per column: the min and max of the samples each column covers."""
     samples = wave_.samples
     if samples.size == 0:
@@ -224,15 +245,36 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + "…"
 
 
-def place_labels(labels: list[Label], seconds_per_char: float, rows: int) -> list[tuple[Label, int]]:
-    """Give each label the first row where it does not run into the previous one (the last row if none)."""
-    row_free_at = [float("-inf")] * rows
+def place_labels(labels: list[Label], seconds_per_char: float, rows: int, end_s: float) -> list[tuple[Label, int]]:
+    """Give each label a row where it does not run into the label before it.
+
+    A label takes the first row that is free at its time. When none is, it takes the row that frees first and
+    the label before it there is shortened to make room: every label stays legible, none is drawn over another.
+    Labels are also shortened to end before `end_s` (the right edge of the panel) rather than be clipped.
+    """
+    last_in_row: list[int | None] = [None] * rows  # index into `placed`
     placed: list[tuple[Label, int]] = []
     for label in sorted(labels, key=lambda item: item.x_s):
-        row = next((r for r in range(rows) if row_free_at[r] <= label.x_s), rows - 1)
-        row_free_at[row] = label.x_s + (len(label.text) + 2) * seconds_per_char
-        placed.append((label, row))
+        ends = [_label_end(placed[i][0], seconds_per_char) if i is not None else float("-inf") for i in last_in_row]
+        row = next((r for r in range(rows) if ends[r] <= label.x_s), min(range(rows), key=ends.__getitem__))
+        before = last_in_row[row]
+        if before is not None and ends[row] > label.x_s:
+            shortened = _fit(placed[before][0], label.x_s - placed[before][0].x_s, seconds_per_char)
+            placed[before] = (shortened, row)
+        placed.append((_fit(label, end_s - label.x_s, seconds_per_char), row))
+        last_in_row[row] = len(placed) - 1
     return placed
+
+
+def _label_end(label: Label, seconds_per_char: float) -> float:
+    return label.x_s + (len(label.text) + LABEL_MARGIN_CHARS) * seconds_per_char
+
+
+def _fit(label: Label, room_s: float, seconds_per_char: float) -> Label:
+    chars = room_s / seconds_per_char - LABEL_MARGIN_CHARS  # a float: `room_s` may be infinite
+    if len(label.text) <= chars:
+        return label
+    return dataclasses.replace(label, text=shorten(label.text, int(chars)) if chars >= MIN_LABEL_CHARS else "")
 
 
 # ---------------------------------------------------------------------------------------------- drawing
@@ -247,8 +289,8 @@ def _draw(fig: Figure, run: Run) -> None:
     mic_ax.set_xlim(0.0, duration_s)
     seconds_per_char = _seconds_per_char(fig, mic_ax, duration_s)
     _draw_mic(axes[0], run, seconds_per_char)
-    _draw_speaker(axes[1], run)
-    _draw_states(axes[2], run, duration_s)
+    _draw_speaker(axes[1], run, seconds_per_char)
+    _draw_states(axes[2], run, duration_s, seconds_per_char)
     _draw_events(axes[3], run, seconds_per_char)
     for ax in axes[:-1]:
         ax.tick_params(labelbottom=False)
@@ -257,6 +299,7 @@ def _draw(fig: Figure, run: Run) -> None:
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
     fig.suptitle(_title(run), fontsize=14, y=0.975)
+    _legends(fig, run, duration_s)
 
 
 def _seconds_per_char(fig: Figure, ax: Axes, duration_s: float) -> float:
@@ -269,7 +312,12 @@ def _title(run: Run) -> str:
     clock = run.summary.get("clock", "?")
     turns = len(run.summary.get("turns", []))
     barge_ins = len(run.summary.get("barge_ins", []))
-    return f"Spine demo — {clock} clock — {turns} turns, {barge_ins} barge-ins — {run.duration_s:.1f} s"
+    counts = f"{_count(turns, 'turn')}, {_count(barge_ins, 'barge-in')}"
+    return f"Spine demo — {clock} clock — {counts} — {run.duration_s:.1f} s"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _draw_wave(ax: Axes, wave_: Wave, colour: str, name: str) -> None:
@@ -278,62 +326,115 @@ def _draw_wave(ax: Axes, wave_: Wave, colour: str, name: str) -> None:
     # Symmetric limits with a floor: a near-silent track should look near-silent, not amplified to the rim.
     peak = max(0.05, float(np.max(np.abs(np.concatenate((low, high))))))
     ax.set_ylim(-1.3 * peak, 1.6 * peak)  # headroom above for the labels
-    ax.set_ylabel(name)
+    ax.set_ylabel(name, rotation=0, ha="right", va="center")
     ax.set_yticks([])
 
 
 def _draw_mic(ax: Axes, run: Run, seconds_per_char: float) -> None:
+    end_s = ax.get_xlim()[1]
     _draw_wave(ax, run.mic, "#9fb8d0", "microphone")
     labels = []
     for utterance in run.summary.get("utterances", []):
-        start_s, end_s = float(utterance["start_s"]), float(utterance["end_s"])
-        ax.axvspan(start_s, end_s, color=UTTERANCE_COLOUR, alpha=0.18, linewidth=0)
-        labels.append(Label(start_s, "user: “" + shorten(str(utterance.get("text", "")), 40) + "”"))
-    for label, row in place_labels(labels, seconds_per_char, rows=2):
+        start_s = float(utterance["start_s"])
+        ax.axvspan(start_s, float(utterance["end_s"]), color=UTTERANCE_COLOUR, alpha=0.18, linewidth=0)
+        labels.append(Label(start_s, "“" + shorten(str(utterance.get("text", "")), 44) + "”"))
+    for label, row in place_labels(labels, seconds_per_char, rows=2, end_s=end_s):
         y = 0.95 - 0.11 * row
-        ax.text(label.x_s, y, label.text, transform=ax.get_xaxis_transform(), fontsize=LABEL_FONT_PT,
-                va="top", color="#1b5e20", clip_on=True)  # fmt: skip
+        ax.text(
+            label.x_s,
+            y,
+            label.text,
+            transform=ax.get_xaxis_transform(),
+            fontsize=LABEL_FONT_PT,
+            va="top",
+            color="#1b5e20",
+            clip_on=True,
+        )
 
 
-def _draw_speaker(ax: Axes, run: Run) -> None:
+def _draw_speaker(ax: Axes, run: Run, seconds_per_char: float) -> None:
     _draw_wave(ax, run.speaker, "#f2b27a", "speaker")
-    transform = ax.get_xaxis_transform()
+    labels = []
     for barge_in in run.summary.get("barge_ins", []):
         decision_s, cut_s = float(barge_in["decision_s"]), float(barge_in["cut_s"])
-        onset_s = barge_in.get("truth_onset_s")
-        if onset_s is not None:  # dotted: when the user really started, so the gap to the cut is visible
-            ax.axvline(float(onset_s), color=CUT_COLOUR, linestyle=":", linewidth=1.0)
+        onset_s = float(barge_in.get("truth_onset_s", decision_s))
+        ax.axvline(onset_s, color=CUT_COLOUR, linestyle=":", linewidth=1.0)
         ax.axvline(decision_s, color=CUT_COLOUR, linewidth=1.4)
-        # A cut takes a few ms: widen the span to stay visible at a minute per 1,600 pixels.
-        ax.axvspan(decision_s, max(cut_s, decision_s + 0.02), color=CUT_COLOUR, alpha=0.35, linewidth=0)
-        ms = float(barge_in.get("onset_to_silence_ms", (cut_s - float(onset_s or decision_s)) * 1000.0))
-        ax.text(cut_s, 0.93, f" ✂ cut {ms:.0f} ms after onset", transform=transform, fontsize=LABEL_FONT_PT + 1,
-                color=CUT_COLOUR, va="top", fontweight="bold", clip_on=True)  # fmt: skip
+        # The cut lands within a few ms: widen its span to a few pixels or it vanishes at a minute per panel.
+        ax.axvspan(decision_s, max(cut_s, decision_s + seconds_per_char), color=CUT_COLOUR, alpha=0.35, linewidth=0)
+        ms = float(barge_in.get("onset_to_silence_ms", (cut_s - onset_s) * 1000.0))
+        labels.append(Label(cut_s, f"✂ cut {ms:.0f} ms after onset", CUT_COLOUR))
+    bold_seconds_per_char = seconds_per_char * BOLD_WIDTH
+    cut_labels = _cut_labels_inside(labels, ax, bold_seconds_per_char)
+    for label, row in place_labels(cut_labels, bold_seconds_per_char, rows=3, end_s=math.inf):
+        ax.annotate(
+            label.text,
+            (label.x_s, 0.95 - 0.09 * row),
+            xycoords=ax.get_xaxis_transform(),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="top",
+            color=label.colour,
+            fontsize=LABEL_FONT_PT + 1,
+            fontweight="bold",
+        )
 
 
-def _draw_states(ax: Axes, run: Run, duration_s: float) -> None:
-    spans = state_spans(run.steps, duration_s)
-    for start_s, end_s, state in spans:
+def _cut_labels_inside(labels: list[Label], ax: Axes, seconds_per_char: float) -> list[Label]:
+    """Labels that would run past the right edge move to the left of their line: the number is never clipped."""
+    width = [(len(label.text) + LABEL_MARGIN_CHARS) * seconds_per_char for label in labels]
+    end_s = ax.get_xlim()[1]
+    return [
+        label if label.x_s + w <= end_s else dataclasses.replace(label, x_s=label.x_s - w)
+        for label, w in zip(labels, width, strict=True)
+    ]
+
+
+def _draw_states(ax: Axes, run: Run, duration_s: float, seconds_per_char: float) -> None:
+    # A state held for a few ms (Stopping, while the cut lands) would be thinner than a pixel and vanish;
+    # drawn at least ~6 px wide it stays visible, overlapping its successor by a hair.
+    min_width_s = seconds_per_char * 0.8
+    for start_s, end_s, state in state_spans(run.steps, duration_s):
         colour = STATE_COLOURS.get(state, UNKNOWN_STATE_COLOUR)
-        ax.broken_barh([(start_s, end_s - start_s)], (0.0, 1.0), facecolors=colour, edgecolor="white", linewidth=0.5)
+        width_s = max(end_s - start_s, min_width_s)
+        on_top = width_s > end_s - start_s  # a widened span is drawn over its successor
+        bar = [(start_s, width_s)]
+        ax.broken_barh(bar, (0.0, 1.0), facecolors=colour, edgecolor="white", linewidth=0.5, zorder=3 if on_top else 2)
     ax.set_ylim(0.0, 1.0)
     ax.set_yticks([])
     ax.set_ylabel("state", rotation=0, ha="right", va="center")
-    _state_legend(ax, {state for _, _, state in spans})
 
 
-def _state_legend(ax: Axes, seen: set[str]) -> None:
+def _legends(fig: Figure, run: Run, duration_s: float) -> None:
+    """One row under the title: the state colours on the left, the marks of the waveform panels on the right."""
+    from matplotlib.artist import Artist
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     # Every known state, in the order a turn goes through them, so the key reads like the story of a turn.
+    seen = {state for _, _, state in state_spans(run.steps, duration_s)}
     names = [*STATE_COLOURS, *sorted(seen - STATE_COLOURS.keys())]
-    handles = [Patch(facecolor=STATE_COLOURS.get(n, UNKNOWN_STATE_COLOUR), edgecolor="#888888", label=n) for n in names]
-    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=len(handles), fontsize=8,
-              frameon=False, borderaxespad=0.1, handlelength=1.5, columnspacing=1.2)  # fmt: skip
+    states = [Patch(facecolor=STATE_COLOURS.get(n, UNKNOWN_STATE_COLOUR), edgecolor="#888888", label=n) for n in names]
+    style: dict[str, Any] = {
+        "fontsize": 9,
+        "frameon": False,
+        "handlelength": 1.4,
+        "columnspacing": 1.0,
+        "borderaxespad": 0.0,
+    }
+    fig.legend(handles=states, loc="upper left", bbox_to_anchor=(0.075, 0.945), ncol=len(states), **style)
+    marks: list[Artist] = [Patch(color=UTTERANCE_COLOUR, alpha=0.18, label="user speaks (truth)")]
+    if run.summary.get("barge_ins"):
+        marks += [
+            Line2D([], [], color=CUT_COLOUR, linestyle=":", label="user starts (truth)"),
+            Line2D([], [], color=CUT_COLOUR, linewidth=1.4, label="barge-in decided"),
+            Patch(color=CUT_COLOUR, alpha=0.35, label="until speaker silent"),
+        ]
+    fig.legend(handles=marks, loc="upper right", bbox_to_anchor=(0.985, 0.945), ncol=len(marks), **style)
 
 
 # Lanes of the event panel, top to bottom; the text lanes get two rows each so neighbouring labels can stagger.
-_WAKE_Y, _SPEECH_Y, _TRANSCRIPT_Y, _HEARD_Y = 3.6, 2.8, 1.9, 0.75
+_WAKE_Y, _SPEECH_Y, _TRANSCRIPT_Y, _HEARD_Y = 3.7, 2.9, 2.1, 1.05
 _ROW_STEP = 0.42
 
 
@@ -343,7 +444,7 @@ def _draw_events(ax: Axes, run: Run, seconds_per_char: float) -> None:
     transcripts, heard = _event_labels(run)
     _draw_label_lane(ax, transcripts, _TRANSCRIPT_Y, "D", seconds_per_char)
     _draw_label_lane(ax, heard, _HEARD_Y, "s", seconds_per_char)
-    ax.set_ylim(0.0, 4.1)
+    ax.set_ylim(0.4, 4.15)
     ax.set_yticks([_WAKE_Y, _SPEECH_Y, _TRANSCRIPT_Y, _HEARD_Y], ["wake", "speech", "transcript", "heard"])
     ax.tick_params(axis="y", length=0)
 
@@ -353,7 +454,15 @@ def _draw_wakes(ax: Axes, run: Run) -> None:
         ax.plot(step.t_s, _WAKE_Y, marker="v", color="#6a3d9a", markersize=8, linestyle="none")
         score = step.event.get("score")
         if isinstance(score, int | float):
-            ax.text(step.t_s, _WAKE_Y, f"  {score:.2f}", fontsize=LABEL_FONT_PT, va="center", color="#6a3d9a")
+            ax.annotate(
+                f"{score:.2f}",
+                (step.t_s, _WAKE_Y),
+                xytext=(6, 0),
+                textcoords="offset points",
+                fontsize=LABEL_FONT_PT,
+                va="center",
+                color="#6a3d9a",
+            )
 
 
 def _draw_speech_ticks(ax: Axes, run: Run) -> None:
@@ -361,11 +470,17 @@ def _draw_speech_ticks(ax: Axes, run: Run) -> None:
     # joins each start to its end, so the lane reads as "the device believed the user spoke from here to here".
     onsets = [_sample_s(run, step, "onset_sample") for step in _steps_of(run, "SpeechStarted")]
     ends = [_sample_s(run, step, "end_sample") for step in _steps_of(run, "SpeechEnded")]
-    for onset_s in onsets:
-        end_s = next((e for e in ends if e >= onset_s), None)
-        if end_s is not None:
+    for onset_s, next_onset_s in zip(onsets, [*onsets[1:], math.inf], strict=True):
+        end_s = next((e for e in ends if onset_s <= e <= next_onset_s), None)
+        if end_s is not None:  # an onset without an end (the run stopped mid-utterance) keeps just its tick
             ax.plot([onset_s, end_s], [_SPEECH_Y, _SPEECH_Y], color="#1f78b4", linewidth=2.0, alpha=0.6)
-    style = {"linestyle": "none", "marker": "|", "markersize": 14, "markeredgewidth": 2.0, "color": "#1f78b4"}
+    style: dict[str, Any] = {
+        "linestyle": "none",
+        "marker": "|",
+        "markersize": 14,
+        "markeredgewidth": 2.0,
+        "color": "#1f78b4",
+    }
     ax.plot(onsets, [_SPEECH_Y] * len(onsets), **style)
     ax.plot(ends, [_SPEECH_Y] * len(ends), **style)
 
@@ -377,7 +492,7 @@ def _sample_s(run: Run, step: Step, field: str) -> float:
 
 def _event_labels(run: Run) -> tuple[list[Label], list[Label]]:
     transcripts = [
-        Label(step.t_s, "“" + shorten(str(step.event.get("text", "")), 32) + "”", "#1f4e79")
+        Label(step.t_s, "“" + shorten(str(step.event.get("text", "")), 40) + "”", "#1f4e79")
         for step in _steps_of(run, "TranscriptReady")
     ]
     heard = []
@@ -391,10 +506,21 @@ def _event_labels(run: Run) -> tuple[list[Label], list[Label]]:
 
 
 def _draw_label_lane(ax: Axes, labels: list[Label], lane_y: float, marker: str, seconds_per_char: float) -> None:
-    for label, row in place_labels(labels, seconds_per_char, rows=2):
-        y = lane_y + _ROW_STEP / 2 - row * _ROW_STEP
+    end_s = ax.get_xlim()[1]
+    for label, row in place_labels(labels, seconds_per_char, rows=2, end_s=end_s):
+        y = lane_y - row * _ROW_STEP
         ax.plot(label.x_s, y, marker=marker, color=label.colour, markersize=5, linestyle="none")
-        ax.text(label.x_s, y, " " + label.text, fontsize=LABEL_FONT_PT, va="center", color=label.colour, clip_on=True)
+        ax.annotate(
+            label.text,
+            (label.x_s, y),
+            xytext=(5, 0),
+            textcoords="offset points",
+            fontsize=LABEL_FONT_PT,
+            va="center",
+            color=label.colour,
+            annotation_clip=False,
+            clip_on=True,
+        )
 
 
 def _steps_of(run: Run, event_type: str) -> list[Step]:

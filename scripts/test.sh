@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite as CI runs it: lint, types, the state machine check, then every test (slow ones too).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+ruff check device tests
+ruff format --check device tests
+mypy
+spine fsm --check
+pytest -q

@@ -1,0 +1,35 @@
+"""Helpers for feeding the pure core scripted events with explicit times (no clock anywhere)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from device.core import commands as cmd
+from device.core import events as ev
+from device.core.machine import step
+from device.core.states import CoreConfig, Spine, initial
+
+CONFIG = CoreConfig(
+    rate_hz=16000,
+    listen_timeout_samples=8 * 16000,
+    max_utterance_samples=15 * 16000,
+    min_utterance_samples=3200,
+    preroll_samples=4800,
+)
+
+
+@dataclass
+class Driver:
+    spine: Spine = field(default_factory=lambda: initial(CONFIG))
+    history: list[tuple[int, ev.Event, str, tuple[cmd.Command, ...]]] = field(default_factory=list)
+
+    def feed(self, event: ev.Event, now: int) -> tuple[cmd.Command, ...]:
+        self.spine, commands = step(self.spine, event, now)
+        self.history.append((now, event, type(self.spine.state).__name__, commands))
+        return commands
+
+
+def chunk(turn: int, seq: int, text: str, word_samples: int = 1000) -> ev.TtsChunkReady:
+    """A synthesised sentence whose words each take `word_samples`."""
+    n = len(text.split())
+    return ev.TtsChunkReady(turn, seq, text, n * word_samples, tuple((i + 1) * word_samples for i in range(n)))

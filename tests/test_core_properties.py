@@ -1,0 +1,136 @@
+"""Property tests over random event interleavings: the invariants of design §2 that the core alone holds.
+
+The generator mixes events that make sense in the current state (so runs go deep: speaking, barge-ins,
+alarms) with arbitrary ones carrying random turns and epochs (late results, duplicates, nonsense).
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from device.core import commands as cmd
+from device.core import events as ev
+from device.core.machine import IGNORED, TRANSITIONS, step
+from device.core.states import Announcing, Hearing, Listening, Speaking, Spine, Thinking, Transcribing, current_turn
+from tests.core_script import Driver, chunk
+
+SMALL = st.integers(min_value=1, max_value=5)
+WORDS = st.sampled_from(["Once upon a time. ", "There was a fox ", "who ran. ", "It's late! ", "ok "])
+
+
+def arbitrary_event() -> st.SearchStrategy[ev.Event]:
+    return st.one_of(
+        st.builds(ev.WakeDetected, st.just("hey_jarvis"), st.just(0.9), st.integers(0, 10**6)),
+        st.builds(ev.SpeechStarted, st.integers(0, 10**6)),
+        st.builds(ev.SpeechEnded, st.integers(0, 10**6)),
+        st.builds(ev.TranscriptReady, SMALL, st.sampled_from(["", "tell me a story", "hi"])),
+        st.builds(ev.ReplyDelta, SMALL, WORDS),
+        st.builds(ev.ReplyFinished, SMALL),
+        st.builds(ev.AlarmRequested, SMALL, st.integers(1, 5), st.just("5 second")),
+        st.builds(lambda t, s: chunk(t, s, "one two three."), SMALL, st.integers(0, 4)),
+        st.builds(ev.PlaybackDrained, SMALL, st.integers(0, 9000)),
+        st.builds(ev.PlaybackStopped, SMALL, st.integers(0, 9000)),
+        st.builds(ev.TimerFired, st.sampled_from(["listen", "utterance", "alarm"]), SMALL),
+        st.builds(ev.JobCancelled, SMALL, st.sampled_from(["asr", "reply", "tts"])),
+        st.builds(ev.EngineFailed, SMALL, st.sampled_from(["asr", "reply", "tts"]), st.just("boom")),
+        st.builds(ev.StopRequested, st.just("test")),
+    )
+
+
+def fitting_event(spine: Spine, now: int) -> st.SearchStrategy[ev.Event]:
+    """Events the organs would plausibly post next in this state."""
+    state = spine.state
+    options: list[st.SearchStrategy[ev.Event]] = [st.just(ev.WakeDetected("hey_jarvis", 0.9, now))]
+    if isinstance(state, Listening):
+        options.append(st.just(ev.SpeechStarted(now)))
+    if isinstance(state, Hearing):
+        options.append(st.builds(ev.SpeechEnded, st.integers(state.onset_sample, state.onset_sample + 40000)))
+    if isinstance(state, Transcribing):
+        options.append(st.builds(ev.TranscriptReady, st.just(state.turn), st.sampled_from(["story", "", "hi"])))
+    if isinstance(state, Thinking | Speaking):
+        turn, reply = state.turn, state.reply
+        options += [st.builds(ev.ReplyDelta, st.just(turn), WORDS), st.just(ev.ReplyFinished(turn))]
+        if len(reply.chunks) < reply.requested:
+            seq = len(reply.chunks)
+            options.append(st.just(chunk(turn, seq, "one two three.")))
+    if isinstance(state, Speaking):
+        options += [
+            st.builds(ev.PlaybackDrained, st.just(state.epoch), st.integers(0, 9000)),
+            st.just(ev.SpeechStarted(now)),
+        ]
+    if isinstance(state, Announcing):
+        options += [st.just(chunk(state.turn, 0, "Your timer is done.")), st.just(ev.PlaybackDrained(state.epoch, 1))]
+    for cut in spine.context.cut_replies:
+        options.append(st.builds(ev.PlaybackStopped, st.just(cut.epoch), st.integers(0, 9000)))
+    for alarm in spine.context.alarms_armed:
+        options.append(st.just(ev.TimerFired("alarm", alarm.alarm)))
+    return st.one_of(options)
+
+
+WORK = (cmd.StartAsr, cmd.StartReply, cmd.StartTts, cmd.OpenPlayback, cmd.QueuePlayback)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_invariants_hold_over_random_interleavings(data: st.DataObject) -> None:
+    d = Driver()
+    now = 0
+    cut_epochs: set[int] = set()
+    for _ in range(data.draw(st.integers(1, 80), label="steps")):
+        now += data.draw(st.integers(0, 8000), label="dt")
+        event = data.draw(st.one_of(fitting_event(d.spine, now), arbitrary_event()), label="event")
+        before = d.spine
+        out = d.feed(event, now)  # never raises: the tables are total
+        after = d.spine
+        key = (type(before.state), type(event))
+
+        # The table is the truth: the handler leads only where its row says; an ignored pair changes nothing.
+        if key in TRANSITIONS:
+            assert type(after.state) in TRANSITIONS[key].targets, (key, after.state)
+        else:
+            assert key in IGNORED and after == before and out == (cmd.NoteIgnored(IGNORED[key]),)
+
+        # Invariant 2: work is started only for the current turn; a result of another turn changes nothing.
+        for command in out:
+            if isinstance(command, WORK):
+                assert command.turn == current_turn(after.state), (command, after.state)
+        result_turn = getattr(event, "turn", None)
+        if result_turn is not None and result_turn != current_turn(before.state):
+            assert after.state == before.state and all(isinstance(c, cmd.NoteIgnored) for c in out)
+
+        # Invariant 4: a cut epoch is never fed, finished or reopened; audio goes only to the current epoch.
+        for command in out:
+            if isinstance(command, cmd.OpenPlayback | cmd.QueuePlayback | cmd.FinishPlayback):
+                assert command.epoch not in cut_epochs
+            if isinstance(command, cmd.QueuePlayback):
+                assert isinstance(after.state, Speaking | Announcing) and command.epoch == after.state.epoch
+            if isinstance(command, cmd.CutPlayback):
+                cut_epochs.add(command.epoch)
+
+        # Invariant 5 (the core's half): what was heard is a word prefix of what was said.
+        for command in out:
+            if isinstance(command, cmd.CommitHeard):
+                heard, said = command.heard_text.split(), command.reply_text.split()
+                assert heard == said[: len(heard)]
+                assert command.interrupted or heard == said
+
+    # Invariant 7: the same events at the same times give the same states and commands.
+    replayed = Driver()
+    for now_, event_, state_name, commands in d.history:
+        assert replayed.feed(event_, now_) == commands
+        assert type(replayed.spine.state).__name__ == state_name
+    assert replayed.spine == d.spine
+
+
+@given(st.data())
+def test_step_is_pure(data: st.DataObject) -> None:
+    """Invariant 1: only step() decides, and deciding changes nothing but its result (frozen inputs)."""
+    d = Driver()
+    for _ in range(data.draw(st.integers(0, 20))):
+        d.feed(data.draw(fitting_event(d.spine, 0)), 0)
+    event = data.draw(arbitrary_event())
+    snapshot = d.spine
+    first = step(snapshot, event, 123)
+    assert step(snapshot, event, 123) == first
+    assert d.spine is snapshot and d.spine == snapshot
