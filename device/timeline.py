@@ -66,9 +66,7 @@ def _command_text(command: cmd.Command) -> str | None:
 def lines(steps: Iterable[LoggedStep]) -> Iterator[str]:
     previous = "Idle"
     for step in steps:
-        if isinstance(step.event, ev.ReplyDelta | ev.ReplyFinished) and not any(
-            isinstance(c, cmd.StartTts) for c in step.commands
-        ):
+        if isinstance(step.event, ev.ReplyDelta | ev.ReplyFinished) and not step.commands:
             continue  # text still streaming without a complete sentence: nothing to show yet
         if isinstance(step.event, ev.JobCancelled):
             continue
