@@ -34,6 +34,6 @@ def test_barge_in_golden_commits_exactly_the_heard_words_and_drops_late_results(
     assert commits[0].heard_text == "Once upon a time there"  # 5,740 samples: five whole words of 1,000
     assert commits[0].interrupted
     ignored = [c.reason for s in steps for c in s.commands if isinstance(c, cmd.NoteIgnored)]
-    assert "end of reply of turn 1 dropped: current turn is 2 in Listening" in ignored
+    assert "ReplyFinished of turn 1 dropped: current turn is 2 in Listening" in ignored
     assert any(r.startswith("TtsChunkReady of turn 1 dropped") for r in ignored)
     assert [s.state for s in steps][-1] == "Idle"
