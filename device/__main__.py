@@ -1,3 +1,5 @@
-from device.cli import main
 import sys
+
+from device.cli import main
+
 sys.exit(main())

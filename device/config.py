@@ -57,6 +57,9 @@ class VadConfig:
     """Speech this long (consecutive) starts an utterance."""
     end_silence_s: float = 0.7
     """Silence this long ends an utterance."""
+    echo_coupling_db: float = -20.0
+    """While the assistant plays, mic audio quieter than its loudest recent sample times this is taken as its
+    own echo, not the user (a stand-in for echo cancellation: keep the speaker-to-mic coupling below it)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,8 @@ class ListenConfig:
     """After the wake word, wait this long for speech before going back to idle."""
     max_utterance_s: float = 15.0
     min_utterance_s: float = 0.2
-    preroll_s: float = 0.3
+    preroll_s: float = 0.15
+    """Audio before the detected onset included in the transcription (Silero lags the voice by a chunk)."""
 
 
 @dataclass(frozen=True)
@@ -161,4 +165,5 @@ def hearing_config(config: Config) -> HearingConfig:
         vad_off_threshold=config.vad.off_threshold,
         start_samples=samples(config.vad.start_s),
         end_silence_samples=samples(config.vad.end_silence_s),
+        echo_coupling_db=config.vad.echo_coupling_db,
     )

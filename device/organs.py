@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from device.config import Config
-from device.errors import UserError
 from device.engines.asr import WhisperAsr
 from device.engines.tts import PiperTts
 from device.engines.vad import SileroVad
 from device.engines.wakeword import WakeWordDetector
+from device.errors import UserError
 from device.models.manifest import default_models_dir, require_model
 
 

@@ -39,11 +39,11 @@ def test_a_whole_turn_from_wake_word_to_idle() -> None:
     assert wake(d, 16000) == (cmd.StartTimer("listen", 1, 16000 + CONFIG.listen_timeout_samples),)
     assert d.spine.state == Listening(1, 16000)
     out = d.feed(ev.SpeechStarted(20000), 24000)
-    assert d.spine.state == Hearing(1, 20000, 16000)  # pre-roll never reaches back before listening opened
+    assert d.spine.state == Hearing(1, 20000, 20000 - CONFIG.preroll_samples)
     assert out == (cmd.CancelTimer("listen", 1), cmd.StartTimer("utterance", 1, 24000 + CONFIG.max_utterance_samples))
     out = d.feed(ev.SpeechEnded(50000), 61200)
     assert d.spine.state == Transcribing(1)
-    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 16000, 50000))
+    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 20000 - CONFIG.preroll_samples, 50000))
     out = d.feed(ev.TranscriptReady(1, "What time is it?"), 70000)
     assert d.spine.state == Thinking(1, Reply("What time is it?"))
     assert out == (cmd.StartReply(1, "What time is it?", ()),)
@@ -64,7 +64,9 @@ def test_a_whole_turn_from_wake_word_to_idle() -> None:
 def test_sentences_go_to_speech_as_soon_as_they_are_complete() -> None:
     d = Driver()
     turn = ask(d, "tell me a story", 0)
-    assert d.feed(ev.ReplyDelta(turn, "Once upon a time. There "), 50000) == (cmd.StartTts(turn, 0, "Once upon a time."),)
+    assert d.feed(ev.ReplyDelta(turn, "Once upon a time. There "), 50000) == (
+        cmd.StartTts(turn, 0, "Once upon a time."),
+    )
     assert d.feed(ev.ReplyDelta(turn, "was a fox! And"), 51000) == (cmd.StartTts(turn, 1, "There was a fox!"),)
 
 
@@ -179,7 +181,9 @@ def test_stop_cancels_everything() -> None:
     out = d.feed(ev.StopRequested("signal"), 53000)
     assert d.spine.state == Stopping()
     assert out == (cmd.CutPlayback(1), cmd.CancelTurn(turn))
-    assert d.feed(ev.WakeDetected("hey_jarvis", 0.9, 54000), 54000) == (cmd.NoteIgnored("stopping: nothing new starts"),)
+    assert d.feed(ev.WakeDetected("hey_jarvis", 0.9, 54000), 54000) == (
+        cmd.NoteIgnored("stopping: nothing new starts"),
+    )
 
 
 def test_heard_text_counts_only_whole_words() -> None:

@@ -275,9 +275,7 @@ def test_a_corrupted_download_is_refused(http_root: tuple[Path, str], tmp_path: 
     assert _leftovers(dest) == []
 
 
-def test_a_failed_download_names_the_url_and_suggests_a_mirror(
-    http_root: tuple[Path, str], tmp_path: Path
-) -> None:
+def test_a_failed_download_names_the_url_and_suggests_a_mirror(http_root: tuple[Path, str], tmp_path: Path) -> None:
     root, base_url = http_root
     model = replace(_served_model(root, base_url, b"x"), url=f"{base_url}/not-there.bin")
     with pytest.raises(UserError) as raised:

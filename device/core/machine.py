@@ -156,7 +156,9 @@ def on_wake_again(state: Listening | Hearing, ctx: Context, event: ev.WakeDetect
 
 
 def on_speech_started(state: Listening, ctx: Context, event: ev.SpeechStarted, now: int) -> Outcome:
-    start = max(event.onset_sample - ctx.config.preroll_samples, state.opened_at_sample)
+    # No floor at the wake detection: it lags the wake word, and the user may already be speaking. Hearing
+    # places the onset after the pause that follows the wake word.
+    start = event.onset_sample - ctx.config.preroll_samples
     due = now + ctx.config.max_utterance_samples
     hearing = Hearing(state.turn, event.onset_sample, start)
     return hearing, ctx, (cmd.CancelTimer("listen", state.turn), cmd.StartTimer("utterance", state.turn, due))

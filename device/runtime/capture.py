@@ -18,9 +18,9 @@ class CaptureHistory:
     def append(self, audio: Audio) -> None:
         total = n = len(audio)
         capacity = len(self._buffer)
-        if n >= capacity:
+        if n >= capacity:  # only the newest `capacity` samples survive; they land where they would have
             audio, n = audio[-capacity:], capacity
-        at = self._written % capacity
+        at = (self._written + total - n) % capacity
         first = min(n, capacity - at)
         self._buffer[at : at + first] = audio[:first]
         self._buffer[: n - first] = audio[first:]

@@ -105,6 +105,8 @@ def _steps(path: Path, lines: list[str]) -> Iterator[LoggedStep]:
                 raise codec.DecodeError("an outcome without its event")
         except (codec.DecodeError, KeyError, ValueError) as error:
             raise UserError(f"bad record: {error}", where=f"{path}:{number}") from None
+    if pending is not None:  # the last step crashed: its event is on disk, its outcome never was
+        yield LoggedStep(pending[0], pending[1], pending[2], "?", ())
 
 
 def _parse(path: Path, number: int, text: str) -> dict[str, Any]:

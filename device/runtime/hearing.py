@@ -7,11 +7,17 @@ fact matters in the current state is the spine's decision.
 The endpointer turns voice probabilities into utterance boundaries with hysteresis: speech starts after
 `start_samples` of consecutive chunks at or above `on_threshold`, and ends after `end_silence_samples` of
 consecutive chunks below `off_threshold`. A wake detection resets it, so an utterance that follows the wake
-word in one breath starts after the wake word instead of including it.
+word starts after the wake word instead of including it: if the user is already speaking again at the reset
+(the wake word is scored a few frames late), the onset is found by looking back to the last pause.
+
+Until echo cancellation arrives, an echo gate (a Geigel-style double-talk detector) keeps the assistant from
+hearing itself: while it plays, a chunk counts as voice only if its peak is above the loudest recently played
+sample scaled by `echo_coupling_db`, the worst speaker-to-mic coupling we expect. The wake word is not gated.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,6 +53,11 @@ class HearingConfig:
     vad_off_threshold: float = 0.35
     start_samples: int = 3200
     end_silence_samples: int = 11200
+    onset_lookback_samples: int = 8000
+    """How far back a reset may look for the start of speech already under way."""
+    echo_coupling_db: float = -20.0
+    echo_window_samples: int = 8000
+    """How long a played sample can still be heard as echo (delay plus reverberation)."""
 
 
 class Endpointer:
@@ -54,14 +65,26 @@ class Endpointer:
 
     def __init__(self, config: HearingConfig) -> None:
         self._config = config
+        self._recent: deque[tuple[int, int, float]] = deque()  # (chunk start, end, probability), lookback only
         self.reset()
 
     def reset(self) -> None:
+        """Forget the current utterance; if speech is under way, its run starts after the last pause."""
         self._speaking = False
         self._run_start: int | None = None  # first sample of the current run of on (or off) chunks
+        if self._recent and self._recent[-1][2] >= self._config.vad_on_threshold:
+            for start, _end, probability in reversed(self._recent):
+                if probability < self._config.vad_on_threshold:
+                    break
+                self._run_start = start
+            if self._run_start == self._recent[0][0]:  # no pause within the lookback: start after the reset
+                self._run_start = self._recent[-1][1]
 
     def push(self, probability: float, chunk_start: int, chunk_samples: int) -> Event | None:
         config = self._config
+        self._recent.append((chunk_start, chunk_start + chunk_samples, probability))
+        while self._recent[0][0] < chunk_start - config.onset_lookback_samples:
+            self._recent.popleft()
         if not self._speaking:
             if probability < config.vad_on_threshold:
                 self._run_start = None
@@ -110,11 +133,17 @@ class Hearing:
         self._vad_frames = _Framer(vad.CHUNK_SAMPLES)
         self._wake_frames = _Framer(wake.FRAME_SAMPLES)
         self._wake_quiet_until = 0
+        self._echo_ratio = 10 ** (config.echo_coupling_db / 20)
+        self._played_peaks: deque[int] = deque()  # peak of each recently played period, newest last
         self.last_vad_probability = 0.0
         self.last_wake_score = 0.0
 
-    def hear(self, period: Audio, start_sample: int) -> list[Event]:
-        """Process one period of mic audio starting at `start_sample`; return the facts it revealed."""
+    def hear(self, period: Audio, start_sample: int, played: Audio | None = None) -> list[Event]:
+        """Process one period of mic audio starting at `start_sample`; return the facts it revealed.
+
+        `played` is what the speaker played in the same period (the echo reference), if anything.
+        """
+        self._remember_played(played, len(period))
         facts: list[Event] = []
         for frame_start, frame in self._wake_frames.push(period, start_sample):
             detection = self._score_wake(frame, frame_start)
@@ -122,10 +151,23 @@ class Hearing:
                 facts.append(detection)
         for chunk_start, chunk in self._vad_frames.push(period, start_sample):
             self.last_vad_probability = self._vad.probability(chunk)
-            fact = self._endpointer.push(self.last_vad_probability, chunk_start, len(chunk))
+            believed = 0.0 if self._echo_dominated(chunk) else self.last_vad_probability
+            fact = self._endpointer.push(believed, chunk_start, len(chunk))
             if fact is not None:
                 facts.append(fact)
         return facts
+
+    def _remember_played(self, played: Audio | None, period_samples: int) -> None:
+        peak = int(np.abs(played.astype(np.int32)).max()) if played is not None and len(played) else 0
+        self._played_peaks.append(peak)
+        while len(self._played_peaks) * period_samples > self._config.echo_window_samples:
+            self._played_peaks.popleft()
+
+    def _echo_dominated(self, chunk: Audio) -> bool:
+        loudest_played = max(self._played_peaks, default=0)
+        if loudest_played == 0:
+            return False
+        return int(np.abs(chunk.astype(np.int32)).max()) < loudest_played * self._echo_ratio
 
     def _score_wake(self, frame: Audio, frame_start: int) -> WakeDetected | None:
         score = self._wake.score(frame)

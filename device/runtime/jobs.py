@@ -129,7 +129,9 @@ class _Worker:
             for output in outputs:
                 if output.pace:
                     self._wakeup.clear()
-                    self._wakeup.wait(output.cost_samples / self._rate_hz)
+                    # A cancel that landed while this output was computed set the flag before clear(): look.
+                    if not self._is_cancelled(job.turn):
+                        self._wakeup.wait(output.cost_samples / self._rate_hz)
                 if self._is_cancelled(job.turn):
                     break
                 self._post(output.event)

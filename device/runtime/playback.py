@@ -68,7 +68,7 @@ class PlaybackGate:
         self._report = report
         self._ops: deque[tuple[str, int, Audio | None]] = deque()
         self._playing: _Epoch | None = None
-        self._fading: _Epoch | None = None
+        self._fading: deque[_Epoch] = deque()  # cut epochs still fading out, oldest first
         self._ended_played: dict[int, int] = {}  # drained or stopped epochs: their final played count
         self.underrun_samples = 0
 
@@ -90,12 +90,14 @@ class PlaybackGate:
         self._apply_ops()
         audio = np.zeros(n, np.int16)
         epochs = np.zeros(n, np.int32)
-        filled = self._play_fade(audio, epochs, 0)
-        filled = self._play_epoch(audio, epochs, filled)
+        filled = 0
+        while self._fading and filled < n:
+            filled = self._play_fade(audio, epochs, filled)
+        self._play_epoch(audio, epochs, filled)
         return Frame(audio, epochs)
 
     def busy(self) -> bool:
-        return self._playing is not None or self._fading is not None
+        return self._playing is not None or bool(self._fading)
 
     def _apply_ops(self) -> None:
         while self._ops:
@@ -113,13 +115,15 @@ class PlaybackGate:
             elif op == "finish":
                 self._playing.finished = True
             elif op == "cut":
-                self._playing.fade_left = self._fade_samples
-                self._fading, self._playing = self._playing, None
+                cut, self._playing = self._playing, None
+                if cut.played_samples == 0:  # nothing of it sounded yet: no fade needed, it simply never plays
+                    self._end(cut, stopped=True)
+                else:
+                    cut.fade_left = self._fade_samples
+                    self._fading.append(cut)
 
     def _play_fade(self, audio: Audio, epochs: npt.NDArray[np.int32], at: int) -> int:
-        fading = self._fading
-        if fading is None:
-            return at
+        fading = self._fading[0]
         n = min(fading.fade_left, len(audio) - at)
         part = fading.take(n)
         done = self._fade_samples - fading.fade_left
@@ -130,7 +134,7 @@ class PlaybackGate:
         fading.fade_left -= n
         if fading.fade_left <= 0 or len(part) < n:
             self._end(fading, stopped=True)
-            self._fading = None
+            self._fading.popleft()
         return at + len(part)
 
     def _play_epoch(self, audio: Audio, epochs: npt.NDArray[np.int32], at: int) -> int:

@@ -10,6 +10,7 @@ class Timers:
         self._due: dict[tuple[TimerKind, int], int] = {}
 
     def arm(self, kind: TimerKind, ref: int, due_sample: int) -> None:
+        self._due.pop((kind, ref), None)  # re-arming moves it to the end: ties go in the order armed
         self._due[(kind, ref)] = due_sample
 
     def cancel(self, kind: TimerKind, ref: int) -> None:

@@ -99,7 +99,8 @@ class VirtualCard:
         self._seen_epochs: set[int] = set()
         self._was_busy = False
 
-    def tick(self, start: int, n: int) -> Audio:
+    def tick(self, start: int, n: int) -> tuple[Audio, Audio]:
+        """One period: returns (what the mic heard, what the speaker played)."""
         frame = self._gate.pull(n)
         user = self.player.frame(start, n)
         echo = self._echo.process(frame.audio)
@@ -110,7 +111,7 @@ class VirtualCard:
         busy = self._gate.busy()
         self.player.observe(start + n, speaking_started=bool(new_epochs), went_silent=self._was_busy and not busy)
         self._was_busy = busy
-        return mic
+        return mic, frame.audio
 
     def _record(self, start: int, n: int, mic: Audio, speaker: Audio, epochs: npt.NDArray[np.int32]) -> None:
         if start + n > len(self.mic):  # grow geometrically; a long scene should not be cut short

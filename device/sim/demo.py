@@ -105,9 +105,9 @@ class Rig:
         start = datetime.fromisoformat(self.config.sim.start_time)
         return lambda now: start + timedelta(seconds=now / RATE_HZ)
 
-    def hear(self, mic: npt.NDArray[np.int16], start: int) -> list[Event]:
+    def hear(self, mic: npt.NDArray[np.int16], start: int, played: npt.NDArray[np.int16]) -> list[Event]:
         self.capture.append(mic)
-        return self.hearing.hear(mic, start)
+        return self.hearing.hear(mic, start, played)
 
     def finished(self, now: int, scene: Scene) -> bool:
         """The scene's end: its duration, or the script done and the assistant idle for a while."""
@@ -142,9 +142,9 @@ def run_virtual(rig: Rig, scene: Scene) -> Run:
     now = 0
     while not rig.finished(now, scene):
         start = now
-        mic = rig.card.tick(start, rig.period)
+        mic, played = rig.card.tick(start, rig.period)
         now = start + rig.period
-        pending = rig.inbox.drain() + rig.hear(mic, start)
+        pending = rig.inbox.drain() + rig.hear(mic, start, played)
         while True:
             assert isinstance(rig.runner, VirtualRunner)
             pending += rig.runner.pop_due(now) + list(rig.timers.pop_due(now))
@@ -160,7 +160,7 @@ def run_virtual(rig: Rig, scene: Scene) -> Run:
 def run_wall(rig: Rig, scene: Scene) -> Run:
     """The card paces itself in real time on its own thread; this thread is the FSM thread."""
     began = time.perf_counter()
-    captured: deque[tuple[int, npt.NDArray[np.int16]]] = deque()
+    captured: deque[tuple[int, npt.NDArray[np.int16], npt.NDArray[np.int16]]] = deque()
     stop = threading.Event()
     xruns = [0]
     position = [0]
@@ -170,7 +170,7 @@ def run_wall(rig: Rig, scene: Scene) -> Run:
         deadline = time.monotonic()
         while not stop.is_set():
             start = position[0]
-            captured.append((start, rig.card.tick(start, rig.period)))
+            captured.append((start, *rig.card.tick(start, rig.period)))
             position[0] = start + rig.period
             deadline += period_s
             lag = deadline - time.monotonic()
@@ -185,8 +185,8 @@ def run_wall(rig: Rig, scene: Scene) -> Run:
     try:
         while not rig.finished(position[0], scene):
             while captured:
-                start, mic = captured.popleft()
-                for fact in rig.hear(mic, start):
+                start, mic, played = captured.popleft()
+                for fact in rig.hear(mic, start, played):
                     rig.loop.handle(fact, position[0])
             for event in rig.inbox.drain() + list(rig.timers.pop_due(position[0])):
                 rig.loop.handle(event, position[0])

@@ -1,0 +1,135 @@
+"""Speech to text with whisper.cpp (through pywhispercpp), tuned for short voice-assistant utterances.
+
+Measured on this model (tiny.en, 2 threads, x86, 20 utterances of espeak-ng and of Piper speech, 1-3 s each):
+
+- Whisper's encoder always covers a 30 s window (1500 frames, 50 per second). Encoding only the first 512
+  frames (`audio_ctx`, a 10.24 s window) cuts the time per utterance from ~650 ms to ~220 ms with the same
+  word error rate (espeak 7-10 %, Piper 4-5 %, against 10-11 % and 3 % with the full window; the
+  differences are one or two words out of 126).
+- Sizing `audio_ctx` to each utterance instead (its length + a margin) is faster still, but it is unstable:
+  depending on the margin some utterances loop ("Stop. Stop. Stop. ..." for 1.5 s), and whisper.cpp then
+  gives different text for the same audio depending on the `audio_ctx` of the *previous* call (its buffers
+  carry state across calls when the context size changes). So one model keeps one fixed `audio_ctx`.
+- Longer audio does not fit the short window (the text after 10 s is lost or looped), so it goes to a
+  full-window model that is loaded for that call only (~80 ms to load; it would hold ~150 MB if kept).
+
+Decoding is greedy at temperature 0 with the temperature fallback off: the fallback samples at random, which
+would make the same audio give different text. Non-speech tokens are suppressed, and the bracketed tags
+whisper still emits for silence or noise ("[BLANK_AUDIO]", "(music)") are removed. Digital silence is not
+decoded at all: whisper says "you" for it (measured for 0.2-3 s of zeros).
+"""
+
+from __future__ import annotations
+
+import os
+
+# whisper.cpp's OpenMP threads spin-wait between parallel regions by default, burning whole cores while the
+# rest of the daemon (audio, VAD, TTS) needs them. libgomp reads this once, when pywhispercpp loads it, so
+# it is set before the imports below (ruff allows environment changes above imports).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import _pywhispercpp  # type: ignore[import-not-found]  # the compiled binding ships no stubs
+import numpy as np
+import numpy.typing as npt
+from pywhispercpp.model import Model
+
+from device.engines import DEVICE_RATE_HZ, model_load_error, require_model_file
+
+Audio = npt.NDArray[np.int16]
+
+SHORT_AUDIO_CTX = 512
+"""Encoder frames (50 per second) for short utterances: a 10.24 s window."""
+SHORT_MAX_SAMPLES = 9 * DEVICE_RATE_HZ
+"""Longest audio sent to the short window; leaves 1.24 s of it after the speech (8.9 s measured clean)."""
+MIN_SAMPLES = DEVICE_RATE_HZ // 10
+"""whisper.cpp refuses input shorter than 100 ms."""
+SILENCE_DBFS = -55.0
+"""Audio whose loudest 10 ms is quieter than this holds no words (a mic's noise floor is around -60 dBFS)."""
+
+_GGML_LOG_LEVEL_ERROR = 4
+_FRAME_SAMPLES = DEVICE_RATE_HZ // 100
+_INT16_SCALE = 32768.0
+# Whisper's non-speech annotations: [BLANK_AUDIO], (music), (upbeat music), *laughs*, and music notes.
+_NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫]")
+_SPACES = re.compile(r"\s+")
+
+
+class WhisperAsr:
+    """`transcribe(audio)`: the text of one utterance of 16 kHz int16 audio ("" if there is none)."""
+
+    def __init__(self, model_path: Path, threads: int = 2) -> None:
+        self._path = require_model_file(model_path, "ASR")
+        self._threads = threads
+        self._short = self._load(SHORT_AUDIO_CTX)
+
+    def transcribe(self, audio: Audio) -> str:
+        """The words in `audio`, stripped; "" for audio under 0.1 s or with only silence/noise tags.
+
+        Deterministic: the same audio gives the same text, whatever was transcribed before.
+        """
+        if audio.dtype != np.int16 or audio.ndim != 1:
+            raise ValueError(f"expected 1-D int16 audio, got {audio.ndim}-D {audio.dtype}")
+        if len(audio) < MIN_SAMPLES or _loudest_frame_dbfs(audio) < SILENCE_DBFS:
+            return ""
+        samples = audio.astype(np.float32) / _INT16_SCALE
+        if len(audio) <= SHORT_MAX_SAMPLES:
+            return _text_of(self._short, samples)
+        # Rare (a voice command is a few seconds): pay the load instead of keeping a second model resident.
+        return _text_of(self._load(0), samples)
+
+    def _load(self, audio_ctx: int) -> Model:
+        with _whisper_logs() as errors:
+            model = Model(
+                str(self._path),
+                n_threads=self._threads,
+                audio_ctx=audio_ctx,
+                language="en",
+                print_progress=False,
+                print_realtime=False,
+                temperature=0.0,
+                temperature_inc=0.0,
+                suppress_nst=True,
+            )
+        # A failed load still returns a context object (a null one that crashes on first use); the only
+        # sign of failure is whisper.cpp's error log.
+        if errors:
+            raise model_load_error(self._path, "ASR", " ".join(errors))
+        return model
+
+
+def _text_of(model: Model, samples: npt.NDArray[np.float32]) -> str:
+    text = " ".join(segment.text for segment in model.transcribe(samples))
+    return _SPACES.sub(" ", _NON_SPEECH.sub(" ", text)).strip()
+
+
+def _loudest_frame_dbfs(audio: Audio) -> float:
+    frames = max(1, len(audio) // _FRAME_SAMPLES)
+    framed = audio[: frames * _FRAME_SAMPLES].astype(np.float64).reshape(frames, -1)
+    loudest_rms = float(np.sqrt((framed**2).mean(axis=1)).max())
+    return 20 * float(np.log10(max(loudest_rms, 1.0) / _INT16_SCALE))
+
+
+@contextmanager
+def _whisper_logs() -> Iterator[list[str]]:
+    """Collects whisper.cpp's error lines and drops the rest (model loading prints ~30 lines to stderr).
+
+    A log callback rather than pywhispercpp's own stderr redirection, which swaps the process-wide fd 2 and
+    would swallow other threads' logs meanwhile. The default logger is restored afterwards: a Python callback
+    left installed is called without the GIL when the model is freed at interpreter exit, and aborts.
+    """
+    errors: list[str] = []
+
+    def collect(level: int, text: str, *_: object) -> None:
+        if level == _GGML_LOG_LEVEL_ERROR:
+            errors.append(text.strip())
+
+    _pywhispercpp.whisper_log_set(collect)
+    try:
+        yield errors
+    finally:
+        _pywhispercpp.whisper_log_set(None)
