@@ -3,7 +3,7 @@
 openWakeWord runs three ONNX models per 80 ms frame: a melspectrogram, Google's speech embedding, and the wake
 word head. All three sessions already run with one intra-op and one inter-op thread (openWakeWord hard-codes
 that for the head and uses `ncpu`, which we pass as 1, for the feature models): scores are deterministic and
-the detector never fans out over the cores of a small board. Measured: ~1.6 ms per frame on one x86 core.
+the detector never fans out over the cores of a small board. Measured: 1.6-1.9 ms per frame on one x86 core.
 """
 
 from __future__ import annotations
