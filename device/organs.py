@@ -34,8 +34,11 @@ def models_dir(config: Config) -> Path:
     return config.models.dir if config.models.dir is not None else default_models_dir()
 
 
-def load_engines(config: Config) -> Engines:
-    """Every model file is checked before anything loads, so a missing one names `spine models fetch`."""
+def load_engines(config: Config, deterministic: bool = False) -> Engines:
+    """Every model file is checked before anything loads, so a missing one names `spine models fetch`.
+
+    `deterministic` makes the voice reproducible to the byte (the virtual clock's promise).
+    """
     root = models_dir(config)
     wake_head = config.wake.custom_model_path or require_model(root, _WAKE_FILES[config.wake.model])
     if not wake_head.is_file():
@@ -50,5 +53,5 @@ def load_engines(config: Config) -> Engines:
         vad=SileroVad(vad),
         wake=WakeWordDetector(melspec, embedding, wake_head),
         asr=WhisperAsr(asr, threads=config.asr.threads),
-        tts=PiperTts(voice, voice_config),
+        tts=PiperTts(voice, voice_config, deterministic=deterministic),
     )

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from piper import PiperVoice
+from piper import PiperVoice, SynthesisConfig
 
 from device.engines import DEVICE_RATE_HZ, model_load_error, require_model_file
 from device.engines.resample import resample_int16
@@ -73,7 +73,11 @@ class PiperTts:
 
     sample_rate_hz = DEVICE_RATE_HZ
 
-    def __init__(self, model_path: Path, config_path: Path) -> None:
+    def __init__(self, model_path: Path, config_path: Path, deterministic: bool = False) -> None:
+        """`deterministic`: turn off the voice's sampled noise (VITS draws it from an unseeded generator, so the
+        same text gives slightly different audio and length each process; `onnxruntime.set_seed` does not
+        reach it). With noise_scale = noise_w = 0 the audio is the same bytes every time - the virtual clock
+        needs that for reproducible runs; the voice is a little flatter."""
         require_model_file(model_path, "TTS voice")
         require_model_file(config_path, "TTS voice config")
         try:
@@ -83,6 +87,7 @@ class PiperTts:
         except Exception as err:  # ONNX Runtime's load errors share no base class beyond Exception
             raise model_load_error(f"{model_path} with {config_path}", "TTS voice", err) from err
         self._voice_rate_hz: int = self._voice.config.sample_rate
+        self._synthesis = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if deterministic else None
 
     def synthesize(self, text: str) -> SpokenText:
         """The whole text: every sentence's audio concatenated, word ends offset accordingly."""
@@ -104,7 +109,7 @@ class PiperTts:
         A sentence with nothing to say (say "...") still yields its words, with no audio.
         """
         for words in split_sentences(text):
-            chunks = [chunk.audio_int16_array for chunk in self._voice.synthesize(" ".join(words))]
+            chunks = [chunk.audio_int16_array for chunk in self._voice.synthesize(" ".join(words), self._synthesis)]
             voice_audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
             audio = resample_int16(voice_audio, self._voice_rate_hz, DEVICE_RATE_HZ)
             yield _spoken(audio, words, estimate_word_ends(audio, words))

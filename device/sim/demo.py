@@ -210,7 +210,7 @@ def write_wav(path: Path, audio: npt.NDArray[np.int16]) -> None:
 
 def demo(config: Config, scene: Scene, scene_name: str, out_dir: Path, clock: ClockKind) -> dict[str, Any]:
     """Run a scene end to end and write events.jsonl, mic.wav, speaker.wav, summary.json, timeline.png."""
-    engines = load_engines(config)
+    engines = load_engines(config, deterministic=clock == "virtual")
     out_dir.mkdir(parents=True, exist_ok=True)
     rig = Rig(config, scene, engines, out_dir / "events.jsonl", clock)
     run = run_virtual(rig, scene) if clock == "virtual" else run_wall(rig, scene)
