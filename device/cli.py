@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from device import __version__
+from device.audio.cli import add_audio_commands
 from device.errors import UserError
 from device.models.cli import add_models_command
 
@@ -69,6 +70,25 @@ def _digest(summary: dict[str, object], wall_s: float, out: Path) -> str:
     return "\n".join(rows)
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from device.config import load_config
+
+    config = load_config(args.config)
+    from device.run import run
+
+    log = args.log or _default_log_path()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return run(config, log)
+
+
+def _default_log_path() -> Path:
+    """A new log per run under $STATE_DIRECTORY (systemd) or ~/.local/state/spine: no run overwrites another."""
+    import os
+
+    state = os.environ.get("STATE_DIRECTORY") or os.path.expanduser("~/.local/state/spine")
+    return Path(state) / time.strftime("events-%Y%m%d-%H%M%S.jsonl")
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from device.replay import replay
     from device.timeline import lines
@@ -124,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     demo.set_defaults(func=_cmd_demo)
 
+    run = sub.add_parser(
+        "run", help="run the assistant on the real sound card (until Ctrl-C or SIGTERM)",
+        description="Run the daemon on the configured microphone and speaker (`[audio] input_device` and "
+        "`output_device`; `spine devices` lists them, `spine doctor` checks them). Every event and decision "
+        "goes to a JSON-lines log that `spine replay` reads.",
+    )  # fmt: skip
+    run.add_argument("--config", type=Path, help="configuration TOML (default: built-in defaults)")
+    run.add_argument(
+        "--log", type=Path, help="event log path (default: $STATE_DIRECTORY or ~/.local/state/spine, one per run)"
+    )
+    run.set_defaults(func=_cmd_run)
+
     replay = sub.add_parser(
         "replay", help="re-run the state machine over an event log and check it decides the same",
         description="Re-run the pure core over LOG, print a readable timeline, and exit 1 if any recomputed "
@@ -142,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     fsm.set_defaults(func=_cmd_fsm)
 
     add_models_command(sub)
+    add_audio_commands(sub)
     return parser
 
 

@@ -24,6 +24,10 @@ class AudioConfig:
     """One audio period; the RT callback and the spine's audio step run once per period."""
     fade_ms: float = 4.0
     """Fade-out applied when playback is cut (no click); must fit in one period."""
+    input_device: str | None = None
+    """Microphone: a device index or part of its name (`spine devices` lists them); default: the system's."""
+    output_device: str | None = None
+    """Speaker: a device index or part of its name; default: the system's."""
 
     def validate(self) -> str | None:
         if not 5 <= self.period_ms <= 40:

@@ -12,7 +12,17 @@ from hypothesis import strategies as st
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.machine import IGNORED, TRANSITIONS, step
-from device.core.states import Announcing, Hearing, Listening, Speaking, Spine, Thinking, Transcribing, current_turn
+from device.core.states import (
+    Announcing,
+    Degraded,
+    Hearing,
+    Listening,
+    Speaking,
+    Spine,
+    Thinking,
+    Transcribing,
+    current_turn,
+)
 from tests.core_script import Driver, chunk
 
 SMALL = st.integers(min_value=1, max_value=5)
@@ -34,6 +44,9 @@ def arbitrary_event() -> st.SearchStrategy[ev.Event]:
         st.builds(ev.TimerFired, st.sampled_from(["listen", "utterance", "alarm"]), SMALL),
         st.builds(ev.JobCancelled, SMALL, st.sampled_from(["asr", "reply", "tts"])),
         st.builds(ev.EngineFailed, SMALL, st.sampled_from(["asr", "reply", "tts"]), st.just("boom")),
+        st.builds(ev.AudioDeviceLost, st.just("stream error")),
+        st.just(ev.AudioDeviceRestored()),
+        st.builds(ev.TimerFired, st.just("reopen"), st.integers(1, 3)),
         st.builds(ev.StopRequested, st.just("test")),
     )
 
@@ -63,6 +76,8 @@ def fitting_event(spine: Spine, now: int) -> st.SearchStrategy[ev.Event]:
         options += [st.just(chunk(state.turn, 0, "Your timer is done.")), st.just(ev.PlaybackDrained(state.epoch, 1))]
     for cut in spine.context.cut_replies:
         options.append(st.builds(ev.PlaybackStopped, st.just(cut.epoch), st.integers(0, 9000)))
+    if isinstance(state, Degraded):
+        options += [st.just(ev.TimerFired("reopen", state.attempt)), st.just(ev.AudioDeviceRestored())]
     for alarm in spine.context.alarms_armed:
         options.append(st.just(ev.TimerFired("alarm", alarm.alarm)))
     return st.one_of(options)

@@ -8,6 +8,7 @@ from device.core.memory import Message, SpokenChunk, heard_text, split_sentences
 from device.core.states import (
     Alarm,
     Announcing,
+    Degraded,
     Hearing,
     Idle,
     Listening,
@@ -200,3 +201,20 @@ def test_sentence_split_waits_for_white_space() -> None:
     assert split_sentences("It costs 3.5 euros. Next", 0) == (("It costs 3.5 euros.",), 20)
     assert split_sentences("Done!", 0) == ((), 0)
     assert split_sentences('He said "stop." Then', 0) == (('He said "stop."',), 16)
+
+
+def test_a_lost_sound_card_degrades_retries_with_growing_back_off_and_recovers() -> None:
+    d = Driver()
+    turn = ask(d, "tell me a story", 0)
+    d.feed(ev.ReplyDelta(turn, "Once upon a time. "), 50000)
+    d.feed(chunk(turn, 0, "Once upon a time."), 52000)
+    out = d.feed(ev.AudioDeviceLost("stream error: device unavailable"), 60000)
+    assert d.spine.state == Degraded("stream error: device unavailable", 1)
+    assert out == (cmd.CutPlayback(1), cmd.CancelTurn(turn), cmd.StartTimer("reopen", 1, 60000 + 16000))
+    assert d.feed(ev.WakeDetected("hey_jarvis", 0.9, 70000), 70000)[0].reason.startswith("no sound card")  # type: ignore[union-attr]
+    assert d.feed(ev.TimerFired("reopen", 1), 76000) == (cmd.ReopenAudio(1),)
+    out = d.feed(ev.AudioDeviceLost("cannot open: no such device"), 76100)
+    assert out == (cmd.StartTimer("reopen", 2, 76100 + 32000),)  # the back-off doubled
+    d.feed(ev.TimerFired("reopen", 2), 108100)
+    d.feed(ev.AudioDeviceRestored(), 108200)
+    assert d.spine.state == Idle()

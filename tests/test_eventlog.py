@@ -31,6 +31,8 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.TimerFired("listen", 1),
     ev.JobCancelled(1, "tts"),
     ev.EngineFailed(1, "asr", 'RuntimeError: "quoted", non-ASCII \u00e9\u2713'),
+    ev.AudioDeviceLost("stream error: device unavailable"),
+    ev.AudioDeviceRestored(),
     ev.StopRequested("end of scene"),
 )
 
@@ -46,6 +48,7 @@ EVERY_COMMAND: tuple[cmd.Command, ...] = (
     cmd.CutPlayback(1),
     cmd.CancelTurn(1),
     cmd.CommitHeard(1, "It is nine.", "It is", interrupted=True),
+    cmd.ReopenAudio(2),
     cmd.NoteIgnored("ünïcode\nand a newline"),
 )
 
@@ -74,7 +77,7 @@ def test_the_round_trip_fixtures_cover_every_event_and_command_type() -> None:
 
 
 def test_log_round_trip_is_whole_value_equal(tmp_path: Path) -> None:
-    commands_per_step = [*((c,) for c in EVERY_COMMAND[:-2]), EVERY_COMMAND[-2:], (), EVERY_COMMAND, ()]
+    commands_per_step = [*((c,) for c in EVERY_COMMAND[:-2]), EVERY_COMMAND[-2:], (), EVERY_COMMAND, (), ()]
     steps = [
         (1000 * i, event, f"State{i}", commands)
         for i, (event, commands) in enumerate(zip(EVERY_EVENT, commands_per_step, strict=True))

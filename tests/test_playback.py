@@ -93,14 +93,15 @@ def test_finish_reports_drained_exactly_once_with_the_exact_count() -> None:
     assert (gate.underrun_samples, gate.busy()) == (0, False)  # the tail of a finished epoch is no underrun
 
 
-def test_an_epoch_that_ends_exactly_on_a_period_boundary_drains_at_the_next_pull() -> None:
+def test_an_epoch_that_ends_exactly_on_a_period_boundary_drains_in_the_period_of_its_last_sample() -> None:
     gate, reports = gate_with_reports()
     gate.open(1)
     gate.queue(1, const(2 * PERIOD, 5))
     gate.finish(1)
     assert frame_of(gate.pull(PERIOD)) == ([5] * 10, [1] * 10)
-    assert frame_of(gate.pull(PERIOD)) == ([5] * 10, [1] * 10)
     assert reports == []
+    assert frame_of(gate.pull(PERIOD)) == ([5] * 10, [1] * 10)
+    assert reports == [PlaybackDrained(1, 20)]  # the last sample went to the device: drained, no period later
     assert frame_of(gate.pull(PERIOD)) == SILENCE
     assert reports == [PlaybackDrained(1, 20)]
 

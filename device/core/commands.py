@@ -105,6 +105,13 @@ class CommitHeard:
 
 
 @dataclass(frozen=True)
+class ReopenAudio:
+    """Try to open the sound card again; the result comes back as AudioDeviceRestored or AudioDeviceLost."""
+
+    attempt: int
+
+
+@dataclass(frozen=True)
 class NoteIgnored:
     """Write into the log that the event was ignored, and why (a stale result is dropped as data)."""
 
@@ -123,6 +130,7 @@ Command = (
     | CutPlayback
     | CancelTurn
     | CommitHeard
+    | ReopenAudio
     | NoteIgnored
 )
 
@@ -138,5 +146,6 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     CutPlayback,
     CancelTurn,
     CommitHeard,
+    ReopenAudio,
     NoteIgnored,
 )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 JobKind = Literal["asr", "reply", "tts"]
-TimerKind = Literal["listen", "utterance", "alarm"]
+TimerKind = Literal["listen", "utterance", "alarm", "reopen"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,18 @@ class EngineFailed:
 
 
 @dataclass(frozen=True)
+class AudioDeviceLost:
+    """The sound card stream failed or could not be (re)opened: a vanished USB device, a dead server."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class AudioDeviceRestored:
+    """The sound card stream is open and running again."""
+
+
+@dataclass(frozen=True)
 class StopRequested:
     """The daemon is asked to stop (signal, end of a scene)."""
 
@@ -146,6 +158,8 @@ Event = (
     | TimerFired
     | JobCancelled
     | EngineFailed
+    | AudioDeviceLost
+    | AudioDeviceRestored
     | StopRequested
 )
 
@@ -163,5 +177,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TimerFired,
     JobCancelled,
     EngineFailed,
+    AudioDeviceLost,
+    AudioDeviceRestored,
     StopRequested,
 )

@@ -39,6 +39,7 @@ from device.core.states import (
     Announcing,
     Context,
     CutReply,
+    Degraded,
     Hearing,
     Idle,
     Listening,
@@ -363,6 +364,27 @@ def on_result_without_work(state: State, ctx: Context, event: Any, now: int) -> 
     return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, type(event).__name__)),)
 
 
+# --------------------------------------------------------------------------------------------- audio device
+
+
+def on_device_lost(state: State, ctx: Context, event: ev.AudioDeviceLost, now: int) -> Outcome:
+    """The sound card is gone: end the turn (nobody can hear it) and try to reopen with a growing back-off."""
+    ctx, out = _abandon(state, ctx)
+    attempt = state.attempt + 1 if isinstance(state, Degraded) else 1
+    backoff = min(ctx.config.reopen_first_samples << (attempt - 1), ctx.config.reopen_max_samples)
+    return Degraded(event.reason, attempt), ctx, (*out, cmd.StartTimer("reopen", attempt, now + backoff))
+
+
+def on_reopen_due(state: Degraded, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
+    if event.kind == "reopen" and event.ref == state.attempt:
+        return state, ctx, (cmd.ReopenAudio(state.attempt),)
+    return on_timer(state, ctx, event, now)
+
+
+def on_device_restored(state: Degraded, ctx: Context, event: ev.AudioDeviceRestored, now: int) -> Outcome:
+    return _to_idle(ctx, now)
+
+
 def on_job_cancelled(state: State, ctx: Context, event: ev.JobCancelled, now: int) -> Outcome:
     return state, ctx, (cmd.NoteIgnored(f"{event.job} of turn {event.turn} acknowledged its cancel"),)
 
@@ -391,9 +413,10 @@ def rows(
     }
 
 
-ALL_STATES = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Announcing, Stopping)
-LIVE = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Announcing)
-NO_WORK = (Idle, Listening, Hearing, Stopping)
+ALL_STATES = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Announcing, Degraded, Stopping)
+RUNNING = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Announcing)
+LIVE = (*RUNNING, Degraded)
+NO_WORK = (Idle, Listening, Hearing, Degraded, Stopping)
 TURN_RESULTS = (ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady)
 REPLY_RESULTS = TURN_RESULTS[1:]
 REPLYING = (Thinking, Speaking)
@@ -425,7 +448,7 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     # --- playback reports
     **rows(Speaking, ev.PlaybackDrained, on_drained, *TO_IDLE, may_stay=True),
     **rows(Announcing, ev.PlaybackDrained, on_drained, Idle, may_stay=True),
-    **rows((Idle, Listening, Hearing, Transcribing, Thinking, Stopping), ev.PlaybackDrained, on_stale_drain),
+    **rows((Idle, Listening, Hearing, Transcribing, Thinking, Degraded, Stopping), ev.PlaybackDrained, on_stale_drain),
     **rows(ALL_STATES, ev.PlaybackStopped, on_stopped),
     # --- timers: listen window, utterance limit, user alarms (an alarm rings in Idle, waits otherwise)
     **rows(Idle, ev.TimerFired, on_timer, Announcing, may_stay=True),
@@ -441,6 +464,10 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
         may_stay=True,
     ),
     **rows(Speaking, ev.SpeechStarted, on_barge_in_speech, Hearing, may_stay=True),
+    # --- the sound card: lost, reopened with back-off, restored
+    **rows(LIVE, ev.AudioDeviceLost, on_device_lost, Degraded),
+    **rows(Degraded, ev.TimerFired, on_reopen_due),
+    **rows(Degraded, ev.AudioDeviceRestored, on_device_restored, *TO_IDLE),
     # --- acknowledgements and shutdown
     **rows(ALL_STATES, ev.JobCancelled, on_job_cancelled),
     **rows(LIVE, ev.StopRequested, on_stop, Stopping),
@@ -465,6 +492,12 @@ IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
     (Stopping, ev.SpeechStarted): "stopping: nothing new starts",
     (Stopping, ev.SpeechEnded): "stopping: nothing new starts",
     (Stopping, ev.StopRequested): "already stopping: nothing more to cancel",
+    (Degraded, ev.WakeDetected): "no sound card: the wake word cannot have been heard through it",
+    (Degraded, ev.SpeechStarted): "no sound card: speech cannot have been heard through it",
+    (Degraded, ev.SpeechEnded): "no sound card: speech cannot have been heard through it",
+    (Stopping, ev.AudioDeviceLost): "stopping: the sound card is no longer needed",
+    (Stopping, ev.AudioDeviceRestored): "stopping: the sound card is no longer needed",
+    **{(s, ev.AudioDeviceRestored): "the sound card was not lost in this state" for s in RUNNING},
 }
 
 ILLEGAL: frozenset[tuple[type[State], type[ev.Event]]] = frozenset()

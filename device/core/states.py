@@ -29,6 +29,9 @@ class CoreConfig:
     """Whether the wake word interrupts the assistant while it speaks or thinks."""
     barge_in_on_speech: bool = True
     """Whether user speech (voice activity) interrupts the assistant while it speaks."""
+    reopen_first_samples: int = 16000
+    """Back-off before the first attempt to reopen a lost sound card; it doubles each attempt."""
+    reopen_max_samples: int = 30 * 16000
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,19 @@ class Announcing:
 
 
 @dataclass(frozen=True)
+class Degraded:
+    """The sound card is gone; reopening it is attempt number `attempt`, with a growing back-off."""
+
+    reason: str
+    attempt: int
+
+
+@dataclass(frozen=True)
 class Stopping:
     """The daemon is shutting down; everything was cancelled and nothing new starts."""
 
 
-State = Idle | Listening | Hearing | Transcribing | Thinking | Speaking | Announcing | Stopping
+State = Idle | Listening | Hearing | Transcribing | Thinking | Speaking | Announcing | Degraded | Stopping
 
 STATE_TYPES: tuple[type[State], ...] = (
     Idle,
@@ -116,6 +127,7 @@ STATE_TYPES: tuple[type[State], ...] = (
     Thinking,
     Speaking,
     Announcing,
+    Degraded,
     Stopping,
 )
 
@@ -166,6 +178,6 @@ def initial(config: CoreConfig) -> Spine:
 
 def current_turn(state: State) -> int | None:
     """The turn whose work is running in `state`, if any."""
-    if isinstance(state, Idle | Stopping):
+    if isinstance(state, Idle | Degraded | Stopping):
         return None
     return state.turn

@@ -12,6 +12,7 @@
 | FinishPlayback | tell the gate nothing more comes for the epoch                  |
 | CutPlayback    | fade the epoch out and drop the rest                            |
 | CancelTurn     | cancel every job of the turn and drop its unplayed audio        |
+| ReopenAudio    | ask the audio side to reopen the sound card                     |
 | CommitHeard    | nothing here: the log holds it; memory lives in the core        |
 | NoteIgnored    | nothing here: the log holds it                                  |
 """
@@ -22,12 +23,23 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from device.core import commands as cmd
 from device.runtime.capture import CaptureHistory
 from device.runtime.jobs import Job
-from device.runtime.playback import PlaybackGate
 from device.runtime.timers import Timers
 from device.runtime.work import AudioStore, Costs, Responder, Synthesiser, Transcriber, asr_job, reply_job, tts_job
+
+
+class Playback(Protocol):
+    """The FSM side of playback (PlaybackFeeder on a device, PlaybackGate in the simulated room)."""
+
+    def open(self, epoch: int) -> None: ...
+    def queue(self, epoch: int, audio: npt.NDArray[np.int16]) -> None: ...
+    def finish(self, epoch: int) -> None: ...
+    def cut(self, epoch: int) -> None: ...
 
 
 class Runner(Protocol):
@@ -40,7 +52,7 @@ class Executor:
         self,
         *,
         runner: Runner,
-        gate: PlaybackGate,
+        gate: Playback,
         timers: Timers,
         capture: CaptureHistory,
         asr: Transcriber,
@@ -48,7 +60,9 @@ class Executor:
         respond: Responder,
         local_time: Callable[[int], datetime],
         costs: Costs,
+        reopen_audio: Callable[[int], None] = lambda _attempt: None,
     ) -> None:
+        self._reopen_audio = reopen_audio
         self._runner, self._gate, self._timers, self._capture = runner, gate, timers, capture
         self._asr, self._tts, self._respond, self._local_time, self._costs = asr, tts, respond, local_time, costs
         self.store = AudioStore()
@@ -84,5 +98,7 @@ class Executor:
             case cmd.CancelTurn(turn):
                 self._runner.cancel_turn(turn, now)
                 self.store.drop_turn(turn)
+            case cmd.ReopenAudio(attempt):
+                self._reopen_audio(attempt)
             case cmd.CommitHeard() | cmd.NoteIgnored():
                 pass

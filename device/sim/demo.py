@@ -13,34 +13,24 @@ import threading
 import time
 import wave
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from device.config import RATE_HZ, Config, core_config, hearing_config, samples
-from device.core.events import Event, StopRequested
-from device.core.states import Idle, initial
+from device.config import RATE_HZ, Config, samples
+from device.core.states import Idle
 from device.organs import Engines, load_engines
-from device.reply.local import respond
-from device.runtime.capture import CaptureHistory
-from device.runtime.eventlog import EventLog, read_log
-from device.runtime.executor import Executor, Runner
-from device.runtime.hearing import Hearing
-from device.runtime.jobs import ThreadRunner, VirtualRunner
-from device.runtime.loop import Inbox, SpineLoop
+from device.runtime.daemon import ClockKind, Daemon
+from device.runtime.eventlog import read_log
+from device.runtime.jobs import VirtualRunner
 from device.runtime.playback import PlaybackGate
-from device.runtime.timers import Timers
-from device.runtime.work import Costs
 from device.sim.card import VirtualCard
 from device.sim.scene import Scene
 from device.sim.summary import summarise
 
-ClockKind = Literal["virtual", "wall"]
 CAPTURE_HISTORY_S = 60
 
 
@@ -54,60 +44,18 @@ class Run:
     wall_time_s: float
 
 
-def costs_of(config: Config) -> Costs:
-    sim = config.sim
-    return Costs(
-        asr_fixed_samples=samples(sim.asr_fixed_ms / 1000),
-        asr_rtf=sim.asr_rtf,
-        tts_fixed_samples=samples(sim.tts_fixed_ms / 1000),
-        tts_rtf=sim.tts_rtf,
-        first_token_samples=samples(sim.reply_first_token_ms / 1000),
-        token_samples=samples(config.reply.token_interval_ms / 1000),
-    )
+class Rig(Daemon):
+    """The daemon in the simulated room: its playback is the virtual card's gate."""
 
-
-class Rig:
-    """The daemon's parts wired together around one inbox (shared by both clocks)."""
-
-    def __init__(self, config: Config, scene: Scene, engines: Engines, log_path: Path, runner_kind: ClockKind):
-        self.config = config
-        self.period = config.period_samples
-        self.inbox = Inbox()
-        self.gate = PlaybackGate(samples(config.audio.fade_ms / 1000), self.inbox.post)
-        self.timers = Timers()
-        self.capture = CaptureHistory(CAPTURE_HISTORY_S * RATE_HZ)
-        self.hearing = Hearing(engines.vad, engines.wake, hearing_config(config))
-        self.runner: VirtualRunner | ThreadRunner = (
-            VirtualRunner(samples(config.sim.cancel_ack_ms / 1000))
-            if runner_kind == "virtual"
-            else ThreadRunner(self.inbox.post, RATE_HZ)
+    def __init__(self, config: Config, scene: Scene, engines: Engines, log_path: Path, clock: ClockKind):
+        fade = samples(config.audio.fade_ms / 1000)
+        super().__init__(
+            config, engines, log_path, clock, lambda report: PlaybackGate(fade, report, config.period_samples)
         )
-        self.log = EventLog(log_path, core_config(config))
-        runner: Runner = self.runner
-        self.executor = Executor(
-            runner=runner,
-            gate=self.gate,
-            timers=self.timers,
-            capture=self.capture,
-            asr=engines.asr,
-            tts=engines.tts,
-            respond=respond,
-            local_time=self._local_time_factory(runner_kind),
-            costs=costs_of(config),
-        )
-        self.loop = SpineLoop(initial(core_config(config)), self.log, self.executor)
+        assert isinstance(self.playback, PlaybackGate)
+        self.gate = self.playback
         self.card = VirtualCard(self.gate, scene, RATE_HZ, capacity_samples=120 * RATE_HZ)
         self._idle_since: int | None = None
-
-    def _local_time_factory(self, kind: ClockKind) -> Callable[[int], datetime]:
-        if kind == "wall":
-            return lambda _now: datetime.now()
-        start = datetime.fromisoformat(self.config.sim.start_time)
-        return lambda now: start + timedelta(seconds=now / RATE_HZ)
-
-    def hear(self, mic: npt.NDArray[np.int16], start: int, played: npt.NDArray[np.int16]) -> list[Event]:
-        self.capture.append(mic)
-        return self.hearing.hear(mic, start, played)
 
     def finished(self, now: int, scene: Scene) -> bool:
         """The scene's end: its duration, or the script done and the assistant idle for a while."""
@@ -130,12 +78,6 @@ class Rig:
             self._idle_since = now
         return now - self._idle_since >= samples(sim.idle_tail_s)
 
-    def stop(self, now: int) -> None:
-        self.loop.handle(StopRequested("end of scene"), now)
-        if isinstance(self.runner, ThreadRunner):
-            self.runner.stop()
-        self.log.close()
-
 
 def run_virtual(rig: Rig, scene: Scene) -> Run:
     began = time.perf_counter()
@@ -153,7 +95,7 @@ def run_virtual(rig: Rig, scene: Scene) -> Run:
             for event in pending:
                 rig.loop.handle(event, now)
             pending = rig.inbox.drain()
-    rig.stop(now)
+    rig.stop(now, "end of scene")
     return Run(rig.card, now, xruns=0, wall_time_s=time.perf_counter() - began)
 
 
@@ -196,7 +138,7 @@ def run_wall(rig: Rig, scene: Scene) -> Run:
     finally:
         stop.set()
         thread.join()
-    rig.stop(position[0])
+    rig.stop(position[0], "end of scene")
     return Run(rig.card, position[0], xruns=xruns[0], wall_time_s=time.perf_counter() - began)
 
 

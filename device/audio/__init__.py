@@ -1,0 +1,1 @@
+"""Audio plumbing between the real-time PortAudio callback and the FSM thread."""

@@ -1,0 +1,112 @@
+"""`spine devices` and `spine doctor`: which audio devices there are, and whether Spine can run on them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from device.errors import UserError
+
+if TYPE_CHECKING:  # the modules that load PortAudio are imported when a command runs, not with `spine`
+    from device.audio.devices import DeviceInfo
+
+_DEVICE_HELP = "an index or a part of a name from `spine devices` (default: the system default)"
+
+
+def add_audio_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `devices` and `doctor` to the top-level `spine` parser."""
+    devices = subparsers.add_parser(
+        "devices",
+        help="list the audio devices and the rates each takes",
+        description=(
+            "List the audio devices PortAudio sees: index, name, host API, channels, default rate, and which "
+            "of 16, 22.05, 44.1 and 48 kHz each takes for recording and for playing (mono 16-bit). Each device "
+            "is opened briefly to find out, so a device another program holds shows no rates."
+        ),
+    )
+    devices.set_defaults(func=run_devices)
+    doctor = subparsers.add_parser(
+        "doctor",
+        help="check that Spine can record and play on the audio devices, and say how to fix what is wrong",
+        description=(
+            "Find the input and output devices, check they take 16 kHz, and run them together in one "
+            "full-duplex stream with 10 ms periods for half a second, as Spine does. Prints a line per check "
+            "with a fix for each failure; exits with status 1 if any check fails."
+        ),
+    )
+    doctor.add_argument("--input", metavar="DEV", help=f"the microphone: {_DEVICE_HELP}")
+    doctor.add_argument("--output", metavar="DEV", help=f"the speaker: {_DEVICE_HELP}")
+    doctor.set_defaults(func=run_doctor)
+
+
+def _portaudio_missing(error: ImportError) -> UserError:
+    return UserError(
+        f"cannot load PyAudio/PortAudio ({error}): install them with scripts/setup.sh "
+        "(apt: portaudio19-dev; pip: pyaudio)"
+    )
+
+
+def run_devices(args: argparse.Namespace) -> int:
+    try:
+        from device.audio.devices import NO_DEVICE_FIX, list_devices
+    except ImportError as error:
+        raise _portaudio_missing(error) from error
+
+    devices = list_devices()
+    if not devices:
+        print(f"no audio device found: {NO_DEVICE_FIX}")
+        return 1
+    for line in device_table(devices):
+        print(line)
+    return 0
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    try:
+        from device.audio.doctor import check
+    except ImportError as error:
+        raise _portaudio_missing(error) from error
+
+    findings = check(args.input, args.output)
+    for finding in findings:
+        print(f"{'✓' if finding.ok else '✗'} {finding.what}")
+        if finding.fix:
+            print(f"    fix: {finding.fix}")
+    return 0 if all(f.ok for f in findings) else 1
+
+
+def device_table(devices: Sequence[DeviceInfo]) -> list[str]:
+    """The devices as an aligned text table, with a legend line."""
+    header = ("#", "name", "host API", "in", "out", "default", "rate Hz", "records at kHz", "plays at kHz")
+    rows = [header]
+    for d in devices:
+        default = "/".join(w for w, on in (("in", d.is_default_input), ("out", d.is_default_output)) if on)
+        rows.append(
+            (
+                str(d.index),
+                d.name,
+                d.host_api,
+                str(d.max_input_channels),
+                str(d.max_output_channels),
+                default or "-",
+                str(d.default_rate_hz),
+                _khz(d.input_rates_hz) if d.max_input_channels else "-",
+                _khz(d.output_rates_hz) if d.max_output_channels else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    right = {0, 3, 4, 6}  # numbers
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
+    lines = [line.rstrip() for line in lines]
+    lines.append("in/out: channels; default: the system's default input/output; kHz: mono 16-bit rates it takes")
+    return lines
+
+
+def _khz(rates_hz: tuple[int, ...]) -> str:
+    return " ".join(f"{r / 1000:g}" for r in rates_hz) if rates_hz else "none (busy?)"

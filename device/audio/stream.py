@@ -1,0 +1,114 @@
+"""The real sound card: one full-duplex PyAudio (PortAudio) callback stream running `DuplexCallback`.
+
+The PortAudio callback runs on PortAudio's thread and needs the GIL, so it only wraps buffers (no copy of
+the mic bytes), lets `DuplexCallback` copy between rings, and records its own duration and start time into
+preallocated arrays for the bench. It never logs, locks or waits (invariant 8). Errors of the stream are
+facts for the spine: the FSM loop polls `health()` and posts `AudioDeviceLost`; the spine decides when to
+`ReopenAudio`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from device.audio.duplex import DuplexCallback
+from device.errors import UserError
+
+STATS_PERIODS = 1 << 14  # the last ~2.7 minutes of callback timings at 10 ms periods
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    input_index: int | None
+    output_index: int | None
+
+
+class DuplexStream:
+    def __init__(self, callback: DuplexCallback, rate_hz: int, period_samples: int, devices: DeviceChoice) -> None:
+        self._callback = callback
+        self._rate_hz = rate_hz
+        self._period = period_samples
+        self._devices = devices
+        self._out = np.zeros(period_samples * 4, np.int16)  # PortAudio may ask for more than one period
+        self._pa: Any = None
+        self._stream: Any = None
+        self.durations_ns = np.zeros(STATS_PERIODS, np.int64)
+        self.starts_ns = np.zeros(STATS_PERIODS, np.int64)
+        self.calls = 0
+        self.input_overflows = 0
+        self.output_underflows = 0
+        self.output_latency_s = 0.0
+
+    def open(self) -> None:
+        """Open and start the stream; any failure is a UserError saying what and how to look into it."""
+        import pyaudio  # type: ignore[import-untyped]  # PyAudio ships no type information
+
+        self.close()
+        try:
+            self._pa = pyaudio.PyAudio()
+            self._stream = self._pa.open(
+                format=pyaudio.paInt16,
+                channels=1,
+                rate=self._rate_hz,
+                input=True,
+                output=True,
+                input_device_index=self._devices.input_index,
+                output_device_index=self._devices.output_index,
+                frames_per_buffer=self._period,
+                stream_callback=self._on_period,
+            )
+            self.output_latency_s = float(self._stream.get_output_latency())
+            self._stream.start_stream()
+        except (OSError, ValueError) as error:
+            self.close()
+            raise UserError(
+                f"cannot open the sound card full duplex at {self._rate_hz} Hz: {error} "
+                "(run `spine doctor` to see what the devices support)"
+            ) from None
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop_stream()
+                stream.close()
+            except OSError:
+                pass  # the device is already gone: nothing left to stop
+        pa, self._pa = self._pa, None
+        if pa is not None:
+            pa.terminate()
+
+    def health(self, now_ns: int, stall_ns: int) -> str | None:
+        """None while the stream runs; otherwise why it does not (stopped, or no callback for `stall_ns`)."""
+        stream = self._stream
+        if stream is None:
+            return "the stream is closed"
+        try:
+            if not stream.is_active():
+                return "the stream stopped (device unplugged or the sound server went away)"
+        except OSError as error:
+            return f"the stream failed: {error}"
+        last = int(self.starts_ns[(self.calls - 1) % STATS_PERIODS]) if self.calls else 0
+        if self.calls and now_ns - last > stall_ns:
+            return f"no audio callback for {(now_ns - last) / 1e9:.1f} s (device stalled)"
+        return None
+
+    def _on_period(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
+        started = time.perf_counter_ns()
+        out = self._out[:frame_count]
+        mic: npt.NDArray[np.int16] = np.frombuffer(in_data, np.int16) if in_data else np.zeros(frame_count, np.int16)
+        self._callback.process(mic, out)
+        if status & 2:  # paInputOverflow
+            self.input_overflows += 1
+        if status & 4:  # paOutputUnderflow
+            self.output_underflows += 1
+        slot = self.calls % STATS_PERIODS
+        self.starts_ns[slot] = started
+        self.durations_ns[slot] = time.perf_counter_ns() - started
+        self.calls += 1
+        return out.tobytes(), 0  # 0 = paContinue; PyAudio wants bytes back: its one allocation per period

@@ -1,0 +1,102 @@
+"""The daemon's parts wired together around one inbox: the same for `spine run` and `spine demo`.
+
+Only the audio side differs: a real sound card (device/audio/stream.py) or the simulated room's card. Both
+hand the daemon mic periods with the samples played in the same period, and take playback through a
+`Playback` (the executor's open/queue/finish/cut).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from device.config import RATE_HZ, Config, core_config, hearing_config, samples
+from device.core.events import Event, StopRequested
+from device.core.states import initial
+from device.organs import Engines
+from device.reply.local import respond
+from device.runtime.capture import CaptureHistory
+from device.runtime.eventlog import EventLog
+from device.runtime.executor import Executor, Playback, Runner
+from device.runtime.hearing import Hearing
+from device.runtime.jobs import ThreadRunner, VirtualRunner
+from device.runtime.loop import Inbox, SpineLoop
+from device.runtime.timers import Timers
+from device.runtime.work import Costs
+
+ClockKind = Literal["virtual", "wall"]
+CAPTURE_HISTORY_S = 60
+
+
+def costs_of(config: Config) -> Costs:
+    sim = config.sim
+    return Costs(
+        asr_fixed_samples=samples(sim.asr_fixed_ms / 1000),
+        asr_rtf=sim.asr_rtf,
+        tts_fixed_samples=samples(sim.tts_fixed_ms / 1000),
+        tts_rtf=sim.tts_rtf,
+        first_token_samples=samples(sim.reply_first_token_ms / 1000),
+        token_samples=samples(config.reply.token_interval_ms / 1000),
+    )
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        engines: Engines,
+        log_path: Path,
+        clock: ClockKind,
+        playback: Callable[[Callable[[Event], None]], Playback],
+        reopen_audio: Callable[[int], None] = lambda _attempt: None,
+    ) -> None:
+        """`playback` builds the playback side, given where it posts its reports."""
+        self.config = config
+        self.period = config.period_samples
+        self.inbox = Inbox()
+        self.playback = playback(self.inbox.post)
+        self.timers = Timers()
+        self.capture = CaptureHistory(CAPTURE_HISTORY_S * RATE_HZ)
+        self.hearing = Hearing(engines.vad, engines.wake, hearing_config(config))
+        self.runner: VirtualRunner | ThreadRunner = (
+            VirtualRunner(samples(config.sim.cancel_ack_ms / 1000))
+            if clock == "virtual"
+            else ThreadRunner(self.inbox.post, RATE_HZ)
+        )
+        self.log = EventLog(log_path, core_config(config))
+        runner: Runner = self.runner
+        self.executor = Executor(
+            runner=runner,
+            gate=self.playback,
+            timers=self.timers,
+            capture=self.capture,
+            asr=engines.asr,
+            tts=engines.tts,
+            respond=respond,
+            local_time=self._local_time(clock),
+            costs=costs_of(config),
+            reopen_audio=reopen_audio,
+        )
+        self.loop = SpineLoop(initial(core_config(config)), self.log, self.executor)
+
+    def _local_time(self, clock: ClockKind) -> Callable[[int], datetime]:
+        if clock == "wall":
+            return lambda _now: datetime.now()
+        start = datetime.fromisoformat(self.config.sim.start_time)
+        return lambda now: start + timedelta(seconds=now / RATE_HZ)
+
+    def hear(self, mic: npt.NDArray[np.int16], start: int, played: npt.NDArray[np.int16]) -> list[Event]:
+        """One period of mic audio (and what was played meanwhile) -> the facts hearing found in it."""
+        self.capture.append(mic)
+        return self.hearing.hear(mic, start, played)
+
+    def stop(self, now: int, reason: str) -> None:
+        self.loop.handle(StopRequested(reason), now)
+        if isinstance(self.runner, ThreadRunner):
+            self.runner.stop()
+        self.log.close()
