@@ -58,7 +58,8 @@ class DuplexCallback:
         self.reports: deque[Event] = deque()
         self._fade_samples = fade_samples
         self._fade_out = (1.0 - np.arange(1, fade_samples + 1, dtype=np.float32) / fade_samples).astype(np.float32)
-        self._fade_in = self._fade_out[::-1].copy()
+        # Rising from 1/n to exactly 1: the fade-in ends at full level and starts just above silence.
+        self._fade_in = (np.arange(1, fade_samples + 1, dtype=np.float32) / fade_samples).astype(np.float32)
         self._scratch = np.zeros(max(period_samples, 4096), np.float32)
         self.epoch_tags = np.zeros(max(period_samples, 4096), np.int32)  # per sample of the last period (tests)
         # Gate state: written and read by the callback only.

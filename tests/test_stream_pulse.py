@@ -1,0 +1,185 @@
+"""The real PortAudio stream on a PulseAudio null sink: the sink's monitor loops back what was played.
+
+These tests run the very objects `spine run` uses (DuplexStream, DuplexCallback, PlaybackFeeder, SpscRing)
+with a real callback clock. The test thread plays the FSM thread's part: it tops up the playback ring and
+drains the capture and reference rings. Waiting on the stream is real time; bounds are generous sanity
+bounds, the numbers are printed (the bench measures them properly).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from device.audio.devices import find_device
+from device.audio.duplex import DuplexCallback, PlaybackFeeder
+from device.audio.ring import SpscRing
+from device.audio.stream import DeviceChoice, DuplexStream
+from device.core.events import Event, PlaybackDrained, PlaybackStopped
+from tests.pulse import pulse_server
+
+pytestmark = pytest.mark.slow
+
+RATE_HZ = 16000
+PERIOD = 160
+FADE = 64
+
+
+@pytest.fixture(scope="module")
+def pulse_env() -> Iterator[dict[str, str]]:
+    with pulse_server() as env, pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield env
+
+
+@dataclass
+class Rig:
+    callback: DuplexCallback
+    feeder: PlaybackFeeder
+    stream: DuplexStream
+    captured: list[np.ndarray] = field(default_factory=list)
+    referenced: list[np.ndarray] = field(default_factory=list)
+    reports: list[Event] = field(default_factory=list)
+
+    def service(self) -> None:
+        """One pass of the FSM thread's audio duties."""
+        self.feeder.pump()
+        buffer = np.zeros(PERIOD, np.int16)
+        while self.callback.capture.available() >= PERIOD and self.callback.reference.available() >= PERIOD:
+            self.callback.capture.read_into(buffer)
+            self.captured.append(buffer.copy())
+            self.callback.reference.read_into(buffer)
+            self.referenced.append(buffer.copy())
+        while self.callback.reports:
+            self.reports.append(self.callback.reports.popleft())
+
+    def run_until(self, done: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        tick = threading.Event()
+        while not done():
+            assert time.monotonic() < deadline, f"timed out; reports so far: {self.reports}"
+            tick.wait(0.005)  # the stream's clock, not a test's, sets the pace here
+            self.service()
+
+    def run_for(self, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        self.run_until(lambda: time.monotonic() >= until, seconds + 5)
+
+    @property
+    def capture(self) -> np.ndarray:
+        return np.concatenate(self.captured)
+
+    @property
+    def reference(self) -> np.ndarray:
+        return np.concatenate(self.referenced)
+
+
+@pytest.fixture
+def rig(pulse_env: dict[str, str]) -> Iterator[Rig]:
+    callback = DuplexCallback(
+        SpscRing(1 << 16, overrun="drop_oldest"),
+        SpscRing(1 << 16, overrun="refuse"),
+        SpscRing(1 << 16, overrun="drop_oldest"),
+        fade_samples=FADE,
+        period_samples=PERIOD,
+    )
+    devices = DeviceChoice(find_device("pulse", "input").index, find_device("pulse", "output").index)
+    stream = DuplexStream(callback, RATE_HZ, PERIOD, devices)
+    stream.open()
+    rig = Rig(callback, PlaybackFeeder(callback.playback, callback.controls), stream)
+    rig.run_for(0.2)  # let the stream settle before anything is measured
+    try:
+        yield rig
+    finally:
+        stream.close()
+    print(f"callbacks {stream.calls}, input overflows {stream.input_overflows}, "
+          f"output underflows {stream.output_underflows}")  # fmt: skip
+    assert stream.input_overflows == 0 and stream.output_underflows == 0
+
+
+def chirp(seconds: float, amplitude: int = 12000) -> np.ndarray:
+    t = np.arange(int(seconds * RATE_HZ)) / RATE_HZ
+    # A cosine: the first sample is loud, so the epoch's first sample is easy to find in the reference.
+    return (amplitude * np.cos(2 * np.pi * (200 * t + 1800 * t * t / seconds))).astype(np.int16)
+
+
+def loopback_lag(reference: np.ndarray, capture: np.ndarray) -> tuple[int, float]:
+    """The delay from what was handed to the device to what the monitor recorded, and the match quality."""
+    ref = reference.astype(np.float64)
+    cap = capture.astype(np.float64)
+    n = len(ref) + len(cap)
+    spectrum = np.fft.rfft(cap, n) * np.conj(np.fft.rfft(ref, n))
+    correlation = np.fft.irfft(spectrum, n)[: len(cap)]
+    lag = int(np.argmax(correlation))
+    aligned = cap[lag : lag + len(ref)]
+    quality = float(np.dot(ref[: len(aligned)], aligned) / (np.linalg.norm(ref) * np.linalg.norm(aligned) + 1e-9))
+    return lag, quality
+
+
+def test_the_reference_ring_is_what_the_capture_side_hears(rig: Rig) -> None:
+    signal = chirp(1.0)
+    rig.feeder.open(1)
+    rig.feeder.queue(1, signal)
+    rig.feeder.finish(1)
+    rig.run_until(lambda: any(isinstance(r, PlaybackDrained) for r in rig.reports), timeout_s=5)
+    rig.run_for(0.3)
+    assert rig.reports == [PlaybackDrained(1, len(signal))]
+    lag, quality = loopback_lag(rig.reference, rig.capture)
+    print(f"loopback lag {lag} samples ({lag / 16:.1f} ms), match {quality:.3f}")
+    assert quality > 0.9
+    assert 0 <= lag < RATE_HZ // 2
+
+
+def test_after_a_cut_the_loopback_goes_silent_within_the_bound(rig: Rig) -> None:
+    rig.feeder.open(2)
+    rig.feeder.queue(2, chirp(3.0))
+    rig.run_until(lambda: rig.callback.played_samples > RATE_HZ // 2, timeout_s=5)
+    decision = rig.callback.reference.written  # every sample handed to the device before the cut order
+    rig.feeder.cut(2)
+    rig.run_until(lambda: any(isinstance(r, PlaybackStopped) for r in rig.reports), timeout_s=5)
+    rig.run_for(0.4)
+    stopped = next(r for r in rig.reports if isinstance(r, PlaybackStopped))
+    reference, capture = rig.reference, rig.capture
+    first = int(np.flatnonzero(reference)[0])
+    lag, _ = loopback_lag(reference[first:decision], capture[first:])
+    last_sound_out = int(np.flatnonzero(np.abs(reference) > 30)[-1])
+    last_sound_in = first + int(np.flatnonzero(np.abs(capture[first:]) > 30)[-1])
+    after_decision_out = last_sound_out + 1 - decision
+    after_decision_at_dac = last_sound_in + 1 - lag - decision
+    print(f"handed after the cut order: {after_decision_out} samples; at the loopback: {after_decision_at_dac} "
+          f"(lag {lag}); reported output latency {rig.stream.output_latency_s * 1000:.1f} ms")  # fmt: skip
+    assert after_decision_out <= PERIOD + FADE  # the callback applies the cut in its next period, fading 4 ms
+    assert after_decision_at_dac <= 2 * PERIOD + FADE
+    # Exactly what was handed before the order, plus the fade: the count the heard text is computed from.
+    assert stopped.played_samples == decision - first + FADE
+
+
+def test_pause_and_resume_lose_no_sample(rig: Rig) -> None:
+    t = np.arange(RATE_HZ) / RATE_HZ
+    signal = (5000 + 3000 * np.sin(2 * np.pi * 3 * t)).astype(np.int16)  # never zero: silence is unambiguous
+    rig.feeder.open(3)
+    rig.feeder.queue(3, signal)
+    rig.feeder.finish(3)
+    rig.run_until(lambda: rig.callback.played_samples > 6000, timeout_s=5)
+    rig.feeder.pause(3)
+    rig.run_for(0.3)
+    rig.feeder.resume(3)
+    rig.run_until(lambda: any(isinstance(r, PlaybackDrained) for r in rig.reports), timeout_s=5)
+    assert rig.reports == [PlaybackDrained(3, len(signal))]  # every sample handed to the device exactly once
+    played = rig.reference[np.flatnonzero(rig.reference)[0] :]
+    silent = np.flatnonzero(played == 0)
+    gap_start = int(silent[0])  # the fade-out's last sample (scaled to 0) and the pause that follows it
+    gap_end = gap_start + int(np.flatnonzero(played[gap_start:] != 0)[0])
+    before, after = played[:gap_start], played[gap_end:]
+    after = after[: np.flatnonzero(after)[-1] + 1]
+    # Complete and in order: before the pause the signal up to the fade's last sample, after it the rest.
+    assert len(before) + 1 + len(after) == len(signal)
+    assert np.array_equal(before[: -(FADE - 1)], signal[: gap_start - (FADE - 1)])  # untouched up to the fade
+    assert np.array_equal(after[FADE:], signal[gap_start + 1 + FADE :])  # untouched after the fade-in
+    assert rig.callback.underrun_samples == 0
