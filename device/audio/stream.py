@@ -43,14 +43,19 @@ class DuplexStream:
         self.input_overflows = 0
         self.output_underflows = 0
         self.output_latency_s = 0.0
+        self.failure: str | None = None  # set by the callback if it ever fails; the stream is then aborted
 
     def open(self) -> None:
         """Open and start the stream; any failure is a UserError saying what and how to look into it."""
         import pyaudio  # type: ignore[import-untyped]  # PyAudio ships no type information
 
+        from device.audio.devices import quiet_stderr
+
         self.close()
+        self.failure = None
         try:
-            self._pa = pyaudio.PyAudio()
+            with quiet_stderr():  # ALSA and JACK print pages of probing noise while PortAudio starts
+                self._pa = pyaudio.PyAudio()
             self._stream = self._pa.open(
                 format=pyaudio.paInt16,
                 channels=1,
@@ -88,6 +93,8 @@ class DuplexStream:
         stream = self._stream
         if stream is None:
             return "the stream is closed"
+        if self.failure is not None:
+            return f"the audio callback failed: {self.failure}"
         try:
             if not stream.is_active():
                 return "the stream stopped (device unplugged or the sound server went away)"

@@ -1,0 +1,74 @@
+"""`spine run` on a PulseAudio null sink survives its sound server vanishing and coming back (a simulated
+unplug and replug), with the events in its log - and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from device.replay import replay
+from tests.pulse import _run, pulse_server
+
+pytestmark = pytest.mark.slow
+
+
+def log_types(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [
+        json.loads(line)["event"]["type"]
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if '"event"' in line and line.endswith("}")
+    ]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    tick = threading.Event()
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        tick.wait(0.05)  # a real daemon on a real clock: this waits on it, it does not pace a unit test
+
+
+def test_spine_run_survives_the_sound_server_going_away_and_coming_back(tmp_path: Path, models_dir: Path) -> None:
+    with pulse_server() as env:
+        runtime_dir = env["XDG_RUNTIME_DIR"]
+        config = tmp_path / "run.toml"
+        config.write_text(f'[models]\ndir = "{models_dir}"\n[audio]\ninput_device = "pulse"\noutput_device = "pulse"\n')
+        log = tmp_path / "events.jsonl"
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "device", "run", "--config", str(config), "--log", str(log)],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert daemon.stdout is not None
+            assert "running" in daemon.stdout.readline()  # models loaded, stream open
+            _run("stop", runtime_dir)  # the "device" disappears
+            wait_for(lambda: "AudioDeviceLost" in log_types(log), 15, "AudioDeviceLost")
+            started = _run("start", runtime_dir)  # and comes back
+            assert started.returncode == 0, started.stderr
+            wait_for(lambda: "AudioDeviceRestored" in log_types(log), 30, "AudioDeviceRestored")
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=20) == 0, daemon.stderr.read() if daemon.stderr else ""
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    types = log_types(log)
+    assert types[-1] == "StopRequested"
+    lost = types.index("AudioDeviceLost")
+    assert "AudioDeviceRestored" in types[lost:]
+    steps, mismatches = replay(log)
+    assert mismatches == []
+    assert [s.state for s in steps][-2:] == ["Idle", "Stopping"]
