@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from device.errors import UserError
@@ -35,6 +36,7 @@ def add_audio_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
             "with a fix for each failure; exits with status 1 if any check fails."
         ),
     )
+    doctor.add_argument("--config", type=Path, help="take the devices and period from this configuration TOML")
     doctor.add_argument("--input", metavar="DEV", help=f"the microphone: {_DEVICE_HELP}")
     doctor.add_argument("--output", metavar="DEV", help=f"the speaker: {_DEVICE_HELP}")
     doctor.set_defaults(func=run_doctor)
@@ -68,7 +70,15 @@ def run_doctor(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise _portaudio_missing(error) from error
 
-    findings = check(args.input, args.output)
+    from device.config import RATE_HZ, load_config
+
+    config = load_config(args.config)
+    findings = check(
+        args.input if args.input is not None else config.audio.input_device,
+        args.output if args.output is not None else config.audio.output_device,
+        rate_hz=RATE_HZ,
+        period_samples=config.period_samples,
+    )
     for finding in findings:
         print(f"{'✓' if finding.ok else '✗'} {finding.what}")
         if finding.fix:
