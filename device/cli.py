@@ -89,6 +89,17 @@ def _default_log_path() -> Path:
     return Path(state) / time.strftime("events-%Y%m%d-%H%M%S.jsonl")
 
 
+def _cmd_bench_audio(args: argparse.Namespace) -> int:
+    from device.config import load_config
+
+    config = load_config(args.config)
+    from device.bench import bench_audio
+
+    intervals = [float(x) for x in args.switch_intervals_ms.split(",")]
+    results = bench_audio(config, args.seconds, intervals, not args.no_load, args.json)
+    return 0 if all(r.xruns == 0 and r.cut_to_silence_max_ms <= r.cut_bound_ms for r in results) else 1
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from device.replay import replay
     from device.timeline import lines
@@ -155,6 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--log", type=Path, help="event log path (default: $STATE_DIRECTORY or ~/.local/state/spine, one per run)"
     )
     run.set_defaults(func=_cmd_run)
+
+    bench = sub.add_parser("bench", help="measure the real-time audio path (see `spine bench audio --help`)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
+    audio = bench_sub.add_parser(
+        "audio", help="callback timing, jitter, xruns and cut-to-silence on the configured devices, under load",
+        description="Stream full duplex on the configured devices while real ASR and TTS load both cores; cut "
+        "playback every 2 s. Prints a table (and JSON with --json); exit 1 if there were xruns or a cut took "
+        "longer than one period + the fade + the reported output latency.",
+    )  # fmt: skip
+    audio.add_argument("--config", type=Path, help="configuration TOML (devices, period)")
+    audio.add_argument("--seconds", type=float, default=60.0, help="streaming time per setting (default 60)")
+    audio.add_argument(
+        "--switch-intervals-ms", default="5,1", help="sys.setswitchinterval values to compare, ms (default 5,1)"
+    )
+    audio.add_argument("--no-load", action="store_true", help="do not run ASR and TTS alongside")
+    audio.add_argument("--json", type=Path, help="also write the results as JSON here")
+    audio.set_defaults(func=_cmd_bench_audio)
 
     replay = sub.add_parser(
         "replay", help="re-run the state machine over an event log and check it decides the same",
