@@ -6,6 +6,7 @@ sections mirror the organs; `core_config()` converts the decision parameters to 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,9 @@ class AudioConfig:
     """One audio period; the RT callback and the spine's audio step run once per period."""
     fade_ms: float = 4.0
     """Fade-out applied when playback is cut (no click); must fit in one period."""
+    switch_interval_ms: float = 1.0
+    """Python's thread switch interval while running (sys.setswitchinterval): how long a busy Python thread
+    may keep the audio callback waiting for the GIL. 1 ms measured best (`spine bench audio`)."""
     input_device: str | None = None
     """Microphone: a device index or part of its name (`spine devices` lists them); default: the system's."""
     output_device: str | None = None
@@ -86,7 +90,13 @@ class BargeInConfig:
 
 @dataclass(frozen=True)
 class AsrConfig:
-    threads: int = 2
+    threads: int | None = None
+    """whisper.cpp threads; default: one fewer than the cores, so one core stays free for the audio path
+    (measured with `spine bench audio` on 2 cores: 2 ASR threads gave xruns and a 540 ms cut, 1 gave none)."""
+
+    @property
+    def threads_to_use(self) -> int:
+        return self.threads if self.threads is not None else max(1, (os.cpu_count() or 2) - 1)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,6 @@ def load_engines(config: Config, deterministic: bool = False) -> Engines:
     return Engines(
         vad=SileroVad(vad),
         wake=WakeWordDetector(melspec, embedding, wake_head),
-        asr=WhisperAsr(asr, threads=config.asr.threads),
+        asr=WhisperAsr(asr, threads=config.asr.threads_to_use),
         tts=PiperTts(voice, voice_config, deterministic=deterministic),
     )

@@ -9,6 +9,7 @@ its back-off, and the result comes back as `AudioDeviceRestored` or another `Aud
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -43,6 +44,7 @@ def choose_devices(config: Config) -> DeviceChoice:
 
 def run(config: Config, log_path: Path, stop: threading.Event | None = None) -> int:
     stop = stop or _stop_on_signals()
+    sys.setswitchinterval(config.audio.switch_interval_ms / 1000)
     engines = load_engines(config)
     period = config.period_samples
     callback = DuplexCallback(
