@@ -51,7 +51,8 @@ def test_config_with_an_unknown_key_names_file_line_and_key(tmp_path: Path, empt
     config.write_text("[audio]\nperiod_ms = 10\nfade_mss = 4.0\n", encoding="utf-8")
     result = spine("demo", "--config", config, "--out", tmp_path / "out", models=empty_models)
     assert one_line_error(result) == (
-        f"{config}:3: unknown key `fade_mss` in [audio]; allowed keys: period_ms, fade_ms, switch_interval_ms, input_device, output_device"
+        f"{config}:3: unknown key `fade_mss` in [audio]; allowed keys: "
+        "period_ms, fade_ms, switch_interval_ms, input_device, output_device"
     )  # fmt: skip
 
 
