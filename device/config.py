@@ -28,6 +28,9 @@ class AudioConfig:
     switch_interval_ms: float = 1.0
     """Python's thread switch interval while running (sys.setswitchinterval): how long a busy Python thread
     may keep the audio callback waiting for the GIL. 1 ms measured best (`spine bench audio`)."""
+    device_rate_hz: int | None = None
+    """Run the sound card at this rate; default 16000 when both devices take it, else a rate both take
+    (Spine resamples on its own thread, never in the callback)."""
     input_device: str | None = None
     """Microphone: a device index or part of its name (`spine devices` lists them); default: the system's."""
     output_device: str | None = None

@@ -12,16 +12,18 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
 import numpy as np
 
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
+from device.audio.rate import RateBridge
 from device.audio.ring import SpscRing
 from device.audio.stream import DeviceChoice, DuplexStream
-from device.config import RATE_HZ, Config, samples
-from device.core.events import AudioDeviceLost, AudioDeviceRestored, Event
+from device.config import RATE_HZ, Config
+from device.core.events import AudioDeviceLost, AudioDeviceRestored, Event, PlaybackDrained, PlaybackStopped
 from device.core.states import Degraded
 from device.errors import UserError
 from device.organs import load_engines
@@ -34,12 +36,23 @@ HEALTH_EVERY_S = 0.2
 
 
 def choose_devices(config: Config) -> DeviceChoice:
+    return choose_devices_and_rate(config)[0]
+
+
+def choose_devices_and_rate(config: Config) -> tuple[DeviceChoice, int]:
+    """The devices, and the rate to run them at: 16 kHz when both take it, else one both take (resampled)."""
     from device.audio.devices import find_device
 
-    return DeviceChoice(
-        input_index=find_device(config.audio.input_device, "input").index,
-        output_index=find_device(config.audio.output_device, "output").index,
-    )
+    mic = find_device(config.audio.input_device, "input")
+    speaker = find_device(config.audio.output_device, "output")
+    choice = DeviceChoice(input_index=mic.index, output_index=speaker.index)
+    if config.audio.device_rate_hz is not None:
+        return choice, config.audio.device_rate_hz
+    common = set(mic.input_rates_hz) & set(speaker.output_rates_hz)
+    if RATE_HZ in common or not common:
+        return choice, RATE_HZ  # not common at all: let the open fail with its own clear message
+    native = speaker.native_rate_hz("output")
+    return choice, native if native in common else max(common)
 
 
 def run(config: Config, log_path: Path, stop: threading.Event | None = None) -> int:
@@ -47,15 +60,18 @@ def run(config: Config, log_path: Path, stop: threading.Event | None = None) -> 
     sys.setswitchinterval(config.audio.switch_interval_ms / 1000)
     engines = load_engines(config)
     period = config.period_samples
+    devices, device_rate_hz = choose_devices_and_rate(config)
+    bridge = RateBridge(device_rate_hz, RATE_HZ)
+    device_period = period * device_rate_hz // RATE_HZ
     callback = DuplexCallback(
-        capture=SpscRing(RING_SAMPLES, overrun="drop_oldest"),
-        playback=SpscRing(RING_SAMPLES, overrun="refuse"),
-        reference=SpscRing(RING_SAMPLES, overrun="drop_oldest"),
-        fade_samples=samples(config.audio.fade_ms / 1000),
-        period_samples=period,
+        capture=SpscRing(RING_SAMPLES * 4, overrun="drop_oldest"),
+        playback=SpscRing(RING_SAMPLES * 4, overrun="refuse"),
+        reference=SpscRing(RING_SAMPLES * 4, overrun="drop_oldest"),
+        fade_samples=round(config.audio.fade_ms / 1000 * device_rate_hz),
+        period_samples=device_period,
     )
-    feeder = PlaybackFeeder(callback.playback, callback.controls)
-    stream = DuplexStream(callback, RATE_HZ, period, choose_devices(config))
+    feeder = PlaybackFeeder(callback.playback, callback.controls, None if bridge.identity else bridge.to_device)
+    stream = DuplexStream(callback, device_rate_hz, device_period, devices)
     clock = WallClock(RATE_HZ)
     daemon: Daemon
 
@@ -66,22 +82,25 @@ def run(config: Config, log_path: Path, stop: threading.Event | None = None) -> 
     opened = _open(stream)
     if isinstance(opened, AudioDeviceLost):
         daemon.loop.handle(opened, clock.now_samples())  # start degraded: the spine retries with back-off
-    print(f"spine: running (log {log_path}); Ctrl-C to stop", flush=True)
-    mic = np.zeros(period, np.int16)
-    played = np.zeros(period, np.int16)
+    print(f"spine: running at {device_rate_hz} Hz on the device (log {log_path}); Ctrl-C to stop", flush=True)
+    mic = np.zeros(device_period, np.int16)
+    played = np.zeros(device_period, np.int16)
+    heard_up_to = 0  # Spine-rate sample index of the next mic period for hearing
     next_health = 0.0
     try:
         while not stop.is_set():
             handle = daemon.loop.handle
-            while callback.capture.available() >= period and callback.reference.available() >= period:
-                start = callback.capture.read
+            while callback.capture.available() >= device_period and callback.reference.available() >= device_period:
                 callback.capture.read_into(mic)
                 callback.reference.read_into(played)
-                for fact in daemon.hear(mic, start, played):
+                bridge.from_device(mic, played)
+            for mic_period, played_period in bridge.periods(period):
+                for fact in daemon.hear(mic_period, heard_up_to, played_period):
                     handle(fact, clock.now_samples())
+                heard_up_to += period
             pending: list[Event] = []
             while callback.reports:
-                pending.append(callback.reports.popleft())
+                pending.append(_in_spine_samples(callback.reports.popleft(), bridge))
             pending += daemon.inbox.drain()
             pending += daemon.timers.pop_due(clock.now_samples())
             for event in pending:
@@ -100,6 +119,13 @@ def run(config: Config, log_path: Path, stop: threading.Event | None = None) -> 
         stream.close()
         daemon.stop(clock.now_samples(), "stop requested")
     return 0
+
+
+def _in_spine_samples(report: Event, bridge: RateBridge) -> Event:
+    """Played counts from the callback are device samples; heard text is timed in Spine samples."""
+    if isinstance(report, PlaybackDrained | PlaybackStopped) and not bridge.identity:
+        return replace(report, played_samples=bridge.to_spine_samples(report.played_samples))
+    return report
 
 
 def _open(stream: DuplexStream) -> AudioDeviceLost | AudioDeviceRestored:

@@ -183,3 +183,60 @@ def test_pause_and_resume_lose_no_sample(rig: Rig) -> None:
     assert np.array_equal(before[: -(FADE - 1)], signal[: gap_start - (FADE - 1)])  # untouched up to the fade
     assert np.array_equal(after[FADE:], signal[gap_start + 1 + FADE :])  # untouched after the fade-in
     assert rig.callback.underrun_samples == 0
+
+
+def test_a_device_at_48_khz_is_resampled_outside_the_callback_and_stays_aligned(pulse_env: dict[str, str]) -> None:
+    from device.audio.rate import RateBridge
+
+    device_rate, device_period = 48000, 480
+    bridge = RateBridge(device_rate, RATE_HZ)
+    callback = DuplexCallback(
+        SpscRing(1 << 17, overrun="drop_oldest"),
+        SpscRing(1 << 17, overrun="refuse"),
+        SpscRing(1 << 17, overrun="drop_oldest"),
+        fade_samples=3 * FADE,
+        period_samples=device_period,
+    )
+    devices = DeviceChoice(find_device("pulse", "input").index, find_device("pulse", "output").index)
+    stream = DuplexStream(callback, device_rate, device_period, devices)
+    feeder = PlaybackFeeder(callback.playback, callback.controls, bridge.to_device)
+    signal = chirp(1.0)  # Spine's rate
+    mic16: list[np.ndarray] = []
+    ref16: list[np.ndarray] = []
+    reports: list[Event] = []
+    block = np.zeros(device_period, np.int16)
+    block_ref = np.zeros(device_period, np.int16)
+    stream.open()
+    try:
+        feeder.open(1)
+        feeder.queue(1, signal)
+        feeder.finish(1)
+        deadline = time.monotonic() + 6
+        tick = threading.Event()
+        while not reports or time.monotonic() < deadline - 5.4:
+            assert time.monotonic() < deadline, "timed out"
+            tick.wait(0.005)
+            feeder.pump()
+            while callback.capture.available() >= device_period and callback.reference.available() >= device_period:
+                callback.capture.read_into(block)
+                callback.reference.read_into(block_ref)
+                bridge.from_device(block, block_ref)
+            for mic, ref in bridge.periods(PERIOD):
+                mic16.append(mic.copy())
+                ref16.append(ref.copy())
+            while callback.reports:
+                reports.append(callback.reports.popleft())
+    finally:
+        stream.close()
+    [drained] = reports
+    assert isinstance(drained, PlaybackDrained)
+    assert abs(bridge.to_spine_samples(drained.played_samples) - len(signal)) <= 3  # counts convert to Spine's rate
+    reference, capture = np.concatenate(ref16), np.concatenate(mic16)
+    assert len(reference) == len(capture)  # both went through identical resamplers: still sample-aligned
+    lag, quality = loopback_lag(reference, capture)
+    played = reference[np.flatnonzero(np.abs(reference) > 100)[0] :][: len(signal)]
+    print(f"48 kHz device: loopback lag {lag} Spine samples, match {quality:.3f}, "
+          f"xruns {stream.input_overflows + stream.output_underflows}")  # fmt: skip
+    assert quality > 0.9
+    assert float(np.corrcoef(played[2000:14000], signal[: len(played)][2000:14000])[0, 1]) > 0.9
+    assert stream.input_overflows == 0 and stream.output_underflows == 0

@@ -25,6 +25,7 @@ Gate rules (the same as the simulated card's, which uses this very code):
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -195,7 +196,11 @@ class PlaybackFeeder:
     epoch's audio is ever written, so a cut epoch can never reach the ring again.
     """
 
-    def __init__(self, playback: SpscRing, controls: deque[Control]) -> None:
+    def __init__(
+        self, playback: SpscRing, controls: deque[Control], to_device: Callable[[Audio], Audio] | None = None
+    ) -> None:
+        """`to_device` converts speech to the device's rate when that is not Spine's (see rate.py)."""
+        self._to_device = to_device
         self._ring = playback
         self._controls = controls
         self._epoch = NO_EPOCH
@@ -209,7 +214,7 @@ class PlaybackFeeder:
 
     def queue(self, epoch: int, audio: Audio) -> None:
         if epoch == self._epoch and len(audio):
-            self._pending.append(audio)
+            self._pending.append(self._to_device(audio) if self._to_device is not None else audio)
             self.pump()
 
     def finish(self, epoch: int) -> None:
