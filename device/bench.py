@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
-from device.audio.ring import SpscRing
 from device.audio.stream import DuplexStream
 from device.config import RATE_HZ, Config, samples
 from device.organs import load_engines
@@ -76,13 +75,7 @@ def _signal(seconds: float) -> np.ndarray:
 
 def bench_once(config: Config, seconds: float, switch_interval_s: float, load: bool) -> AudioBench:
     period = config.period_samples
-    callback = DuplexCallback(
-        SpscRing(1 << 17, overrun="drop_oldest"),
-        SpscRing(1 << 17, overrun="refuse"),
-        SpscRing(1 << 17, overrun="drop_oldest"),
-        fade_samples=samples(config.audio.fade_ms / 1000),
-        period_samples=period,
-    )
+    callback = DuplexCallback.with_rings(1 << 17, samples(config.audio.fade_ms / 1000), period)
     feeder = PlaybackFeeder(callback.playback, callback.controls)
     stream = DuplexStream(callback, RATE_HZ, period, choose_devices(config))
     previous = sys.getswitchinterval()

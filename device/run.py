@@ -20,7 +20,6 @@ import numpy as np
 
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
 from device.audio.rate import RateBridge
-from device.audio.ring import SpscRing
 from device.audio.stream import DeviceChoice, DuplexStream
 from device.config import RATE_HZ, Config
 from device.core.events import AudioDeviceLost, AudioDeviceRestored, Event, PlaybackDrained, PlaybackStopped
@@ -63,10 +62,9 @@ def run(config: Config, log_path: Path, stop: threading.Event | None = None) -> 
     devices, device_rate_hz = choose_devices_and_rate(config)
     bridge = RateBridge(device_rate_hz, RATE_HZ)
     device_period = period * device_rate_hz // RATE_HZ
-    callback = DuplexCallback(
-        capture=SpscRing(RING_SAMPLES * 4, overrun="drop_oldest"),
-        playback=SpscRing(RING_SAMPLES * 4, overrun="refuse"),
-        reference=SpscRing(RING_SAMPLES * 4, overrun="drop_oldest"),
+    # Rings hold seconds whatever the device rate: 2^17 samples = 8.2 s at 16 kHz, 2^19 = 10.9 s at 48 kHz.
+    callback = DuplexCallback.with_rings(
+        RING_SAMPLES * 4 if device_rate_hz > RATE_HZ else RING_SAMPLES,
         fade_samples=round(config.audio.fade_ms / 1000 * device_rate_hz),
         period_samples=device_period,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,14 @@ def models_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"model files not found at {path}: set SPINE_MODELS_DIR or run `spine models fetch`")
     return path
+
+
+@pytest.fixture(scope="module")
+def pulse_env() -> Iterator[dict[str, str]]:
+    """A private PulseAudio with the null sink, its environment applied to this process (PortAudio reads it)."""
+    from tests.pulse import pulse_server
+
+    with pulse_server() as env, pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        yield env

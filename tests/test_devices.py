@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -22,20 +22,10 @@ from device.audio.cli import add_audio_commands, device_table
 from device.audio.devices import NO_DEVICE_FIX, DeviceInfo, find_device, list_devices, pick, portaudio
 from device.audio.doctor import Finding, check
 from device.errors import UserError
-from tests.pulse import pulse_server
 
 Audio = npt.NDArray[np.int16]
 RATE_HZ = 16000
 PERIOD_SAMPLES = 160
-
-
-@pytest.fixture(scope="module")
-def pulse_env() -> Iterator[dict[str, str]]:
-    """A private PulseAudio with the null sink, its environment applied to this process (PortAudio reads it)."""
-    with pulse_server() as env, pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        yield env
 
 
 def _pulse(devices: list[DeviceInfo]) -> DeviceInfo:

@@ -21,21 +21,12 @@ from device.audio.duplex import DuplexCallback, PlaybackFeeder
 from device.audio.ring import SpscRing
 from device.audio.stream import DeviceChoice, DuplexStream
 from device.core.events import Event, PlaybackDrained, PlaybackStopped
-from tests.pulse import pulse_server
 
 pytestmark = pytest.mark.slow
 
 RATE_HZ = 16000
 PERIOD = 160
 FADE = 64
-
-
-@pytest.fixture(scope="module")
-def pulse_env() -> Iterator[dict[str, str]]:
-    with pulse_server() as env, pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        yield env
 
 
 @dataclass

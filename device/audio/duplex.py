@@ -78,6 +78,18 @@ class DuplexCallback:
         self.underrun_samples = 0
         self.periods = 0
 
+    @classmethod
+    def with_rings(cls, ring_samples: int, fade_samples: int, period_samples: int) -> DuplexCallback:
+        """The callback with its three rings: capture and reference drop their oldest samples when the FSM
+        thread falls behind (counted); playback refuses what does not fit (the feeder keeps it)."""
+        return cls(
+            capture=SpscRing(ring_samples, overrun="drop_oldest"),
+            playback=SpscRing(ring_samples, overrun="refuse"),
+            reference=SpscRing(ring_samples, overrun="drop_oldest"),
+            fade_samples=fade_samples,
+            period_samples=period_samples,
+        )
+
     # ------------------------------------------------------------------------------------------ per period
     def process(self, mic: Audio, out: Audio) -> None:
         """The whole callback: `mic` was just captured, `out` is the device's output buffer to fill."""

@@ -15,7 +15,6 @@ import numpy as np
 import numpy.typing as npt
 
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
-from device.audio.ring import SpscRing
 from device.core.events import Event
 
 Audio = npt.NDArray[np.int16]
@@ -33,13 +32,7 @@ class Frame:
 class PlaybackGate:
     def __init__(self, fade_samples: int, report: Callable[[Event], None], period_samples: int = 160) -> None:
         self._report = report
-        self.callback = DuplexCallback(
-            capture=SpscRing(RING_SAMPLES, overrun="drop_oldest"),
-            playback=SpscRing(RING_SAMPLES, overrun="refuse"),
-            reference=SpscRing(RING_SAMPLES, overrun="drop_oldest"),
-            fade_samples=fade_samples,
-            period_samples=period_samples,
-        )
+        self.callback = DuplexCallback.with_rings(RING_SAMPLES, fade_samples, period_samples)
         self.feeder = PlaybackFeeder(self.callback.playback, self.callback.controls)
 
     # ---- FSM side
