@@ -157,7 +157,8 @@ def _summarise(
         cuts=len(handed_after),
         handed_after_cut_max_samples=max(handed_after, default=0),
         cut_to_silence_max_ms=round(max(cut_ms, default=0.0), 1),
-        cut_bound_ms=round(period_ms + latency_ms + samples_to_ms(callback_fade(callback)), 1),
+        # The fade belongs in the bound: it is how a cut avoids a click.
+        cut_bound_ms=round(period_ms + latency_ms + samples_to_ms(callback.fade_samples), 1),
         loopback_cut_to_silence_max_ms=loopback,
         output_latency_ms=round(latency_ms, 1),
     )
@@ -165,10 +166,6 @@ def _summarise(
 
 def samples_to_ms(n: int) -> float:
     return n / RATE_HZ * 1000
-
-
-def callback_fade(callback: DuplexCallback) -> int:
-    return len(callback._fade_out)  # the fade is part of the bound: it is how the cut avoids a click
 
 
 def _last_loud(audio: np.ndarray, start: int, end: int, threshold: int = 30) -> int:

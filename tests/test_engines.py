@@ -11,6 +11,7 @@ import numpy.typing as npt
 import pytest
 from scipy.signal import resample_poly
 
+from device.core.memory import SpokenChunk, heard_text
 from device.engines.asr import SHORT_MAX_SAMPLES, WhisperAsr
 from device.engines.resample import resample_int16
 from device.engines.tts import PiperTts, SpokenText, split_sentences
@@ -139,8 +140,10 @@ def test_word_ends_are_one_per_word_in_order_and_within_the_audio(request_speech
     assert len(speech.word_end_samples) == len(speech.words)
     assert list(speech.word_end_samples) == sorted(speech.word_end_samples)
     assert speech.word_end_samples[0] > 0 and speech.word_end_samples[-1] <= len(speech.audio)
-    assert speech.heard(0) == ()
-    assert speech.heard(len(speech.audio)) == speech.words
+    # What the core makes of it (the one place heard text is computed): nothing at 0, every word at the end.
+    chunk = SpokenChunk(0, speech.text, len(speech.audio), speech.word_end_samples)
+    assert heard_text((chunk,), 0) == ""
+    assert heard_text((chunk,), len(speech.audio)) == " ".join(speech.words)
 
 
 @pytest.mark.slow

@@ -200,6 +200,10 @@ class DuplexCallback:
     def busy(self) -> bool:
         return self._state != "idle"
 
+    @property
+    def fade_samples(self) -> int:
+        return self._fade_samples
+
 
 class PlaybackFeeder:
     """The FSM-thread side of playback: the executor's open/queue/finish/cut, and topping up the ring.

@@ -62,11 +62,6 @@ class SpokenText:
     def text(self) -> str:
         return " ".join(self.words)
 
-    def heard(self, played_samples: int) -> tuple[str, ...]:
-        """The words fully said once the first `played_samples` samples of `audio` have been played."""
-        count = sum(1 for end in self.word_end_samples if end <= played_samples)
-        return self.words[:count]
-
 
 class PiperTts:
     """`synthesize(text)`: all of it at once; `synthesize_chunks(text)`: sentence by sentence."""

@@ -1,23 +1,9 @@
-"""Clocks, in samples at the device rate. Decisions never read a clock: the loop reads it once per event."""
+"""The wall clock, in samples at the device rate. Decisions never read a clock: the loop reads it once per
+event. (In virtual time the simulated card's sample counter is the clock; see device/sim/demo.py.)"""
 
 from __future__ import annotations
 
 import time
-from typing import Protocol
-
-
-class Clock(Protocol):
-    def now_samples(self) -> int: ...
-
-
-class VirtualClock:
-    """Advanced by the simulated sound card, one period at a time: the same scene gives the same times."""
-
-    def __init__(self) -> None:
-        self.samples = 0
-
-    def now_samples(self) -> int:
-        return self.samples
 
 
 class WallClock:

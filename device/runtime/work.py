@@ -73,9 +73,6 @@ class AudioStore:
             for key in [k for k in self._audio if k[0] == turn]:
                 del self._audio[key]
 
-    def __len__(self) -> int:
-        return len(self._audio)
-
 
 def asr_job(turn: int, audio: Audio, asr: Transcriber, costs: Costs) -> Job:
     def run() -> Generator[Output, None, None]:
