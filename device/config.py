@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from device.core.states import CoreConfig
+from device.core.states import DEFAULT_STOP_PHRASES, BargeInMatrix, BargeInRule, CoreConfig
 from device.runtime.hearing import HearingConfig
 from device.tomlfile import load_dataclass
 
@@ -68,9 +68,25 @@ class VadConfig:
     """Speech this long (consecutive) starts an utterance."""
     end_silence_s: float = 0.7
     """Silence this long ends an utterance."""
+    hint_s: float = 0.064
+    """Voice this long is a hint: while the assistant speaks, it pauses playback until speech is confirmed."""
     echo_coupling_db: float = -20.0
-    """While the assistant plays, mic audio quieter than its loudest recent sample times this is taken as its
-    own echo, not the user (a stand-in for echo cancellation: keep the speaker-to-mic coupling below it)."""
+    """Only with `[aec] enabled = false`: while the assistant plays, mic audio quieter than its loudest recent
+    sample times this is taken as its own echo, not the user (keep the speaker-to-mic coupling below it)."""
+
+
+@dataclass(frozen=True)
+class AecConfig:
+    enabled: bool = True
+    """Cancel the speaker's echo from the mic (WebRTC AEC3). Off: a crude echo gate instead (`[vad]
+    echo_coupling_db`), and speech interrupts only when the user is much louder than the echo."""
+    converge_erle_db: float = 10.0
+    """Speech may interrupt playback once the canceller removes this much echo (measured, not assumed)."""
+
+    def validate(self) -> str | None:
+        if not 3.0 <= self.converge_erle_db <= 40.0:
+            return f"`converge_erle_db` must be 3..40, got {self.converge_erle_db}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -81,14 +97,68 @@ class ListenConfig:
     min_utterance_s: float = 0.2
     preroll_s: float = 0.15
     """Audio before the detected onset included in the transcription (Silero lags the voice by a chunk)."""
+    follow_up_s: float = 5.0
+    """After a reply is heard to its end, listen this long for a follow-up without the wake word (0: off)."""
+
+
+@dataclass(frozen=True)
+class BargeInRow:
+    """One state's row of the barge-in matrix; a key left out keeps that state's default (see BargeInMatrix)."""
+
+    wake: bool | None = None
+    """The wake word interrupts this state."""
+    speech: bool | None = None
+    """User speech interrupts this state (over playback: pause on a hint, cancel once confirmed)."""
+    wake_threshold: float | None = None
+    """Wake word score needed to interrupt this state (at least `[wake] threshold`, which hearing applies)."""
+    speech_probability: float | None = None
+    """Voice probability a hint needs to pause this state's playback."""
+
+    def over(self, default: BargeInRule) -> BargeInRule:
+        return BargeInRule(
+            wake=default.wake if self.wake is None else self.wake,
+            speech=default.speech if self.speech is None else self.speech,
+            wake_threshold=default.wake_threshold if self.wake_threshold is None else self.wake_threshold,
+            speech_probability=(
+                default.speech_probability if self.speech_probability is None else self.speech_probability
+            ),
+        )
 
 
 @dataclass(frozen=True)
 class BargeInConfig:
-    wake: bool = True
-    """The wake word interrupts the assistant while it transcribes, thinks or speaks."""
-    speech: bool = True
-    """User speech interrupts the assistant while it speaks (keep the echo low until AEC is on)."""
+    """What may interrupt the assistant, state by state (the defaults are `BargeInMatrix` in the core):
+
+    | state        | wake word | speech |
+    |--------------|-----------|--------|
+    | transcribing | yes       | no     |
+    | thinking     | yes       | no     |
+    | speaking     | yes       | yes    |
+    | announcing   | yes       | yes    |
+    """
+
+    transcribing: BargeInRow = field(default_factory=BargeInRow)
+    thinking: BargeInRow = field(default_factory=BargeInRow)
+    speaking: BargeInRow = field(default_factory=BargeInRow)
+    announcing: BargeInRow = field(default_factory=BargeInRow)
+    confirm_ms: float = 400.0
+    """After a hint of voice paused playback, speech must be confirmed within this long or playback resumes."""
+    stop_phrases: tuple[str, ...] = DEFAULT_STOP_PHRASES
+    """An interrupting utterance that says only one of these (lower case, no punctuation) ends the exchange."""
+
+    def matrix(self) -> BargeInMatrix:
+        defaults = BargeInMatrix()
+        return BargeInMatrix(
+            transcribing=self.transcribing.over(defaults.transcribing),
+            thinking=self.thinking.over(defaults.thinking),
+            speaking=self.speaking.over(defaults.speaking),
+            announcing=self.announcing.over(defaults.announcing),
+        )
+
+    def validate(self) -> str | None:
+        if not 50.0 <= self.confirm_ms <= 2000.0:
+            return f"`confirm_ms` must be 50..2000, got {self.confirm_ms}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -141,6 +211,7 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     wake: WakeConfig = field(default_factory=WakeConfig)
     vad: VadConfig = field(default_factory=VadConfig)
+    aec: AecConfig = field(default_factory=AecConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
@@ -151,6 +222,12 @@ class Config:
     @property
     def period_samples(self) -> int:
         return RATE_HZ * self.audio.period_ms // 1000
+
+    def validate(self) -> str | None:
+        if self.aec.enabled and self.audio.period_ms % 10:
+            period = self.audio.period_ms
+            return f"`[audio] period_ms` must be a multiple of 10 with the echo canceller on, got {period}"
+        return None
 
 
 def load_config(path: Path | None) -> Config:
@@ -168,8 +245,10 @@ def core_config(config: Config) -> CoreConfig:
         max_utterance_samples=samples(config.listen.max_utterance_s),
         min_utterance_samples=samples(config.listen.min_utterance_s),
         preroll_samples=samples(config.listen.preroll_s),
-        barge_in_on_wake=config.barge_in.wake,
-        barge_in_on_speech=config.barge_in.speech,
+        barge_in=config.barge_in.matrix(),
+        confirm_samples=samples(config.barge_in.confirm_ms / 1000),
+        follow_up_samples=samples(config.listen.follow_up_s),
+        stop_phrases=config.barge_in.stop_phrases,
     )
 
 
@@ -180,6 +259,7 @@ def hearing_config(config: Config) -> HearingConfig:
         wake_refractory_samples=samples(config.wake.refractory_s),
         vad_on_threshold=config.vad.on_threshold,
         vad_off_threshold=config.vad.off_threshold,
+        hint_samples=samples(config.vad.hint_s),
         start_samples=samples(config.vad.start_s),
         end_silence_samples=samples(config.vad.end_silence_s),
         echo_coupling_db=config.vad.echo_coupling_db,

@@ -18,6 +18,8 @@ from device.models.manifest import default_models_dir, require_model
 class Engines:
     vad: SileroVad
     wake: WakeWordDetector
+    own_wake: WakeWordDetector
+    """The same wake word model, listening to what the speaker plays (self-trigger suppression)."""
     asr: WhisperAsr
     tts: PiperTts
 
@@ -52,6 +54,7 @@ def load_engines(config: Config, deterministic: bool = False) -> Engines:
     return Engines(
         vad=SileroVad(vad),
         wake=WakeWordDetector(melspec, embedding, wake_head),
+        own_wake=WakeWordDetector(melspec, embedding, wake_head),
         asr=WhisperAsr(asr, threads=config.asr.threads_to_use),
         tts=PiperTts(voice, voice_config, deterministic=deterministic),
     )

@@ -47,6 +47,7 @@ def barge_in_mid_sentence_with_late_results() -> Case:
         (92900, ev.ReplyFinished(2)),
         (94000, chunk(2, 0, "It's 9:41 AM.")),
         (100000, ev.PlaybackDrained(2, 4000)),
+        (180000, ev.TimerFired("listen", 3)),  # the follow-up window closes unused
     ]
 
 

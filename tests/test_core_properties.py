@@ -6,6 +6,8 @@ alarms) with arbitrary ones carrying random turns and epochs (late results, dupl
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -14,16 +16,20 @@ from device.core import events as ev
 from device.core.machine import IGNORED, TRANSITIONS, step
 from device.core.states import (
     Announcing,
+    BargeInMatrix,
+    BargeInRule,
     Degraded,
     Hearing,
     Listening,
+    Paused,
     Speaking,
     Spine,
     Thinking,
     Transcribing,
     current_turn,
+    initial,
 )
-from tests.core_script import Driver, chunk
+from tests.core_script import CONFIG, Driver, chunk
 
 SMALL = st.integers(min_value=1, max_value=5)
 WORDS = st.sampled_from(["Once upon a time. ", "There was a fox ", "who ran. ", "It's late! ", "ok "])
@@ -31,7 +37,9 @@ WORDS = st.sampled_from(["Once upon a time. ", "There was a fox ", "who ran. ", 
 
 def arbitrary_event() -> st.SearchStrategy[ev.Event]:
     return st.one_of(
-        st.builds(ev.WakeDetected, st.just("hey_jarvis"), st.just(0.9), st.integers(0, 10**6)),
+        st.builds(ev.WakeDetected, st.just("hey_jarvis"), st.just(0.9), st.integers(0, 10**6), st.booleans()),
+        st.builds(ev.VoiceHint, st.integers(0, 10**6), st.floats(0.0, 1.0)),
+        st.builds(ev.EchoCancellerChanged, st.booleans(), st.just(20.0)),
         st.builds(ev.SpeechStarted, st.integers(0, 10**6)),
         st.builds(ev.SpeechEnded, st.integers(0, 10**6)),
         st.builds(ev.TranscriptReady, SMALL, st.sampled_from(["", "tell me a story", "hi"])),
@@ -41,7 +49,7 @@ def arbitrary_event() -> st.SearchStrategy[ev.Event]:
         st.builds(lambda t, s: chunk(t, s, "one two three."), SMALL, st.integers(0, 4)),
         st.builds(ev.PlaybackDrained, SMALL, st.integers(0, 9000)),
         st.builds(ev.PlaybackStopped, SMALL, st.integers(0, 9000)),
-        st.builds(ev.TimerFired, st.sampled_from(["listen", "utterance", "alarm"]), SMALL),
+        st.builds(ev.TimerFired, st.sampled_from(["listen", "utterance", "alarm", "confirm"]), SMALL),
         st.builds(ev.JobCancelled, SMALL, st.sampled_from(["asr", "reply", "tts"])),
         st.builds(ev.EngineFailed, SMALL, st.sampled_from(["asr", "reply", "tts"]), st.just("boom")),
         st.builds(ev.AudioDeviceLost, st.just("stream error")),
@@ -55,6 +63,9 @@ def fitting_event(spine: Spine, now: int) -> st.SearchStrategy[ev.Event]:
     """Events the organs would plausibly post next in this state."""
     state = spine.state
     options: list[st.SearchStrategy[ev.Event]] = [st.just(ev.WakeDetected("hey_jarvis", 0.9, now))]
+    if isinstance(state, Paused):
+        options += [st.just(ev.TimerFired("confirm", state.turn)), st.just(ev.SpeechStarted(state.hint_onset_sample))]
+        state = state.inner  # work and playback go on while paused
     if isinstance(state, Listening):
         options.append(st.just(ev.SpeechStarted(now)))
     if isinstance(state, Hearing):
@@ -67,6 +78,8 @@ def fitting_event(spine: Spine, now: int) -> st.SearchStrategy[ev.Event]:
         if len(reply.chunks) < reply.requested:
             seq = len(reply.chunks)
             options.append(st.just(chunk(turn, seq, "one two three.")))
+    if isinstance(state, Speaking | Announcing):
+        options.append(st.just(ev.VoiceHint(now, 0.9)))
     if isinstance(state, Speaking):
         options += [
             st.builds(ev.PlaybackDrained, st.just(state.epoch), st.integers(0, 9000)),
@@ -119,7 +132,8 @@ def test_invariants_hold_over_random_interleavings(data: st.DataObject) -> None:
             if isinstance(command, cmd.OpenPlayback | cmd.QueuePlayback | cmd.FinishPlayback):
                 assert command.epoch not in cut_epochs
             if isinstance(command, cmd.QueuePlayback):
-                assert isinstance(after.state, Speaking | Announcing) and command.epoch == after.state.epoch
+                assert isinstance(after.state, Speaking | Paused | Announcing)
+                assert command.epoch == after.state.epoch
             if isinstance(command, cmd.CutPlayback):
                 cut_epochs.add(command.epoch)
 
@@ -149,3 +163,40 @@ def test_step_is_pure(data: st.DataObject) -> None:
     first = step(snapshot, event, 123)
     assert step(snapshot, event, 123) == first
     assert d.spine is snapshot and d.spine == snapshot
+
+
+SIGNALS = ("wake", "speech")
+INTERRUPTED_TO = (Listening, Hearing, Paused)  # where an interruption leads
+
+
+def signal_event(signal: str, now: int) -> ev.Event:
+    return ev.WakeDetected("hey_jarvis", 0.9, now) if signal == "wake" else ev.SpeechStarted(now)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_signal_the_matrix_does_not_allow_never_interrupts(data: st.DataObject) -> None:
+    """The barge-in matrix: a disallowed signal leaves the state and its work untouched, wherever it comes."""
+    rule = st.builds(BargeInRule, st.booleans(), st.booleans())
+    matrix = data.draw(st.builds(BargeInMatrix, rule, rule, rule, rule), label="matrix")
+    d = Driver(initial(replace(CONFIG, barge_in=matrix)))
+    now = 0
+    for _ in range(data.draw(st.integers(1, 60), label="steps")):
+        now += data.draw(st.integers(0, 8000), label="dt")
+        before = d.spine.state
+        event = data.draw(st.one_of(fitting_event(d.spine, now), arbitrary_event()), label="event")
+        out = d.feed(event, now)
+        inner = before.inner if isinstance(before, Paused) else before
+        row = {Transcribing: matrix.transcribing, Thinking: matrix.thinking, Speaking: matrix.speaking}.get(
+            type(inner), matrix.announcing if isinstance(inner, Announcing) else None
+        )
+        if row is None:
+            continue
+        signal = "wake" if isinstance(event, ev.WakeDetected) else "speech" if isinstance(event, SPEECH) else None
+        if signal is not None and not getattr(row, signal):
+            assert d.spine.state == before and all(isinstance(c, cmd.NoteIgnored) for c in out), (signal, before)
+        if isinstance(d.spine.state, INTERRUPTED_TO) and not isinstance(before, INTERRUPTED_TO):
+            assert signal is not None and getattr(row, signal), (event, before)
+
+
+SPEECH = (ev.VoiceHint, ev.SpeechStarted)

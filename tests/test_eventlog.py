@@ -12,13 +12,16 @@ from device.core import commands as cmd
 from device.core import events as ev
 from device.core.machine import step
 from device.core.memory import Message
-from device.core.states import CoreConfig, initial
+from device.core.states import BargeInMatrix, BargeInRule, CoreConfig, initial
 from device.errors import UserError
 from device.replay import Mismatch, replay
 from device.runtime.eventlog import EventLog, LoadedLog, LoggedStep, read_log
 
 EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.WakeDetected("hey_jarvis", 0.731, 16000),
+    ev.WakeDetected("hey_jarvis", 0.9, 16000, in_own_speech=True),
+    ev.VoiceHint(16500, 0.875),
+    ev.EchoCancellerChanged(converged=True, erle_db=23.5),
     ev.SpeechStarted(17000),
     ev.SpeechEnded(40000),
     ev.TranscriptReady(1, "what time is it"),
@@ -46,6 +49,8 @@ EVERY_COMMAND: tuple[cmd.Command, ...] = (
     cmd.QueuePlayback(1, 1, 0),
     cmd.FinishPlayback(1),
     cmd.CutPlayback(1),
+    cmd.PausePlayback(1),
+    cmd.ResumePlayback(1),
     cmd.CancelTurn(1),
     cmd.CommitHeard(1, "It is nine.", "It is", interrupted=True),
     cmd.ReopenAudio(2),
@@ -58,8 +63,8 @@ ODD_CONFIG = CoreConfig(
     max_utterance_samples=5678,
     min_utterance_samples=91,
     preroll_samples=23,
-    barge_in_on_wake=False,
-    barge_in_on_speech=True,
+    barge_in=BargeInMatrix(thinking=BargeInRule(wake=False, speech=True, wake_threshold=0.7)),
+    stop_phrases=("halt", "enough already"),
 )
 
 
@@ -77,7 +82,8 @@ def test_the_round_trip_fixtures_cover_every_event_and_command_type() -> None:
 
 
 def test_log_round_trip_is_whole_value_equal(tmp_path: Path) -> None:
-    commands_per_step = [*((c,) for c in EVERY_COMMAND[:-2]), EVERY_COMMAND[-2:], (), EVERY_COMMAND, (), ()]
+    commands_per_step = [*((c,) for c in EVERY_COMMAND[:-2]), EVERY_COMMAND[-2:], (), EVERY_COMMAND]
+    commands_per_step += [()] * (len(EVERY_EVENT) - len(commands_per_step))
     steps = [
         (1000 * i, event, f"State{i}", commands)
         for i, (event, commands) in enumerate(zip(EVERY_EVENT, commands_per_step, strict=True))

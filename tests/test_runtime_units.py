@@ -10,6 +10,7 @@ import math
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from device.core.events import (
     TimerFired,
     TranscriptReady,
     TtsChunkReady,
+    VoiceHint,
     WakeDetected,
 )
 from device.runtime.capture import CaptureHistory
@@ -142,17 +144,31 @@ CONFIG = HearingConfig(
 )
 
 
-def push_all(endpointer: Endpointer, probabilities: list[float], first_chunk: int = 0) -> list[Event | None]:
-    return [
-        endpointer.push(p, (first_chunk + i) * CHUNK, CHUNK) for i, p in enumerate(probabilities)
-    ]  # fmt: skip
+def push_all(
+    endpointer: Endpointer, probabilities: list[float], first_chunk: int = 0, hints: bool = False
+) -> list[Event | None]:
+    """The fact each chunk revealed (None for none; hints only if asked); two facts from one chunk fail here."""
+    out: list[Event | None] = []
+    for i, p in enumerate(probabilities):
+        facts = endpointer.push(p, (first_chunk + i) * CHUNK, CHUNK)
+        facts = [f for f in facts if hints or not isinstance(f, VoiceHint)]
+        assert len(facts) <= 1, facts
+        out.append(facts[0] if facts else None)
+    return out
 
 
 def test_endpointer_starts_at_the_first_chunk_of_the_run_that_lasted_start_samples() -> None:
     endpointer = Endpointer(CONFIG)
-    events = push_all(endpointer, [0.9, 0.9, 0.1, 0.6, 0.5, 0.7, 0.9])
-    # The first run (chunks 0-1) is broken by chunk 2; the run from chunk 3 lasts 3 chunks at chunk 5.
-    assert events == [None, None, None, None, None, SpeechStarted(3 * CHUNK), None]
+    events = push_all(endpointer, [0.9, 0.9, 0.1, 0.6, 0.5, 0.7, 0.9], hints=True)
+    # The first run (chunks 0-1) is a hint, then broken by chunk 2; the run from chunk 3 hints at chunk 4 (its
+    # peak so far is 0.6) and lasts 3 chunks at chunk 5.
+    assert events == [None, VoiceHint(0, 0.9), None, None, VoiceHint(3 * CHUNK, 0.6), SpeechStarted(3 * CHUNK), None]
+
+
+def test_a_hint_and_the_start_may_come_from_the_same_chunk() -> None:
+    endpointer = Endpointer(replace(CONFIG, hint_samples=3 * CHUNK))
+    assert endpointer.push(0.7, 0, CHUNK) == endpointer.push(0.8, CHUNK, CHUNK) == []
+    assert endpointer.push(0.6, 2 * CHUNK, CHUNK) == [VoiceHint(0, 0.8), SpeechStarted(0)]
 
 
 def test_endpointer_ends_after_end_silence_at_the_first_silent_chunk() -> None:
@@ -281,8 +297,8 @@ def test_hearing_reports_an_utterance_at_chunk_boundaries() -> None:
     facts = hear_all(Hearing(RmsVoice(), PeakWake(), CONFIG), signal, 0, every(160))
     # Chunk 2 [1024, 1536) is loud enough; 3 chunks later (at 2560) speech has started at 1024. Chunk 8
     # [4096, 4608) is the first silent one; 4 silent chunks later (at 6144, in the period [6080, 6240)) it has
-    # ended at 4096.
-    assert facts == [(2400, SpeechStarted(1024)), (6080, SpeechEnded(4096))]
+    # ended at 4096. Two loud chunks make a hint first (its peak: chunk 3's 3000 / 4000).
+    assert facts == [(1920, VoiceHint(1024, 0.75)), (2400, SpeechStarted(1024)), (6080, SpeechEnded(4096))]
 
 
 def test_a_wake_detection_restarts_the_utterance_after_the_wake_word() -> None:
@@ -291,7 +307,12 @@ def test_a_wake_detection_restarts_the_utterance_after_the_wake_word() -> None:
     facts = hear_all(Hearing(RmsVoice(), PeakWake(), CONFIG), signal, 0, every(160))
     # Without the reset, speech would have started at 0 (reported at 1536); after it, the run begins with the
     # first chunk completed after the detection, chunk 2 [1024, 1536).
-    assert facts == [(1280 - 160, WakeDetected("hey_jarvis", 1.0, 1280)), (2560 - 160, SpeechStarted(1024))]
+    assert facts == [
+        (1024 - 64, VoiceHint(0, 0.781)),  # the voice under the wake word, before it was recognised
+        (1280 - 160, WakeDetected("hey_jarvis", 1.0, 1280)),
+        (2048 - 128, VoiceHint(1024, 0.75)),  # the reset also forgot the hint: a new run hints again
+        (2560 - 160, SpeechStarted(1024)),
+    ]
 
 
 # ----------------------------------------------------------------------------------------- virtual runner

@@ -88,6 +88,20 @@ class CutPlayback:
 
 
 @dataclass(frozen=True)
+class PausePlayback:
+    """Fade the epoch out and hold its place: nothing is dropped (a hint that the user speaks)."""
+
+    epoch: int
+
+
+@dataclass(frozen=True)
+class ResumePlayback:
+    """Fade the paused epoch back in from exactly where it paused (the hint was not the user)."""
+
+    epoch: int
+
+
+@dataclass(frozen=True)
 class CancelTurn:
     """Cancel generation: every job of `turn` stops and acknowledges with `JobCancelled`."""
 
@@ -128,6 +142,8 @@ Command = (
     | QueuePlayback
     | FinishPlayback
     | CutPlayback
+    | PausePlayback
+    | ResumePlayback
     | CancelTurn
     | CommitHeard
     | ReopenAudio
@@ -144,6 +160,8 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     QueuePlayback,
     FinishPlayback,
     CutPlayback,
+    PausePlayback,
+    ResumePlayback,
     CancelTurn,
     CommitHeard,
     ReopenAudio,

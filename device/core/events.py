@@ -11,16 +11,31 @@ from dataclasses import dataclass
 from typing import Literal
 
 JobKind = Literal["asr", "reply", "tts"]
-TimerKind = Literal["listen", "utterance", "alarm", "reopen"]
+TimerKind = Literal["listen", "utterance", "alarm", "reopen", "confirm"]
 
 
 @dataclass(frozen=True)
 class WakeDetected:
-    """The wake word model scored above its threshold at `at_sample`."""
+    """The wake word model scored above its threshold at `at_sample`.
+
+    `in_own_speech`: hearing also found the wake word in what the speaker played just before (the reply's own
+    text says it), so this detection is aligned with the assistant's voice rather than the user's.
+    """
 
     model: str
     score: float
     at_sample: int
+    in_own_speech: bool = False
+
+
+@dataclass(frozen=True)
+class VoiceHint:
+    """The first reliable hint of voice since `onset_sample`, on the echo-cancelled mic; `probability` is the
+    highest voice probability of the hint. Cheap and early (tens of milliseconds), so it may be wrong: the
+    spine pauses playback on it and waits for `SpeechStarted` to confirm."""
+
+    onset_sample: int
+    probability: float
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,14 @@ class SpeechStarted:
     """Voice activity began; `onset_sample` is where the first speech chunk started."""
 
     onset_sample: int
+
+
+@dataclass(frozen=True)
+class EchoCancellerChanged:
+    """The echo canceller converged (it removes enough echo for speech to interrupt playback) or lost it."""
+
+    converged: bool
+    erle_db: float
 
 
 @dataclass(frozen=True)
@@ -146,6 +169,8 @@ class StopRequested:
 
 Event = (
     WakeDetected
+    | VoiceHint
+    | EchoCancellerChanged
     | SpeechStarted
     | SpeechEnded
     | TranscriptReady
@@ -165,6 +190,8 @@ Event = (
 
 EVENT_TYPES: tuple[type[Event], ...] = (
     WakeDetected,
+    VoiceHint,
+    EchoCancellerChanged,
     SpeechStarted,
     SpeechEnded,
     TranscriptReady,

@@ -23,6 +23,10 @@ Rules the handlers keep:
    `PlaybackStopped` with the exact played-sample count (invariant 5).
 3. Only audio of the current epoch is queued; a cut epoch is never reopened (invariant 4).
 4. Time is an argument. Deadlines leave as `StartTimer(due_sample=now + ...)` and come back as `TimerFired`.
+5. Interruption follows one matrix (`CoreConfig.barge_in`): a signal a state's row does not allow never
+   interrupts it. While audio plays, the first hint of voice pauses it (`Paused`); confirmed speech cancels
+   the turn, and a hint that is not confirmed in time resumes playback exactly where it paused. A wake word
+   found in the assistant's own speech is never an interruption.
 """
 
 from __future__ import annotations
@@ -33,16 +37,26 @@ from typing import Any
 
 from device.core import commands as cmd
 from device.core import events as ev
-from device.core.memory import Message, SpokenChunk, heard_text, normalise_space, split_sentences, spoken_text
+from device.core.memory import (
+    Message,
+    SpokenChunk,
+    heard_text,
+    is_stop_phrase,
+    normalise_space,
+    split_sentences,
+    spoken_text,
+)
 from device.core.states import (
     Alarm,
     Announcing,
+    BargeInRule,
     Context,
     CutReply,
     Degraded,
     Hearing,
     Idle,
     Listening,
+    Paused,
     Reply,
     Speaking,
     Spine,
@@ -119,6 +133,9 @@ def _abandon(state: State, ctx: Context) -> tuple[Context, Commands]:
     if turn is None:
         return ctx, ()
     out: list[cmd.Command] = []
+    if isinstance(state, Paused):
+        out.append(cmd.CancelTimer("confirm", turn))
+        state = state.inner
     if isinstance(state, Speaking):
         out.append(cmd.CutPlayback(state.epoch))
         cut = CutReply(state.turn, state.epoch, state.reply.chunks, _full_text(state.reply))
@@ -144,13 +161,20 @@ def _full_text(reply: Reply) -> str:
 # ------------------------------------------------------------------------------------ hearing and listening
 
 
+_OWN_SPEECH = "the wake word was in the assistant's own speech (found in the played audio first)"
+
+
 def on_wake_idle(state: Idle, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
+    if event.in_own_speech:  # the tail of a reply that said the wake word, still echoing after it drained
+        return state, ctx, (cmd.NoteIgnored(_OWN_SPEECH),)
     turn, ctx = _new_turn(ctx)
     return _open_listening(ctx, turn, now)
 
 
 def on_wake_again(state: Listening | Hearing, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
     """The wake word again while listening: start the listening window afresh, same turn."""
+    if event.in_own_speech:
+        return state, ctx, (cmd.NoteIgnored(_OWN_SPEECH),)
     cancel = cmd.CancelTimer("utterance", state.turn) if isinstance(state, Hearing) else None
     nxt, ctx, out = _open_listening(ctx, state.turn, now)
     return nxt, ctx, ((cancel, *out) if cancel else out)
@@ -191,6 +215,9 @@ def on_timer(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outc
         return _to_idle(ctx, now)
     if event.kind == "utterance" and isinstance(state, Hearing):
         return _transcribe(state, ctx, now)
+    if event.kind == "confirm" and isinstance(state, Paused):
+        # No confirmed speech within the window: the hint was not the user. Carry on from where it paused.
+        return state.inner, ctx, (cmd.ResumePlayback(state.epoch),)
     return state, ctx, (cmd.NoteIgnored(f"{event.kind} timer has no meaning in {type(state).__name__}"),)
 
 
@@ -214,6 +241,9 @@ def on_transcript(state: Transcribing, ctx: Context, event: ev.TranscriptReady, 
     prompt = normalise_space(event.text)
     if not prompt:
         return _with(_to_idle(ctx, now), cmd.NoteIgnored("empty transcript: nothing to answer"))
+    if is_stop_phrase(prompt, ctx.config.stop_phrases):
+        # Whatever was going on was cancelled when this utterance interrupted it; a stop starts nothing new.
+        return _with(_to_idle(ctx, now), cmd.NoteIgnored(f"stop phrase {prompt!r}: stopped, nothing to answer"))
     history = ctx.memory
     ctx = _remember(ctx, Message("user", prompt))
     return Thinking(state.turn, Reply(prompt)), ctx, (cmd.StartReply(state.turn, prompt, history),)
@@ -303,7 +333,15 @@ def on_drained(state: Speaking | Announcing, ctx: Context, event: ev.PlaybackDra
         return _to_idle(ctx, now)
     text = spoken_text(state.reply.chunks)
     ctx = _remember(ctx, Message("assistant", text))
-    return _with(_to_idle(ctx, now), cmd.CommitHeard(state.turn, text, text, interrupted=False))
+    return _with(_follow_up(ctx, now), cmd.CommitHeard(state.turn, text, text, interrupted=False))
+
+
+def _follow_up(ctx: Context, now: int) -> Outcome:
+    """A reply was heard to its end: listen a little for a follow-up question without the wake word."""
+    if ctx.alarms_due or ctx.config.follow_up_samples <= 0:
+        return _to_idle(ctx, now)
+    turn, ctx = _new_turn(ctx)
+    return Listening(turn, now), ctx, (cmd.StartTimer("listen", turn, now + ctx.config.follow_up_samples),)
 
 
 def on_stopped(state: State, ctx: Context, event: ev.PlaybackStopped, now: int) -> Outcome:
@@ -328,22 +366,87 @@ def on_stale_drain(state: State, ctx: Context, event: ev.PlaybackDrained, now: i
 # ---------------------------------------------------------------------------------------------- interruption
 
 
-def on_barge_in_wake(state: State, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
-    if not ctx.config.barge_in_on_wake and isinstance(state, Speaking | Thinking | Transcribing):
-        return state, ctx, (cmd.NoteIgnored("barge-in by wake word is disabled"),)
+Interruptible = Transcribing | Thinking | Speaking | Paused | Announcing
+
+
+def _rule(state: Interruptible, ctx: Context) -> tuple[str, BargeInRule]:
+    """The state's row of the barge-in matrix (a paused reply is still speaking)."""
+    matrix = ctx.config.barge_in
+    if isinstance(state, Paused):
+        state = state.inner
+    match state:
+        case Transcribing():
+            return "transcribing", matrix.transcribing
+        case Thinking():
+            return "thinking", matrix.thinking
+        case Speaking():
+            return "speaking", matrix.speaking
+        case Announcing():
+            return "announcing", matrix.announcing
+
+
+def on_barge_in_wake(state: Interruptible, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
+    name, rule = _rule(state, ctx)
+    if event.in_own_speech:
+        return state, ctx, (cmd.NoteIgnored(_OWN_SPEECH),)
+    if not rule.wake:
+        return state, ctx, (cmd.NoteIgnored(f"the barge-in matrix does not let the wake word interrupt {name}"),)
+    if event.score < rule.wake_threshold:
+        why = f"wake score {event.score} is below the {rule.wake_threshold} needed to interrupt {name}"
+        return state, ctx, (cmd.NoteIgnored(why),)
     ctx, out = _abandon(state, ctx)
     turn, ctx = _new_turn(ctx)
     return _with(_open_listening(ctx, turn, now), *out)
 
 
-def on_barge_in_speech(state: Speaking, ctx: Context, event: ev.SpeechStarted, now: int) -> Outcome:
-    if not ctx.config.barge_in_on_speech:
-        return state, ctx, (cmd.NoteIgnored("barge-in by voice activity is disabled"),)
+def on_voice_hint(state: Speaking | Announcing, ctx: Context, event: ev.VoiceHint, now: int) -> Outcome:
+    """A hint of the user's voice over playback: pause at once (the echo stops, so the user becomes clear)."""
+    name, rule = _rule(state, ctx)
+    if not rule.speech:
+        return state, ctx, (cmd.NoteIgnored(f"the barge-in matrix does not let speech interrupt {name}"),)
+    if event.probability < rule.speech_probability:
+        why = f"voice hint {event.probability} is below the {rule.speech_probability} needed to pause {name}"
+        return state, ctx, (cmd.NoteIgnored(why),)
+    due = now + ctx.config.confirm_samples
+    return (
+        Paused(state, event.onset_sample),
+        ctx,
+        (cmd.PausePlayback(state.epoch), cmd.StartTimer("confirm", state.turn, due)),
+    )
+
+
+def on_barge_in_speech(state: Interruptible, ctx: Context, event: ev.SpeechStarted, now: int) -> Outcome:
+    """Confirmed speech: cancel the turn and hear the user from where their speech began."""
+    name, rule = _rule(state, ctx)
+    if not rule.speech:
+        return state, ctx, (cmd.NoteIgnored(f"the barge-in matrix does not let speech interrupt {name}"),)
+    onset = min(event.onset_sample, state.hint_onset_sample) if isinstance(state, Paused) else event.onset_sample
     ctx, out = _abandon(state, ctx)
     turn, ctx = _new_turn(ctx)
-    start = event.onset_sample - ctx.config.preroll_samples
+    start = onset - ctx.config.preroll_samples
     due = now + ctx.config.max_utterance_samples
-    return Hearing(turn, event.onset_sample, start), ctx, (*out, cmd.StartTimer("utterance", turn, due))
+    return Hearing(turn, onset, start), ctx, (*out, cmd.StartTimer("utterance", turn, due))
+
+
+def in_paused(handler: Handler) -> Handler:
+    """Run a handler written for the paused state's inner state; the pause (and its timer) go on unless the
+    handler leaves that state (a drained or failed reply), in which case the confirm timer is disarmed."""
+
+    def paused_handler(state: Paused, ctx: Context, event: Any, now: int) -> Outcome:
+        inner, ctx, out = handler(state.inner, ctx, event, now)
+        if type(inner) is type(state.inner):
+            return replace(state, inner=inner), ctx, out
+        return inner, ctx, (cmd.CancelTimer("confirm", state.turn), *out)
+
+    paused_handler.__name__ = f"paused_{handler.__name__}"
+    return paused_handler
+
+
+def on_paused_inner(state: Paused, ctx: Context, event: Any, now: int) -> Outcome:
+    """Results and reports that do not concern the pause: handled by the row of the paused state's inner
+    state, so a paused reply keeps streaming, synthesising and queueing exactly as while speaking."""
+    row = TRANSITIONS[(type(state.inner), type(event))]
+    return in_paused(row.handler)(state, ctx, event, now)
 
 
 def on_failed(state: State, ctx: Context, event: ev.EngineFailed, now: int) -> Outcome:
@@ -413,21 +516,23 @@ def rows(
     }
 
 
-ALL_STATES = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Announcing, Degraded, Stopping)
-RUNNING = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Announcing)
+ALL_STATES = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Degraded, Stopping)
+RUNNING = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing)
 LIVE = (*RUNNING, Degraded)
 NO_WORK = (Idle, Listening, Hearing, Degraded, Stopping)
 TURN_RESULTS = (ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady)
 REPLY_RESULTS = TURN_RESULTS[1:]
 REPLYING = (Thinking, Speaking)
 TO_IDLE = (Idle, Announcing)  # `_to_idle` announces an alarm that rang while busy instead of resting
+AFTER_REPLY = (Listening, *TO_IDLE)  # `_follow_up`: listen for a follow-up, or rest, or announce
+INTERRUPTIBLE = (Transcribing, Thinking, Speaking, Paused, Announcing)
 
 # Read a row as: in STATE, on EVENT, HANDLER decides, leading to TARGETS. Rows without targets keep the state;
 # `may_stay` marks rows whose handler drops a stale event (wrong turn or epoch) and so may keep the state.
 TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     # --- the way in: wake word, then speech, then its end
-    **rows(Idle, ev.WakeDetected, on_wake_idle, Listening),
-    **rows((Listening, Hearing), ev.WakeDetected, on_wake_again, Listening),
+    **rows(Idle, ev.WakeDetected, on_wake_idle, Listening, may_stay=True),
+    **rows((Listening, Hearing), ev.WakeDetected, on_wake_again, Listening, may_stay=True),
     **rows(Listening, ev.SpeechStarted, on_speech_started, Hearing),
     **rows(Hearing, ev.SpeechEnded, on_speech_ended, Transcribing, Listening),
     # --- work results of the current turn
@@ -435,18 +540,20 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows(REPLYING, ev.ReplyDelta, on_reply_delta),
     **rows(Thinking, ev.ReplyFinished, on_reply_finished, *TO_IDLE, may_stay=True),
     **rows(Speaking, ev.ReplyFinished, on_reply_finished),
+    **rows(Paused, REPLY_RESULTS, on_paused_inner),
     **rows(REPLYING, ev.AlarmRequested, on_alarm_requested),
     **rows(Thinking, ev.TtsChunkReady, on_tts_chunk, Speaking, may_stay=True),
     **rows(Speaking, ev.TtsChunkReady, on_tts_chunk),
     **rows(Announcing, ev.TtsChunkReady, on_announcement_chunk),
-    **rows((Transcribing, Thinking, Speaking, Announcing), ev.EngineFailed, on_failed, *TO_IDLE, may_stay=True),
+    **rows(INTERRUPTIBLE, ev.EngineFailed, on_failed, *TO_IDLE, may_stay=True),
     # --- results that no work of this state produces: leftovers of older turns, dropped as data
     **rows(NO_WORK, (*TURN_RESULTS, ev.EngineFailed), on_result_without_work),
     **rows(Transcribing, REPLY_RESULTS, on_result_without_work),
-    **rows(REPLYING, ev.TranscriptReady, on_result_without_work),
+    **rows((*REPLYING, Paused), ev.TranscriptReady, on_result_without_work),
     **rows(Announcing, TURN_RESULTS[:4], on_result_without_work),
     # --- playback reports
-    **rows(Speaking, ev.PlaybackDrained, on_drained, *TO_IDLE, may_stay=True),
+    **rows(Speaking, ev.PlaybackDrained, on_drained, *AFTER_REPLY, may_stay=True),
+    **rows(Paused, ev.PlaybackDrained, on_paused_inner, *AFTER_REPLY, may_stay=True),
     **rows(Announcing, ev.PlaybackDrained, on_drained, Idle, may_stay=True),
     **rows((Idle, Listening, Hearing, Transcribing, Thinking, Degraded, Stopping), ev.PlaybackDrained, on_stale_drain),
     **rows(ALL_STATES, ev.PlaybackStopped, on_stopped),
@@ -455,15 +562,11 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows(Listening, ev.TimerFired, on_timer, *TO_IDLE, may_stay=True),
     **rows(Hearing, ev.TimerFired, on_timer, Transcribing, may_stay=True),
     **rows((Transcribing, Thinking, Speaking, Announcing, Stopping), ev.TimerFired, on_timer),
-    # --- interruption
-    **rows(
-        (Transcribing, Thinking, Speaking, Announcing),
-        ev.WakeDetected,
-        on_barge_in_wake,
-        Listening,
-        may_stay=True,
-    ),
-    **rows(Speaking, ev.SpeechStarted, on_barge_in_speech, Hearing, may_stay=True),
+    **rows(Paused, ev.TimerFired, on_timer, Speaking, Announcing, may_stay=True),
+    # --- interruption, as the barge-in matrix allows: wake word; voice hint pauses, confirmed speech cancels
+    **rows(INTERRUPTIBLE, ev.WakeDetected, on_barge_in_wake, Listening, may_stay=True),
+    **rows((Speaking, Announcing), ev.VoiceHint, on_voice_hint, Paused, may_stay=True),
+    **rows(INTERRUPTIBLE, ev.SpeechStarted, on_barge_in_speech, Hearing, may_stay=True),
     # --- the sound card: lost, reopened with back-off, restored
     **rows(LIVE, ev.AudioDeviceLost, on_device_lost, Degraded),
     **rows(Degraded, ev.TimerFired, on_reopen_due),
@@ -474,22 +577,28 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
 }
 
 _NOT_ADDRESSED = "speech without the wake word is not addressed to the assistant"
-_ONLY_WAKE = "only the wake word interrupts {}: speech here is the user thinking aloud or echo"
+_ONLY_START = "end of speech in {}: only its start is an interruption signal"
+_NOTHING_PLAYS = "a hint of voice only pauses playback, and nothing plays in {}"
 
 IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
     (Idle, ev.SpeechStarted): _NOT_ADDRESSED,
     (Idle, ev.SpeechEnded): _NOT_ADDRESSED,
     (Listening, ev.SpeechEnded): "end of speech that began before listening opened (the wake word itself)",
     (Hearing, ev.SpeechStarted): "already hearing an utterance",
-    (Transcribing, ev.SpeechStarted): _ONLY_WAKE.format("transcription"),
-    (Transcribing, ev.SpeechEnded): _ONLY_WAKE.format("transcription"),
-    (Thinking, ev.SpeechStarted): _ONLY_WAKE.format("thinking"),
-    (Thinking, ev.SpeechEnded): _ONLY_WAKE.format("thinking"),
-    (Speaking, ev.SpeechEnded): "end of speech while speaking: only its start is an interruption signal",
-    (Announcing, ev.SpeechStarted): _ONLY_WAKE.format("an announcement"),
-    (Announcing, ev.SpeechEnded): _ONLY_WAKE.format("an announcement"),
+    **{(s, ev.SpeechEnded): _ONLY_START.format(s.__name__) for s in (Transcribing, Thinking, Speaking, Announcing)},
+    (Paused, ev.SpeechEnded): "speech ended before it was confirmed: the confirm timer resumes playback",
+    **{(s, ev.VoiceHint): _NOTHING_PLAYS.format(s.__name__) for s in (Idle, Transcribing, Thinking, Degraded)},
+    (Listening, ev.VoiceHint): "while listening, confirmed speech (SpeechStarted) starts the utterance",
+    (Hearing, ev.VoiceHint): "already hearing an utterance",
+    (Paused, ev.VoiceHint): "already paused: waiting for the hint to be confirmed",
+    **{
+        (s, ev.EchoCancellerChanged): "a fact for the log: hearing lets speech interrupt playback only while the "
+        "echo canceller is converged"
+        for s in (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Degraded, Stopping)
+    },
     (Stopping, ev.WakeDetected): "stopping: nothing new starts",
     (Stopping, ev.SpeechStarted): "stopping: nothing new starts",
+    (Stopping, ev.VoiceHint): "stopping: nothing new starts",
     (Stopping, ev.SpeechEnded): "stopping: nothing new starts",
     (Stopping, ev.StopRequested): "already stopping: nothing more to cancel",
     (Degraded, ev.WakeDetected): "no sound card: the wake word cannot have been heard through it",

@@ -66,3 +66,14 @@ def heard_text(chunks: tuple[SpokenChunk, ...], played_samples: int) -> str:
             words.append(word)
         offset += chunk.samples
     return " ".join(words)
+
+
+# Words that may come with a stop phrase without changing what it asks ("okay, stop it please").
+_STOP_FILLERS = frozenset({"okay", "ok", "oh", "please", "just", "now", "it", "that", "thats", "hey", "jarvis"})
+
+
+def is_stop_phrase(transcript: str, phrases: tuple[str, ...]) -> bool:
+    """Whether the transcript says only a stop phrase, give or take fillers, case and punctuation."""
+    words = re.sub(r"[^a-z ]+", "", transcript.lower().replace("-", " ")).split()
+    kept = " ".join(w for w in words if w not in _STOP_FILLERS)
+    return bool(kept) and kept in phrases

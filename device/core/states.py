@@ -7,9 +7,41 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from device.core.memory import Message, SpokenChunk
+
+
+@dataclass(frozen=True)
+class BargeInRule:
+    """Which signals may interrupt one state, and how sure each must be (a row of the barge-in matrix)."""
+
+    wake: bool
+    """The wake word interrupts: cancel the turn and listen for a new request."""
+    speech: bool
+    """User speech interrupts: while audio plays, pause on the first hint and cancel once speech is confirmed
+    (resume if it is not); where nothing plays, cancel once speech is confirmed."""
+    wake_threshold: float = 0.5
+    """The wake word score needed to interrupt this state (hearing reports scores above its own threshold)."""
+    speech_probability: float = 0.5
+    """The voice probability a hint needs to pause this state's playback."""
+
+
+@dataclass(frozen=True)
+class BargeInMatrix:
+    """The barge-in legality matrix: one row per interruptible state (`Paused` follows `speaking`).
+
+    The stop phrase is not a column: it is what an interrupting utterance says ("stop", "never mind"), so it
+    reaches the machine through whichever of the two signals a row allows, and then ends the exchange.
+    """
+
+    transcribing: BargeInRule = BargeInRule(wake=True, speech=False)
+    thinking: BargeInRule = BargeInRule(wake=True, speech=False)
+    speaking: BargeInRule = BargeInRule(wake=True, speech=True)
+    announcing: BargeInRule = BargeInRule(wake=True, speech=True)
+
+
+DEFAULT_STOP_PHRASES = ("stop", "cancel", "never mind", "nevermind", "be quiet", "quiet", "shut up", "enough")
 
 
 @dataclass(frozen=True)
@@ -25,13 +57,24 @@ class CoreConfig:
     """Speech shorter than this (a cough, a click) is not an utterance: keep listening."""
     preroll_samples: int = 4800
     """Audio before the detected onset included in the transcription (the onset detector lags the voice)."""
-    barge_in_on_wake: bool = True
-    """Whether the wake word interrupts the assistant while it speaks or thinks."""
-    barge_in_on_speech: bool = True
-    """Whether user speech (voice activity) interrupts the assistant while it speaks."""
+    barge_in: BargeInMatrix = BargeInMatrix()
+    confirm_samples: int = 6400
+    """After a hint paused playback, confirmed speech must start within this long, else playback resumes."""
+    follow_up_samples: int = 5 * 16000
+    """After a reply was heard to its end, listen this long for a follow-up without the wake word (0: off)."""
+    stop_phrases: tuple[str, ...] = DEFAULT_STOP_PHRASES
+    """An interrupting utterance that says one of these (and nothing else) ends the exchange unanswered."""
     reopen_first_samples: int = 16000
     """Back-off before the first attempt to reopen a lost sound card; it doubles each attempt."""
     reopen_max_samples: int = 30 * 16000
+
+    @staticmethod
+    def from_json(value: dict[str, Any]) -> CoreConfig:
+        """The inverse of `dataclasses.asdict` (the event log's header)."""
+        value = dict(value)
+        matrix = BargeInMatrix(**{name: BargeInRule(**row) for name, row in value.pop("barge_in", {}).items()})
+        phrases = tuple(value.pop("stop_phrases", DEFAULT_STOP_PHRASES))
+        return CoreConfig(**value, barge_in=matrix, stop_phrases=phrases)
 
 
 @dataclass(frozen=True)
@@ -96,6 +139,26 @@ class Speaking:
 
 
 @dataclass(frozen=True)
+class Paused:
+    """Playback of `inner` is paused: a hint of user speech at `hint_onset_sample` awaits confirmation.
+
+    Confirmed speech cancels the turn; otherwise the `confirm` timer resumes `inner` exactly where it paused.
+    Work of the turn goes on meanwhile (text streams in, sentences are synthesised and queued).
+    """
+
+    inner: Speaking | Announcing
+    hint_onset_sample: int
+
+    @property
+    def turn(self) -> int:
+        return self.inner.turn
+
+    @property
+    def epoch(self) -> int:
+        return self.inner.epoch
+
+
+@dataclass(frozen=True)
 class Announcing:
     """A timer rang: its announcement plays under `epoch` (not part of the conversation memory)."""
 
@@ -117,7 +180,7 @@ class Stopping:
     """The daemon is shutting down; everything was cancelled and nothing new starts."""
 
 
-State = Idle | Listening | Hearing | Transcribing | Thinking | Speaking | Announcing | Degraded | Stopping
+State = Idle | Listening | Hearing | Transcribing | Thinking | Speaking | Paused | Announcing | Degraded | Stopping
 
 STATE_TYPES: tuple[type[State], ...] = (
     Idle,
@@ -126,6 +189,7 @@ STATE_TYPES: tuple[type[State], ...] = (
     Transcribing,
     Thinking,
     Speaking,
+    Paused,
     Announcing,
     Degraded,
     Stopping,

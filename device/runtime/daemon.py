@@ -18,6 +18,7 @@ import numpy.typing as npt
 from device.config import RATE_HZ, Config, core_config, hearing_config, samples
 from device.core.events import Event, StopRequested
 from device.core.states import initial
+from device.engines.aec import EchoCanceller
 from device.organs import Engines
 from device.reply.local import respond
 from device.runtime.capture import CaptureHistory
@@ -62,7 +63,9 @@ class Daemon:
         self.playback = playback(self.inbox.post)
         self.timers = Timers()
         self.capture = CaptureHistory(CAPTURE_HISTORY_S * RATE_HZ)
-        self.hearing = Hearing(engines.vad, engines.wake, hearing_config(config))
+        # The canceller is made here, on the thread that will use it (design: no fork, one instance for good).
+        self.aec = EchoCanceller(converge_erle_db=config.aec.converge_erle_db) if config.aec.enabled else None
+        self.hearing = Hearing(engines.vad, engines.wake, hearing_config(config), self.aec, engines.own_wake)
         self.runner: VirtualRunner | ThreadRunner = (
             VirtualRunner(samples(config.sim.cancel_ack_ms / 1000))
             if clock == "virtual"
@@ -91,9 +94,12 @@ class Daemon:
         return lambda now: start + timedelta(seconds=now / RATE_HZ)
 
     def hear(self, mic: npt.NDArray[np.int16], start: int, played: npt.NDArray[np.int16]) -> list[Event]:
-        """One period of mic audio (and what was played meanwhile) -> the facts hearing found in it."""
-        self.capture.append(mic)
-        return self.hearing.hear(mic, start, played)
+        """One period of mic audio (and what was played meanwhile) -> the facts hearing found in it.
+
+        The echo-cancelled mic is what is heard and what is kept for speech to text."""
+        cleaned, facts = self.hearing.clean(mic, played)
+        self.capture.append(cleaned)
+        return facts + self.hearing.hear(cleaned, start, played)
 
     def stop(self, now: int, reason: str) -> None:
         self.loop.handle(StopRequested(reason), now)

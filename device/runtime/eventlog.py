@@ -82,8 +82,8 @@ def read_log(path: Path) -> LoadedLog:
     if header.get("spine_log") != LOG_VERSION:
         raise UserError(f"not a spine event log (version {LOG_VERSION} header missing)", where=f"{path}:1")
     try:
-        config = CoreConfig(**header["core_config"])
-    except (KeyError, TypeError) as error:
+        config = CoreConfig.from_json(header["core_config"])
+    except (KeyError, TypeError, AttributeError) as error:
         raise UserError(f"bad core_config in header: {error}", where=f"{path}:1") from None
     return LoadedLog(config, tuple(_steps(path, lines)))
 

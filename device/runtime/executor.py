@@ -11,6 +11,8 @@
 | QueuePlayback  | move the synthesised audio (turn, seq) into the open epoch      |
 | FinishPlayback | tell the gate nothing more comes for the epoch                  |
 | CutPlayback    | fade the epoch out and drop the rest                            |
+| PausePlayback  | fade the epoch out and hold its place                           |
+| ResumePlayback | fade it back in from exactly where it paused                    |
 | CancelTurn     | cancel every job of the turn and drop its unplayed audio        |
 | ReopenAudio    | ask the audio side to reopen the sound card                     |
 | CommitHeard    | nothing here: the log holds it; memory lives in the core        |
@@ -40,6 +42,8 @@ class Playback(Protocol):
     def queue(self, epoch: int, audio: npt.NDArray[np.int16]) -> None: ...
     def finish(self, epoch: int) -> None: ...
     def cut(self, epoch: int) -> None: ...
+    def pause(self, epoch: int) -> None: ...
+    def resume(self, epoch: int) -> None: ...
 
 
 class Runner(Protocol):
@@ -95,6 +99,10 @@ class Executor:
                 self._gate.finish(epoch)
             case cmd.CutPlayback(epoch):
                 self._gate.cut(epoch)
+            case cmd.PausePlayback(epoch):
+                self._gate.pause(epoch)
+            case cmd.ResumePlayback(epoch):
+                self._gate.resume(epoch)
             case cmd.CancelTurn(turn):
                 self._runner.cancel_turn(turn, now)
                 self.store.drop_turn(turn)

@@ -1,18 +1,25 @@
-"""Hearing: mic frames in, facts out (`WakeDetected`, `SpeechStarted`, `SpeechEnded`). Runs on the FSM thread.
+"""Hearing: mic frames in, facts out (`WakeDetected`, `VoiceHint`, `SpeechStarted`, `SpeechEnded`,
+`EchoCancellerChanged`). Runs on the FSM thread.
 
 The mic arrives in periods (10 ms); the models want their own frame sizes (Silero 512 samples = 32 ms,
 openWakeWord 1280 samples = 80 ms), so each has its own accumulator. Hearing reports facts only: whether a
 fact matters in the current state is the spine's decision.
 
-The endpointer turns voice probabilities into utterance boundaries with hysteresis: speech starts after
-`start_samples` of consecutive chunks at or above `on_threshold`, and ends after `end_silence_samples` of
+First the echo canceller (when there is one) removes what the speaker played from the mic; everything below
+runs on its output. The endpointer turns voice probabilities into utterance boundaries with hysteresis: a run
+of `hint_samples` of chunks at or above `on_threshold` is a `VoiceHint` (early and cheap: the spine pauses
+playback on it), speech starts after `start_samples` of such chunks, and ends after `end_silence_samples` of
 consecutive chunks below `off_threshold`. A wake detection resets it, so an utterance that follows the wake
 word starts after the wake word instead of including it: if the user is already speaking again at the reset
 (the wake word is scored a few frames late), the onset is found by looking back to the last pause.
 
-Until echo cancellation arrives, an echo gate (a Geigel-style double-talk detector) keeps the assistant from
-hearing itself: while it plays, a chunk counts as voice only if its peak is above the loudest recently played
-sample scaled by `echo_coupling_db`, the worst speaker-to-mic coupling we expect. The wake word is not gated.
+While the assistant plays (or its echo may still ring), voice on the mic is believed only when
+* the echo canceller has converged (its measured ERLE says the echo is gone), or
+* without an echo canceller: the chunk's peak is above the loudest recently played sample scaled by
+  `echo_coupling_db`, the worst speaker-to-mic coupling we expect (a Geigel-style double-talk detector).
+Before convergence, speech cannot interrupt playback at all (the wake word still can): better late than a
+reply that interrupts itself. The wake word is not gated; instead a second wake scorer listens to what the
+speaker plays, and a mic detection that follows one there is marked `in_own_speech` (the reply said it).
 """
 
 from __future__ import annotations
@@ -24,9 +31,18 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from device.core.events import Event, SpeechEnded, SpeechStarted, WakeDetected
+from device.core.events import EchoCancellerChanged, Event, SpeechEnded, SpeechStarted, VoiceHint, WakeDetected
 
 Audio = npt.NDArray[np.int16]
+
+
+class EchoCanceller(Protocol):
+    @property
+    def converged(self) -> bool: ...
+    @property
+    def erle_db(self) -> float: ...
+
+    def process(self, mic: Audio, reference: Audio, *, near_end_quiet: bool = True) -> Audio: ...
 
 
 class VoiceProbability(Protocol):
@@ -51,6 +67,8 @@ class HearingConfig:
     """After a detection, ignore the wake word this long (the score stays high for a few frames)."""
     vad_on_threshold: float = 0.5
     vad_off_threshold: float = 0.35
+    hint_samples: int = 1024
+    """A run of voice this long is a hint (two Silero chunks): enough to pause playback, not to cancel it."""
     start_samples: int = 3200
     end_silence_samples: int = 11200
     onset_lookback_samples: int = 8000
@@ -58,6 +76,8 @@ class HearingConfig:
     echo_coupling_db: float = -20.0
     echo_window_samples: int = 8000
     """How long a played sample can still be heard as echo (delay plus reverberation)."""
+    own_wake_window_samples: int = 16000
+    """A mic detection up to this long after the wake word was found in the played audio is its echo."""
 
 
 class Endpointer:
@@ -68,9 +88,16 @@ class Endpointer:
         self._recent: deque[tuple[int, int, float]] = deque()  # (chunk start, end, probability), lookback only
         self.reset()
 
+    @property
+    def voiced(self) -> bool:
+        """Within an utterance, or within a run of voice that may become one."""
+        return self._speaking or self._run_start is not None
+
     def reset(self) -> None:
         """Forget the current utterance; if speech is under way, its run starts after the last pause."""
         self._speaking = False
+        self._hinted = False
+        self._run_peak = 0.0
         self._run_start: int | None = None  # first sample of the current run of on (or off) chunks
         if self._recent and self._recent[-1][2] >= self._config.vad_on_threshold:
             for start, _end, probability in reversed(self._recent):
@@ -80,30 +107,38 @@ class Endpointer:
             if self._run_start == self._recent[0][0]:  # no pause within the lookback: start after the reset
                 self._run_start = self._recent[-1][1]
 
-    def push(self, probability: float, chunk_start: int, chunk_samples: int) -> Event | None:
+    def push(self, probability: float, chunk_start: int, chunk_samples: int) -> list[Event]:
         config = self._config
         self._recent.append((chunk_start, chunk_start + chunk_samples, probability))
         while self._recent[0][0] < chunk_start - config.onset_lookback_samples:
             self._recent.popleft()
         if not self._speaking:
             if probability < config.vad_on_threshold:
-                self._run_start = None
-                return None
+                self._run_start, self._hinted, self._run_peak = None, False, 0.0
+                return []
             if self._run_start is None:
                 self._run_start = chunk_start
-            if chunk_start + chunk_samples - self._run_start >= config.start_samples:
+            self._run_peak = max(self._run_peak, probability)
+            facts: list[Event] = []
+            run_samples = chunk_start + chunk_samples - self._run_start
+            if run_samples >= config.hint_samples and not self._hinted:
+                self._hinted = True
+                # Rounded so the log is stable and readable; the decision used the same rounded value.
+                facts.append(VoiceHint(self._run_start, round(self._run_peak, 3)))
+            if run_samples >= config.start_samples:
                 self._speaking, onset, self._run_start = True, self._run_start, None
-                return SpeechStarted(onset)
-            return None
+                self._hinted, self._run_peak = False, 0.0
+                facts.append(SpeechStarted(onset))
+            return facts
         if probability >= config.vad_off_threshold:
             self._run_start = None
-            return None
+            return []
         if self._run_start is None:
             self._run_start = chunk_start
         if chunk_start + chunk_samples - self._run_start >= config.end_silence_samples:
             self._speaking, end, self._run_start = False, self._run_start, None
-            return SpeechEnded(end)
-        return None
+            return [SpeechEnded(end)]
+        return []
 
 
 class _Framer:
@@ -127,35 +162,75 @@ class _Framer:
 
 
 class Hearing:
-    def __init__(self, vad: VoiceProbability, wake: WakeScorer, config: HearingConfig) -> None:
-        self._vad, self._wake, self._config = vad, wake, config
+    def __init__(
+        self,
+        vad: VoiceProbability,
+        wake: WakeScorer,
+        config: HearingConfig,
+        aec: EchoCanceller | None = None,
+        own_wake: WakeScorer | None = None,
+    ) -> None:
+        """`aec` cleans the mic first; `own_wake` (a second scorer of the same model) listens to the speaker."""
+        self._vad, self._wake, self._config, self._aec, self._own_wake = vad, wake, config, aec, own_wake
         self._endpointer = Endpointer(config)
         self._vad_frames = _Framer(vad.CHUNK_SAMPLES)
         self._wake_frames = _Framer(wake.FRAME_SAMPLES)
+        self._own_frames = _Framer(wake.FRAME_SAMPLES)
         self._wake_quiet_until = 0
+        self._own_wake_until = -1
         self._echo_ratio = 10 ** (config.echo_coupling_db / 20)
         self._played_peaks: deque[int] = deque()  # peak of each recently played period, newest last
+        self._converged = False
         self.last_vad_probability = 0.0
         self.last_wake_score = 0.0
 
+    def clean(self, period: Audio, played: Audio) -> tuple[Audio, list[Event]]:
+        """The mic period with the speaker's echo removed (as is without a canceller), and whether the
+        canceller's convergence changed. Call once per period, before `hear`, with what was played in it."""
+        if self._aec is None:
+            return period, []
+        quiet = not self._endpointer.voiced
+        cleaned = self._aec.process(period, played, near_end_quiet=quiet)
+        if self._aec.converged == self._converged:
+            return cleaned, []
+        self._converged = self._aec.converged
+        return cleaned, [EchoCancellerChanged(self._converged, round(self._aec.erle_db, 1))]
+
     def hear(self, period: Audio, start_sample: int, played: Audio | None = None) -> list[Event]:
-        """Process one period of mic audio starting at `start_sample`; return the facts it revealed.
+        """Process one period of (cleaned) mic audio starting at `start_sample`; return the facts it revealed.
 
         `played` is what the speaker played in the same period (the echo reference), if anything.
         """
         self._remember_played(played, len(period))
         facts: list[Event] = []
+        if self._own_wake is not None and played is not None:
+            self._listen_to_own_speech(played, start_sample)
         for frame_start, frame in self._wake_frames.push(period, start_sample):
             detection = self._score_wake(frame, frame_start)
             if detection is not None:
                 facts.append(detection)
         for chunk_start, chunk in self._vad_frames.push(period, start_sample):
             self.last_vad_probability = self._vad.probability(chunk)
-            believed = 0.0 if self._echo_dominated(chunk) else self.last_vad_probability
-            fact = self._endpointer.push(believed, chunk_start, len(chunk))
-            if fact is not None:
-                facts.append(fact)
+            believed = self.last_vad_probability if self._voice_believable(chunk) else 0.0
+            facts += self._endpointer.push(believed, chunk_start, len(chunk))
         return facts
+
+    def _listen_to_own_speech(self, played: Audio, start_sample: int) -> None:
+        """Score the wake word in what the speaker played; silence is skipped (the model's cost is per frame)."""
+        assert self._own_wake is not None
+        for frame_start, frame in self._own_frames.push(played, start_sample):
+            if not frame.any():
+                continue
+            if self._own_wake.score(frame) >= self._config.wake_threshold:
+                self._own_wake_until = frame_start + len(frame) + self._config.own_wake_window_samples
+                self._own_wake.reset()
+
+    def _voice_believable(self, chunk: Audio) -> bool:
+        if max(self._played_peaks, default=0) == 0:
+            return True  # nothing played lately: nothing to mistake for the user
+        if self._aec is not None:
+            return self._aec.converged
+        return not self._echo_dominated(chunk)
 
     def _remember_played(self, played: Audio | None, period_samples: int) -> None:
         peak = int(np.abs(played.astype(np.int32)).max()) if played is not None and len(played) else 0
@@ -165,8 +240,6 @@ class Hearing:
 
     def _echo_dominated(self, chunk: Audio) -> bool:
         loudest_played = max(self._played_peaks, default=0)
-        if loudest_played == 0:
-            return False
         return int(np.abs(chunk.astype(np.int32)).max()) < loudest_played * self._echo_ratio
 
     def _score_wake(self, frame: Audio, frame_start: int) -> WakeDetected | None:
@@ -177,6 +250,8 @@ class Hearing:
             return None
         self._wake_quiet_until = frame_end + self._config.wake_refractory_samples
         self._wake.reset()
-        self._endpointer.reset()
-        # Rounded so the log is stable and readable; the decision used the exact score.
-        return WakeDetected(self._config.wake_model, round(float(score), 3), frame_end)
+        own = frame_end <= self._own_wake_until
+        if not own:  # the assistant saying the wake word must not reset the user's utterance
+            self._endpointer.reset()
+        # Rounded so the log is stable and readable; the spine compares the rounded score.
+        return WakeDetected(self._config.wake_model, round(float(score), 3), frame_end, in_own_speech=own)

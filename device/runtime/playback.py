@@ -48,6 +48,12 @@ class PlaybackGate:
     def cut(self, epoch: int) -> None:
         self.feeder.cut(epoch)
 
+    def pause(self, epoch: int) -> None:
+        self.feeder.pause(epoch)
+
+    def resume(self, epoch: int) -> None:
+        self.feeder.resume(epoch)
+
     # ---- one period of the audio side
     def pull(self, n: int) -> Frame:
         self.feeder.pump()

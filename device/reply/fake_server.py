@@ -1,0 +1,494 @@
+"""A fake OpenAI-compatible chat server that speaks the real protocol, with scripted faults.
+
+It serves `POST /v1/chat/completions` with `stream: true` as server-sent events, exactly as OpenAI, llama.cpp
+or vLLM do: a first chunk with the role, one `chat.completion.chunk` per token (a word and its following
+space), a last chunk with `finish_reason: "stop"`, then `data: [DONE]`. Tokens are paced like a model:
+the first after `first_token_delay_s`, then `tokens_per_s`.
+
+Faults, each what a real server or network does to a client sooner or later:
+
+  | fault                    | what the server does                                                   |
+  |--------------------------|------------------------------------------------------------------------|
+  | none                     | streams the reply and ends it properly                                 |
+  | hang                     | streams `fault_after_tokens` tokens, then neither sends nor closes     |
+  | hang_before_first_token  | sends the headers and the role chunk, then neither sends nor closes    |
+  | disconnect               | streams `fault_after_tokens` tokens, then closes the connection        |
+  | malformed                | streams `fault_after_tokens` tokens, then a data line that is not JSON |
+  | http_500                 | answers 500 with an OpenAI-style error body                            |
+  | http_429                 | answers 429 with `Retry-After: 1`                                      |
+  | wrong_content_type       | answers 200 with a whole (non-streamed) completion as application/json |
+
+It records what clients did, for tests: every request body, the Authorization header of each, how many streams
+the client closed before their end (`disconnects`), and how many are open now (`open_streams`). The server
+runs on its own thread and event loop; `config` may be replaced between requests.
+
+From the command line (later `spine fake-llm`): `python -m device.reply.fake_server --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, get_args
+
+from aiohttp import web
+from aiohttp.log import access_logger
+
+Fault = Literal[
+    "none", "hang", "hang_before_first_token", "disconnect", "malformed", "http_500", "http_429", "wrong_content_type"
+]
+FAULTS: tuple[Fault, ...] = get_args(Fault)
+
+DEFAULT_REPLY = (
+    "Sure. Here is a short answer from the fake model. It streams one word at a time, like a real one. "
+    "Interrupt me whenever you like."
+)
+
+
+def echo_reply(prompt: str) -> str:
+    """A reply that proves which prompt reached the server: "You said: <prompt>. " and two sentences."""
+    return f"You said: {prompt.strip().rstrip('.?!')}. This is the fake model answering. It has nothing more to add."
+
+
+@dataclass(frozen=True)
+class FakeLlmConfig:
+    """How the fake model answers. Read once per request, so a test may swap it between requests."""
+
+    first_token_delay_s: float = 0.3
+    """From the request to the first content token (the role chunk is sent at once, as real servers do)."""
+    tokens_per_s: float = 30.0
+    """Pace of the tokens after the first."""
+    reply: str | Callable[[str], str] = DEFAULT_REPLY
+    """The reply text, or a function of the last user message (e.g. `echo_reply`)."""
+    fault: Fault = "none"
+    """What goes wrong (see the module's table)."""
+    fault_after_tokens: int = 3
+    """For hang, disconnect and malformed: content tokens sent before the fault."""
+    required_api_key: str | None = field(default=None, repr=False)
+    """When set, requests without `Authorization: Bearer <this>` get 401, as from a real API."""
+    line_end: Literal["\n", "\r\n"] = "\n"
+    """How SSE lines end; both are valid and both are seen in the wild."""
+    write_bytes: int = 0
+    """When > 0, every event is written in pieces of this many bytes, each its own HTTP chunk (as proxies
+    re-chunk streams), so the client reads lines split anywhere, even inside "data:" or a UTF-8 character."""
+
+
+def tokens_of(text: str) -> list[str]:
+    """One token per word, with its following white space (as the local responder streams)."""
+    return re.findall(r"\S+\s*", text)
+
+
+class FakeLlmServer:
+    """The fake server on 127.0.0.1 (an ephemeral port by default), on a background thread with its own loop."""
+
+    def __init__(
+        self, config: FakeLlmConfig | None = None, host: str = "127.0.0.1", port: int = 0, log_requests: bool = False
+    ) -> None:
+        self.config = config or FakeLlmConfig()
+        self.base_url = ""
+        self._host, self._port, self._log_requests = host, port, log_requests
+        self._changed = threading.Condition()  # guards the records below; notified on every change
+        self._requests: list[dict[str, Any]] = []
+        self._authorizations: list[str | None] = []
+        self._disconnects = 0
+        self._open_streams = 0
+        self._completed_streams = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> str:
+        """Serve; returns the base URL to give a client, e.g. "http://127.0.0.1:41234/v1"."""
+        if self._loop is not None:
+            return self.base_url
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="fake-llm", daemon=True)
+        thread.start()
+        self._loop, self._thread = loop, thread
+        try:
+            port = asyncio.run_coroutine_threadsafe(self._serve(), loop).result(timeout=10)
+        except BaseException:
+            self._end_loop()
+            raise
+        self.base_url = f"http://{self._host}:{port}/v1"
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving; hung streams are released and open connections closed."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
+        finally:
+            self._end_loop()
+
+    def __enter__(self) -> FakeLlmServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _end_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+    async def _serve(self) -> int:
+        self._stopping = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        # handler_cancellation: a client closing its connection cancels the handler, which is how a hung
+        # stream learns of it. A short shutdown: hung handlers are released by _stopping anyway.
+        runner = web.AppRunner(
+            app,
+            handler_cancellation=True,
+            shutdown_timeout=0.5,
+            access_log=access_logger if self._log_requests else None,
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self._runner = runner
+        port: int = runner.addresses[0][1]
+        return port
+
+    async def _shutdown(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # ------------------------------------------------------------------------------------------ records
+
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request body received, in order (a copy)."""
+        with self._changed:
+            return list(self._requests)
+
+    @property
+    def authorizations(self) -> list[str | None]:
+        """The Authorization header of each request (None when absent), in order."""
+        with self._changed:
+            return list(self._authorizations)
+
+    @property
+    def disconnects(self) -> int:
+        """Streams the client closed before the server ended them."""
+        with self._changed:
+            return self._disconnects
+
+    @property
+    def open_streams(self) -> int:
+        with self._changed:
+            return self._open_streams
+
+    @property
+    def completed_streams(self) -> int:
+        """Streams sent to their `data: [DONE]`."""
+        with self._changed:
+            return self._completed_streams
+
+    def wait(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        """Block until `predicate()` holds (checked on every recorded change) or `timeout_s` passes."""
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout_s)
+
+    def _record(self, body: dict[str, Any], authorization: str | None) -> None:
+        with self._changed:
+            self._requests.append(body)
+            self._authorizations.append(authorization)
+            self._changed.notify_all()
+
+    def _count(self, opened: int = 0, disconnected: int = 0, completed: int = 0) -> None:
+        with self._changed:
+            self._open_streams += opened
+            self._disconnects += disconnected
+            self._completed_streams += completed
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------------------------------ handlers
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake-llm", "object": "model"}]})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        config = self.config  # once: a swap mid-request applies from the next request
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return _error(400, "the request body is not JSON", "invalid_request_error")
+        if not isinstance(body, dict):
+            return _error(400, "the request body is not a JSON object", "invalid_request_error")
+        authorization = request.headers.get("Authorization")
+        self._record(body, authorization)
+        if config.required_api_key is not None and authorization != f"Bearer {config.required_api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error")
+        if config.fault == "http_500":
+            return _error(500, "The fake server had an error while processing your request.", "server_error")
+        if config.fault == "http_429":
+            return _error(429, "Rate limit reached for requests.", "requests", headers={"Retry-After": "1"})
+        model = str(body.get("model", "fake-llm"))
+        text = config.reply if isinstance(config.reply, str) else config.reply(_last_user_text(body))
+        if config.fault == "wrong_content_type":
+            return web.json_response(_completion(model, text))
+        return await self._stream(request, config, model, tokens_of(text))
+
+    async def _stream(
+        self, request: web.Request, config: FakeLlmConfig, model: str, tokens: list[str]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        chunks = _Chunks(model)
+        send = _Sender(response, config)
+        self._count(opened=1)
+        ended_by_server = False
+        try:
+            await response.prepare(request)
+            await send.line(": fake-llm stream")  # a comment, as some servers send before or between chunks
+            await send.chunk(chunks.role())
+            if config.fault == "hang_before_first_token":
+                await self._hang()
+                return response
+            faulty = config.fault in ("hang", "disconnect", "malformed")
+            before_fault = tokens[: config.fault_after_tokens] if faulty else tokens
+            loop = asyncio.get_running_loop()
+            first_at = loop.time() + config.first_token_delay_s
+            for index, token in enumerate(before_fault):
+                await _sleep_until(loop, first_at + index / config.tokens_per_s)
+                await send.chunk(chunks.content(token))
+            if config.fault == "hang":
+                await self._hang()
+                return response
+            if config.fault == "disconnect":
+                ended_by_server = True
+                _drop(request)
+                return response
+            if config.fault == "malformed":
+                await send.line('data: {"choices": [{"delta": {"content": "oops"')
+            for index, token in enumerate(tokens[len(before_fault) :], start=len(before_fault)):
+                await _sleep_until(loop, first_at + index / config.tokens_per_s)
+                await send.chunk(chunks.content(token))
+            await send.chunk(chunks.stop())
+            await send.line("data: [DONE]")
+            await response.write_eof()
+            ended_by_server = True
+            self._count(completed=1)
+            return response
+        except (ConnectionResetError, asyncio.CancelledError):
+            # Writing to a closed connection, or (handler_cancellation) the client closed it while we waited.
+            if not ended_by_server and not self._is_stopping():
+                self._count(disconnected=1)
+            raise
+        finally:
+            self._count(opened=-1)
+
+    async def _hang(self) -> None:
+        """Neither send nor close, until the client goes away (cancels us) or the server stops."""
+        assert self._stopping is not None
+        await self._stopping.wait()
+
+    def _is_stopping(self) -> bool:
+        return self._stopping is not None and self._stopping.is_set()
+
+
+class _Chunks:
+    """The `chat.completion.chunk` documents of one stream, all with the same id and creation time."""
+
+    def __init__(self, model: str) -> None:
+        self._head: dict[str, Any] = {
+            "id": f"chatcmpl-fake-{time.monotonic_ns()}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+
+    def role(self) -> dict[str, Any]:
+        return self._chunk({"role": "assistant", "content": ""}, None)
+
+    def content(self, token: str) -> dict[str, Any]:
+        return self._chunk({"content": token}, None)
+
+    def stop(self) -> dict[str, Any]:
+        return self._chunk({}, "stop")
+
+    def _chunk(self, delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
+        return {**self._head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+
+class _Sender:
+    """Writes SSE lines, each followed by a blank line, with the configured line ends and write sizes."""
+
+    def __init__(self, response: web.StreamResponse, config: FakeLlmConfig) -> None:
+        self._response, self._end, self._piece_bytes = response, config.line_end, config.write_bytes
+
+    async def chunk(self, document: dict[str, Any]) -> None:
+        await self.line(f"data: {json.dumps(document, ensure_ascii=False)}")
+
+    async def line(self, text: str) -> None:
+        data = f"{text}{self._end}{self._end}".encode()
+        step = self._piece_bytes if self._piece_bytes > 0 else len(data)
+        for start in range(0, len(data), step):
+            await self._response.write(data[start : start + step])
+
+
+async def _sleep_until(loop: asyncio.AbstractEventLoop, at: float) -> None:
+    # Against a schedule, not a sleep per token, so the pace does not drift with the time spent writing.
+    await asyncio.sleep(max(0.0, at - loop.time()))
+
+
+def _drop(request: web.Request) -> None:
+    """Close the connection mid-stream (what was written is flushed first), as a crashing server would."""
+    if request.transport is not None:
+        request.transport.close()
+
+
+def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return web.json_response(body, status=status, headers=headers)
+
+
+def _completion(model: str, text: str) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-fake-{time.monotonic_ns()}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+    }
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), str):
+            return str(message["content"])
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+DESCRIPTION = """\
+Serve a fake OpenAI-compatible chat model (streaming server-sent events) until Ctrl-C, to try Spine's reply
+path without a real model, and to rehearse what real servers do wrong.
+
+Point the client at the printed base URL, e.g. [reply] base_url = "http://127.0.0.1:8080/v1".
+Faults:
+  hang                     stream some tokens, then go silent without closing (the idle timeout must fire)
+  hang_before_first_token  send the headers, then go silent (the first-token timeout must fire)
+  disconnect               stream some tokens, then close the connection (a reply cut mid-way)
+  malformed                stream some tokens, then a data line that is not JSON
+  http_500, http_429       fail the request (429 carries Retry-After: 1)
+  wrong_content_type       answer application/json instead of an event stream
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = FakeLlmConfig()
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default: 8080)")
+    parser.add_argument(
+        "--first-token-ms",
+        type=float,
+        default=defaults.first_token_delay_s * 1000,
+        help="delay before the first word, in ms (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--tokens-per-s", type=float, default=defaults.tokens_per_s, help="words per second (default: %(default)g)"
+    )
+    parser.add_argument("--reply", default=DEFAULT_REPLY, help="the reply text (default: a few plain sentences)")
+    parser.add_argument("--echo", action="store_true", help='reply "You said: <your prompt>. ..." instead')
+    parser.add_argument("--fault", choices=FAULTS, default="none", help="what goes wrong (default: none)")
+    parser.add_argument(
+        "--fault-after-tokens",
+        type=int,
+        default=defaults.fault_after_tokens,
+        help="words sent before a hang, disconnect or malformed line (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--require-key-env",
+        metavar="NAME",
+        help="require `Authorization: Bearer $NAME` (the key read from this environment variable), else 401",
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server described by parsed `args` until Ctrl-C; 0 on a clean stop, 2 on a bad setup."""
+    key = None
+    if args.require_key_env:
+        key = os.environ.get(args.require_key_env)
+        if not key:
+            print(f"error: --require-key-env: the environment variable {args.require_key_env} is not set")
+            return 2
+    reply: str | Callable[[str], str] = echo_reply if args.echo else args.reply
+    config = FakeLlmConfig(
+        first_token_delay_s=args.first_token_ms / 1000,
+        tokens_per_s=args.tokens_per_s,
+        reply=reply,
+        fault=args.fault,
+        fault_after_tokens=args.fault_after_tokens,
+        required_api_key=key,
+    )
+    problem = _invalid(config)
+    if problem:
+        print(f"error: {problem}")
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # one access-log line per request
+    server = FakeLlmServer(config, host=args.host, port=args.port, log_requests=True)
+    try:
+        base_url = server.start()
+    except OSError as error:
+        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}; try another --port")
+        return 2
+    print(f"fake LLM serving at {base_url} (fault: {config.fault}); Ctrl-C to stop", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _invalid(config: FakeLlmConfig) -> str | None:
+    if config.first_token_delay_s < 0:
+        return "--first-token-ms must be >= 0"
+    if config.tokens_per_s <= 0:
+        return "--tokens-per-s must be > 0"
+    if config.fault_after_tokens < 0:
+        return "--fault-after-tokens must be >= 0"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="fake-llm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(parser)
+    return serve(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
