@@ -60,13 +60,22 @@ def _digest(summary: dict[str, object], wall_s: float, out: Path) -> str:
             f"  turn {turn['turn']}: heard user {turn['transcript']!r} (WER {turn['wer']:.0%}); "
             f"{'INTERRUPTED, user heard' if turn['interrupted'] else 'said'} {turn['heard_text'][:60]!r}"
         )
+    barge_ins = summary["barge_ins"]
+    assert isinstance(barge_ins, list)
+    silences = ", ".join(f"{b['onset_to_silence_ms']:.0f}" for b in barge_ins if b["onset_to_silence_ms"] is not None)
     rows.append(
-        f"  barge-ins {len(summary['barge_ins'])} (false {summary['false_barge_ins']}), "  # type: ignore[arg-type]
+        f"  barge-ins {len(barge_ins)} (onset -> silence {silences or '-'} ms; false {summary['false_barge_ins']}), "
         f"cutoff {summary['cutoff_max_samples_after_decision']} samples after decision "
         f"(period {summary['period_samples']}), stale samples {summary['stale_samples_played']}, "
         f"leaks {summary['leaks']}, xruns {summary['xruns']}"
     )
-    rows.append(f"  files in {out}/: events.jsonl mic.wav speaker.wav summary.json timeline.png")
+    aec = summary.get("aec")
+    if isinstance(aec, dict) and aec.get("enabled"):
+        rows.append(
+            f"  echo canceller: converged at {aec['converged_at_s']} s, ERLE after it "
+            f"{aec['erle_after_convergence_db']} dB, {aec['cost_per_frame_us']} us per 10 ms frame"
+        )
+    rows.append(f"  files in {out}/: events.jsonl mic.wav cleaned.wav speaker.wav summary.json timeline.png")
     return "\n".join(rows)
 
 

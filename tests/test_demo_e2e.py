@@ -54,12 +54,15 @@ def test_the_default_scene_is_a_whole_conversation_with_an_honoured_interruption
     assert summary["leaks"] == 0 and summary["xruns"] == 0
     assert summary["states"][-1] == "Stopping"
     barge_in = summary["barge_ins"][0]
-    assert barge_in["truth_onset_s"] < barge_in["decision_s"] < barge_in["cut_s"] < barge_in["truth_onset_s"] + 2.0
+    # Paused at the first hint of the user's voice, then cancelled once it was confirmed: silence comes first.
+    assert barge_in["truth_onset_s"] < barge_in["cut_s"] <= barge_in["decision_s"] < barge_in["truth_onset_s"] + 2.0
+    assert summary["interruptions"]["pauses"] == 1 and summary["interruptions"]["false_resumes"] == 0
+    assert summary["aec"]["converged_at_s"] is not None and summary["aec"]["erle_after_convergence_db"] > 15
 
 
 def test_the_run_leaves_every_promised_file(default_run: tuple[Path, dict[str, Any]]) -> None:
     out, _ = default_run
-    for name in ("events.jsonl", "mic.wav", "speaker.wav", "summary.json", "timeline.png"):
+    for name in ("events.jsonl", "mic.wav", "cleaned.wav", "speaker.wav", "summary.json", "timeline.png"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

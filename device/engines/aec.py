@@ -133,14 +133,17 @@ class _EchoMatch:
 
     def __init__(self, max_lag_frames: int, time_constant_frames: float) -> None:
         self._smoothing = 1.0 - math.exp(-1.0 / time_constant_frames)
-        floor_db = _level_db(0.0)
-        self._references_db = np.full(max_lag_frames + 1, floor_db)  # newest first: index = lag in frames
+        lags = max_lag_frames + 1
+        self._references_db = np.full(lags, _level_db(0.0))  # newest first: the index is the lag in frames
+        # Exponentially weighted sums, divided by their total weight when read: unbiased from the first frame on,
+        # instead of leaning towards an arbitrary starting value for the first few time constants.
+        self._weight = 0.0
+        self._sum_reference = np.zeros(lags)
+        self._sum_square_reference = np.zeros(lags)
+        self._sum_product = np.zeros(lags)
+        self._sum_mic = 0.0
+        self._sum_square_mic = 0.0
         self.counted_frames = 0
-        self._mean_reference = np.full(max_lag_frames + 1, floor_db)
-        self._mean_square_reference = self._mean_reference**2
-        self._mean_product = self._mean_reference * floor_db
-        self._mean_mic = floor_db
-        self._mean_square_mic = floor_db**2
         self.value = 0.0
         self.lag_frames = 0
 
@@ -152,15 +155,21 @@ class _EchoMatch:
     def update(self, mic_energy: float) -> None:
         """Add a frame in which the microphone can hold echo and nothing else."""
         mic_db = _level_db(mic_energy)
-        a = self._smoothing
-        self._mean_reference += a * (self._references_db - self._mean_reference)
-        self._mean_square_reference += a * (self._references_db**2 - self._mean_square_reference)
-        self._mean_product += a * (self._references_db * mic_db - self._mean_product)
-        self._mean_mic += a * (mic_db - self._mean_mic)
-        self._mean_square_mic += a * (mic_db * mic_db - self._mean_square_mic)
+        references_db = self._references_db
+        keep = 1.0 - self._smoothing
+        self._weight = keep * self._weight + self._smoothing
+        self._sum_reference = keep * self._sum_reference + self._smoothing * references_db
+        self._sum_square_reference = keep * self._sum_square_reference + self._smoothing * references_db**2
+        self._sum_product = keep * self._sum_product + self._smoothing * references_db * mic_db
+        self._sum_mic = keep * self._sum_mic + self._smoothing * mic_db
+        self._sum_square_mic = keep * self._sum_square_mic + self._smoothing * mic_db * mic_db
         self.counted_frames += 1
-        covariance = self._mean_product - self._mean_reference * self._mean_mic
-        variance = (self._mean_square_reference - self._mean_reference**2) * (self._mean_square_mic - self._mean_mic**2)
+        mean_reference = self._sum_reference / self._weight
+        mean_mic = self._sum_mic / self._weight
+        covariance = self._sum_product / self._weight - mean_reference * mean_mic
+        variance_reference = self._sum_square_reference / self._weight - mean_reference**2
+        variance_mic = self._sum_square_mic / self._weight - mean_mic * mean_mic
+        variance = np.maximum(variance_reference * variance_mic, 0.0)
         # A flat level (silence, a steady tone) has no shape to match: zero rather than a division by ~0.
         correlation = np.where(variance > 1e-6, covariance / np.sqrt(np.maximum(variance, 1e-6)), 0.0)
         self.lag_frames = int(np.argmax(correlation))
@@ -210,6 +219,7 @@ class EchoCanceller:
         self._reference_memory_frames = round(REFERENCE_MEMORY_MS / _FRAME_MS)
         self._initial_state_frames = round(1000.0 * AEC3_INITIAL_STATE_S / _FRAME_MS)
         self._smoothing = 1.0 - math.exp(-_FRAME_MS / (1000.0 * ERLE_TIME_CONSTANT_S))
+        self._match_min_frames = round(1000.0 * ECHO_MATCH_MIN_S / _FRAME_MS)
         self.reset()
 
     def reset(self) -> None:
@@ -239,6 +249,7 @@ class EchoCanceller:
         self._cleaned_energy = 0.0
         self._above_run_frames = 0
         self._below_run_frames = 0
+        self._match = _EchoMatch(self._reference_memory_frames, 1000.0 * ECHO_MATCH_TIME_CONSTANT_S / _FRAME_MS)
 
     @property
     def erle_db(self) -> float:
@@ -246,6 +257,16 @@ class EchoCanceller:
         if self._mic_energy is None:
             return 0.0
         return 10.0 * math.log10(self._mic_energy / self._cleaned_energy)
+
+    @property
+    def echo_match(self) -> float:
+        """Correlation of the microphone's level with the reference's at the best lag (-1..1); 0.0 until trusted."""
+        return self._match.value if self._match.counted_frames >= self._match_min_frames else 0.0
+
+    @property
+    def echo_delay_ms(self) -> float | None:
+        """The lag of the best level match, ms (a 10 ms grid): the echo's delay; None until the match is trusted."""
+        return self._match.lag_frames * _FRAME_MS if self._match.counted_frames >= self._match_min_frames else None
 
     @property
     def cost_per_frame_us(self) -> float:
@@ -295,14 +316,18 @@ class EchoCanceller:
 
     def _track(self, mic_energy: float, reference_energy: float, cleaned_energy: float, near_end_quiet: bool) -> None:
         """Update the ERLE estimate and the convergence runs with one frame's mean squares."""
+        self._match.push_reference(reference_energy)
         if reference_energy >= self._reference_active_energy:
             self._frames_since_reference = 0
             self._active_reference_frames += 1
         else:
             self._frames_since_reference += 1
+        if not (near_end_quiet and self._frames_since_reference <= self._reference_memory_frames):
+            return  # no echo possible, or the user's voice would be counted as echo
+        # The match counts quiet microphone frames too: that the mic is quiet while the reference is, is evidence.
+        self._match.update(mic_energy)
         past_initial_state = self._active_reference_frames >= self._initial_state_frames
-        echo_possible = self._frames_since_reference <= self._reference_memory_frames
-        if not (past_initial_state and echo_possible and near_end_quiet and mic_energy >= self._mic_floor_energy):
+        if not (past_initial_state and mic_energy >= self._mic_floor_energy):
             return
         cleaned_energy = max(cleaned_energy, _CLEANED_ENERGY_FLOOR)
         if self._mic_energy is None:
@@ -314,9 +339,11 @@ class EchoCanceller:
         erle_db = self.erle_db
         self._above_run_frames = self._above_run_frames + 1 if erle_db >= self.converge_erle_db else 0
         self._below_run_frames = self._below_run_frames + 1 if erle_db < self.diverge_erle_db else 0
-        if not self.converged and self._above_run_frames >= self.converge_frames:
-            self.converged = True
-            if self.converged_at_frame is None:
-                self.converged_at_frame = self.frames_processed
-        elif self.converged and self._below_run_frames >= self.diverge_frames:
+        echo_match = self.echo_match
+        if not self.converged:
+            if self._above_run_frames >= self.converge_frames and echo_match >= CONVERGE_ECHO_MATCH:
+                self.converged = True
+                if self.converged_at_frame is None:
+                    self.converged_at_frame = self.frames_processed
+        elif self._below_run_frames >= self.diverge_frames or echo_match < DIVERGE_ECHO_MATCH:
             self.converged = False

@@ -66,6 +66,7 @@ class Daemon:
         # The canceller is made here, on the thread that will use it (design: no fork, one instance for good).
         self.aec = EchoCanceller(converge_erle_db=config.aec.converge_erle_db) if config.aec.enabled else None
         self.hearing = Hearing(engines.vad, engines.wake, hearing_config(config), self.aec, engines.own_wake)
+        self.last_cleaned: npt.NDArray[np.int16] = np.zeros(0, np.int16)
         self.runner: VirtualRunner | ThreadRunner = (
             VirtualRunner(samples(config.sim.cancel_ack_ms / 1000))
             if clock == "virtual"
@@ -99,6 +100,7 @@ class Daemon:
         The echo-cancelled mic is what is heard and what is kept for speech to text."""
         cleaned, facts = self.hearing.clean(mic, played)
         self.capture.append(cleaned)
+        self.last_cleaned = cleaned
         return facts + self.hearing.hear(cleaned, start, played)
 
     def stop(self, now: int, reason: str) -> None:

@@ -95,6 +95,9 @@ class VirtualCard:
         self.mic = np.zeros(capacity_samples, np.int16)
         self.speaker = np.zeros(capacity_samples, np.int16)
         self.epochs = np.zeros(capacity_samples, np.int32)
+        # The mic's two sources kept apart: the ground truth for echo-to-user levels and ERLE.
+        self.user = np.zeros(capacity_samples, np.float32)
+        self.echo = np.zeros(capacity_samples, np.float32)
         self.written = 0
         self._seen_epochs: set[int] = set()
         self._was_busy = False
@@ -106,6 +109,8 @@ class VirtualCard:
         echo = self._echo.process(frame.audio)
         mic: Audio = np.clip(np.rint(user + echo + self._noise.next(n)), -32768, 32767).astype(np.int16)
         self._record(start, n, mic, frame.audio, frame.epochs)
+        self.user[start : start + n] = user
+        self.echo[start : start + n] = echo
         new_epochs = set(np.unique(frame.epochs[frame.epochs > 0]).tolist()) - self._seen_epochs
         self._seen_epochs |= new_epochs
         busy = self._gate.busy()
@@ -116,7 +121,7 @@ class VirtualCard:
     def _record(self, start: int, n: int, mic: Audio, speaker: Audio, epochs: npt.NDArray[np.int32]) -> None:
         if start + n > len(self.mic):  # grow geometrically; a long scene should not be cut short
             size = max(2 * len(self.mic), start + n)
-            for name in ("mic", "speaker", "epochs"):
+            for name in ("mic", "speaker", "epochs", "user", "echo"):
                 old = getattr(self, name)
                 grown = np.zeros(size, old.dtype)
                 grown[: len(old)] = old

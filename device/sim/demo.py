@@ -21,12 +21,14 @@ import numpy as np
 import numpy.typing as npt
 
 from device.config import RATE_HZ, Config, samples
+from device.core.events import EchoCancellerChanged, Event
 from device.core.states import Idle
 from device.organs import Engines, load_engines
 from device.runtime.daemon import ClockKind, Daemon
-from device.runtime.eventlog import read_log
+from device.runtime.eventlog import LoggedStep, read_log
 from device.runtime.jobs import VirtualRunner
 from device.runtime.playback import PlaybackGate
+from device.sim.bargein import erle_db
 from device.sim.card import VirtualCard
 from device.sim.scene import Scene
 from device.sim.summary import summarise
@@ -56,6 +58,12 @@ class Rig(Daemon):
         self.gate = self.playback
         self.card = VirtualCard(self.gate, scene, RATE_HZ, capacity_samples=120 * RATE_HZ)
         self._idle_since: int | None = None
+        self.cleaned: list[npt.NDArray[np.int16]] = []
+
+    def hear(self, mic: npt.NDArray[np.int16], start: int, played: npt.NDArray[np.int16]) -> list[Event]:
+        facts = super().hear(mic, start, played)
+        self.cleaned.append(self.last_cleaned.copy())  # what hearing heard, for the ERLE of the run
+        return facts
 
     def finished(self, now: int, scene: Scene) -> bool:
         """The scene's end: its duration, or the script done and the assistant idle for a while."""
@@ -150,6 +158,25 @@ def write_wav(path: Path, audio: npt.NDArray[np.int16]) -> None:
         out.writeframes(audio.astype("<i2").tobytes())
 
 
+def _aec_summary(rig: Rig, steps: tuple[LoggedStep, ...], cleaned: npt.NDArray[np.int16], end: int) -> dict[str, Any]:
+    if rig.aec is None:
+        return {"enabled": False}
+    converged = [s.t for s in steps if isinstance(s.event, EchoCancellerChanged) and s.event.converged]
+    card = rig.card
+    measured = (
+        erle_db(card.mic[:end], cleaned[:end], card.echo[:end], card.user[:end], converged[0], rig.period)
+        if converged
+        else None
+    )
+    return {
+        "enabled": True,
+        "converged_at_s": round(converged[0] / RATE_HZ, 3) if converged else None,
+        "erle_after_convergence_db": measured,
+        "erle_estimate_db": round(rig.aec.erle_db, 1),
+        "cost_per_frame_us": round(rig.aec.cost_per_frame_us, 1),
+    }
+
+
 def demo(config: Config, scene: Scene, scene_name: str, out_dir: Path, clock: ClockKind) -> dict[str, Any]:
     """Run a scene end to end and write events.jsonl, mic.wav, speaker.wav, summary.json, timeline.png."""
     engines = load_engines(config, deterministic=clock == "virtual")
@@ -157,8 +184,10 @@ def demo(config: Config, scene: Scene, scene_name: str, out_dir: Path, clock: Cl
     rig = Rig(config, scene, engines, out_dir / "events.jsonl", clock)
     run = run_virtual(rig, scene) if clock == "virtual" else run_wall(rig, scene)
     card = run.card
+    cleaned = np.concatenate(rig.cleaned) if rig.cleaned else np.zeros(0, np.int16)
     write_wav(out_dir / "mic.wav", card.mic[: run.end_sample])
     write_wav(out_dir / "speaker.wav", card.speaker[: run.end_sample])
+    write_wav(out_dir / "cleaned.wav", cleaned[: run.end_sample])
     steps = read_log(out_dir / "events.jsonl").steps
     summary: dict[str, Any] = {
         "clock": clock,
@@ -173,7 +202,10 @@ def demo(config: Config, scene: Scene, scene_name: str, out_dir: Path, clock: Cl
             wake_phrase=config.wake.model.replace("_", " "),
             xruns=run.xruns,
             underrun_samples=rig.gate.underrun_samples,
+            user=card.user[: run.end_sample],
+            echo=card.echo[: run.end_sample],
         ),
+        "aec": _aec_summary(rig, steps, cleaned, run.end_sample),
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -17,10 +17,9 @@ from device.config import RATE_HZ
 from device.core import commands as cmd
 from device.core import events as ev
 from device.runtime.eventlog import LoggedStep
+from device.sim import bargein
 from device.sim.card import Utterance
 
-FALSE_BARGE_IN_WINDOW_S = 2.0
-"""A cut with no user utterance sounding within this many seconds before it is a false barge-in."""
 CANCEL_DEADLINE_S = 0.5
 """A result of a cancelled turn arriving later than this after the cancel means its job did not stop: a leak."""
 
@@ -81,7 +80,10 @@ def summarise(
     wake_phrase: str,
     xruns: int,
     underrun_samples: int,
+    user: np.ndarray[Any, np.dtype[np.float32]] | None = None,
+    echo: np.ndarray[Any, np.dtype[np.float32]] | None = None,
 ) -> dict[str, Any]:
+    """`user` and `echo` are the two sources at the mic, kept apart (for levels); silence when not given."""
     steps = list(steps)
     turns: dict[int, _Turn] = {}
     cuts: list[tuple[int, int]] = []  # (decision sample, epoch)
@@ -96,13 +98,18 @@ def summarise(
         for command in step.commands:
             _note_command(step, command, turns, cuts, cancels)
     turn_rows = [_turn_row(t, utterances, epochs_played, wake_phrase) for t in sorted(turns.values(), key=_key)]
-    barge_ins, false_barge_ins = _barge_ins(cuts, utterances, epochs_played)
+    silent = np.zeros(len(epochs_played), np.float32)
+    talked_over = bargein.analyse(
+        steps, utterances, epochs_played, silent if user is None else user, silent if echo is None else echo
+    )
+    barge_ins = [_barge_in_row(t) for t in talked_over["talk_overs"] if t["interrupted"]]
     after = [int(np.count_nonzero(epochs_played[decision:] == epoch)) for decision, epoch in cuts]
     stale = [int(np.count_nonzero(epochs_played[decision + period_samples :] == epoch)) for decision, epoch in cuts]
     return {
         "turns": [row for row in turn_rows if row is not None],
         "barge_ins": barge_ins,
-        "false_barge_ins": false_barge_ins,
+        "false_barge_ins": talked_over["false_pauses"] + talked_over["false_cancels"],
+        "interruptions": talked_over,
         "cutoff_max_samples_after_decision": max(after, default=0),
         "period_samples": period_samples,
         "stale_samples_played": sum(stale),
@@ -206,28 +213,16 @@ def _best_overlap(utterances: list[Utterance], start: int, end: int) -> Utteranc
     return best if best is not None and overlap(best) > 0 else None
 
 
-def _barge_ins(
-    cuts: list[tuple[int, int]], utterances: list[Utterance], epochs_played: np.ndarray[Any, np.dtype[np.int32]]
-) -> tuple[list[dict[str, Any]], int]:
-    rows: list[dict[str, Any]] = []
-    false = 0
-    for decision, epoch in cuts:
-        window = decision - FALSE_BARGE_IN_WINDOW_S * RATE_HZ
-        sounding = [u for u in utterances if u.start_sample <= decision and u.end_sample >= window]
-        if not sounding:
-            false += 1
-            continue
-        onset = max(u.start_sample for u in sounding)
-        played = np.flatnonzero(epochs_played == epoch)
-        silence = int(played[-1]) + 1 if len(played) else decision
-        rows.append(
-            {
-                "epoch": epoch,
-                "truth_onset_s": _s(onset),
-                "decision_s": _s(decision),
-                "cut_s": _s(silence),
-                "onset_to_decision_ms": _ms(decision - onset),
-                "onset_to_silence_ms": _ms(silence - onset),
-            }
-        )
-    return rows, false
+def _barge_in_row(talk_over: dict[str, Any]) -> dict[str, Any]:
+    """An honoured interruption, in the shape the timeline picture reads."""
+    onset_s, cut_s = float(talk_over["onset_s"]), float(talk_over["cut_s"])
+    silence_ms = talk_over["onset_to_silence_ms"]
+    return {
+        "epoch": talk_over["epoch"],
+        "truth_onset_s": onset_s,
+        "decision_s": cut_s,
+        "cut_s": round(onset_s + (silence_ms if silence_ms is not None else 0.0) / 1000, 3),
+        "onset_to_decision_ms": round((cut_s - onset_s) * 1000, 1),
+        "onset_to_silence_ms": silence_ms,
+        "echo_to_user_db": talk_over["echo_to_user_db"],
+    }
