@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -11,6 +12,9 @@ from device import __version__
 from device.audio.cli import add_audio_commands
 from device.errors import UserError
 from device.models.cli import add_models_command
+from device.reply import fake_server
+
+ECHO_SCENES = Path("scenes/echo")
 
 DEMO_HELP = """\
 Run the whole assistant in a simulated room: a virtual sound card whose speaker echoes back into the mic,
@@ -109,6 +113,32 @@ def _cmd_bench_audio(args: argparse.Namespace) -> int:
     return 0 if all(r.xruns == 0 and r.cut_to_silence_max_ms <= r.cut_bound_ms for r in results) else 1
 
 
+def _cmd_bench_echo(args: argparse.Namespace) -> int:
+    from device.config import load_config
+    from device.sim.suite import aggregate, run_suite, write_report
+
+    config = load_config(args.config)
+    scenes = sorted(args.scenes.glob("*.toml")) if args.scenes.is_dir() else [args.scenes]
+    if not scenes:
+        raise UserError(f"no scene files (*.toml) in {args.scenes}")
+    if args.only:
+        scenes = [s for s in scenes if any(word in s.stem for word in args.only.split(","))]
+    print(f"running {len(scenes)} scenes x (AEC on, AEC off) in {args.jobs} processes ...", flush=True)
+    result = run_suite(config, scenes, args.out, args.jobs)
+    command = "spine bench echo" + (f" --scenes {args.scenes}" if args.scenes != ECHO_SCENES else "")
+    write_report(result, args.report, command)
+    on = aggregate(result["runs"], True)
+    print(f"report: {args.report} (+ .json); runs in {args.out}/")
+    print(
+        f"AEC on: echo-only false barge-ins {on['echo_only_false_barge_ins']} over "
+        f"{on['echo_only_assistant_speech_min']} min; onset->silence p95 "
+        f"{on['onset_to_silence_ms']['user_at_least_as_loud']['p95']} ms (user >= echo), "
+        f"{on['onset_to_silence_ms']['echo_louder_up_to_6_db']['p95']} ms (echo up to 6 dB louder); "
+        f"missed {on['missed']} of {on['talk_overs_of_1_s_or_more']}"
+    )
+    return 0
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     from device.replay import replay
     from device.timeline import lines
@@ -140,6 +170,12 @@ def _cmd_fsm(args: argparse.Namespace) -> int:
     if report.ok:
         print("fsm: every (state, event) pair is classified and every state is reachable")
     return 0 if report.ok else 1
+
+
+def _cmd_fake_llm(args: argparse.Namespace) -> int:
+    from device.reply.fake_server import serve
+
+    return serve(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,6 +229,21 @@ def build_parser() -> argparse.ArgumentParser:
     audio.add_argument("--json", type=Path, help="also write the results as JSON here")
     audio.set_defaults(func=_cmd_bench_audio)
 
+    echo = bench_sub.add_parser(
+        "echo", help="the echo scene suite: barge-in with and without echo cancellation, in virtual time",
+        description="Run every scene of the echo suite twice (AEC3 on and off) in the simulated room with the "
+        "real models, in virtual time, and write the summary table (false barge-ins over the echo-only set, "
+        "onset-to-silence p50/p95 by echo level, missed barge-ins, false resumes, ERLE, AEC cost) to "
+        "docs/echo-suite.md and .json. Takes a few minutes on 2 cores.",
+    )  # fmt: skip
+    echo.add_argument("--config", type=Path, help="configuration TOML (the suite toggles [aec] enabled itself)")
+    echo.add_argument("--scenes", type=Path, default=ECHO_SCENES, help=f"scene dir or file (default {ECHO_SCENES})")
+    echo.add_argument("--only", help="run only scenes whose name contains one of these comma-separated words")
+    echo.add_argument("--report", type=Path, default=Path("docs/echo-suite.md"), help="Markdown report to write")
+    echo.add_argument("--out", type=Path, default=Path("out/echo-suite"), help="where each run's files go")
+    echo.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="worker processes")
+    echo.set_defaults(func=_cmd_bench_echo)
+
     replay = sub.add_parser(
         "replay", help="re-run the state machine over an event log and check it decides the same",
         description="Re-run the pure core over LOG, print a readable timeline, and exit 1 if any recomputed "
@@ -209,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
         "is reachable",
     )  # fmt: skip
     fsm.set_defaults(func=_cmd_fsm)
+
+    fake_llm = sub.add_parser(
+        "fake-llm", help="serve a fake OpenAI-compatible model to try the remote reply path (and its faults)",
+        description=fake_server.DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    fake_server.add_arguments(fake_llm)
+    fake_llm.set_defaults(func=_cmd_fake_llm)
 
     add_models_command(sub)
     add_audio_commands(sub)

@@ -16,7 +16,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from device.engines.aec import FRAME_SAMPLES, OUTPUT_DELAY_SAMPLES, RATE_HZ, EchoCanceller
+from device.engines.aec import (
+    CONVERGE_COHERENCE,
+    DIVERGE_COHERENCE,
+    FRAME_SAMPLES,
+    OUTPUT_DELAY_SAMPLES,
+    RATE_HZ,
+    EchoCanceller,
+)
 from device.sim.room import EchoPath, RoomNoise
 from device.sim.scene import RoomSpec
 from device.sim.speech import synthesize
@@ -32,6 +39,7 @@ ASSISTANT_TEXT = (
     "Tomorrow it will rain in the afternoon, so take an umbrella."
 )
 UNRELATED_TEXT = "Seven bright kites drifted over the quiet harbour while the fishermen mended their nets and sang."
+COUNTING_TEXT = "One two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen."
 USER_TEXT = "Stop, please tell me about the train times instead."
 USER_VOICE = "en-gb"
 
@@ -126,10 +134,12 @@ def test_a_delayed_reference_is_cancelled(delay_ms: float) -> None:
     converged_after_s = (canceller.converged_at_frame * FRAME_SAMPLES - speech_onset_samples(reference)) / RATE_HZ
     print(
         f"\ndelay {delay_ms:.0f} ms: ERLE {erle_db:.1f} dB after {SETTLE_S} s, estimate {canceller.erle_db:.1f} dB, "
-        f"converged {converged_after_s:.2f} s after the speech started, "
-        f"{canceller.cost_per_frame_us:.0f} us per frame"
+        f"converged {converged_after_s:.2f} s after the speech started, coherence {canceller.echo_coherence:.2f} "
+        f"at {canceller.echo_delay_ms} ms, {canceller.cost_per_frame_us:.0f} us per frame"
     )
     assert erle_db >= 20.0
+    assert canceller.echo_coherence >= CONVERGE_COHERENCE
+    assert canceller.echo_delay_ms == pytest.approx(delay_ms, abs=2.0)
     # Measured ~3.9 s: the 3 s AEC3 initial state (counted in active reference, which has pauses) + 0.3 s above
     # 10 dB. Generous, as the pauses of the speech and the delay move it.
     assert converged_after_s <= 6.0
@@ -228,10 +238,15 @@ def test_double_talk_keeps_the_users_voice_and_the_estimate() -> None:
     assert min(during_talk(unflagged)) <= before_db[-1] - 10.0
 
 
-def test_an_unrelated_reference_cancels_nothing_and_never_converges() -> None:
+# With the counting text, AEC3 goes on muting the mic in bursts after its initial state (the ERLE estimate reaches
+# ~40 dB): only the coherence check keeps `converged` False there.
+@pytest.mark.parametrize(
+    ("text", "voice"), [(UNRELATED_TEXT, "en-us+m3"), (COUNTING_TEXT, "en-us+m3")], ids=["kites", "counting"]
+)
+def test_an_unrelated_reference_never_converges(text: str, voice: str) -> None:
     reference = assistant_speech()
     mic = to_int16(room_echo(reference, echo_room(150.0)))
-    unrelated = np.resize(synthesize(UNRELATED_TEXT, "en-us+m3"), reference.size)
+    unrelated = np.resize(synthesize(text, voice), reference.size)
     canceller = EchoCanceller()
 
     run = cancel(canceller, mic, unrelated)
@@ -240,13 +255,61 @@ def test_an_unrelated_reference_cancels_nothing_and_never_converges() -> None:
     after = slice(round(4.0 * RATE_HZ), None)
     initial_db = ratio_db(mic[initial_state], run.cleaned[initial_state])
     after_db = ratio_db(mic[after], run.cleaned[after])
-    print(f"\nunrelated reference: mic reduced {initial_db:.1f} dB in AEC3's initial state, {after_db:.1f} dB after")
-    # Why the canceller ignores the initial state: AEC3 suppresses the mic then even though nothing matches.
+    print(
+        f"\nunrelated reference ({text[:20]}...): mic reduced {initial_db:.1f} dB in AEC3's initial state, "
+        f"{after_db:.1f} dB after; ERLE estimate up to {max(run.erle_db):.1f} dB, "
+        f"coherence {canceller.echo_coherence:.3f}"
+    )
+    # AEC3's suppressor mutes the mic in its initial state although nothing matches: why the ERLE skips it.
     assert initial_db >= 10.0, "AEC3's initial state changed: revisit AEC3_INITIAL_STATE_S"
-    assert after_db <= 6.0
     assert not any(run.converged)
     assert canceller.converged_at_frame is None
-    assert canceller.erle_db < 6.0
+    assert canceller.echo_coherence < DIVERGE_COHERENCE
+
+
+def test_an_echo_path_change_diverges_then_converges_again() -> None:
+    """The echo delay jumps from 20 to 300 ms mid-sentence (the device moved, or the sound card's latency changed)."""
+    speech = assistant_speech()
+    mic = to_int16(np.concatenate((room_echo(speech, echo_room(20.0)), room_echo(speech, echo_room(300.0)))))
+    reference = np.concatenate((speech, speech))
+    canceller = EchoCanceller()
+
+    run = cancel(canceller, mic, reference)
+
+    flips_s = [
+        (end / RATE_HZ, now)
+        for end, before, now in zip(run.period_end_samples[1:], run.converged[:-1], run.converged[1:], strict=True)
+        if now != before
+    ]
+    change_s = speech.size / RATE_HZ
+    print(
+        f"\necho path change at {change_s:.2f} s: converged changes {flips_s}, delay now {canceller.echo_delay_ms} ms"
+    )
+    # Measured: True at 3.9 s, False 1.7 s after the change (AEC3 leaks the echo while it relocks), True again 3.2 s
+    # after it.
+    assert [now for _, now in flips_s] == [True, False, True]
+    assert flips_s[1][0] > change_s
+    assert canceller.converged_at_frame is not None and canceller.converged_at_frame * FRAME_SAMPLES < speech.size
+    assert canceller.echo_delay_ms == pytest.approx(300.0, abs=2.0)
+
+
+def test_a_reference_later_than_its_echo_never_converges() -> None:
+    """A reference fed 200 ms after the speaker played it: the echo comes first, and no canceller can use it."""
+    speaker = assistant_speech()
+    mic = to_int16(room_echo(speaker, echo_room(20.0)))
+    late_samples = round(0.2 * RATE_HZ)
+    late_reference = np.concatenate((np.zeros(late_samples, dtype=np.int16), speaker[:-late_samples]))
+    canceller = EchoCanceller()
+
+    run = cancel(canceller, mic, late_reference)
+
+    after = slice(round(4.0 * RATE_HZ), None)
+    print(
+        f"\nreference 200 ms late: mic reduced {ratio_db(mic[after], run.cleaned[after]):.1f} dB after 4 s, "
+        f"coherence {canceller.echo_coherence:.3f}"
+    )
+    assert not any(run.converged)
+    assert canceller.echo_coherence < DIVERGE_COHERENCE
 
 
 @pytest.mark.parametrize(
@@ -263,7 +326,7 @@ def test_wrong_lengths_raise(mic_samples: int, reference_samples: int) -> None:
 def test_wrong_types_and_thresholds_raise() -> None:
     canceller = EchoCanceller()
     with pytest.raises(ValueError, match="int16"):
-        canceller.process(np.zeros(160, dtype=np.float32), np.zeros(160, dtype=np.float32))  # type: ignore[arg-type]
+        canceller.process(np.zeros(160, dtype=np.float32), np.zeros(160, dtype=np.float32))
     with pytest.raises(ValueError, match="1-D"):
         canceller.process(np.zeros((2, 160), dtype=np.int16), np.zeros((2, 160), dtype=np.int16))
     with pytest.raises(ValueError, match="diverge_erle_db"):
@@ -275,9 +338,9 @@ def test_wrong_types_and_thresholds_raise() -> None:
 def test_the_output_lags_the_input_by_the_documented_delay() -> None:
     noise = (np.random.default_rng(0).standard_normal(RATE_HZ) * 3000.0).astype(np.int16)
     cleaned = cancel(EchoCanceller(), noise, np.zeros_like(noise)).cleaned
-    window = slice(2000, 14000)
-    lags = range(0, 300)
-    scores = [abs(np.dot(cleaned[window].astype(np.float64), np.roll(noise, lag)[window])) for lag in lags]
+    start, stop = 2000, 14000
+    window = cleaned[start:stop].astype(np.float64)
+    scores = [abs(float(np.dot(window, noise[start - lag : stop - lag]))) for lag in range(300)]
     assert int(np.argmax(scores)) == OUTPUT_DELAY_SAMPLES
 
 
@@ -310,7 +373,7 @@ def test_identical_input_gives_identical_output() -> None:
         end = start + PERIOD_SAMPLES
         first_out.append(first.process(mic[start:end], reference[start:end]))
         second_out.append(second.process(mic[start:end], reference[start:end]))
-        assert first.erle_db == second.erle_db
+        assert (first.erle_db, first.echo_coherence) == (second.erle_db, second.echo_coherence)
     assert np.array_equal(np.concatenate(first_out), np.concatenate(second_out))
     # The period length does not matter either: only 10 ms frames reach the APM.
     long_periods = cancel(EchoCanceller(), mic, reference, period_samples=100 * FRAME_SAMPLES).cleaned

@@ -139,6 +139,7 @@ CONFIG = HearingConfig(
     wake_refractory_samples=10 * FRAME,
     vad_on_threshold=0.5,
     vad_off_threshold=0.35,
+    hint_samples=2 * CHUNK,
     start_samples=3 * CHUNK,
     end_silence_samples=4 * CHUNK,
 )
@@ -217,7 +218,7 @@ class RmsVoice:
         return min(1.0, math.sqrt(float(np.mean(chunk.astype(np.float64) ** 2))) / 4000.0)
 
     def reset(self) -> None:
-        pass
+        self.resets = getattr(self, "resets", 0) + 1
 
 
 class PeakWake:
@@ -542,3 +543,13 @@ def test_hearing_does_not_believe_voice_quieter_than_the_echo_of_what_it_plays()
     for period in range(40, 120):  # the same mic sound once the echo window (50 periods) has passed is voice
         facts += hearing.hear(quiet_mic, period * 160, np.zeros(160, np.int16))
     assert any(isinstance(f, SpeechStarted) for f in facts)
+
+
+def test_the_vad_starts_afresh_after_a_second_of_quiet_and_never_within_speech() -> None:
+    vad = RmsVoice()
+    hearing = Hearing(vad, PeakWake(), replace(CONFIG, vad_reset_quiet_samples=16 * CHUNK))
+    hear_all(hearing, np.zeros(40 * CHUNK, np.int16), 0, every(160))
+    assert getattr(vad, "resets", 0) == 2  # after chunks 16 and 32 of quiet
+    loud = np.full(40 * CHUNK, 3000, np.int16)  # 40 chunks of voice: an utterance, however long
+    hear_all(hearing, loud, 40 * CHUNK, every(160))
+    assert getattr(vad, "resets", 0) == 2

@@ -12,18 +12,27 @@ The output is the input delayed by `OUTPUT_DELAY_SAMPLES` (AEC3's block and filt
 ERLE. The echo return loss enhancement is how much quieter the canceller makes the echo: microphone energy over
 cleaned energy, in dB. It only means that while the microphone holds echo and nothing else, so a frame counts
 only when (a) AEC3 has left its initial state (`AEC3_INITIAL_STATE_S`), (b) the reference was active within the
-last `REFERENCE_MEMORY_MS` (the echo lags the reference by up to AEC3's 500 ms), (c) the caller says the near end
+last `MAX_ECHO_DELAY_MS` (the echo lags the reference by up to AEC3's 500 ms), (c) the caller says the near end
 is quiet (under double talk the user's voice rightly passes through, and counting it would read as a collapse of
 the canceller), and (d) the microphone is above `mic_floor_dbfs` (near silence the ratio measures noise, not
 cancellation). On counted frames the two energies are smoothed separately and `erle_db` is the ratio of the
 smoothed energies: loud frames weigh more, as in an ERLE measured over a stretch of audio, and one frame of
 digital silence in the output cannot make it infinite.
 
+Echo coherence. A high ERLE alone does not prove cancellation: AEC3's suppressor cannot tell a wrong reference
+from a right one, and measured with unrelated speech as the reference it often muted the microphone by 20-45 dB
+(an excellent-looking ERLE) and the user's voice with it (by 13 dB). So convergence also needs evidence that the
+reference explains the microphone: `echo_coherence`, the peak of the phase-transform generalised
+cross-correlation (GCC-PHAT) between the microphone and the reference over lags 0-500 ms, averaged over 0.5 s
+blocks. It is about 0.2-0.6 for a real echo (found at its exact delay, `echo_delay_ms`) and at most ~0.06 for
+unrelated speech or for a reference that arrives after its echo (which no canceller can use).
+
 Convergence. `converged` turns True once `erle_db` has stayed at or above `converge_erle_db` for
-`converge_frames` counted frames in a row, and turns False again only after `diverge_frames` counted frames in a
-row below `diverge_erle_db` (an echo path change, e.g. the device moved). The gap between the two thresholds and
-the longer divergence time keep it from flapping on a hard word. Frames that do not count leave both runs as
-they are.
+`converge_frames` counted frames in a row while `echo_coherence` is at least `CONVERGE_COHERENCE`. It turns
+False again only after `diverge_frames` counted frames in a row below `diverge_erle_db` (an echo path change,
+e.g. the device moved), or when the coherence falls below `DIVERGE_COHERENCE` (the reference stopped matching).
+The gaps between the thresholds and the longer divergence time keep it from flapping on a hard word. Frames that
+do not count leave the runs as they are.
 
 Determinism (measured with livekit 1.2.1 on x86-64): instances fed the same samples give bit-identical output
 and estimates, in one process (also interleaved, and whatever the period length) and across processes, so the
@@ -32,10 +41,10 @@ architecture (aarch64) may give other, equally repeatable, samples: golden files
 
 Measured here (x86-64, espeak-ng speech, simulated room at -6 dB echo, RT60 0.3 s, noise -60 dBFS): ERLE about
 35 dB for delays of 20-500 ms; `converged` about 3.9 s after the assistant starts speaking, nearly all of it the
-initial state; ~75-120 us per 10 ms frame for both calls, most of it livekit's FFI round trips. Under double talk
-AEC3 attenuates the user's voice by about 7 dB while an echo 5 dB louder than the user plays. Create the
-canceller once, in the thread and process that uses it (no fork), and keep it: a new one starts in the initial
-state again.
+initial state; ~75 us per 10 ms frame for both APM calls, most of it livekit's FFI round trips, and ~110-125 us
+for all of `process` (the coherence's FFTs make one frame in 50 cost ~0.7 ms). Under double talk AEC3
+attenuates the user's voice by about 7 dB while an echo 5 dB louder than the user plays. Create the canceller
+once, in the thread and process that uses it (no fork), and keep it: a new one starts in the initial state again.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ import numpy.typing as npt
 from livekit import rtc
 
 Audio = npt.NDArray[np.int16]
+Samples = npt.NDArray[np.float64]
 
 RATE_HZ = 16000
 FRAME_SAMPLES = 160
@@ -60,7 +70,7 @@ reference, any period length). Whoever aligns cleaned audio with the simulation'
 _FULL_SCALE = 32768.0
 _FRAME_MS = 1000.0 * FRAME_SAMPLES / RATE_HZ
 
-REFERENCE_MEMORY_MS = 500.0
+MAX_ECHO_DELAY_MS = 500.0
 """How long after the reference was last active its echo may still be in the microphone: AEC3's delay range."""
 
 REFERENCE_ACTIVE_DBFS = -50.0
@@ -70,33 +80,33 @@ units). TTS speech is around -20 dBFS and its pauses are digital silence, so the
 AEC3_INITIAL_STATE_S = 3.0
 """Seconds of active reference before any frame counts towards the ERLE. For its first 2.5 s of active render
 AEC3 is in an "initial state": its suppressor assumes a strong echo path before the linear filter has learnt the
-real one. Measured with an unrelated reference (nothing cancellable), the microphone came out 20-33 dB quieter
-during those 2.5 s and 0-2 dB after. So an ERLE read then says nothing about cancellation, and counting it would
-declare convergence for a reference that cannot cancel anything. Half a second of margin covers the difference
-between AEC3's activity measure (4 ms blocks) and ours."""
+real one. Measured with an unrelated reference, the microphone came out 20-33 dB quieter during those 2.5 s, so
+an ERLE read then says nothing about cancellation. Half a second of margin covers the difference between AEC3's
+activity measure (4 ms blocks) and ours."""
 
 ERLE_TIME_CONSTANT_S = 0.5
 """Smoothing of the ERLE energies, in seconds of counted frames: long enough to average over a few syllables,
 short enough that `converged` reacts within a second."""
 
-ECHO_MATCH_TIME_CONSTANT_S = 1.5
-"""Smoothing of the level correlation behind `echo_match`, in seconds of counted frames. Measured over the
-simulated rooms (20-500 ms, RT60 0.3-0.8 s, echo -30 to 0 dB): the true reference reached 0.73-0.95 over 2 s
-windows while unrelated speech reached up to 0.56 at its best lag; longer windows separate them further, but
-convergence would wait longer."""
+COHERENCE_BLOCK_MS = 500.0
+"""Microphone block correlated with the reference (this block plus the `MAX_ECHO_DELAY_MS` before it) at once.
+Longer than the largest delay, so every lag sees a whole block; short enough to update twice a second."""
 
-ECHO_MATCH_MIN_S = 2.0
-"""Counted seconds before `echo_match` is trusted: early correlations over a few syllables are chance."""
+COHERENCE_KEEP = 0.85
+"""Weight of the previous average when a block's correlation is added: about 3 s of memory. Chance peaks of
+unrelated speech fall at other lags block after block and average away; a true echo's stays at its delay."""
 
-CONVERGE_ECHO_MATCH = 0.65
-"""`echo_match` needed to converge: between unrelated speech (at most ~0.56) and the true echo (at least ~0.7)."""
+COHERENCE_MIN_BLOCKS = 2
+"""Blocks counted before `echo_coherence` is trusted: a single block is too little to average anything."""
 
-DIVERGE_ECHO_MATCH = 0.45
-"""`echo_match` below which a converged canceller counts as diverged: the reference no longer explains the mic."""
+CONVERGE_COHERENCE = 0.12
+"""`echo_coherence` needed to converge. Measured over rooms with 20-500 ms delay, RT60 0.3-0.8 s, echo -30 to
+0 dB and 12 unrelated espeak-ng references: the true reference gave at least 0.18 once the ERLE could count
+(0.25-0.6 later), unrelated speech at most 0.06, a reference arriving 200 ms after its echo at most 0.04."""
 
-LEVEL_FLOOR_DBFS = -70.0
-"""Floor of the frame levels the match correlates: the reference's pauses are digital silence (-inf dB), and
-levels under a quiet room's noise carry no shape."""
+DIVERGE_COHERENCE = 0.08
+"""`echo_coherence` below which a converged canceller counts as diverged: the reference no longer explains the
+microphone. Above what unrelated speech reaches, well below a working echo path."""
 
 _CLEANED_ENERGY_FLOOR = 1.0
 """Mean square of one LSB: AEC3's suppressor may output digital silence, and the ratio must stay finite."""
@@ -112,76 +122,69 @@ def _energy_of_dbfs(level_dbfs: float) -> float:
     return _FULL_SCALE * _FULL_SCALE * math.pow(10.0, level_dbfs / 10.0)
 
 
-_LEVEL_FLOOR_ENERGY = _energy_of_dbfs(LEVEL_FLOOR_DBFS)
+class _EchoCoherence:
+    """GCC-PHAT between microphone blocks and the reference before them, averaged over blocks.
 
-
-def _level_db(energy: float) -> float:
-    """A frame's level for the match, dB (of int16 units squared), floored at `LEVEL_FLOOR_DBFS`."""
-    return 10.0 * math.log10(energy + _LEVEL_FLOOR_ENERGY)
-
-
-class _EchoMatch:
-    """How well the microphone's level follows the reference's level at the best lag within the echo delay range.
-
-    AEC3's suppressor cannot tell a wrong reference from a right one: measured with unrelated speech as the
-    reference, it often muted the microphone by 20-45 dB (ERLE looks excellent) and the user's voice with it (by
-    13 dB). So convergence also needs evidence that the reference explains the microphone: the Pearson
-    correlation, exponentially weighted, between the microphone's frame level and the reference's frame level
-    `lag` frames earlier, for every lag from 0 to the largest echo delay. Levels rather than samples: they are
-    robust to the room's filtering and the loudspeaker's distortion, and cost one value per 10 ms frame.
+    The phase transform divides the cross-spectrum by its magnitude, so every frequency bin votes equally and the
+    correlation over lags has unit energy: its peak is the share of the microphone that is the reference delayed
+    by one lag, whatever the levels. Unrelated speech spreads its votes over all lags; an echo stacks them at its
+    delay (the direct path; reverberation lowers the peak but does not move it).
     """
 
-    def __init__(self, max_lag_frames: int, time_constant_frames: float) -> None:
-        self._smoothing = 1.0 - math.exp(-1.0 / time_constant_frames)
-        lags = max_lag_frames + 1
-        self._references_db = np.full(lags, _level_db(0.0))  # newest first: the index is the lag in frames
-        # Exponentially weighted sums, divided by their total weight when read: unbiased from the first frame on,
-        # instead of leaning towards an arbitrary starting value for the first few time constants.
-        self._weight = 0.0
-        self._sum_reference = np.zeros(lags)
-        self._sum_square_reference = np.zeros(lags)
-        self._sum_product = np.zeros(lags)
-        self._sum_mic = 0.0
-        self._sum_square_mic = 0.0
-        self.counted_frames = 0
+    def __init__(self, block_samples: int, max_lag_samples: int) -> None:
+        self._block_samples = block_samples
+        self._max_lag_samples = max_lag_samples
+        window_samples = block_samples + max_lag_samples
+        self._fft_samples = 1 << (window_samples - 1).bit_length()  # no circular wrap-around within the lags
+        # Lag L (mic[n] ~ reference[n - L]) sits at index L - max_lag of the circular cross-correlation.
+        self._lag_indices = (np.arange(max_lag_samples + 1) - max_lag_samples) % self._fft_samples
+        # Both lengths are whole numbers of frames (8,000 samples each), so a frame never straddles a boundary.
+        self._reference: Samples = np.zeros(window_samples)  # a ring: the newest sample just before `_write`
+        self._write = 0
+        self._mic: Samples = np.zeros(block_samples)
+        self._filled_samples = 0
+        self._block_counts = True
+        self._average: Samples | None = None
+        self.blocks = 0
         self.value = 0.0
-        self.lag_frames = 0
+        self.lag_samples = 0
 
-    def push_reference(self, energy: float) -> None:
-        """Every frame, counted or not: the history must stay aligned with time."""
-        self._references_db[1:] = self._references_db[:-1]
-        self._references_db[0] = _level_db(energy)
+    def push(self, mic: Audio, reference: Audio, counts: bool) -> None:
+        """One frame of each; `counts` is False when the frame must not contribute (double talk, no reference)."""
+        size = reference.size
+        self._reference[self._write : self._write + size] = reference
+        self._write = (self._write + size) % self._reference.size
+        self._mic[self._filled_samples : self._filled_samples + size] = mic
+        self._filled_samples += size
+        self._block_counts = self._block_counts and counts
+        if self._filled_samples == self._block_samples:
+            if self._block_counts:
+                self._add_block()
+            self._filled_samples = 0
+            self._block_counts = True
 
-    def update(self, mic_energy: float) -> None:
-        """Add a frame in which the microphone can hold echo and nothing else."""
-        mic_db = _level_db(mic_energy)
-        references_db = self._references_db
-        keep = 1.0 - self._smoothing
-        self._weight = keep * self._weight + self._smoothing
-        self._sum_reference = keep * self._sum_reference + self._smoothing * references_db
-        self._sum_square_reference = keep * self._sum_square_reference + self._smoothing * references_db**2
-        self._sum_product = keep * self._sum_product + self._smoothing * references_db * mic_db
-        self._sum_mic = keep * self._sum_mic + self._smoothing * mic_db
-        self._sum_square_mic = keep * self._sum_square_mic + self._smoothing * mic_db * mic_db
-        self.counted_frames += 1
-        mean_reference = self._sum_reference / self._weight
-        mean_mic = self._sum_mic / self._weight
-        covariance = self._sum_product / self._weight - mean_reference * mean_mic
-        variance_reference = self._sum_square_reference / self._weight - mean_reference**2
-        variance_mic = self._sum_square_mic / self._weight - mean_mic * mean_mic
-        variance = np.maximum(variance_reference * variance_mic, 0.0)
-        # A flat level (silence, a steady tone) has no shape to match: zero rather than a division by ~0.
-        correlation = np.where(variance > 1e-6, covariance / np.sqrt(np.maximum(variance, 1e-6)), 0.0)
-        self.lag_frames = int(np.argmax(correlation))
-        self.value = float(correlation[self.lag_frames])
+    def _add_block(self) -> None:
+        reference = np.concatenate((self._reference[self._write :], self._reference[: self._write]))
+        cross = np.fft.rfft(self._mic, self._fft_samples) * np.conj(np.fft.rfft(reference, self._fft_samples))
+        magnitude = np.abs(cross)
+        # Silent bins (a digitally silent reference) have no phase to vote with: they stay zero.
+        phase = np.divide(cross, magnitude, out=np.zeros_like(cross), where=magnitude > 1e-9)
+        correlation = np.fft.irfft(phase, self._fft_samples)[self._lag_indices]
+        if self._average is None:
+            self._average = correlation
+        else:
+            self._average = COHERENCE_KEEP * self._average + (1.0 - COHERENCE_KEEP) * correlation
+        self.blocks += 1
+        self.lag_samples = int(np.argmax(self._average))
+        self.value = float(self._average[self.lag_samples])
 
 
 class EchoCanceller:
     """`process(mic, reference)` returns the microphone with the echo of `reference` removed; see the module doc.
 
-    Read-only state: `erle_db`; `converged`; `converged_at_frame`, the value of `frames_processed` when it first
-    became True (None before); `frames_processed`, 10 ms frames since the last reset; `apm_seconds`, time spent in
-    the APM calls; `cost_per_frame_us`.
+    Read-only state: `erle_db`; `echo_coherence`; `echo_delay_ms`; `converged`; `converged_at_frame`, the value of
+    `frames_processed` when it first became True (None before); `frames_processed`, 10 ms frames since the last
+    reset; `apm_seconds`, time spent in the APM calls; `cost_per_frame_us`.
     """
 
     def __init__(
@@ -196,7 +199,7 @@ class EchoCanceller:
         """Thresholds of the convergence decision.
 
         converge_erle_db: ERLE at which the canceller counts as working, dB. 10 dB already takes a loud echo
-            well below the user's voice; an unconverged AEC3 gives 0-5 dB (its suppressor guesses early on).
+            well below the user's voice; a canceller without a usable reference gives 0-5 dB.
         converge_frames: counted 10 ms frames the ERLE must stay at or above it (30: 300 ms, a couple of words).
         diverge_erle_db: ERLE below which the echo path counts as changed, dB (4: well under any working state).
         diverge_frames: counted 10 ms frames it must stay below that (100: 1 s, longer than one hard word).
@@ -216,10 +219,9 @@ class EchoCanceller:
         self.diverge_frames = diverge_frames
         self._mic_floor_energy = _energy_of_dbfs(mic_floor_dbfs)
         self._reference_active_energy = _energy_of_dbfs(REFERENCE_ACTIVE_DBFS)
-        self._reference_memory_frames = round(REFERENCE_MEMORY_MS / _FRAME_MS)
+        self._echo_memory_frames = round(MAX_ECHO_DELAY_MS / _FRAME_MS)
         self._initial_state_frames = round(1000.0 * AEC3_INITIAL_STATE_S / _FRAME_MS)
         self._smoothing = 1.0 - math.exp(-_FRAME_MS / (1000.0 * ERLE_TIME_CONSTANT_S))
-        self._match_min_frames = round(1000.0 * ECHO_MATCH_MIN_S / _FRAME_MS)
         self.reset()
 
     def reset(self) -> None:
@@ -243,13 +245,15 @@ class EchoCanceller:
         self.apm_seconds = 0.0
         self.converged = False
         self.converged_at_frame: int | None = None
-        self._frames_since_reference = self._reference_memory_frames + 1
+        self._frames_since_reference = self._echo_memory_frames + 1
         self._active_reference_frames = 0
         self._mic_energy: float | None = None
         self._cleaned_energy = 0.0
         self._above_run_frames = 0
         self._below_run_frames = 0
-        self._match = _EchoMatch(self._reference_memory_frames, 1000.0 * ECHO_MATCH_TIME_CONSTANT_S / _FRAME_MS)
+        self._coherence = _EchoCoherence(
+            round(COHERENCE_BLOCK_MS * RATE_HZ / 1000.0), round(MAX_ECHO_DELAY_MS * RATE_HZ / 1000.0)
+        )
 
     @property
     def erle_db(self) -> float:
@@ -259,14 +263,16 @@ class EchoCanceller:
         return 10.0 * math.log10(self._mic_energy / self._cleaned_energy)
 
     @property
-    def echo_match(self) -> float:
-        """Correlation of the microphone's level with the reference's at the best lag (-1..1); 0.0 until trusted."""
-        return self._match.value if self._match.counted_frames >= self._match_min_frames else 0.0
+    def echo_coherence(self) -> float:
+        """How much of the microphone is the reference at the best lag (GCC-PHAT peak); 0.0 until trusted."""
+        return self._coherence.value if self._coherence.blocks >= COHERENCE_MIN_BLOCKS else 0.0
 
     @property
     def echo_delay_ms(self) -> float | None:
-        """The lag of the best level match, ms (a 10 ms grid): the echo's delay; None until the match is trusted."""
-        return self._match.lag_frames * _FRAME_MS if self._match.counted_frames >= self._match_min_frames else None
+        """The lag of that peak, ms: the echo's delay after the reference (if coherent); None until trusted."""
+        if self._coherence.blocks < COHERENCE_MIN_BLOCKS:
+            return None
+        return 1000.0 * self._coherence.lag_samples / RATE_HZ
 
     @property
     def cost_per_frame_us(self) -> float:
@@ -277,7 +283,7 @@ class EchoCanceller:
         """The cleaned `mic`: one period of int16 samples, a positive whole multiple of `FRAME_SAMPLES`.
 
         `reference` holds what the speaker played during that same period (same length; zeros when silent).
-        `near_end_quiet=False` while the caller believes the user speaks: those frames do not update `erle_db`.
+        `near_end_quiet=False` while the caller believes the user speaks: those frames update no estimate.
         """
         if mic.dtype != np.int16 or reference.dtype != np.int16 or mic.ndim != 1 or reference.ndim != 1:
             raise ValueError(
@@ -296,10 +302,14 @@ class EchoCanceller:
         reference_energies = _mean_square(reference.reshape(frame_shape))
         cleaned = np.empty_like(mic)
         for index, start in enumerate(range(0, mic.size, FRAME_SAMPLES)):
-            end = start + FRAME_SAMPLES
-            cleaned[start:end] = self._process_frame(mic[start:end], reference[start:end])
-            cleaned_energy = float(_mean_square(cleaned[start:end].reshape(frame_shape))[0])
-            self._track(float(mic_energies[index]), float(reference_energies[index]), cleaned_energy, near_end_quiet)
+            frame = slice(start, start + FRAME_SAMPLES)
+            cleaned[frame] = self._process_frame(mic[frame], reference[frame])
+            echo_possible = self._note_reference(float(reference_energies[index]))
+            counts = echo_possible and near_end_quiet  # else no echo to measure, or the user's voice would count
+            self._coherence.push(mic[frame], reference[frame], counts)
+            if counts:
+                cleaned_energy = float(_mean_square(cleaned[frame].reshape(frame_shape))[0])
+                self._track(float(mic_energies[index]), cleaned_energy)
         return cleaned
 
     def _process_frame(self, mic: Audio, reference: Audio) -> Audio:
@@ -314,20 +324,18 @@ class EchoCanceller:
         self.frames_processed += 1
         return np.frombuffer(mic_frame.data, dtype=np.int16)
 
-    def _track(self, mic_energy: float, reference_energy: float, cleaned_energy: float, near_end_quiet: bool) -> None:
-        """Update the ERLE estimate and the convergence runs with one frame's mean squares."""
-        self._match.push_reference(reference_energy)
+    def _note_reference(self, reference_energy: float) -> bool:
+        """Whether the microphone can hold echo now: the reference was active within the largest echo delay."""
         if reference_energy >= self._reference_active_energy:
             self._frames_since_reference = 0
             self._active_reference_frames += 1
         else:
             self._frames_since_reference += 1
-        if not (near_end_quiet and self._frames_since_reference <= self._reference_memory_frames):
-            return  # no echo possible, or the user's voice would be counted as echo
-        # The match counts quiet microphone frames too: that the mic is quiet while the reference is, is evidence.
-        self._match.update(mic_energy)
-        past_initial_state = self._active_reference_frames >= self._initial_state_frames
-        if not (past_initial_state and mic_energy >= self._mic_floor_energy):
+        return self._frames_since_reference <= self._echo_memory_frames
+
+    def _track(self, mic_energy: float, cleaned_energy: float) -> None:
+        """Update the ERLE and the convergence decision with a frame in which the mic can hold only echo."""
+        if self._active_reference_frames < self._initial_state_frames or mic_energy < self._mic_floor_energy:
             return
         cleaned_energy = max(cleaned_energy, _CLEANED_ENERGY_FLOOR)
         if self._mic_energy is None:
@@ -339,11 +347,11 @@ class EchoCanceller:
         erle_db = self.erle_db
         self._above_run_frames = self._above_run_frames + 1 if erle_db >= self.converge_erle_db else 0
         self._below_run_frames = self._below_run_frames + 1 if erle_db < self.diverge_erle_db else 0
-        echo_match = self.echo_match
+        coherence = self.echo_coherence
         if not self.converged:
-            if self._above_run_frames >= self.converge_frames and echo_match >= CONVERGE_ECHO_MATCH:
+            if self._above_run_frames >= self.converge_frames and coherence >= CONVERGE_COHERENCE:
                 self.converged = True
                 if self.converged_at_frame is None:
                     self.converged_at_frame = self.frames_processed
-        elif self._below_run_frames >= self.diverge_frames or echo_match < DIVERGE_ECHO_MATCH:
+        elif self._below_run_frames >= self.diverge_frames or coherence < DIVERGE_COHERENCE:
             self.converged = False

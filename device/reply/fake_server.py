@@ -22,7 +22,7 @@ It records what clients did, for tests: every request body, the Authorization he
 the client closed before their end (`disconnects`), and how many are open now (`open_streams`). The server
 runs on its own thread and event loop; `config` may be replaced between requests.
 
-From the command line (later `spine fake-llm`): `python -m device.reply.fake_server --help`.
+From the command line: `spine fake-llm --help` (or `python -m device.reply.fake_server --help`).
 """
 
 from __future__ import annotations
@@ -38,10 +38,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from aiohttp import web
-from aiohttp.log import access_logger
+# aiohttp is imported where it is used: `spine` builds its parser with this module's add_arguments, and
+# importing aiohttp there would more than double the start-up time of every `spine` command.
+if TYPE_CHECKING:
+    from aiohttp import web
 
 Fault = Literal[
     "none", "hang", "hang_before_first_token", "disconnect", "malformed", "http_500", "http_429", "wrong_content_type"
@@ -154,6 +156,9 @@ class FakeLlmServer:
         loop.close()
 
     async def _serve(self) -> int:
+        from aiohttp import web
+        from aiohttp.log import access_logger
+
         self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
@@ -231,9 +236,13 @@ class FakeLlmServer:
     # ------------------------------------------------------------------------------------------ handlers
 
     async def _models(self, request: web.Request) -> web.Response:
+        from aiohttp import web
+
         return web.json_response({"object": "list", "data": [{"id": "fake-llm", "object": "model"}]})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        from aiohttp import web
+
         config = self.config  # once: a swap mid-request applies from the next request
         try:
             body = await request.json()
@@ -258,6 +267,8 @@ class FakeLlmServer:
     async def _stream(
         self, request: web.Request, config: FakeLlmConfig, model: str, tokens: list[str]
     ) -> web.StreamResponse:
+        from aiohttp import web
+
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         chunks = _Chunks(model)
         send = _Sender(response, config)
@@ -364,6 +375,8 @@ def _drop(request: web.Request) -> None:
 
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> web.Response:
+    from aiohttp import web
+
     body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
     return web.json_response(body, status=status, headers=headers)
 
@@ -394,8 +407,15 @@ DESCRIPTION = """\
 Serve a fake OpenAI-compatible chat model (streaming server-sent events) until Ctrl-C, to try Spine's reply
 path without a real model, and to rehearse what real servers do wrong.
 
-Point the client at the printed base URL, e.g. [reply] base_url = "http://127.0.0.1:8080/v1".
-Faults:
+To point Spine at it, put this in its config file (`spine run --config FILE`):
+
+  [reply]
+  backend = "openai"
+  base_url = "http://127.0.0.1:8080/v1"   # the URL printed at start: same host and --port
+
+No key is needed unless you pass --require-key-env NAME; then also set `api_key_env = "NAME"` in [reply].
+Then ask Spine anything: the fake model answers with --reply (or --echo) at the pace you set, and you can
+interrupt it mid-reply. Faults (--fault):
   hang                     stream some tokens, then go silent without closing (the idle timeout must fire)
   hang_before_first_token  send the headers, then go silent (the first-token timeout must fire)
   disconnect               stream some tokens, then close the connection (a reply cut mid-way)
@@ -420,7 +440,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--reply", default=DEFAULT_REPLY, help="the reply text (default: a few plain sentences)")
     parser.add_argument("--echo", action="store_true", help='reply "You said: <your prompt>. ..." instead')
-    parser.add_argument("--fault", choices=FAULTS, default="none", help="what goes wrong (default: none)")
+    parser.add_argument(
+        "--fault", choices=FAULTS, default="none", metavar="FAULT", help="what goes wrong: see above (default: none)"
+    )
     parser.add_argument(
         "--fault-after-tokens",
         type=int,

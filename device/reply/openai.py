@@ -44,7 +44,7 @@ import socket
 import ssl
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +53,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from device.core.memory import Message
+from device.reply import RemoteStream
 from device.reply.local import TextPiece
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -267,7 +268,7 @@ def parse_chunk(payload: str) -> StreamChunk:
     return StreamChunk(text, finished=choice.get("finish_reason") is not None)
 
 
-class OpenAIStream:
+class OpenAIStream(RemoteStream):
     """One reply being streamed: an iterator of `TextPiece`s, read by one thread, closable from any thread."""
 
     def __init__(self, config: OpenAIConfig, body: bytes) -> None:
@@ -285,9 +286,6 @@ class OpenAIStream:
         self._texts: deque[str] = deque()
         self._words_arrived = False
         self._finished = False
-
-    def __iter__(self) -> Iterator[TextPiece]:
-        return self
 
     def __next__(self) -> TextPiece:
         with self._lock:
@@ -462,11 +460,13 @@ class OpenAIStream:
     def _status_problem(self, response: http.client.HTTPResponse) -> str:
         status, body = response.status, self._body_excerpt(response)
         said = f"HTTP {status} {response.reason}: {body}"
-        env = self._config.api_key_env or "named by [reply] api_key_env"
+        env = self._config.api_key_env
         if status in (401, 403) and not self._config.api_key:
-            return f"the reply server at {self._endpoint} wants an API key ({said}); set the environment variable {env}"
+            where = f"set the environment variable {env}" if env else "set [reply] api_key_env or api_key_file"
+            return f"the reply server at {self._endpoint} wants an API key ({said}); {where}"
         if status in (401, 403):
-            return f"the reply server at {self._endpoint} rejected the API key ({said}); check the key in {env}"
+            where = f"the environment variable {env}" if env else "[reply] api_key_file"
+            return f"the reply server at {self._endpoint} rejected the API key ({said}); check the key in {where}"
         if status == 404:
             return (
                 f"the reply server has no {self._endpoint} or no model {self._config.model!r} ({said}); check "

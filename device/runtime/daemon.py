@@ -20,7 +20,7 @@ from device.core.events import Event, StopRequested
 from device.core.states import initial
 from device.engines.aec import EchoCanceller
 from device.organs import Engines
-from device.reply.local import respond
+from device.reply.backend import make_responder
 from device.runtime.capture import CaptureHistory
 from device.runtime.eventlog import EventLog
 from device.runtime.executor import Executor, Playback, Runner
@@ -81,7 +81,7 @@ class Daemon:
             capture=self.capture,
             asr=engines.asr,
             tts=engines.tts,
-            respond=respond,
+            respond=make_responder(config.reply),
             local_time=self._local_time(clock),
             costs=costs_of(config),
             reopen_audio=reopen_audio,

@@ -11,18 +11,46 @@ producing it. A job never decides; it computes and reports. Two runners run the 
 
 Cancelling a turn stops all its jobs; each stopped job acknowledges with `JobCancelled` (invariant 6). A
 result already posted before the cancel reaches the spine, which drops it as data (invariant 2).
+
+Cancellation with proof (wall clock)
+------------------------------------
+`ThreadRunner.cancel_turn` never waits for a worker. For each job of the turn not yet ended, it marks the job
+cancelled (from then on its worker posts nothing of it but the acknowledgement), ends a paced wait at once,
+and calls the job's `abort` hook right there on the cancelling thread: a remote reply stream shuts its socket
+down, so a worker blocked reading it returns at once. The worker then closes the job's generator and posts
+`JobCancelled`: exactly one per job that was cancelled before it ended; a job that ended first acks nothing.
+
+A job that has not acknowledged `cancel_deadline_s` after its cancel has leaked: its thread is stuck in code
+that neither looks at the flag nor was unblocked by the abort. `check_leaks(now_s)` finds it, counts it
+(`leaks`), reports it to `on_leak(turn, kind, waited_ms)`, abandons its thread and starts a fresh one for
+that kind on the same queue, so the next turn is not blocked. An abandoned thread posts nothing more, ever:
+every post happens under the worker's lock after checking that the thread is still the current one, and the
+thread exits when its job finally returns.
+
+Who calls `check_leaks`: by default the runner's own watchdog thread. It sleeps until the earliest pending
+acknowledgement deadline (`next_ack_due()`, so no polling while nothing is cancelled) and checks then. A
+watchdog rather than the FSM loop, because it puts no work and no clock reading on the FSM thread, works
+under any loop that drives the runner (`spine run`, `spine demo --clock wall`) without changing it, and a
+leak is a wall-clock fact about threads, which is this module's business, not the spine's. Tests turn the
+watchdog off (`watchdog=False`) and call `check_leaks` themselves with an injected clock (`monotonic`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from device.core.events import EngineFailed, Event, JobCancelled, JobKind
+
+KINDS: tuple[JobKind, ...] = ("asr", "reply", "tts")
+CANCEL_DEADLINE_S = 0.5
+"""Default time a cancelled job has to acknowledge before it counts as leaked."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +65,20 @@ class Job:
     turn: int
     kind: JobKind
     run: Callable[[], Generator[Output, None, None]]
+    abort: Callable[[], None] | None = None
+    """Called on the cancelling thread when the job's turn is cancelled (before, while or just after it runs).
+    It must not block; it makes a `run` blocked in I/O return at once (e.g. closes a remote stream). None: the
+    cancel flag, looked at between outputs, is enough."""
+
+
+@dataclass(frozen=True)
+class Leak:
+    """A cancelled job that did not acknowledge within the deadline; its worker thread was replaced."""
+
+    turn: int
+    kind: JobKind
+    waited_ms: float
+    """From the cancel to the check that found the job still running."""
 
 
 class VirtualRunner:
@@ -86,83 +128,231 @@ class VirtualRunner:
         heapq.heappush(self._heap, (at, next(self._order), turn, kind, event))
 
 
+class _Task:
+    """One submitted job and what became of it. The times are guarded by the worker's lock."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.stop = threading.Event()  # set on cancel (never cleared): ends a paced wait at once
+        self.cancelled_at_s: float | None = None
+        self.started_at_s: float | None = None
+
+    def ack_due_s(self, deadline_s: float) -> float | None:
+        """When a cancelled, running task must have acknowledged; counted from its start if it was cancelled
+        while queued (it then acks without running, once its thread reaches it)."""
+        if self.cancelled_at_s is None or self.started_at_s is None:
+            return None
+        return max(self.cancelled_at_s, self.started_at_s) + deadline_s
+
+
 class _Worker:
-    def __init__(self, kind: JobKind, post: Callable[[Event], None], rate_hz: int) -> None:
+    """The worker of one kind: a queue of tasks and the thread running them, one at a time.
+
+    `_thread` is the current thread. A thread that is no longer current was abandoned after a leak: it posts
+    nothing more, and leaves once its stuck job returns. Every post happens under `_lock`, after that check.
+    """
+
+    def __init__(
+        self, kind: JobKind, post: Callable[[Event], None], rate_hz: int, monotonic: Callable[[], float]
+    ) -> None:
         self.kind = kind
         self._post = post
         self._rate_hz = rate_hz
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        self._cancelled: set[int] = set()
-        self._lock = threading.Lock()  # guards _cancelled between the FSM thread and this worker
-        self._wakeup = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"spine-{kind}", daemon=True)
-        self._thread.start()
-
-    def submit(self, job: Job) -> None:
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # a task queued, or the worker stopping or replaced
+        self._queue: deque[_Task] = deque()
+        self._running: _Task | None = None
+        self._stopping = False
+        self._generation = 0
+        self.leaks = 0
         with self._lock:
-            self._cancelled.discard(job.turn)
-        self._jobs.put(job)
+            self._thread = self._start_thread()
 
-    def cancel(self, turn: int) -> None:
+    # ------------------------------------------------------------------------------ the cancelling side
+
+    def submit(self, task: _Task) -> None:
+        with self._changed:
+            self._queue.append(task)
+            self._changed.notify()
+
+    def cancel(self, turn: int, now_s: float) -> list[Callable[[], None]]:
+        """Marks the turn's tasks that have not ended as cancelled; returns their abort hooks, to be called
+        outside the lock (they may take locks of their own)."""
+        aborts: list[Callable[[], None]] = []
         with self._lock:
-            self._cancelled.add(turn)
-        self._wakeup.set()
+            for task in (self._running, *self._queue):
+                if task is None or task.job.turn != turn or task.cancelled_at_s is not None:
+                    continue
+                task.cancelled_at_s = now_s
+                task.stop.set()
+                if task.job.abort is not None:
+                    aborts.append(task.job.abort)
+        return aborts
+
+    def next_ack_due(self, deadline_s: float) -> float | None:
+        with self._lock:
+            return None if self._running is None else self._running.ack_due_s(deadline_s)
+
+    def check_leak(self, now_s: float, deadline_s: float) -> Leak | None:
+        """If the running task missed its acknowledgement deadline: abandon its thread and start a fresh one."""
+        with self._lock:
+            task = self._running
+            due_s = None if task is None else task.ack_due_s(deadline_s)
+            if task is None or task.cancelled_at_s is None or due_s is None or now_s < due_s:
+                return None
+            self._running = None
+            self.leaks += 1
+            self._thread = self._start_thread()  # it waits for the lock, then takes the next task in the queue
+            return Leak(task.job.turn, task.job.kind, round((now_s - task.cancelled_at_s) * 1000, 1))
 
     def stop(self) -> None:
-        self._jobs.put(None)
-        self._wakeup.set()
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
 
-    def _is_cancelled(self, turn: int) -> bool:
-        with self._lock:
-            return turn in self._cancelled
+    # ------------------------------------------------------------------------------ the worker thread
+
+    def _start_thread(self) -> threading.Thread:
+        """A fresh current thread (the lock is held: the thread only runs once the caller lets go of it)."""
+        self._generation += 1
+        suffix = "" if self._generation == 1 else f"-{self._generation}"
+        thread = threading.Thread(target=self._loop, name=f"spine-{self.kind}{suffix}", daemon=True)
+        thread.start()
+        return thread
 
     def _loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            self._run(job)
+        me = threading.current_thread()
+        while True:
+            with self._changed:
+                while self._thread is me and not self._stopping and not self._queue:
+                    self._changed.wait()
+                if self._thread is not me or self._stopping:
+                    return
+                task = self._queue.popleft()
+                task.started_at_s = self._monotonic()
+                self._running = task
+            failure = None if task.stop.is_set() else self._outputs(me, task)  # cancelled while queued: never runs
+            self._end(me, task, failure)
 
-    def _run(self, job: Job) -> None:
-        if self._is_cancelled(job.turn):  # cancelled while it waited in the queue: never starts
-            self._post(JobCancelled(job.turn, job.kind))
-            return
-        outputs = job.run()
+    def _outputs(self, me: threading.Thread, task: _Task) -> str | None:
+        """Runs the job, posting its outputs until it ends or is cancelled; why it failed, if it did."""
+        try:
+            outputs = task.job.run()
+        except Exception as error:  # an engine failure is a fact for the spine, not a crash
+            return _why(error)
+        failure: str | None = None
         try:
             for output in outputs:
                 if output.pace:
-                    self._wakeup.clear()
-                    # A cancel that landed while this output was computed set the flag before clear(): look.
-                    if not self._is_cancelled(job.turn):
-                        self._wakeup.wait(output.cost_samples / self._rate_hz)
-                if self._is_cancelled(job.turn):
+                    task.stop.wait(output.cost_samples / self._rate_hz)  # at once if the turn is cancelled
+                if not self._emit(me, task, output.event):
                     break
-                self._post(output.event)
-            else:
-                return
         except Exception as error:
-            self._post(EngineFailed(job.turn, job.kind, f"{type(error).__name__}: {error}"))
-            return
-        finally:
+            failure = _why(error)
+        try:
             outputs.close()  # stops a generator mid-way (Piper stops synthesising when its generator closes)
-        self._post(JobCancelled(job.turn, job.kind))
+        except Exception as error:  # its clean-up failed: the job has ended all the same, and says why
+            failure = failure or _why(error)
+        return failure
+
+    def _emit(self, me: threading.Thread, task: _Task, event: Event) -> bool:
+        """Posts one output unless the job was cancelled or its thread abandoned; False: stop the job."""
+        with self._lock:
+            if self._thread is not me or task.cancelled_at_s is not None:
+                return False
+            self._post(event)
+            return True
+
+    def _end(self, me: threading.Thread, task: _Task, failure: str | None) -> None:
+        with self._lock:
+            if self._thread is not me:
+                return  # abandoned: its leak was reported, and a late acknowledgement or failure is not news
+            self._running = None
+            if task.cancelled_at_s is not None:
+                self._post(JobCancelled(task.job.turn, task.job.kind))
+            elif failure is not None:
+                self._post(EngineFailed(task.job.turn, task.job.kind, failure))
 
 
 class ThreadRunner:
-    """One worker thread per kind; the FSM thread only submits and cancels."""
+    """One worker thread per kind; the FSM thread only submits and cancels, and never waits for a worker.
 
-    def __init__(self, post: Callable[[Event], None], rate_hz: int) -> None:
-        kinds: tuple[JobKind, ...] = ("asr", "reply", "tts")
-        self._workers = {kind: _Worker(kind, post, rate_hz) for kind in kinds}
-        self._turns: dict[int, set[JobKind]] = {}
+    `post` is called from worker threads with a worker's lock held: it must not block (an inbox put).
+    `on_leak(turn, kind, waited_ms)` is called from whichever thread runs `check_leaks` (the watchdog's).
+    """
+
+    def __init__(
+        self,
+        post: Callable[[Event], None],
+        rate_hz: int,
+        *,
+        cancel_deadline_s: float = CANCEL_DEADLINE_S,
+        on_leak: Callable[[int, JobKind, float], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        watchdog: bool = True,
+    ) -> None:
+        self._deadline_s = cancel_deadline_s
+        self._on_leak = on_leak
+        self._monotonic = monotonic
+        self._workers = {kind: _Worker(kind, post, rate_hz, monotonic) for kind in KINDS}
         self.jobs_started = 0
+        self._watch_changed = threading.Condition()  # a cancel registered a deadline, or the runner stops
+        self._stopping = False
+        if watchdog:
+            threading.Thread(target=self._watch, name="spine-job-watchdog", daemon=True).start()
+
+    @property
+    def leaks(self) -> int:
+        """Cancelled jobs that missed their acknowledgement deadline so far (each one's thread was replaced)."""
+        return sum(worker.leaks for worker in self._workers.values())
 
     def start(self, job: Job, now: int) -> None:
         self.jobs_started += 1
-        self._turns.setdefault(job.turn, set()).add(job.kind)
-        self._workers[job.kind].submit(job)
+        self._workers[job.kind].submit(_Task(job))
 
     def cancel_turn(self, turn: int, now: int) -> None:
-        for kind in sorted(self._turns.pop(turn, set())):
-            self._workers[kind].cancel(turn)
+        at_s = self._monotonic()
+        aborts = [abort for worker in self._workers.values() for abort in worker.cancel(turn, at_s)]
+        for abort in aborts:
+            with contextlib.suppress(Exception):  # a failed abort shows up as a leak if the job does not stop
+                abort()
+        with self._watch_changed:
+            self._watch_changed.notify()
+
+    def next_ack_due(self) -> float | None:
+        """The earliest time (on the `monotonic` clock) a cancelled job must have acknowledged by, if any."""
+        dues = [worker.next_ack_due(self._deadline_s) for worker in self._workers.values()]
+        return min((due for due in dues if due is not None), default=None)
+
+    def check_leaks(self, now_s: float) -> list[Leak]:
+        """Jobs whose acknowledgement is overdue at `now_s`: each is reported, and its worker thread replaced."""
+        found = [worker.check_leak(now_s, self._deadline_s) for worker in self._workers.values()]
+        leaks = [leak for leak in found if leak is not None]
+        if self._on_leak is not None:
+            for leak in leaks:
+                self._on_leak(leak.turn, leak.kind, leak.waited_ms)
+        return leaks
 
     def stop(self) -> None:
+        with self._watch_changed:
+            self._stopping = True
+            self._watch_changed.notify()
         for worker in self._workers.values():
             worker.stop()
+
+    def _watch(self) -> None:
+        while True:
+            with self._watch_changed:
+                if self._stopping:
+                    return
+                due_s = self.next_ack_due()
+                wait_s = None if due_s is None else due_s - self._monotonic()
+                if wait_s is None or wait_s > 0:
+                    self._watch_changed.wait(wait_s)
+                    continue
+            self.check_leaks(self._monotonic())
+
+
+def _why(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"

@@ -1,13 +1,15 @@
 """The jobs Spine runs, built from the engines: speech to text, the reply stream, text to speech.
 
 Each job computes, reports its results as events (audio goes to the `AudioStore`, keyed by (turn, seq)), and
-states the modelled cost of each result, which only the virtual clock uses.
+states the modelled cost of each result, which the virtual clock uses. On the wall clock only the local
+responder's words wait out their cost (`pace`): there the cost stands in for a model's token rate, while a
+remote model's words come at the model's own pace and are passed on as they arrive.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -17,6 +19,8 @@ import numpy.typing as npt
 
 from device.core.events import AlarmRequested, ReplyDelta, ReplyFinished, TranscriptReady, TtsChunkReady
 from device.core.memory import Message
+from device.reply import RemoteStream
+from device.reply import Responder as Responder  # re-exported: the executor's parameter type
 from device.reply.local import ReplyPiece, TextPiece
 from device.runtime.jobs import Job, Output
 
@@ -36,9 +40,6 @@ class Speech(Protocol):
 
 class Synthesiser(Protocol):
     def synthesize(self, text: str) -> Speech: ...
-
-
-Responder = Callable[[str, tuple[Message, ...], datetime], Iterator[ReplyPiece]]
 
 
 @dataclass(frozen=True)
@@ -86,18 +87,31 @@ def asr_job(turn: int, audio: Audio, asr: Transcriber, costs: Costs) -> Job:
 def reply_job(
     turn: int, prompt: str, history: tuple[Message, ...], respond: Responder, now: datetime, costs: Costs
 ) -> Job:
-    def run() -> Generator[Output, None, None]:
-        first = True
-        for piece in respond(prompt, history, now):
-            cost = costs.first_token_samples if first else costs.token_samples
-            first = False
-            if isinstance(piece, TextPiece):
-                yield Output(ReplyDelta(turn, piece.text), cost, pace=True)
-            else:
-                yield Output(AlarmRequested(turn, piece.seconds, piece.label), 0)
-        yield Output(ReplyFinished(turn), 0)
+    """Stream the reply for `turn`. The stream is opened here (no I/O yet, see `Responder`), so a remote one
+    can be closed by the cancelling thread (`Job.abort`) even while the worker is blocked reading it."""
+    pieces = respond(prompt, history, now)
+    remote = isinstance(pieces, RemoteStream)
 
-    return Job(turn, "reply", run)
+    def run() -> Generator[Output, None, None]:
+        try:
+            first = True
+            for piece in pieces:
+                cost = costs.first_token_samples if first else costs.token_samples
+                first = False
+                if isinstance(piece, TextPiece):
+                    yield Output(ReplyDelta(turn, piece.text), cost, pace=not remote)
+                else:
+                    yield Output(AlarmRequested(turn, piece.seconds, piece.label), 0)
+            yield Output(ReplyFinished(turn), 0)
+        finally:
+            _close(pieces)  # closing this generator does not close the stream it loops over
+
+    return Job(turn, "reply", run, abort=pieces.close if isinstance(pieces, RemoteStream) else None)
+
+
+def _close(pieces: Iterator[ReplyPiece]) -> None:
+    if isinstance(pieces, RemoteStream | Generator):
+        pieces.close()
 
 
 def tts_job(turn: int, seq: int, text: str, tts: Synthesiser, store: AudioStore, costs: Costs) -> Job:

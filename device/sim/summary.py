@@ -112,6 +112,7 @@ def summarise(
         "interruptions": talked_over,
         "cutoff_max_samples_after_decision": max(after, default=0),
         "period_samples": period_samples,
+        "assistant_speech_s": _s(int(np.count_nonzero(epochs_played))),
         "stale_samples_played": sum(stale),
         "leaks": leaks,
         "xruns": xruns,
