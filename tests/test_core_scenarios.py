@@ -173,16 +173,35 @@ def test_an_alarm_rings_when_idle_and_waits_while_busy() -> None:
     assert out == () and isinstance(d.spine.state, Speaking)
     assert d.spine.context.alarms_due == (Alarm(1, "1 second"),)
     out = d.feed(ev.PlaybackDrained(1, 1000), 70000)  # back to idle: announce now
-    assert d.spine.state == Announcing(turn + 1, 2, 1)
+    assert d.spine.state == Announcing(turn + 1, 2, "Your 1 second timer is done.")
     assert out[1:] == (cmd.OpenPlayback(2, turn + 1), cmd.StartTts(turn + 1, 0, "Your 1 second timer is done."))
 
 
-def test_engine_failure_ends_the_turn() -> None:
+def test_engine_failure_ends_the_turn_with_a_short_apology_then_idle() -> None:
     d = Driver()
     turn = ask(d, "hello", 0)
-    out = d.feed(ev.EngineFailed(turn, "reply", "boom"), 50000)
+    out = d.feed(ev.EngineFailed(turn, "reply", "HTTP 500"), 50000)
+    sorry = "Sorry, I could not get an answer just now."
+    assert d.spine.state == Announcing(turn + 1, 1, sorry)
+    assert out == (
+        cmd.CommitHeard(turn, "", "", interrupted=True),
+        cmd.CancelTurn(turn),
+        cmd.OpenPlayback(1, turn + 1),
+        cmd.StartTts(turn + 1, 0, sorry),
+    )
+    d.feed(chunk(turn + 1, 0, sorry), 52000)
+    d.feed(ev.PlaybackDrained(1, 8000), 62000)
     assert d.spine.state == Idle()
-    assert cmd.CancelTurn(turn) in out
+    assert [m.role for m in d.spine.context.memory] == ["user", "assistant"]  # the apology is not memory
+
+
+def test_a_failed_apology_goes_quietly_to_idle() -> None:
+    d = Driver()
+    turn = ask(d, "hello", 0)
+    d.feed(ev.EngineFailed(turn, "tts", "voice model broken"), 50000)
+    out = d.feed(ev.EngineFailed(turn + 1, "tts", "voice model broken"), 50100)
+    assert d.spine.state == Idle()
+    assert out[-1] == cmd.NoteIgnored("announcement failed: voice model broken")
 
 
 def test_stop_cancels_everything() -> None:

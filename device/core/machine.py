@@ -117,11 +117,23 @@ def _to_idle(ctx: Context, now: int) -> Outcome:
 
 
 def _announce(ctx: Context, alarm: Alarm) -> Outcome:
+    return _say(ctx, f"Your {alarm.label} timer is done.")
+
+
+# What the assistant says when a job of the turn failed: short, honest, and then it listens again.
+APOLOGIES = {
+    "asr": "Sorry, I did not catch that.",
+    "reply": "Sorry, I could not get an answer just now.",
+    "tts": "Sorry, something went wrong with my voice.",
+}
+
+
+def _say(ctx: Context, text: str) -> Outcome:
+    """Speak a fixed line outside the conversation (an alarm, an apology): it is not kept in memory."""
     turn, ctx = _new_turn(ctx)
     epoch, ctx = _new_epoch(ctx)
-    text = f"Your {alarm.label} timer is done."
     return (
-        Announcing(turn, epoch, alarm.alarm),
+        Announcing(turn, epoch, text),
         ctx,
         (cmd.OpenPlayback(epoch, turn), cmd.StartTts(turn, 0, text)),
     )
@@ -453,7 +465,11 @@ def on_failed(state: State, ctx: Context, event: ev.EngineFailed, now: int) -> O
     if event.turn != current_turn(state):
         return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, f"{event.job} failure")),)
     ctx, out = _abandon(state, ctx)
-    return _with(_to_idle(ctx, now), *out)
+    if isinstance(state, Announcing) or (isinstance(state, Paused) and isinstance(state.inner, Announcing)):
+        # The announcement itself failed (most likely its voice): an apology would fail the same way.
+        return _with(_to_idle(ctx, now), *out, cmd.NoteIgnored(f"announcement failed: {event.reason}"))
+    said, ctx, spoken = _say(ctx, APOLOGIES[event.job])
+    return said, ctx, (*out, *spoken)
 
 
 def on_stop(state: State, ctx: Context, event: ev.StopRequested, now: int) -> Outcome:

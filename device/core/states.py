@@ -162,11 +162,12 @@ class Paused:
 
 @dataclass(frozen=True)
 class Announcing:
-    """A timer rang: its announcement plays under `epoch` (not part of the conversation memory)."""
+    """A fixed line plays under `epoch`: a timer that rang, or an apology for a failed turn (neither is part of
+    the conversation memory)."""
 
     turn: int
     epoch: int
-    alarm: int
+    text: str
 
 
 @dataclass(frozen=True)
