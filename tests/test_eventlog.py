@@ -33,6 +33,7 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.PlaybackStopped(2, 1234),
     ev.TimerFired("listen", 1),
     ev.JobCancelled(1, "tts"),
+    ev.JobLeaked(1, "reply", 512.5),
     ev.EngineFailed(1, "asr", 'RuntimeError: "quoted", non-ASCII \u00e9\u2713'),
     ev.AudioDeviceLost("stream error: device unavailable"),
     ev.AudioDeviceRestored(),

@@ -23,7 +23,7 @@ from device.reply.backend import make_responder
 from device.reply.fake_server import DEFAULT_REPLY, FakeLlmConfig, FakeLlmServer, Fault, tokens_of
 from device.reply.local import TextPiece, respond
 from device.reply.openai import DEFAULT_SYSTEM_PROMPT, OpenAIResponder
-from device.runtime.jobs import ThreadRunner
+from device.runtime.jobs import ThreadRunner, VirtualRunner
 from device.runtime.work import Costs, Responder, reply_job
 from device.tomlfile import loads_dataclass
 
@@ -270,6 +270,15 @@ def test_the_reply_job_closes_its_stream_when_it_ends_and_offers_it_as_the_abort
     outputs.close()  # what the runner does on a cancel: the stream it looped over is closed too
     assert stream.closed
     assert reply_job(1, "hello", (), respond, NOW, HOUR_PER_WORD).abort is None  # a generator stops by the flag
+
+
+def test_a_responder_that_fails_to_open_fails_the_job_not_the_caller() -> None:
+    def broken(prompt: str, history: object, now: datetime) -> Iterator[TextPiece]:
+        raise ValueError("no stream today")
+
+    runner = VirtualRunner(ack_samples=160)
+    runner.start(reply_job(1, "hello", (), broken, NOW, HOUR_PER_WORD), 0)
+    assert runner.pop_due(0) == [EngineFailed(1, "reply", "ValueError: no stream today")]
 
 
 def test_a_server_error_becomes_engine_failed_with_the_clients_message(

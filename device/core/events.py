@@ -140,6 +140,16 @@ class JobCancelled:
 
 
 @dataclass(frozen=True)
+class JobLeaked:
+    """A cancelled job did not acknowledge within the deadline: its worker was abandoned and replaced, and
+    nothing it computes is posted any more (invariant 6: the spine never waits for a worker)."""
+
+    turn: int
+    job: JobKind
+    waited_ms: float
+
+
+@dataclass(frozen=True)
 class EngineFailed:
     """A job failed (model error, backend error); the turn cannot go on."""
 
@@ -182,6 +192,7 @@ Event = (
     | PlaybackStopped
     | TimerFired
     | JobCancelled
+    | JobLeaked
     | EngineFailed
     | AudioDeviceLost
     | AudioDeviceRestored
@@ -203,6 +214,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PlaybackStopped,
     TimerFired,
     JobCancelled,
+    JobLeaked,
     EngineFailed,
     AudioDeviceLost,
     AudioDeviceRestored,

@@ -612,6 +612,11 @@ IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
         "echo canceller is converged"
         for s in (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Degraded, Stopping)
     },
+    **{
+        (s, ev.JobLeaked): "a cancelled job did not stop in time: its worker was replaced, its results are "
+        "never posted (a fact for the log and the leak count)"
+        for s in (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Degraded, Stopping)
+    },
     (Stopping, ev.WakeDetected): "stopping: nothing new starts",
     (Stopping, ev.SpeechStarted): "stopping: nothing new starts",
     (Stopping, ev.VoiceHint): "stopping: nothing new starts",

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.config import RATE_HZ, Config, core_config, hearing_config, samples
-from device.core.events import Event, StopRequested
+from device.core.events import Event, JobKind, JobLeaked, StopRequested
 from device.core.states import initial
 from device.engines.aec import EchoCanceller
 from device.organs import Engines
@@ -70,7 +70,7 @@ class Daemon:
         self.runner: VirtualRunner | ThreadRunner = (
             VirtualRunner(samples(config.sim.cancel_ack_ms / 1000))
             if clock == "virtual"
-            else ThreadRunner(self.inbox.post, RATE_HZ)
+            else ThreadRunner(self.inbox.post, RATE_HZ, on_leak=self._post_leak)
         )
         self.log = EventLog(log_path, core_config(config))
         runner: Runner = self.runner
@@ -87,6 +87,9 @@ class Daemon:
             reopen_audio=reopen_audio,
         )
         self.loop = SpineLoop(initial(core_config(config)), self.log, self.executor)
+
+    def _post_leak(self, turn: int, job: JobKind, waited_ms: float) -> None:
+        self.inbox.post(JobLeaked(turn, job, round(waited_ms, 1)))
 
     def _local_time(self, clock: ClockKind) -> Callable[[int], datetime]:
         if clock == "wall":

@@ -276,10 +276,13 @@ class _Worker:
 
 
 class ThreadRunner:
-    """One worker thread per kind; the FSM thread only submits and cancels, and never waits for a worker.
+    """One worker thread per kind; the FSM thread only submits and cancels, and never waits for a worker (the
+    locks it takes guard a few field updates and a post, never a job's code).
 
     `post` is called from worker threads with a worker's lock held: it must not block (an inbox put).
+    `cancel_deadline_s` is how long a cancelled job has to acknowledge before it counts as leaked.
     `on_leak(turn, kind, waited_ms)` is called from whichever thread runs `check_leaks` (the watchdog's).
+    `monotonic` is the clock for cancel times and deadlines (injected by tests, with `watchdog=False`).
     """
 
     def __init__(

@@ -9,7 +9,7 @@ remote model's words come at the model's own pace and are passed on as they arri
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -89,7 +89,10 @@ def reply_job(
 ) -> Job:
     """Stream the reply for `turn`. The stream is opened here (no I/O yet, see `Responder`), so a remote one
     can be closed by the cancelling thread (`Job.abort`) even while the worker is blocked reading it."""
-    pieces = respond(prompt, history, now)
+    try:
+        pieces = respond(prompt, history, now)
+    except Exception as error:  # failing to even open is an EngineFailed for the spine, not a crash of the FSM
+        return Job(turn, "reply", _failing(error))
     remote = isinstance(pieces, RemoteStream)
 
     def run() -> Generator[Output, None, None]:
@@ -107,6 +110,14 @@ def reply_job(
             _close(pieces)  # closing this generator does not close the stream it loops over
 
     return Job(turn, "reply", run, abort=pieces.close if isinstance(pieces, RemoteStream) else None)
+
+
+def _failing(error: Exception) -> Callable[[], Generator[Output, None, None]]:
+    def run() -> Generator[Output, None, None]:
+        raise error
+        yield  # unreachable: makes `run` a generator, as every job's is
+
+    return run
 
 
 def _close(pieces: Iterator[ReplyPiece]) -> None:

@@ -130,6 +130,9 @@ def _key(turn: _Turn) -> int:
 
 
 def _late_result(step: LoggedStep, cancels: dict[int, int]) -> int:
+    """A leak: a worker reported one (wall clock), or a result came long after its turn was cancelled."""
+    if isinstance(step.event, ev.JobLeaked):
+        return 1
     turn = getattr(step.event, "turn", None)
     if turn is None or turn not in cancels or isinstance(step.event, ev.JobCancelled):
         return 0
