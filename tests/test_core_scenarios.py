@@ -369,3 +369,38 @@ def test_the_matrix_decides_which_signal_interrupts_which_state() -> None:
     out = d.feed(ev.VoiceHint(61000, 0.99), 61500)
     assert out == (cmd.NoteIgnored("the barge-in matrix does not let speech interrupt speaking"),)
     assert d.spine == before
+
+
+# ------------------------------------------------------------ speaking while thinking: first clause, lookahead
+
+
+def test_a_long_first_sentence_goes_to_speech_at_its_first_long_clause() -> None:
+    d = Driver()
+    turn = ask(d, "tell me a story", 0)
+    out = d.feed(ev.ReplyDelta(turn, "Once upon a time, in a small village at the edge of a great forest, there "), 1)
+    assert out == (cmd.StartTts(turn, 0, "Once upon a time, in a small village at the edge of a great forest,"),)
+    out = d.feed(ev.ReplyDelta(turn, "lived a clockmaker. Every day, "), 2)
+    assert out == (cmd.StartTts(turn, 1, "there lived a clockmaker."),)  # later: whole sentences only
+
+
+def test_synthesis_stays_a_bounded_lookahead_ahead_of_the_speaker() -> None:
+    d = Driver(initial(replace(CONFIG, tts_lookahead_samples=3000, tts_in_flight=1)))
+    turn = ask(d, "tell me a story", 0)
+    t0 = 50000
+    out = d.feed(ev.ReplyDelta(turn, "One two. Three four. Five six. Seven eight. "), t0)
+    assert out == (cmd.StartTts(turn, 0, "One two."),)  # one in flight at a time
+    out = d.feed(chunk(turn, 0, "One two."), t0 + 100)  # 2,000 samples: below the lookahead, ask for more
+    assert out == (cmd.OpenPlayback(1, turn), cmd.QueuePlayback(1, turn, 0), cmd.StartTts(turn, 1, "Three four."))
+    out = d.feed(chunk(turn, 1, "Three four."), t0 + 200)  # 4,000 queued, 100 played: 3,900 ahead, full
+    assert out == (cmd.QueuePlayback(1, turn, 1), cmd.StartTimer("lookahead", turn, t0 + 200 + 901))
+    out = d.feed(ev.TimerFired("lookahead", turn), t0 + 1101)  # 2,999 ahead now: room for one more
+    assert out == (cmd.StartTts(turn, 2, "Five six."),)
+    d.feed(ev.ReplyFinished(turn), t0 + 1200)
+    assert d.feed(chunk(turn, 2, "Five six."), t0 + 1300) == (
+        cmd.QueuePlayback(1, turn, 2),
+        cmd.StartTimer("lookahead", turn, t0 + 1300 + 4800 - 3000 + 1),
+    )
+    out = d.feed(ev.TimerFired("lookahead", turn), t0 + 3101)
+    assert out == (cmd.StartTts(turn, 3, "Seven eight."),)
+    out = d.feed(chunk(turn, 3, "Seven eight."), t0 + 3200)
+    assert out == (cmd.QueuePlayback(1, turn, 3), cmd.FinishPlayback(1))  # all synthesised: finish the epoch

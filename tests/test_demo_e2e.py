@@ -57,7 +57,7 @@ def test_the_default_scene_is_a_whole_conversation_with_an_honoured_interruption
     # Paused at the first hint of the user's voice, then cancelled once it was confirmed: silence comes first.
     assert barge_in["truth_onset_s"] < barge_in["cut_s"] <= barge_in["decision_s"] < barge_in["truth_onset_s"] + 2.0
     assert summary["interruptions"]["pauses"] == 1 and summary["interruptions"]["false_resumes"] == 0
-    assert summary["aec"]["converged_at_s"] is not None and summary["aec"]["erle_after_convergence_db"] > 15
+    assert summary["aec"]["converged_at_s"] is not None and summary["aec"]["erle_after_convergence_db"] > 10
 
 
 def test_the_run_leaves_every_promised_file(default_run: tuple[Path, dict[str, Any]]) -> None:

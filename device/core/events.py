@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 JobKind = Literal["asr", "reply", "tts"]
-TimerKind = Literal["listen", "utterance", "alarm", "reopen", "confirm"]
+TimerKind = Literal["listen", "utterance", "alarm", "reopen", "confirm", "lookahead"]
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from device.core import events as ev
 from device.core.memory import (
     Message,
     SpokenChunk,
+    first_clause,
     heard_text,
     is_stop_phrase,
     normalise_space,
@@ -150,6 +151,8 @@ def _abandon(state: State, ctx: Context) -> tuple[Context, Commands]:
         state = state.inner
     if isinstance(state, Speaking):
         out.append(cmd.CutPlayback(state.epoch))
+        if state.reply.waiting:  # sentences held back for the lookahead: its wake-up may be armed
+            out.append(cmd.CancelTimer("lookahead", state.turn))
         cut = CutReply(state.turn, state.epoch, state.reply.chunks, _full_text(state.reply))
         ctx = replace(ctx, cut_replies=(*ctx.cut_replies, cut))
     elif isinstance(state, Announcing):
@@ -229,7 +232,16 @@ def on_timer(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outc
         return _transcribe(state, ctx, now)
     if event.kind == "confirm" and isinstance(state, Paused):
         # No confirmed speech within the window: the hint was not the user. Carry on from where it paused.
-        return state.inner, ctx, (cmd.ResumePlayback(state.epoch),)
+        inner = state.inner
+        if isinstance(inner, Announcing):
+            return inner, ctx, (cmd.ResumePlayback(state.epoch),)
+        held = now - state.paused_at_sample
+        speaking, ctx, more = _synthesise_ahead(
+            replace(inner, playing_since_sample=inner.playing_since_sample + held), ctx, now
+        )
+        return speaking, ctx, (cmd.ResumePlayback(state.epoch), *more)
+    if event.kind == "lookahead" and isinstance(state, Paused):
+        return state, ctx, (cmd.NoteIgnored("paused: synthesis waits until playback goes on"),)
     return state, ctx, (cmd.NoteIgnored(f"{event.kind} timer has no meaning in {type(state).__name__}"),)
 
 
@@ -271,9 +283,14 @@ def on_reply_delta(state: Thinking | Speaking, ctx: Context, event: ev.ReplyDelt
         return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "reply text")),)
     reply = replace(state.reply, text=state.reply.text + event.text)
     sentences, cut_at = split_sentences(reply.text, reply.sentences_cut_at)
-    starts = tuple(cmd.StartTts(state.turn, reply.requested + i, s) for i, s in enumerate(sentences))
-    reply = replace(reply, sentences_cut_at=cut_at, requested=reply.requested + len(sentences))
-    return replace(state, reply=reply), ctx, starts
+    if not sentences and reply.requested == 0 and not reply.waiting:
+        clause = first_clause(reply.text, reply.sentences_cut_at, ctx.config.first_clause_min_words)
+        if clause is not None:
+            sentences, cut_at = (clause[0],), clause[1]
+    reply = replace(reply, sentences_cut_at=cut_at, waiting=(*reply.waiting, *sentences))
+    if not sentences:  # text still growing: nothing new for synthesis (chunks and the timer pace the rest)
+        return replace(state, reply=reply), ctx, ()
+    return _synthesise_ahead(replace(state, reply=reply), ctx, now)
 
 
 def on_reply_finished(state: Thinking | Speaking, ctx: Context, event: ev.ReplyFinished, now: int) -> Outcome:
@@ -281,16 +298,47 @@ def on_reply_finished(state: Thinking | Speaking, ctx: Context, event: ev.ReplyF
         return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "end of reply")),)
     reply = state.reply
     rest = normalise_space(reply.text[reply.sentences_cut_at :])
-    out: tuple[cmd.Command, ...] = ()
     if rest:
-        out = (cmd.StartTts(state.turn, reply.requested, rest),)
-        reply = replace(reply, sentences_cut_at=len(reply.text), requested=reply.requested + 1)
+        reply = replace(reply, sentences_cut_at=len(reply.text), waiting=(*reply.waiting, rest))
     reply = replace(reply, stream="closed")
-    if reply.requested == 0:
+    if reply.requested == 0 and not reply.waiting:
         ctx = _remember(ctx, Message("assistant", ""))
-        return _with(_to_idle(ctx, now), *out, cmd.CommitHeard(state.turn, "", "", interrupted=False))
-    nxt: Thinking | Speaking = replace(state, reply=reply)
+        return _with(_to_idle(ctx, now), cmd.CommitHeard(state.turn, "", "", interrupted=False))
+    nxt, ctx, out = _synthesise_ahead(replace(state, reply=reply), ctx, now)
+    assert isinstance(nxt, Thinking | Speaking)
     return nxt, ctx, out + _finish_if_complete(nxt)
+
+
+def _ahead_samples(state: Thinking | Speaking, now: int) -> int:
+    """Synthesised audio not yet played, estimated from the sample clock (0 while nothing plays yet)."""
+    if isinstance(state, Thinking):
+        return 0
+    queued = sum(chunk.samples for chunk in state.reply.chunks)
+    return max(0, queued - (now - state.playing_since_sample))
+
+
+def _synthesise_ahead(state: Thinking | Speaking, ctx: Context, now: int) -> Outcome:
+    """Send waiting sentences to synthesis while the lookahead has room; otherwise wake up when it will."""
+    reply, config = state.reply, ctx.config
+    ahead = _ahead_samples(state, now)
+    out: list[cmd.Command] = []
+    while reply.waiting and reply.requested - len(reply.chunks) < config.tts_in_flight:
+        if reply.requested > 0 and ahead >= config.tts_lookahead_samples:
+            break
+        out.append(cmd.StartTts(state.turn, reply.requested, reply.waiting[0]))
+        reply = replace(reply, waiting=reply.waiting[1:], requested=reply.requested + 1)
+    if reply.waiting and reply.requested == len(reply.chunks) and isinstance(state, Speaking):
+        # Nothing in flight: no chunk will arrive to wake us, so a timer does when the lookahead has room.
+        out.append(cmd.StartTimer("lookahead", state.turn, now + ahead - config.tts_lookahead_samples + 1))
+    return replace(state, reply=reply), ctx, tuple(out)
+
+
+def on_lookahead_due(state: Speaking, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
+    if event.kind != "lookahead":
+        return on_timer(state, ctx, event, now)
+    if event.ref != state.turn:
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.ref, "lookahead timer")),)
+    return _synthesise_ahead(state, ctx, now)
 
 
 def on_alarm_requested(state: Thinking | Speaking, ctx: Context, event: ev.AlarmRequested, now: int) -> Outcome:
@@ -311,16 +359,21 @@ def on_tts_chunk(state: Thinking | Speaking, ctx: Context, event: ev.TtsChunkRea
     if isinstance(state, Thinking):
         epoch, ctx = _new_epoch(ctx)
         out.append(cmd.OpenPlayback(epoch, state.turn))
-        speaking = Speaking(state.turn, epoch, reply)
+        speaking = Speaking(state.turn, epoch, reply, playing_since_sample=now)
     else:
         speaking = replace(state, reply=reply)
+        if _ahead_samples(state, now) == 0:  # the speaker ran dry waiting for this chunk: it starts now
+            speaking = replace(speaking, playing_since_sample=now - sum(c.samples for c in state.reply.chunks))
     out.append(cmd.QueuePlayback(speaking.epoch, state.turn, event.seq))
-    return speaking, ctx, (*out, *_finish_if_complete(speaking))
+    nxt, ctx, more = _synthesise_ahead(speaking, ctx, now)
+    assert isinstance(nxt, Speaking)
+    return nxt, ctx, (*out, *more, *_finish_if_complete(nxt))
 
 
 def _finish_if_complete(state: Thinking | Speaking) -> Commands:
     reply = state.reply
-    if isinstance(state, Speaking) and reply.stream == "closed" and len(reply.chunks) == reply.requested:
+    done = reply.stream == "closed" and not reply.waiting and len(reply.chunks) == reply.requested
+    if isinstance(state, Speaking) and done:
         return (cmd.FinishPlayback(state.epoch),)
     return ()
 
@@ -421,7 +474,7 @@ def on_voice_hint(state: Speaking | Announcing, ctx: Context, event: ev.VoiceHin
         return state, ctx, (cmd.NoteIgnored(why),)
     due = now + ctx.config.confirm_samples
     return (
-        Paused(state, event.onset_sample),
+        Paused(state, event.onset_sample, paused_at_sample=now),
         ctx,
         (cmd.PausePlayback(state.epoch), cmd.StartTimer("confirm", state.turn, due)),
     )
@@ -577,8 +630,9 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows(Idle, ev.TimerFired, on_timer, Announcing, may_stay=True),
     **rows(Listening, ev.TimerFired, on_timer, *TO_IDLE, may_stay=True),
     **rows(Hearing, ev.TimerFired, on_timer, Transcribing, may_stay=True),
-    **rows((Transcribing, Thinking, Speaking, Announcing, Stopping), ev.TimerFired, on_timer),
+    **rows((Transcribing, Thinking, Announcing, Stopping), ev.TimerFired, on_timer),
     **rows(Paused, ev.TimerFired, on_timer, Speaking, Announcing, may_stay=True),
+    **rows(Speaking, ev.TimerFired, on_lookahead_due),
     # --- interruption, as the barge-in matrix allows: wake word; voice hint pauses, confirmed speech cancels
     **rows(INTERRUPTIBLE, ev.WakeDetected, on_barge_in_wake, Listening, may_stay=True),
     **rows((Speaking, Announcing), ev.VoiceHint, on_voice_hint, Paused, may_stay=True),

@@ -43,6 +43,19 @@ def split_sentences(text: str, start: int) -> tuple[tuple[str, ...], int]:
     return tuple(sentences), cursor
 
 
+_CLAUSE_END = re.compile(r"[,;:]\s+")
+
+
+def first_clause(text: str, start: int, min_words: int) -> tuple[str, int] | None:
+    """The first clause of at least `min_words` words in `text[start:]` that ends in , ; or : followed by
+    white space, and the offset after it; None if there is none yet."""
+    for match in _CLAUSE_END.finditer(text, start):
+        clause = normalise_space(text[start : match.end()])
+        if len(clause.split()) >= min_words:
+            return clause, match.end()
+    return None
+
+
 def normalise_space(text: str) -> str:
     return " ".join(text.split())
 

@@ -64,6 +64,13 @@ class CoreConfig:
     """After a hint paused playback, confirmed speech must start within this long, else playback resumes."""
     follow_up_samples: int = 5 * 16000
     """After a reply was heard to its end, listen this long for a follow-up without the wake word (0: off)."""
+    tts_lookahead_samples: int = 6 * 16000
+    """Synthesise a sentence only while less than this much synthesised audio waits ahead of the speaker
+    (and at most `tts_in_flight` sentences are being synthesised): a cancel wastes little work."""
+    tts_in_flight: int = 2
+    first_clause_min_words: int = 6
+    """Before the first sentence is complete, a clause of at least this many words ending in , ; or : goes
+    to speech at once, so a long first sentence does not delay the first audio."""
     stop_phrases: tuple[str, ...] = DEFAULT_STOP_PHRASES
     """An interrupting utterance that says one of these (and nothing else) ends the exchange unanswered."""
     reopen_first_samples: int = 16000
@@ -89,6 +96,8 @@ class Reply:
     """Offset in `text` up to which complete sentences were sent to speech synthesis."""
     requested: int = 0
     """Sentences sent to speech synthesis (their seq numbers are 0..requested-1)."""
+    waiting: tuple[str, ...] = ()
+    """Complete sentences held back until the speaker needs them (the synthesis lookahead is full)."""
     chunks: tuple[SpokenChunk, ...] = ()
     """Synthesised sentences received, in seq order, all queued for playback."""
     stream: Literal["open", "closed"] = "open"
@@ -138,6 +147,9 @@ class Speaking:
     turn: int
     epoch: int
     reply: Reply
+    playing_since_sample: int = 0
+    """When the epoch's first sample would have played if it had never paused: `now - playing_since_sample`
+    estimates the play position (exact heard text comes from the gate's count, this only paces synthesis)."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,7 @@ class Paused:
 
     inner: Speaking | Announcing
     hint_onset_sample: int
+    paused_at_sample: int = 0
 
     @property
     def turn(self) -> int:

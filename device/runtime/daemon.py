@@ -104,7 +104,7 @@ class Daemon:
         cleaned, facts = self.hearing.clean(mic, played)
         self.capture.append(cleaned)
         self.last_cleaned = cleaned
-        return facts + self.hearing.hear(cleaned, start, played)
+        return facts + self.hearing.hear(cleaned, start, played, raw=mic)
 
     def stop(self, now: int, reason: str) -> None:
         self.loop.handle(StopRequested(reason), now)

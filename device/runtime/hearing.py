@@ -199,16 +199,22 @@ class Hearing:
         self._converged = self._aec.converged
         return cleaned, [EchoCancellerChanged(self._converged, round(self._aec.erle_db, 1))]
 
-    def hear(self, period: Audio, start_sample: int, played: Audio | None = None) -> list[Event]:
+    def hear(
+        self, period: Audio, start_sample: int, played: Audio | None = None, raw: Audio | None = None
+    ) -> list[Event]:
         """Process one period of (cleaned) mic audio starting at `start_sample`; return the facts it revealed.
 
-        `played` is what the speaker played in the same period (the echo reference), if anything.
+        `played` is what the speaker played in the same period (the echo reference), if anything; `raw` is
+        the mic before echo cancellation. Until the canceller converges, the wake word listens to `raw`: AEC3
+        starts with a suppressor that mutes the user along with the echo (20-33 dB for its first seconds of
+        playback), and the wake word model copes with echo far better than with a muted user.
         """
+        wake_input = raw if raw is not None and self._aec is not None and not self._aec.converged else period
         self._remember_played(played, len(period))
         facts: list[Event] = []
         if self._own_wake is not None and played is not None:
             self._listen_to_own_speech(played, start_sample)
-        for frame_start, frame in self._wake_frames.push(period, start_sample):
+        for frame_start, frame in self._wake_frames.push(wake_input, start_sample):
             detection = self._score_wake(frame, frame_start)
             if detection is not None:
                 facts.append(detection)
