@@ -22,7 +22,14 @@ from device.audio.duplex import DuplexCallback, PlaybackFeeder
 from device.audio.rate import RateBridge
 from device.audio.stream import DeviceChoice, DuplexStream
 from device.config import RATE_HZ, Config
-from device.core.events import AudioDeviceLost, AudioDeviceRestored, Event, PlaybackDrained, PlaybackStopped
+from device.core.events import (
+    AudioDeviceLost,
+    AudioDeviceRestored,
+    Event,
+    MuteChanged,
+    PlaybackDrained,
+    PlaybackStopped,
+)
 from device.core.states import Degraded
 from device.errors import UserError
 from device.organs import load_engines
@@ -56,6 +63,11 @@ def choose_devices_and_rate(config: Config) -> tuple[DeviceChoice, int]:
 
 def run(config: Config, log_path: Path, stop: threading.Event | None = None) -> int:
     stop = stop or _stop_on_signals()
+    mute_requests: list[MuteChanged] = []  # appended by the signal handlers, handled by the loop below
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
+        # `systemctl kill -s USR1 spine` mutes the microphone, USR2 unmutes it.
+        signal.signal(signal.SIGUSR1, lambda _n, _f: mute_requests.append(MuteChanged(True, "SIGUSR1")))
+        signal.signal(signal.SIGUSR2, lambda _n, _f: mute_requests.append(MuteChanged(False, "SIGUSR2")))
     sys.setswitchinterval(config.audio.switch_interval_ms / 1000)
     engines = load_engines(config)
     period = config.period_samples
@@ -100,6 +112,8 @@ def run(config: Config, log_path: Path, stop: threading.Event | None = None) -> 
             while callback.reports:
                 pending.append(_in_spine_samples(callback.reports.popleft(), bridge))
             pending += daemon.inbox.drain()
+            while mute_requests:
+                pending.append(mute_requests.pop(0))
             pending += daemon.timers.pop_due(clock.now_samples())
             for event in pending:
                 handle(event, clock.now_samples())

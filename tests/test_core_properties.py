@@ -56,6 +56,7 @@ def arbitrary_event() -> st.SearchStrategy[ev.Event]:
         st.just(ev.AudioDeviceRestored()),
         st.builds(ev.TimerFired, st.just("reopen"), st.integers(1, 3)),
         st.builds(ev.StopRequested, st.just("test")),
+        st.builds(ev.MuteChanged, st.booleans(), st.just("test")),
     )
 
 

@@ -16,6 +16,7 @@ from device.core.states import (
     Hearing,
     Idle,
     Listening,
+    Muted,
     Paused,
     Reply,
     Speaking,
@@ -404,3 +405,31 @@ def test_synthesis_stays_a_bounded_lookahead_ahead_of_the_speaker() -> None:
     assert out == (cmd.StartTts(turn, 3, "Seven eight."),)
     out = d.feed(chunk(turn, 3, "Seven eight."), t0 + 3200)
     assert out == (cmd.QueuePlayback(1, turn, 3), cmd.FinishPlayback(1))  # all synthesised: finish the epoch
+
+
+# ---------------------------------------------------------------------------------------------- privacy mute
+
+
+def test_mute_ends_the_turn_and_turns_the_mic_off_and_an_alarm_waits_for_the_unmute() -> None:
+    d = Driver()
+    turn = speaking(d)
+    d.spine = replace(d.spine, context=replace(d.spine.context, alarms_armed=(Alarm(1, "tea"),)))
+    out = d.feed(ev.MuteChanged(True, "SIGUSR1"), 60000)
+    assert d.spine.state == Muted()
+    assert out == (cmd.CutPlayback(1), cmd.CancelTurn(turn), cmd.SetMicrophone(False))
+    assert d.feed(ev.WakeDetected("hey_jarvis", 0.99, 61000), 61000) == (
+        cmd.NoteIgnored("muted: the microphone is not listened to"),
+    )
+    d.feed(ev.TimerFired("alarm", 1), 70000)
+    assert d.spine.state == Muted() and d.spine.context.alarms_due == (Alarm(1, "tea"),)
+    out = d.feed(ev.MuteChanged(False, "SIGUSR2"), 80000)
+    assert isinstance(d.spine.state, Announcing) and out[0] == cmd.SetMicrophone(True)
+
+
+def test_a_muted_assistant_stays_muted_through_a_lost_sound_card() -> None:
+    d = Driver()
+    d.feed(ev.MuteChanged(True, "monitor"), 0)
+    d.feed(ev.AudioDeviceLost("unplugged"), 100)
+    assert d.spine.state == Degraded("unplugged", 1, then="muted")
+    d.feed(ev.AudioDeviceRestored(), 20000)
+    assert d.spine.state == Muted()

@@ -37,6 +37,7 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.EngineFailed(1, "asr", 'RuntimeError: "quoted", non-ASCII \u00e9\u2713'),
     ev.AudioDeviceLost("stream error: device unavailable"),
     ev.AudioDeviceRestored(),
+    ev.MuteChanged(True, "SIGUSR1"),
     ev.StopRequested("end of scene"),
 )
 
@@ -52,6 +53,7 @@ EVERY_COMMAND: tuple[cmd.Command, ...] = (
     cmd.CutPlayback(1),
     cmd.PausePlayback(1),
     cmd.ResumePlayback(1),
+    cmd.SetMicrophone(False),
     cmd.CancelTurn(1),
     cmd.CommitHeard(1, "It is nine.", "It is", interrupted=True),
     cmd.ReopenAudio(2),

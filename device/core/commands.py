@@ -102,6 +102,13 @@ class ResumePlayback:
 
 
 @dataclass(frozen=True)
+class SetMicrophone:
+    """Listen to the microphone or not (muted: no model runs on it and none of it is kept)."""
+
+    listening: bool
+
+
+@dataclass(frozen=True)
 class CancelTurn:
     """Cancel generation: every job of `turn` stops and acknowledges with `JobCancelled`."""
 
@@ -144,6 +151,7 @@ Command = (
     | CutPlayback
     | PausePlayback
     | ResumePlayback
+    | SetMicrophone
     | CancelTurn
     | CommitHeard
     | ReopenAudio
@@ -162,6 +170,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     CutPlayback,
     PausePlayback,
     ResumePlayback,
+    SetMicrophone,
     CancelTurn,
     CommitHeard,
     ReopenAudio,

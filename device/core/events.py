@@ -171,6 +171,15 @@ class AudioDeviceRestored:
 
 
 @dataclass(frozen=True)
+class MuteChanged:
+    """The user muted or unmuted the microphone (privacy), by a control outside the mic: a signal, the
+    monitor page. Muting cannot be undone by voice: a muted Spine does not listen."""
+
+    muted: bool
+    source: str
+
+
+@dataclass(frozen=True)
 class StopRequested:
     """The daemon is asked to stop (signal, end of a scene)."""
 
@@ -196,6 +205,7 @@ Event = (
     | EngineFailed
     | AudioDeviceLost
     | AudioDeviceRestored
+    | MuteChanged
     | StopRequested
 )
 
@@ -218,5 +228,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     EngineFailed,
     AudioDeviceLost,
     AudioDeviceRestored,
+    MuteChanged,
     StopRequested,
 )

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from device.core import commands as cmd
 from device.core import events as ev
@@ -57,6 +57,7 @@ from device.core.states import (
     Hearing,
     Idle,
     Listening,
+    Muted,
     Paused,
     Reply,
     Speaking,
@@ -543,8 +544,12 @@ def on_device_lost(state: State, ctx: Context, event: ev.AudioDeviceLost, now: i
     """The sound card is gone: end the turn (nobody can hear it) and try to reopen with a growing back-off."""
     ctx, out = _abandon(state, ctx)
     attempt = state.attempt + 1 if isinstance(state, Degraded) else 1
+    then: Literal["idle", "muted"] = (
+        state.then if isinstance(state, Degraded) else "muted" if isinstance(state, Muted) else "idle"
+    )
     backoff = min(ctx.config.reopen_first_samples << (attempt - 1), ctx.config.reopen_max_samples)
-    return Degraded(event.reason, attempt), ctx, (*out, cmd.StartTimer("reopen", attempt, now + backoff))
+    degraded = Degraded(event.reason, attempt, then)
+    return degraded, ctx, (*out, cmd.StartTimer("reopen", attempt, now + backoff))
 
 
 def on_reopen_due(state: Degraded, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
@@ -554,7 +559,29 @@ def on_reopen_due(state: Degraded, ctx: Context, event: ev.TimerFired, now: int)
 
 
 def on_device_restored(state: Degraded, ctx: Context, event: ev.AudioDeviceRestored, now: int) -> Outcome:
+    if state.then == "muted":
+        return Muted(), ctx, ()
     return _to_idle(ctx, now)
+
+
+# ---------------------------------------------------------------------------------------------------- mute
+
+
+def on_mute(state: State, ctx: Context, event: ev.MuteChanged, now: int) -> Outcome:
+    """Privacy first: muting ends whatever was going on and turns the microphone off at once."""
+    if not event.muted:
+        return state, ctx, (cmd.NoteIgnored("unmute while not muted: nothing to do"),)
+    if isinstance(state, Degraded):
+        listening = not event.muted
+        return replace(state, then="muted" if event.muted else "idle"), ctx, (cmd.SetMicrophone(listening),)
+    ctx, out = _abandon(state, ctx)
+    return Muted(), ctx, (*out, cmd.SetMicrophone(False))
+
+
+def on_unmute(state: Muted, ctx: Context, event: ev.MuteChanged, now: int) -> Outcome:
+    if event.muted:
+        return state, ctx, (cmd.NoteIgnored("already muted"),)
+    return _with(_to_idle(ctx, now), cmd.SetMicrophone(True))
 
 
 def on_job_cancelled(state: State, ctx: Context, event: ev.JobCancelled, now: int) -> Outcome:
@@ -585,10 +612,12 @@ def rows(
     }
 
 
-ALL_STATES = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Degraded, Stopping)
+ALL_STATES = (
+    Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Muted, Degraded, Stopping
+)  # fmt: skip
 RUNNING = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing)
-LIVE = (*RUNNING, Degraded)
-NO_WORK = (Idle, Listening, Hearing, Degraded, Stopping)
+LIVE = (*RUNNING, Muted, Degraded)
+NO_WORK = (Idle, Listening, Hearing, Muted, Degraded, Stopping)
 TURN_RESULTS = (ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady)
 REPLY_RESULTS = TURN_RESULTS[1:]
 REPLYING = (Thinking, Speaking)
@@ -624,13 +653,13 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows(Speaking, ev.PlaybackDrained, on_drained, *AFTER_REPLY, may_stay=True),
     **rows(Paused, ev.PlaybackDrained, on_paused_inner, *AFTER_REPLY, may_stay=True),
     **rows(Announcing, ev.PlaybackDrained, on_drained, Idle, may_stay=True),
-    **rows((Idle, Listening, Hearing, Transcribing, Thinking, Degraded, Stopping), ev.PlaybackDrained, on_stale_drain),
+    **rows((*NO_WORK, Transcribing, Thinking), ev.PlaybackDrained, on_stale_drain),
     **rows(ALL_STATES, ev.PlaybackStopped, on_stopped),
     # --- timers: listen window, utterance limit, user alarms (an alarm rings in Idle, waits otherwise)
     **rows(Idle, ev.TimerFired, on_timer, Announcing, may_stay=True),
     **rows(Listening, ev.TimerFired, on_timer, *TO_IDLE, may_stay=True),
     **rows(Hearing, ev.TimerFired, on_timer, Transcribing, may_stay=True),
-    **rows((Transcribing, Thinking, Announcing, Stopping), ev.TimerFired, on_timer),
+    **rows((Transcribing, Thinking, Announcing, Muted, Stopping), ev.TimerFired, on_timer),
     **rows(Paused, ev.TimerFired, on_timer, Speaking, Announcing, may_stay=True),
     **rows(Speaking, ev.TimerFired, on_lookahead_due),
     # --- interruption, as the barge-in matrix allows: wake word; voice hint pauses, confirmed speech cancels
@@ -640,7 +669,11 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     # --- the sound card: lost, reopened with back-off, restored
     **rows(LIVE, ev.AudioDeviceLost, on_device_lost, Degraded),
     **rows(Degraded, ev.TimerFired, on_reopen_due),
-    **rows(Degraded, ev.AudioDeviceRestored, on_device_restored, *TO_IDLE),
+    **rows(Degraded, ev.AudioDeviceRestored, on_device_restored, *TO_IDLE, Muted),
+    # --- privacy: mute ends everything and turns the mic off; unmute rests (or announces a rung alarm)
+    **rows(RUNNING, ev.MuteChanged, on_mute, Muted, may_stay=True),
+    **rows(Degraded, ev.MuteChanged, on_mute),
+    **rows(Muted, ev.MuteChanged, on_unmute, *TO_IDLE, may_stay=True),
     # --- acknowledgements and shutdown
     **rows(ALL_STATES, ev.JobCancelled, on_job_cancelled),
     **rows(LIVE, ev.StopRequested, on_stop, Stopping),
@@ -664,13 +697,19 @@ IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
     **{
         (s, ev.EchoCancellerChanged): "a fact for the log: hearing lets speech interrupt playback only while the "
         "echo canceller is converged"
-        for s in (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Degraded, Stopping)
+        for s in ALL_STATES
     },
     **{
         (s, ev.JobLeaked): "a cancelled job did not stop in time: its worker was replaced, its results are "
         "never posted (a fact for the log and the leak count)"
-        for s in (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Degraded, Stopping)
+        for s in ALL_STATES
     },
+    **{
+        (Muted, e): "muted: the microphone is not listened to"
+        for e in (ev.WakeDetected, ev.VoiceHint, ev.SpeechStarted, ev.SpeechEnded)
+    },
+    (Muted, ev.AudioDeviceRestored): "the sound card was not lost in this state",
+    (Stopping, ev.MuteChanged): "stopping: the microphone is closing anyway",
     (Stopping, ev.WakeDetected): "stopping: nothing new starts",
     (Stopping, ev.SpeechStarted): "stopping: nothing new starts",
     (Stopping, ev.VoiceHint): "stopping: nothing new starts",

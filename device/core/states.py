@@ -184,11 +184,19 @@ class Announcing:
 
 
 @dataclass(frozen=True)
+class Muted:
+    """The microphone is off for privacy: nothing is heard or kept. Alarms that ring wait for the unmute."""
+
+
+@dataclass(frozen=True)
 class Degraded:
-    """The sound card is gone; reopening it is attempt number `attempt`, with a growing back-off."""
+    """The sound card is gone; reopening it is attempt number `attempt`, with a growing back-off.
+
+    `then` is where a restored card leads: a muted assistant stays muted through a lost sound card."""
 
     reason: str
     attempt: int
+    then: Literal["idle", "muted"] = "idle"
 
 
 @dataclass(frozen=True)
@@ -196,7 +204,9 @@ class Stopping:
     """The daemon is shutting down; everything was cancelled and nothing new starts."""
 
 
-State = Idle | Listening | Hearing | Transcribing | Thinking | Speaking | Paused | Announcing | Degraded | Stopping
+State = (
+    Idle | Listening | Hearing | Transcribing | Thinking | Speaking | Paused | Announcing | Muted | Degraded | Stopping
+)
 
 STATE_TYPES: tuple[type[State], ...] = (
     Idle,
@@ -207,6 +217,7 @@ STATE_TYPES: tuple[type[State], ...] = (
     Speaking,
     Paused,
     Announcing,
+    Muted,
     Degraded,
     Stopping,
 )
@@ -258,6 +269,6 @@ def initial(config: CoreConfig) -> Spine:
 
 def current_turn(state: State) -> int | None:
     """The turn whose work is running in `state`, if any."""
-    if isinstance(state, Idle | Degraded | Stopping):
+    if isinstance(state, Idle | Muted | Degraded | Stopping):
         return None
     return state.turn

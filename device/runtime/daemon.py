@@ -67,6 +67,7 @@ class Daemon:
         self.aec = EchoCanceller(converge_erle_db=config.aec.converge_erle_db) if config.aec.enabled else None
         self.hearing = Hearing(engines.vad, engines.wake, hearing_config(config), self.aec, engines.own_wake)
         self.last_cleaned: npt.NDArray[np.int16] = np.zeros(0, np.int16)
+        self.listening = True
         self.runner: VirtualRunner | ThreadRunner = (
             VirtualRunner(samples(config.sim.cancel_ack_ms / 1000))
             if clock == "virtual"
@@ -85,8 +86,12 @@ class Daemon:
             local_time=self._local_time(clock),
             costs=costs_of(config),
             reopen_audio=reopen_audio,
+            set_microphone=self._set_microphone,
         )
         self.loop = SpineLoop(initial(core_config(config)), self.log, self.executor)
+
+    def _set_microphone(self, listening: bool) -> None:
+        self.listening = listening
 
     def _post_leak(self, turn: int, job: JobKind, waited_ms: float) -> None:
         self.inbox.post(JobLeaked(turn, job, round(waited_ms, 1)))
@@ -101,6 +106,10 @@ class Daemon:
         """One period of mic audio (and what was played meanwhile) -> the facts hearing found in it.
 
         The echo-cancelled mic is what is heard and what is kept for speech to text."""
+        if not self.listening:  # muted: the mic is neither heard nor kept (silence keeps the indices aligned)
+            self.capture.append(np.zeros_like(mic))
+            self.last_cleaned = np.zeros_like(mic)
+            return []
         cleaned, facts = self.hearing.clean(mic, played)
         self.capture.append(cleaned)
         self.last_cleaned = cleaned

@@ -15,6 +15,7 @@
 | ResumePlayback | fade it back in from exactly where it paused                    |
 | CancelTurn     | cancel every job of the turn and drop its unplayed audio        |
 | ReopenAudio    | ask the audio side to reopen the sound card                     |
+| SetMicrophone  | hear the mic, or drop it unheard and unkept (muted)             |
 | CommitHeard    | nothing here: the log holds it; memory lives in the core        |
 | NoteIgnored    | nothing here: the log holds it                                  |
 """
@@ -65,8 +66,9 @@ class Executor:
         local_time: Callable[[int], datetime],
         costs: Costs,
         reopen_audio: Callable[[int], None] = lambda _attempt: None,
+        set_microphone: Callable[[bool], None] = lambda _listening: None,
     ) -> None:
-        self._reopen_audio = reopen_audio
+        self._reopen_audio, self._set_microphone = reopen_audio, set_microphone
         self._runner, self._gate, self._timers, self._capture = runner, gate, timers, capture
         self._asr, self._tts, self._respond, self._local_time, self._costs = asr, tts, respond, local_time, costs
         self.store = AudioStore()
@@ -108,5 +110,7 @@ class Executor:
                 self.store.drop_turn(turn)
             case cmd.ReopenAudio(attempt):
                 self._reopen_audio(attempt)
+            case cmd.SetMicrophone(listening):
+                self._set_microphone(listening)
             case cmd.CommitHeard() | cmd.NoteIgnored():
                 pass
