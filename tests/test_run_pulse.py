@@ -72,3 +72,54 @@ def test_spine_run_survives_the_sound_server_going_away_and_coming_back(tmp_path
     steps, mismatches = replay(log)
     assert mismatches == []
     assert [s.state for s in steps][-2:] == ["Idle", "Stopping"]
+
+
+def outcomes(path: Path) -> list[dict[str, object]]:
+    """The decision lines of a log: each with its state and commands."""
+    return [
+        json.loads(line)
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.startswith('{"t"') and '"state"' in line and line.endswith("}")
+    ]
+
+
+def test_spine_run_answers_a_spoken_request_and_never_interrupts_itself_at_0_db_echo(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """The null sink's monitor is the mic: the assistant's voice reaches it at full level (0 dB), the worst
+    coupling a device can have. The echo canceller must keep the story from interrupting itself, at 48 kHz."""
+    with pulse_server() as env:
+        config = tmp_path / "run.toml"
+        config.write_text(
+            f'[models]\ndir = "{models_dir}"\n[audio]\ninput_device = "pulse"\noutput_device = "pulse"\n'
+            "device_rate_hz = 48000\n"
+        )
+        ask = tmp_path / "ask.wav"
+        subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(ask), "Hey Jarvis. Tell me a story."], check=True)
+        log = tmp_path / "events.jsonl"
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "device", "run", "--config", str(config), "--log", str(log)],
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert daemon.stdout is not None
+            assert "running" in daemon.stdout.readline()
+            subprocess.run(["paplay", "-d", "spine_null", str(ask)], env={**os.environ, **env}, check=True)
+            wait_for(lambda: "TtsChunkReady" in log_types(log), 30, "the answer to be synthesised")
+            began = time.monotonic()
+            wait_for(lambda: time.monotonic() - began > 20, 25, "20 s of the story")
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=20) == 0, daemon.stderr.read() if daemon.stderr else ""
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+    text = log.read_text(encoding="utf-8")
+    assert '"TranscriptReady","turn":1,"text":"Tell me a story."' in text.replace(", ", ",")
+    states = [o["state"] for o in outcomes(log)]
+    speaking_from = states.index("Speaking")
+    # Speaking until the stop: never paused, cut, or hearing its own voice as the user.
+    assert set(states[speaking_from:-1]) == {"Speaking"}, sorted(set(states[speaking_from:]))
+    assert '"type":"EchoCancellerChanged","converged":true' in text.replace(", ", ",")

@@ -36,6 +36,11 @@ from device.core.events import EchoCancellerChanged, Event, SpeechEnded, SpeechS
 Audio = npt.NDArray[np.int16]
 
 
+SILENT_PEAK = 32
+"""A played period whose peak is at most this (-60 dBFS) is silence: resampling digital silence from a 48 kHz
+device leaves +-1 values in the reference, which must not count as the assistant playing."""
+
+
 class EchoCanceller(Protocol):
     @property
     def converged(self) -> bool: ...
@@ -240,7 +245,7 @@ class Hearing:
         """Score the wake word in what the speaker played; silence is skipped (the model's cost is per frame)."""
         assert self._own_wake is not None
         for frame_start, frame in self._own_frames.push(played, start_sample):
-            if not frame.any():
+            if int(np.abs(frame.astype(np.int32)).max()) <= SILENT_PEAK:
                 continue
             if self._own_wake.score(frame) >= self._config.wake_threshold:
                 self._own_wake_until = frame_start + len(frame) + self._config.own_wake_window_samples
@@ -255,7 +260,7 @@ class Hearing:
 
     def _remember_played(self, played: Audio | None, period_samples: int) -> None:
         peak = int(np.abs(played.astype(np.int32)).max()) if played is not None and len(played) else 0
-        self._played_peaks.append(peak)
+        self._played_peaks.append(peak if peak > SILENT_PEAK else 0)
         while len(self._played_peaks) * period_samples > self._config.echo_window_samples:
             self._played_peaks.popleft()
 

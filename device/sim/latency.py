@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -46,6 +45,7 @@ import numpy as np
 from device.config import RATE_HZ, Config
 from device.core import commands as cmd
 from device.core import events as ev
+from device.core.memory import split_sentences
 from device.reply.fake_server import FakeLlmConfig, FakeLlmServer
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.demo import demo
@@ -98,8 +98,10 @@ def run_latency(
     """Run the scene `runs` times per backend in wall clock; every run's files go under `out_dir`."""
     scene = load_scene(scene_path)
     wake_phrase = config.wake.model.replace("_", " ")
-    tails_ms = {strip_wake_phrase(say.text, wake_phrase): _trailing_silence_ms(say.text, say.voice, say.gain_db)
-                for say in scene.say}  # fmt: skip
+    tails_ms = {
+        strip_wake_phrase(say.text, wake_phrase): _trailing_silence_ms(say.text, say.voice, say.gain_db)
+        for say in scene.say
+    }
     fake = FakeLlmConfig(first_token_delay_s=first_token_ms / 1000, tokens_per_s=tokens_per_s, reply=reply)
     load_before = os.getloadavg()
     server = FakeLlmServer(fake)
@@ -107,8 +109,10 @@ def run_latency(
     remote = replace(
         config.reply, backend="openai", base_url=base_url, model="fake-llm", api_key_env=None, api_key_file=None
     )
-    backends = {"local": replace(config, reply=replace(config.reply, backend="local")),
-                "openai": replace(config, reply=remote)}  # fmt: skip
+    backends = {
+        "local": replace(config, reply=replace(config.reply, backend="local")),
+        "openai": replace(config, reply=remote),
+    }
     result: dict[str, Any] = {
         "scene": str(scene_path),
         "questions": len(scene.say),
@@ -130,12 +134,21 @@ def run_latency(
                     turn["run"] = index + 1
                 turns += mine
                 answered = sum(1 for t in mine if t["answered"])
-                run_rows.append({"run": index + 1, "wall_time_s": summary["wall_time_s"], "xruns": summary["xruns"],
-                                 "questions": len(scene.say), "answered": answered,
-                                 "load_average": round(os.getloadavg()[0], 2)})  # fmt: skip
+                run_rows.append(
+                    {
+                        "run": index + 1,
+                        "wall_time_s": summary["wall_time_s"],
+                        "xruns": summary["xruns"],
+                        "questions": len(scene.say),
+                        "answered": answered,
+                        "load_average": round(os.getloadavg()[0], 2),
+                    }
+                )
                 if progress is not None:
-                    progress(f"{name} run {index + 1}/{runs}: {answered}/{len(scene.say)} answered, "
-                             f"{summary['wall_time_s']} s, xruns {summary['xruns']}")  # fmt: skip
+                    progress(
+                        f"{name} run {index + 1}/{runs}: {answered}/{len(scene.say)} answered, "
+                        f"{summary['wall_time_s']} s, xruns {summary['xruns']}"
+                    )
             first_token = first_token_ms if name == "openai" else None
             result["backends"][name] = _backend_result(turns, run_rows, first_token)
     finally:
@@ -213,17 +226,22 @@ def _turns(summary: dict[str, Any], steps: Iterable[LoggedStep], tails_ms: dict[
             "to_speaker": _ms(m.first_chunk, first_audio),
         }
         parts = [ms[s] for s in STAGES[1:-1]]
-        ms["other"] = None if endpoint_to_audio is None or None in parts else (
-            round(endpoint_to_audio - sum(p for p in parts if p is not None), 1))  # fmt: skip
-        rows.append({
-            "turn": row["turn"],
-            "said": row["said"],
-            "transcript": row["transcript"],
-            "wer": row["wer"],
-            "reply_text": row["reply_text"],
-            "answered": bool(row["transcript"].strip()) and first_audio is not None,
-            "ms": ms,
-        })  # fmt: skip
+        ms["other"] = (
+            None
+            if endpoint_to_audio is None or None in parts
+            else (round(endpoint_to_audio - sum(p for p in parts if p is not None), 1))
+        )
+        rows.append(
+            {
+                "turn": row["turn"],
+                "said": row["said"],
+                "transcript": row["transcript"],
+                "wer": row["wer"],
+                "reply_text": row["reply_text"],
+                "answered": bool(row["transcript"].strip()) and first_audio is not None,
+                "ms": ms,
+            }
+        )
     return rows
 
 
@@ -258,12 +276,12 @@ def _verdict(stats: dict[str, Any], first_token_ms: float | None) -> dict[str, A
     total = stats["endpoint_to_first_audio"]
     # Everything after the endpoint decision but the model's own first-token delay must fit in the budget.
     outside = {s: stats[s]["p50"] for s in STAGES[1:] if s != MODEL_STAGE and stats[s]["p50"] is not None}
-    if measured_first is not None:
+    if first_token_ms is not None and measured_first is not None:
         outside["model_overhead"] = round(measured_first - first, 1)  # the client and HTTP, beyond the model
     ranked = sorted(outside.items(), key=lambda kv: -kv[1])
     return {
         "first_token_ms": first,
-        "first_token_source": "configured (fake server)" if first_token_ms is not None else "measured p50",
+        "first_token_source": "configured" if first_token_ms is not None else "measured p50",
         "budget_ms": BUDGET_MS,
         "target_ms": target,
         "holds_p50": total["p50"] is not None and total["p50"] <= target,
@@ -283,8 +301,13 @@ def _machine() -> dict[str, Any]:
                 break
     except OSError:  # not Linux: the CPU model is a nicety
         pass
-    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "arch": platform.machine(),
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "arch": platform.machine(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -318,7 +341,7 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         f"{result['load_average_before'][0]} / {result['load_average_after'][0]}.",
         "",
         f"Wall clock: `{result['scene']}` ({result['questions']} short questions, quiet room) ran "
-        f"{result['runs']} times per backend through `spine demo --clock wall` — the simulated card paced in real",
+        f"{result['runs']} time(s) per backend through `spine demo --clock wall` — the simulated card paced in real",
         "time, the real models (whisper.cpp tiny.en, Piper) on worker threads. Backends: the **local** responder,",
         f"and **openai** against an in-process fake OpenAI-compatible server (first token after "
         f"{_cell(fake['first_token_ms'])} ms, then {_cell(fake['tokens_per_s'])} tokens/s) answering every question",
@@ -357,6 +380,10 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         "The stages after the decision add up to endpoint → first audio per turn; p50s of stages need not add up to",
         "the p50 of the total. Speech end is the ground truth: the end of the user's voice in the scripted clip",
         "(espeak-ng's trailing silence excluded). Times come from the event log and the card at a 10 ms grain.",
+        "The simulated card has no output buffer, so “to the speaker” is about 0 here; on a device add the sound",
+        "card's output latency (`spine bench audio` measures it). Synthesis starts once the first sentence (or a",
+        "clause of 6 words or more) is complete, so “first sentence” is the model's pace: a first sentence of n",
+        f"words takes (n - 1) / tokens-per-s after the first token ({_first_sentence_note(fake)}).",
         "",
         "## Runs",
         "",
@@ -365,15 +392,32 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
     ]
     for name, b in backends.items():
         for r in b["runs"]:
-            lines.append(f"| {NAMES[name]} | {r['run']} | {r['wall_time_s']} | {r['answered']} of {r['questions']}"
-                         f" | {r['xruns']} | {r['load_average']} |")  # fmt: skip
-    lines += ["", "## What was heard (first run)", "", "| backend | said | transcript | WER | endpoint → first audio ms |",
-              "|---|---|---|---|---|"]  # fmt: skip
+            lines.append(
+                f"| {NAMES[name]} | {r['run']} | {r['wall_time_s']} | {r['answered']} of {r['questions']}"
+                f" | {r['xruns']} | {r['load_average']} |"
+            )
+    lines += [
+        "",
+        "## What was heard (first run)",
+        "",
+        "| backend | said | transcript | WER | endpoint → first audio ms |",
+        "|---|---|---|---|---|",
+    ]
     for name, b in backends.items():
         for t in (t for t in b["turns"] if t["run"] == 1):
-            lines.append(f"| {NAMES[name]} | {t['said']} | {t['transcript']} | {t['wer']:.0%} |"
-                         f" {_cell(t['ms']['endpoint_to_first_audio'])} |")  # fmt: skip
+            lines.append(
+                f"| {NAMES[name]} | {t['said']} | {t['transcript']} | {t['wer']:.0%} |"
+                f" {_cell(t['ms']['endpoint_to_first_audio'])} |"
+            )
     return "\n".join(lines) + "\n"
+
+
+def _first_sentence_note(fake: dict[str, Any]) -> str:
+    reply = str(fake["reply"])
+    first = split_sentences(reply + " ", 0)[0]
+    n = len(first[0].split()) if first else len(reply.split())
+    rate = float(fake["tokens_per_s"])
+    return f"the fake reply's first sentence: {n} words at {rate:g} tokens/s, {(n - 1) / rate * 1000:.0f} ms"
 
 
 def _yes(flag: bool) -> str:
@@ -386,11 +430,16 @@ def _verdict_lines(backends: dict[str, Any]) -> list[str]:
         t = b["target"]
         total = b["stats"]["endpoint_to_first_audio"]
         if t["holds_p95"]:
-            out.append(f"- {NAMES[name]}: the target holds (p95 {_cell(total['p95'])} ms ≤ {_cell(t['target_ms'])} ms).")
+            out.append(
+                f"- {NAMES[name]}: the target holds (p95 {_cell(total['p95'])} ms ≤ {_cell(t['target_ms'])} ms)."
+            )
             continue
         alone = t["over_budget_alone"]
-        why = (f"{', '.join(alone)} alone exceed{'s' if len(alone) == 1 else ''} the {BUDGET_MS:g} ms budget"
-               if alone else f"no stage alone exceeds {BUDGET_MS:g} ms, but together they do")  # fmt: skip
+        why = (
+            f"{', '.join(alone)} alone exceed{'s' if len(alone) == 1 else ''} the {BUDGET_MS:g} ms budget"
+            if alone
+            else f"no stage alone exceeds {BUDGET_MS:g} ms, but together they do"
+        )
         out.append(
             f"- {NAMES[name]}: the target does **not** hold{' at p95' if t['holds_p50'] else ''}"
             f" (p50 {_cell(total['p50'])}, p95 {_cell(total['p95'])} ms against {_cell(t['target_ms'])} ms): outside"
@@ -405,7 +454,3 @@ def write_report(result: dict[str, Any], markdown: Path, command: str) -> None:
     markdown.write_text(report_markdown(result, command), encoding="utf-8")
     document = {"command": command, **result}
     markdown.with_suffix(".json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-
-
-def median_or_none(values: list[float]) -> float | None:
-    return round(statistics.median(values), 1) if values else None
