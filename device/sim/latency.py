@@ -7,8 +7,10 @@ worker threads, the virtual card paced in real time — `runs` times with each r
 * openai: `[reply] backend = "openai"` against an in-process fake OpenAI-compatible server that streams a
   realistic spoken answer at a set pace (first token after 300 ms, then 30 tokens/s by default).
 
-Every answered turn gives one sample of each stage; the report is p50/p95 over all of them. The stages, in
-the order a turn goes through them (times from the event log and the card, so at a 10 ms period's grain):
+Each run is a fresh process (models loaded, nothing warm, as the daemon starts); a run that crashes is kept
+aside under `<run>-crashed-<n>`, listed in the report, and run again. Every answered turn gives one sample of
+each stage; the report is p50/p95 over all of them. The stages, in the order a turn goes through them (times
+from the event log and the card, so at a 10 ms period's grain):
 
   | stage            | from                                  | to                                         |
   |------------------|---------------------------------------|--------------------------------------------|
@@ -32,9 +34,12 @@ responder has none configured, so its measured p50 time to first text stands in.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
+import shutil
 import time
+import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,6 +51,7 @@ from device.config import RATE_HZ, Config
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.memory import split_sentences
+from device.errors import UserError
 from device.reply.fake_server import FakeLlmConfig, FakeLlmServer
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.demo import demo
@@ -69,6 +75,9 @@ MODEL_STAGE = "reply_first_text"
 
 VOICE_FLOOR_DB = -40.0
 """A 10 ms frame is voice while its RMS is within this of the clip's loudest frame (for the true voice end)."""
+
+MAX_ATTEMPTS = 3
+"""A run that crashes is run again, at most this many times in all (each crash is kept and reported)."""
 
 Progress = Callable[[str], None]
 
@@ -126,9 +135,10 @@ def run_latency(
         for name, backend_config in backends.items():
             turns: list[dict[str, Any]] = []
             run_rows: list[dict[str, Any]] = []
+            crashes: list[dict[str, Any]] = []
             for index in range(runs):
                 run_dir = out_dir / name / f"run{index + 1}"
-                summary = demo(backend_config, scene, scene_path.name, run_dir, "wall")
+                summary = _run_until_done(backend_config, scene_path, run_dir, crashes, progress)
                 mine = _turns(summary, read_log(run_dir / "events.jsonl").steps, tails_ms)
                 for turn in mine:
                     turn["run"] = index + 1
@@ -150,11 +160,59 @@ def run_latency(
                         f"{summary['wall_time_s']} s, xruns {summary['xruns']}"
                     )
             first_token = first_token_ms if name == "openai" else None
-            result["backends"][name] = _backend_result(turns, run_rows, first_token)
+            result["backends"][name] = _backend_result(turns, run_rows, crashes, first_token)
     finally:
         server.stop()
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return result
+
+
+def _run_until_done(
+    config: Config, scene_path: Path, run_dir: Path, crashes: list[dict[str, Any]], progress: Progress | None
+) -> dict[str, Any]:
+    """One run of the scene in a fresh process; a run that crashes is kept aside, noted and run again.
+
+    A process per run: each starts as the daemon does (models loaded, nothing warm), and a crash in one
+    run (its exception, or an abort in a native library on the way out) cannot take the others with it.
+    """
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        child = multiprocessing.get_context("spawn").Process(
+            target=_run_in_child, args=(config, scene_path, run_dir), name=f"spine-latency-{run_dir.name}"
+        )
+        child.start()
+        child.join()
+        summary_path = run_dir / "summary.json"
+        if summary_path.is_file():  # written last by `demo`: the run finished
+            summary: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
+            return summary
+        kept = run_dir.with_name(f"{run_dir.name}-crashed-{len(crashes) + 1}")
+        if kept.exists():
+            shutil.rmtree(kept)
+        if run_dir.exists():
+            run_dir.rename(kept)
+        error = kept / "error.txt"
+        last = error.read_text(encoding="utf-8").strip().splitlines()[-1] if error.is_file() else ""
+        crashes.append({"run_dir": str(kept), "attempt": attempt, "exit_code": child.exitcode, "error": last})
+        if progress is not None:
+            progress(f"  {run_dir.parent.name}/{run_dir.name} crashed (exit {child.exitcode}: {last}); "
+                     f"files in {kept}; running it again")  # fmt: skip
+    raise UserError(f"{run_dir}: crashed {MAX_ATTEMPTS} times in a row; see {run_dir.parent}/*-crashed-*/")
+
+
+def _run_in_child(config: Config, scene_path: Path, run_dir: Path) -> None:
+    """The body of a run's process: the scene through `demo` on the wall clock; its output goes to a file."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with (run_dir / "output.txt").open("w", encoding="utf-8") as output:
+        # Native libraries write to the file descriptors directly, so both are redirected, not sys.stdout.
+        os.dup2(output.fileno(), 1)
+        os.dup2(output.fileno(), 2)
+        try:
+            demo(config, load_scene(scene_path), scene_path.name, run_dir, "wall")
+        except BaseException:
+            (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            raise
 
 
 # ------------------------------------------------------------------------------------------- measuring
@@ -262,10 +320,14 @@ def _stats(turns: list[dict[str, Any]], measure: str) -> dict[str, Any]:
 
 
 def _backend_result(
-    turns: list[dict[str, Any]], run_rows: list[dict[str, Any]], first_token_ms: float | None
+    turns: list[dict[str, Any]],
+    run_rows: list[dict[str, Any]],
+    crashes: list[dict[str, Any]],
+    first_token_ms: float | None,
 ) -> dict[str, Any]:
     stats = {measure: _stats(turns, measure) for measure in MEASURES}
-    return {"stats": stats, "target": _verdict(stats, first_token_ms), "runs": run_rows, "turns": turns}
+    target = _verdict(stats, first_token_ms)
+    return {"stats": stats, "target": target, "runs": run_rows, "crashed_runs": crashes, "turns": turns}
 
 
 def _verdict(stats: dict[str, Any], first_token_ms: float | None) -> dict[str, Any]:
@@ -396,6 +458,12 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
                 f"| {NAMES[name]} | {r['run']} | {r['wall_time_s']} | {r['answered']} of {r['questions']}"
                 f" | {r['xruns']} | {r['load_average']} |"
             )
+    crashes = [(name, c) for name, b in backends.items() for c in b["crashed_runs"]]
+    if crashes:
+        lines += ["", f"{len(crashes)} run(s) crashed and were run again (their numbers are not in the tables):", ""]
+        lines += [
+            f"- {NAMES[name]}: `{c['run_dir']}`, exit code {c['exit_code']}: `{c['error']}`" for name, c in crashes
+        ]
     lines += [
         "",
         "## What was heard (first run)",
