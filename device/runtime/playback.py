@@ -34,6 +34,9 @@ class PlaybackGate:
         self._report = report
         self.callback = DuplexCallback.with_rings(RING_SAMPLES, fade_samples, period_samples)
         self.feeder = PlaybackFeeder(self.callback.playback, self.callback.controls)
+        self.pump_on_pull = True
+        """Single-threaded use tops the ring up in `pull`. When `pull` runs on another thread (the wall-clock
+        card), the ring has one writer only if the FSM thread pumps instead: set False and call `pump()`."""
 
     # ---- FSM side
     def open(self, epoch: int) -> None:
@@ -55,8 +58,12 @@ class PlaybackGate:
         self.feeder.resume(epoch)
 
     # ---- one period of the audio side
-    def pull(self, n: int) -> Frame:
+    def pump(self) -> None:
         self.feeder.pump()
+
+    def pull(self, n: int) -> Frame:
+        if self.pump_on_pull:
+            self.feeder.pump()
         out = np.zeros(n, np.int16)
         self.callback.play(out)
         while self.callback.reports:

@@ -130,6 +130,7 @@ def run_wall(rig: Rig, scene: Scene) -> Run:
                 xruns[0] += 1
                 deadline = time.monotonic()
 
+    rig.gate.pump_on_pull = False  # the card thread only reads the ring; this (FSM) thread writes it
     thread = threading.Thread(target=card_thread, name="spine-card", daemon=True)
     thread.start()
     try:
@@ -140,6 +141,7 @@ def run_wall(rig: Rig, scene: Scene) -> Run:
                     rig.loop.handle(fact, position[0])
             for event in rig.inbox.drain() + list(rig.timers.pop_due(position[0])):
                 rig.loop.handle(event, position[0])
+            rig.gate.pump()
             arrived = rig.inbox.wait(period_s / 2)
             if arrived is not None:
                 rig.loop.handle(arrived, position[0])
