@@ -46,7 +46,10 @@ STATE_COLOURS: dict[str, str] = {
     "Transcribing": "#b2df8a",
     "Thinking": "#33a02c",
     "Speaking": "#ff7f00",
+    "Paused": "#cab2d6",
     "Announcing": "#fdbf6f",
+    "Muted": "#6a3d9a",
+    "Degraded": "#b15928",
     "Stopping": "#e31a1c",
 }
 UNKNOWN_STATE_COLOUR = "#999999"
@@ -363,7 +366,7 @@ def _draw_speaker(ax: Axes, run: Run, seconds_per_char: float) -> None:
         # The cut lands within a few ms: widen its span to a few pixels or it vanishes at a minute per panel.
         ax.axvspan(decision_s, max(cut_s, decision_s + seconds_per_char), color=CUT_COLOUR, alpha=0.35, linewidth=0)
         ms = float(barge_in.get("onset_to_silence_ms", (cut_s - onset_s) * 1000.0))
-        labels.append(Label(cut_s, f"✂ cut {ms:.0f} ms after onset", CUT_COLOUR))
+        labels.append(Label(cut_s, f"✂ silent {ms:.0f} ms after onset", CUT_COLOUR))
     bold_seconds_per_char = seconds_per_char * BOLD_WIDTH
     cut_labels = _cut_labels_inside(labels, ax, bold_seconds_per_char)
     for label, row in place_labels(cut_labels, bold_seconds_per_char, rows=3, end_s=math.inf):
@@ -411,9 +414,9 @@ def _legends(fig: Figure, run: Run, duration_s: float) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    # Every known state, in the order a turn goes through them, so the key reads like the story of a turn.
+    # The states of this run, in the order a turn goes through them, so the key reads like the story of a turn.
     seen = {state for _, _, state in state_spans(run.steps, duration_s)}
-    names = [*STATE_COLOURS, *sorted(seen - STATE_COLOURS.keys())]
+    names = [*(n for n in STATE_COLOURS if n in seen), *sorted(seen - STATE_COLOURS.keys())]
     states = [Patch(facecolor=STATE_COLOURS.get(n, UNKNOWN_STATE_COLOUR), edgecolor="#888888", label=n) for n in names]
     style: dict[str, Any] = {
         "fontsize": 9,
