@@ -39,22 +39,31 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None
         tick.wait(0.05)  # a real daemon on a real clock: this waits on it, it does not pace a unit test
 
 
+def start_spine_run(config: Path, log: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`spine run` in its own process on the test's sound server; returns once its models are loaded and the
+    stream is open."""
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "device", "run", "--config", str(config), "--log", str(log)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert daemon.stdout is not None
+    if "running" not in daemon.stdout.readline():  # models loaded, stream open
+        daemon.kill()
+        raise AssertionError(f"spine run did not start: {daemon.communicate()[1]}")
+    return daemon
+
+
 def test_spine_run_survives_the_sound_server_going_away_and_coming_back(tmp_path: Path, models_dir: Path) -> None:
     with pulse_server() as env:
         runtime_dir = env["XDG_RUNTIME_DIR"]
         config = tmp_path / "run.toml"
         config.write_text(f'[models]\ndir = "{models_dir}"\n[audio]\ninput_device = "pulse"\noutput_device = "pulse"\n')
         log = tmp_path / "events.jsonl"
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "device", "run", "--config", str(config), "--log", str(log)],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        daemon = start_spine_run(config, log, env)
         try:
-            assert daemon.stdout is not None
-            assert "running" in daemon.stdout.readline()  # models loaded, stream open
             _run("stop", runtime_dir)  # the "device" disappears
             wait_for(lambda: "AudioDeviceLost" in log_types(log), 15, "AudioDeviceLost")
             started = _run("start", runtime_dir)  # and comes back
@@ -97,16 +106,8 @@ def test_spine_run_answers_a_spoken_request_and_never_interrupts_itself_at_0_db_
         ask = tmp_path / "ask.wav"
         subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(ask), "Hey Jarvis. Tell me a story."], check=True)
         log = tmp_path / "events.jsonl"
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "device", "run", "--config", str(config), "--log", str(log)],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        daemon = start_spine_run(config, log, env)
         try:
-            assert daemon.stdout is not None
-            assert "running" in daemon.stdout.readline()
             subprocess.run(["paplay", "-d", "spine_null", str(ask)], env={**os.environ, **env}, check=True)
             wait_for(lambda: "TtsChunkReady" in log_types(log), 30, "the answer to be synthesised")
             began = time.monotonic()

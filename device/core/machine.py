@@ -708,7 +708,6 @@ IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
         (Muted, e): "muted: the microphone is not listened to"
         for e in (ev.WakeDetected, ev.VoiceHint, ev.SpeechStarted, ev.SpeechEnded)
     },
-    (Muted, ev.AudioDeviceRestored): "the sound card was not lost in this state",
     (Stopping, ev.MuteChanged): "stopping: the microphone is closing anyway",
     (Stopping, ev.WakeDetected): "stopping: nothing new starts",
     (Stopping, ev.SpeechStarted): "stopping: nothing new starts",
@@ -720,7 +719,7 @@ IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
     (Degraded, ev.SpeechEnded): "no sound card: speech cannot have been heard through it",
     (Stopping, ev.AudioDeviceLost): "stopping: the sound card is no longer needed",
     (Stopping, ev.AudioDeviceRestored): "stopping: the sound card is no longer needed",
-    **{(s, ev.AudioDeviceRestored): "the sound card was not lost in this state" for s in RUNNING},
+    **{(s, ev.AudioDeviceRestored): "the sound card was not lost in this state" for s in (*RUNNING, Muted)},
 }
 
 ILLEGAL: frozenset[tuple[type[State], type[ev.Event]]] = frozenset()

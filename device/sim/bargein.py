@@ -74,7 +74,8 @@ def _sounding(utterances: list[Utterance], at: int) -> list[Utterance]:
     return [u for u in utterances if u.start_sample - margin <= at <= u.end_sample + margin]
 
 
-def _energy(track: Samples, start: int, end: int) -> float:
+def _energy(track: npt.NDArray[Any], start: int, end: int) -> float:
+    """Mean square of `track[start:end]` (converted after slicing: the tracks are minutes long)."""
     part = track[max(start, 0) : max(end, 0)].astype(np.float64)
     return float(np.mean(part * part)) if len(part) else 0.0
 
@@ -146,6 +147,6 @@ def erle_db(
         stop = start + period_samples
         if _energy(user, start, stop) > 0 or _energy(echo, start, stop) < ECHO_MIN_ENERGY:
             continue
-        mic_energy += _energy(mic.astype(np.float32), start, stop)
-        cleaned_energy += _energy(cleaned.astype(np.float32), start, stop)
+        mic_energy += _energy(mic, start, stop)
+        cleaned_energy += _energy(cleaned, start, stop)
     return _db(mic_energy / cleaned_energy) if cleaned_energy > 0 else None
