@@ -93,6 +93,19 @@ class AecConfig:
 
 
 @dataclass(frozen=True)
+class EarconsConfig:
+    enabled: bool = True
+    """Chime when the wake word is accepted, when nothing was said after it, and on mute/unmute."""
+    level_dbfs: float = -14.0
+    """Peak level of the chimes (speech peaks near -3 dBFS)."""
+
+    def validate(self) -> str | None:
+        if not -60.0 <= self.level_dbfs <= 0.0:
+            return f"`level_dbfs` must be -60..0, got {self.level_dbfs}"
+        return None
+
+
+@dataclass(frozen=True)
 class ListenConfig:
     timeout_s: float = 8.0
     """After the wake word, wait this long for speech before going back to idle."""
@@ -284,6 +297,7 @@ class Config:
     vad: VadConfig = field(default_factory=VadConfig)
     aec: AecConfig = field(default_factory=AecConfig)
     listen: ListenConfig = field(default_factory=ListenConfig)
+    earcons: EarconsConfig = field(default_factory=EarconsConfig)
     barge_in: BargeInConfig = field(default_factory=BargeInConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     tts: TtsConfig = field(default_factory=TtsConfig)
@@ -320,6 +334,7 @@ def core_config(config: Config) -> CoreConfig:
         confirm_samples=samples(config.barge_in.confirm_ms / 1000),
         follow_up_samples=samples(config.listen.follow_up_s),
         stop_phrases=config.barge_in.stop_phrases,
+        earcons=config.earcons.enabled,
     )
 
 

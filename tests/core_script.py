@@ -15,6 +15,7 @@ CONFIG = CoreConfig(
     max_utterance_samples=15 * 16000,
     min_utterance_samples=3200,
     preroll_samples=4800,
+    earcons=False,  # the scripted turns read clearer without chimes; tests/test_core_earcons.py has them on
 )
 
 

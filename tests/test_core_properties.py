@@ -88,6 +88,8 @@ def fitting_event(spine: Spine, now: int) -> st.SearchStrategy[ev.Event]:
         ]
     if isinstance(state, Announcing):
         options += [st.just(chunk(state.turn, 0, "Your timer is done.")), st.just(ev.PlaybackDrained(state.epoch, 1))]
+    if spine.context.earcon_epoch:
+        options.append(st.just(ev.PlaybackDrained(spine.context.earcon_epoch, 2720)))
     for cut in spine.context.cut_replies:
         options.append(st.builds(ev.PlaybackStopped, st.just(cut.epoch), st.integers(0, 9000)))
     if isinstance(state, Degraded):
@@ -103,9 +105,11 @@ WORK = (cmd.StartAsr, cmd.StartReply, cmd.StartTts, cmd.OpenPlayback, cmd.QueueP
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_invariants_hold_over_random_interleavings(data: st.DataObject) -> None:
-    d = Driver()
+    with_earcons = initial(replace(CONFIG, earcons=True))
+    d = Driver(with_earcons)
     now = 0
     cut_epochs: set[int] = set()
+    epochs_opened: set[int] = set()
     for _ in range(data.draw(st.integers(1, 80), label="steps")):
         now += data.draw(st.integers(0, 8000), label="dt")
         event = data.draw(st.one_of(fitting_event(d.spine, now), arbitrary_event()), label="event")
@@ -137,6 +141,12 @@ def test_invariants_hold_over_random_interleavings(data: st.DataObject) -> None:
                 assert command.epoch == after.state.epoch
             if isinstance(command, cmd.CutPlayback):
                 cut_epochs.add(command.epoch)
+            # An earcon is an epoch of its own: never one a reply used, and never fed or cut afterwards.
+            if isinstance(command, cmd.OpenPlayback | cmd.PlayEarcon):
+                assert command.epoch not in epochs_opened
+                epochs_opened.add(command.epoch)
+            if isinstance(command, cmd.QueuePlayback | cmd.CutPlayback | cmd.PausePlayback):
+                assert command.epoch != after.context.earcon_epoch
 
         # Invariant 5 (the core's half): what was heard is a word prefix of what was said.
         for command in out:
@@ -146,7 +156,7 @@ def test_invariants_hold_over_random_interleavings(data: st.DataObject) -> None:
                 assert command.interrupted or heard == said
 
     # Invariant 7: the same events at the same times give the same states and commands.
-    replayed = Driver()
+    replayed = Driver(with_earcons)
     for now_, event_, state_name, commands in d.history:
         assert replayed.feed(event_, now_) == commands
         assert type(replayed.spine.state).__name__ == state_name

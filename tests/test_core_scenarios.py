@@ -68,7 +68,7 @@ def test_a_whole_turn_from_wake_word_to_idle() -> None:
         cmd.CommitHeard(1, "It's 9:41 AM.", "It's 9:41 AM.", interrupted=False),
         cmd.StartTimer("listen", 2, 80000 + CONFIG.follow_up_samples),
     )
-    assert d.spine.state == Listening(2, 80000)  # the follow-up window: no wake word needed
+    assert d.spine.state == Listening(2, 80000, follow_up=True)  # the follow-up window: no wake word needed
     d.feed(ev.TimerFired("listen", 2), 80000 + CONFIG.follow_up_samples)
     assert d.spine.state == Idle()
     assert d.spine.context.memory == (Message("user", "What time is it?"), Message("assistant", "It's 9:41 AM."))
@@ -300,7 +300,9 @@ def test_a_reply_that_drains_while_paused_ends_the_pause() -> None:
     d.feed(ev.VoiceHint(60000, 0.8), 61024)
     out = d.feed(ev.PlaybackDrained(1, 8000), 61100)
     assert out[0] == cmd.CancelTimer("confirm", turn)
-    assert d.spine.state == Listening(turn + 1, 61100)  # the follow-up window: the user was about to speak
+    assert d.spine.state == Listening(
+        turn + 1, 61100, follow_up=True
+    )  # the follow-up window: the user was about to speak
 
 
 def test_the_stop_phrase_ends_the_exchange_without_an_answer() -> None:

@@ -53,6 +53,7 @@ EVERY_COMMAND: tuple[cmd.Command, ...] = (
     cmd.CutPlayback(1),
     cmd.PausePlayback(1),
     cmd.ResumePlayback(1),
+    cmd.PlayEarcon(2, "wake"),
     cmd.SetMicrophone(False),
     cmd.CancelTurn(1),
     cmd.CommitHeard(1, "It is nine.", "It is", interrupted=True),
@@ -209,8 +210,9 @@ SCRIPT: tuple[tuple[int, ev.Event], ...] = (
 
 def record_script(path: Path) -> list[tuple[str, tuple[cmd.Command, ...]]]:
     """Step the real core over SCRIPT, logging exactly as the spine loop does; return what it decided."""
-    log = EventLog(path, CoreConfig())
-    spine = initial(CoreConfig())
+    config = CoreConfig(earcons=False)  # the script's epochs are numbered for a machine that does not chime
+    log = EventLog(path, config)
+    spine = initial(config)
     decided = []
     for t, event in SCRIPT:
         log.event(t, event)

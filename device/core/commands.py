@@ -102,6 +102,16 @@ class ResumePlayback:
 
 
 @dataclass(frozen=True)
+class PlayEarcon:
+    """Play the chime `kind` (wake, timeout, mute, unmute) as its own epoch: opened, queued and finished at once.
+
+    It belongs to no turn: nothing cuts it (the longest is 170 ms) and it is never part of a reply."""
+
+    epoch: int
+    kind: str
+
+
+@dataclass(frozen=True)
 class SetMicrophone:
     """Listen to the microphone or not (muted: no model runs on it and none of it is kept)."""
 
@@ -151,6 +161,7 @@ Command = (
     | CutPlayback
     | PausePlayback
     | ResumePlayback
+    | PlayEarcon
     | SetMicrophone
     | CancelTurn
     | CommitHeard
@@ -170,6 +181,7 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     CutPlayback,
     PausePlayback,
     ResumePlayback,
+    PlayEarcon,
     SetMicrophone,
     CancelTurn,
     CommitHeard,

@@ -105,9 +105,23 @@ def _stale(state: State, turn: int, what: str) -> str:
     return f"{what} of turn {turn} dropped: current turn is {current_turn(state)} in {type(state).__name__}"
 
 
-def _open_listening(ctx: Context, turn: int, now: int) -> Outcome:
-    due = now + ctx.config.listen_timeout_samples
-    return Listening(turn, now), ctx, (cmd.StartTimer("listen", turn, due),)
+def _open_listening(ctx: Context, turn: int, now: int, *, follow_up: bool = False) -> Outcome:
+    window = ctx.config.follow_up_samples if follow_up else ctx.config.listen_timeout_samples
+    return Listening(turn, now, follow_up), ctx, (cmd.StartTimer("listen", turn, now + window),)
+
+
+def _chime(ctx: Context, kind: str) -> tuple[Context, Commands]:
+    """An earcon in a fresh epoch of its own (so no reply's epoch is ever reopened for it)."""
+    if not ctx.config.earcons:
+        return ctx, ()
+    epoch, ctx = _new_epoch(ctx)
+    return replace(ctx, earcon_epoch=epoch), (cmd.PlayEarcon(epoch, kind),)
+
+
+def _listen_after_wake(ctx: Context, turn: int, now: int, *before: cmd.Command) -> Outcome:
+    """The wake word was accepted: chime, and open the listening window."""
+    ctx, chime = _chime(ctx, "wake")
+    return _with(_open_listening(ctx, turn, now), *before, *chime)
 
 
 def _to_idle(ctx: Context, now: int) -> Outcome:
@@ -184,16 +198,15 @@ def on_wake_idle(state: Idle, ctx: Context, event: ev.WakeDetected, now: int) ->
     if event.in_own_speech:  # the tail of a reply that said the wake word, still echoing after it drained
         return state, ctx, (cmd.NoteIgnored(_OWN_SPEECH),)
     turn, ctx = _new_turn(ctx)
-    return _open_listening(ctx, turn, now)
+    return _listen_after_wake(ctx, turn, now)
 
 
 def on_wake_again(state: Listening | Hearing, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
     """The wake word again while listening: start the listening window afresh, same turn."""
     if event.in_own_speech:
         return state, ctx, (cmd.NoteIgnored(_OWN_SPEECH),)
-    cancel = cmd.CancelTimer("utterance", state.turn) if isinstance(state, Hearing) else None
-    nxt, ctx, out = _open_listening(ctx, state.turn, now)
-    return nxt, ctx, ((cancel, *out) if cancel else out)
+    cancel = (cmd.CancelTimer("utterance", state.turn),) if isinstance(state, Hearing) else ()
+    return _listen_after_wake(ctx, state.turn, now, *cancel)
 
 
 def on_speech_started(state: Listening, ctx: Context, event: ev.SpeechStarted, now: int) -> Outcome:
@@ -201,7 +214,7 @@ def on_speech_started(state: Listening, ctx: Context, event: ev.SpeechStarted, n
     # places the onset after the pause that follows the wake word.
     start = event.onset_sample - ctx.config.preroll_samples
     due = now + ctx.config.max_utterance_samples
-    hearing = Hearing(state.turn, event.onset_sample, start)
+    hearing = Hearing(state.turn, event.onset_sample, start, state.follow_up)
     return hearing, ctx, (cmd.CancelTimer("listen", state.turn), cmd.StartTimer("utterance", state.turn, due))
 
 
@@ -209,8 +222,7 @@ def on_speech_ended(state: Hearing, ctx: Context, event: ev.SpeechEnded, now: in
     if event.end_sample - state.onset_sample < ctx.config.min_utterance_samples:
         # Too short to be a request: keep listening in the same window (its timer restarts).
         cancel = cmd.CancelTimer("utterance", state.turn)
-        nxt, ctx, out = _open_listening(ctx, state.turn, now)
-        return nxt, ctx, (cancel, *out)
+        return _with(_open_listening(ctx, state.turn, now, follow_up=state.follow_up), cancel)
     return _transcribe(state, ctx, event.end_sample)
 
 
@@ -228,7 +240,10 @@ def on_timer(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outc
     if event.ref != current_turn(state):
         return state, ctx, (cmd.NoteIgnored(_stale(state, event.ref, f"{event.kind} timer")),)
     if event.kind == "listen" and isinstance(state, Listening):
-        return _to_idle(ctx, now)
+        if state.follow_up or ctx.alarms_due:  # a follow-up window lapses quietly; an alarm speaks for itself
+            return _to_idle(ctx, now)
+        ctx, chime = _chime(ctx, "timeout")  # the wake word was heard but nothing followed: say we stopped
+        return _with(_to_idle(ctx, now), *chime)
     if event.kind == "utterance" and isinstance(state, Hearing):
         return _transcribe(state, ctx, now)
     if event.kind == "confirm" and isinstance(state, Paused):
@@ -407,7 +422,7 @@ def _follow_up(ctx: Context, now: int) -> Outcome:
     if ctx.alarms_due or ctx.config.follow_up_samples <= 0:
         return _to_idle(ctx, now)
     turn, ctx = _new_turn(ctx)
-    return Listening(turn, now), ctx, (cmd.StartTimer("listen", turn, now + ctx.config.follow_up_samples),)
+    return _open_listening(ctx, turn, now, follow_up=True)
 
 
 def on_stopped(state: State, ctx: Context, event: ev.PlaybackStopped, now: int) -> Outcome:
@@ -426,6 +441,8 @@ def on_stopped(state: State, ctx: Context, event: ev.PlaybackStopped, now: int) 
 
 
 def on_stale_drain(state: State, ctx: Context, event: ev.PlaybackDrained, now: int) -> Outcome:
+    if event.epoch == ctx.earcon_epoch:
+        return state, ctx, (cmd.NoteIgnored(f"earcon epoch {event.epoch} played to its end"),)
     return state, ctx, (cmd.NoteIgnored(f"epoch {event.epoch} drained after it stopped being current"),)
 
 
@@ -462,7 +479,7 @@ def on_barge_in_wake(state: Interruptible, ctx: Context, event: ev.WakeDetected,
         return state, ctx, (cmd.NoteIgnored(why),)
     ctx, out = _abandon(state, ctx)
     turn, ctx = _new_turn(ctx)
-    return _with(_open_listening(ctx, turn, now), *out)
+    return _listen_after_wake(ctx, turn, now, *out)
 
 
 def on_voice_hint(state: Speaking | Announcing, ctx: Context, event: ev.VoiceHint, now: int) -> Outcome:
@@ -575,13 +592,15 @@ def on_mute(state: State, ctx: Context, event: ev.MuteChanged, now: int) -> Outc
         listening = not event.muted
         return replace(state, then="muted" if event.muted else "idle"), ctx, (cmd.SetMicrophone(listening),)
     ctx, out = _abandon(state, ctx)
-    return Muted(), ctx, (*out, cmd.SetMicrophone(False))
+    ctx, chime = _chime(ctx, "mute")
+    return Muted(), ctx, (*out, cmd.SetMicrophone(False), *chime)
 
 
 def on_unmute(state: Muted, ctx: Context, event: ev.MuteChanged, now: int) -> Outcome:
     if event.muted:
         return state, ctx, (cmd.NoteIgnored("already muted"),)
-    return _with(_to_idle(ctx, now), cmd.SetMicrophone(True))
+    ctx, chime = _chime(ctx, "unmute") if not ctx.alarms_due else (ctx, ())  # an alarm announces itself
+    return _with(_to_idle(ctx, now), cmd.SetMicrophone(True), *chime)
 
 
 def on_job_cancelled(state: State, ctx: Context, event: ev.JobCancelled, now: int) -> Outcome:

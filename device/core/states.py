@@ -76,6 +76,8 @@ class CoreConfig:
     reopen_first_samples: int = 16000
     """Back-off before the first attempt to reopen a lost sound card; it doubles each attempt."""
     reopen_max_samples: int = 30 * 16000
+    earcons: bool = True
+    """Chime when the wake word is accepted, when a wake-word listening window closes unused, and on (un)mute."""
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> CoreConfig:
@@ -114,6 +116,8 @@ class Listening:
 
     turn: int
     opened_at_sample: int
+    follow_up: bool = False
+    """Opened after a reply rather than by the wake word: it closes silently (no timeout chime)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class Hearing:
     turn: int
     onset_sample: int
     from_sample: int
+    follow_up: bool = False
+    """Heard in a follow-up window: a too-short utterance reopens that window, not a wake-word one."""
 
 
 @dataclass(frozen=True)
@@ -253,6 +259,8 @@ class Context:
     cut_replies: tuple[CutReply, ...] = ()
     alarms_armed: tuple[Alarm, ...] = ()
     alarms_due: tuple[Alarm, ...] = ()
+    earcon_epoch: int = 0
+    """The epoch of the latest earcon (0: none yet), so its drain report is recognised in the log."""
 
 
 @dataclass(frozen=True)

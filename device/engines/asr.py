@@ -104,7 +104,10 @@ class WhisperAsr:
 
 def _text_of(model: Model, samples: npt.NDArray[np.float32]) -> str:
     text = " ".join(segment.text for segment in model.transcribe(samples))
-    return _SPACES.sub(" ", _NON_SPEECH.sub(" ", text)).strip()
+    text = _SPACES.sub(" ", _NON_SPEECH.sub(" ", text)).strip()
+    # Measured on a chime with nothing else: whisper wrote a lone U+FFFD (a byte of a split character). A text
+    # without a letter or digit says nothing, and answering it would be answering noise.
+    return text if any(c.isalnum() for c in text) else ""
 
 
 def _loudest_frame_dbfs(audio: Audio) -> float:

@@ -87,6 +87,7 @@ class Daemon:
             costs=costs_of(config),
             reopen_audio=reopen_audio,
             set_microphone=self._set_microphone,
+            earcon_level_dbfs=config.earcons.level_dbfs,
         )
         self.loop = SpineLoop(initial(core_config(config)), self.log, self.executor)
 
@@ -110,10 +111,11 @@ class Daemon:
             self.capture.append(np.zeros_like(mic))
             self.last_cleaned = np.zeros_like(mic)
             return []
-        cleaned, facts = self.hearing.clean(mic, played)
+        earcon = self.executor.playing_earcon
+        cleaned, facts = self.hearing.clean(mic, played, played_is_earcon=earcon)
         self.capture.append(cleaned)
         self.last_cleaned = cleaned
-        return facts + self.hearing.hear(cleaned, start, played, raw=mic)
+        return facts + self.hearing.hear(cleaned, start, played, raw=mic, played_is_earcon=earcon)
 
     def stop(self, now: int, reason: str) -> None:
         self.loop.handle(StopRequested(reason), now)

@@ -13,6 +13,7 @@
 | CutPlayback    | fade the epoch out and drop the rest                            |
 | PausePlayback  | fade the epoch out and hold its place                           |
 | ResumePlayback | fade it back in from exactly where it paused                    |
+| PlayEarcon     | open the earcon's epoch, queue the chime, finish it             |
 | CancelTurn     | cancel every job of the turn and drop its unplayed audio        |
 | ReopenAudio    | ask the audio side to reopen the sound card                     |
 | SetMicrophone  | hear the mic, or drop it unheard and unkept (muted)             |
@@ -30,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.core import commands as cmd
+from device.engines.earcon import DEFAULT_LEVEL_DBFS, earcon
 from device.runtime.capture import CaptureHistory
 from device.runtime.jobs import Job
 from device.runtime.timers import Timers
@@ -67,7 +69,12 @@ class Executor:
         costs: Costs,
         reopen_audio: Callable[[int], None] = lambda _attempt: None,
         set_microphone: Callable[[bool], None] = lambda _listening: None,
+        earcon_level_dbfs: float = DEFAULT_LEVEL_DBFS,
     ) -> None:
+        self._earcon_level_dbfs = earcon_level_dbfs
+        self._earcons: dict[str, npt.NDArray[np.int16]] = {}
+        self.playing_earcon = False
+        """The open epoch is an earcon: what plays now is a chime, not the assistant's speech (for hearing)."""
         self._reopen_audio, self._set_microphone = reopen_audio, set_microphone
         self._runner, self._gate, self._timers, self._capture = runner, gate, timers, capture
         self._asr, self._tts, self._respond, self._local_time, self._costs = asr, tts, respond, local_time, costs
@@ -92,7 +99,15 @@ class Executor:
             case cmd.StartTts(turn, seq, text):
                 self._runner.start(tts_job(turn, seq, text, self._tts, self.store, self._costs), now)
             case cmd.OpenPlayback(epoch, _turn):
+                self.playing_earcon = False
                 self._gate.open(epoch)
+            case cmd.PlayEarcon(epoch, kind):
+                if kind not in self._earcons:
+                    self._earcons[kind] = earcon(kind, level_dbfs=self._earcon_level_dbfs)
+                self.playing_earcon = True
+                self._gate.open(epoch)
+                self._gate.queue(epoch, self._earcons[kind])
+                self._gate.finish(epoch)
             case cmd.QueuePlayback(epoch, turn, seq):
                 speech = self.store.take(turn, seq)
                 if speech is not None:

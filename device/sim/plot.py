@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from device.engines.earcon import NOTES, earcon_seconds
 from device.errors import UserError
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ UNKNOWN_STATE_COLOUR = "#999999"
 
 UTTERANCE_COLOUR = "#2ca02c"
 CUT_COLOUR = "#d62728"
+EARCON_COLOUR = "#17a2b8"
 LABEL_FONT_PT = 8.0
 # Measured: 8 pt DejaVu Sans text averages ~0.5 em per character; a little more keeps labels clear of each other.
 CHAR_WIDTH_EM = 0.55
@@ -355,8 +357,29 @@ def _draw_mic(ax: Axes, run: Run, seconds_per_char: float) -> None:
         )
 
 
+def _earcons(run: Run) -> list[tuple[float, str]]:
+    return [
+        (step.t_s, str(command.get("kind", "")))
+        for step in run.steps
+        for command in step.commands
+        if command.get("type") == "PlayEarcon" and command.get("kind") in NOTES
+    ]
+
+
 def _draw_speaker(ax: Axes, run: Run, seconds_per_char: float) -> None:
     _draw_wave(ax, run.speaker, "#f2b27a", "speaker")
+    for at_s, kind in _earcons(run):
+        ax.axvspan(at_s, at_s + max(earcon_seconds(kind), seconds_per_char), color=EARCON_COLOUR, alpha=0.5, lw=0)
+        ax.annotate(
+            f"♪ {kind}",
+            (at_s, 0.05),
+            xycoords=ax.get_xaxis_transform(),
+            xytext=(2, 0),
+            textcoords="offset points",
+            va="bottom",
+            color=EARCON_COLOUR,
+            fontsize=LABEL_FONT_PT,
+        )
     labels = []
     for barge_in in run.summary.get("barge_ins", []):
         decision_s, cut_s = float(barge_in["decision_s"]), float(barge_in["cut_s"])
@@ -433,6 +456,8 @@ def _legends(fig: Figure, run: Run, duration_s: float) -> None:
             Line2D([], [], color=CUT_COLOUR, linewidth=1.4, label="barge-in decided"),
             Patch(color=CUT_COLOUR, alpha=0.35, label="until speaker silent"),
         ]
+    if _earcons(run):
+        marks.append(Patch(color=EARCON_COLOUR, alpha=0.5, label="earcon (chime)"))
     fig.legend(handles=marks, loc="upper right", bbox_to_anchor=(0.985, 0.945), ncol=len(marks), **style)
 
 

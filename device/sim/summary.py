@@ -97,6 +97,12 @@ def summarise(
         _note_event(step, turns)
         for command in step.commands:
             _note_command(step, command, turns, cuts, cancels)
+    # Earcons are not the assistant speaking: a user talking over the wake chime is no barge-in (nothing should
+    # stop it), and its samples are not speech time.
+    chimes = [c for step in steps for c in step.commands if isinstance(c, cmd.PlayEarcon)]
+    chime_epochs = [c.epoch for c in chimes]
+    chime_samples = int(np.count_nonzero(np.isin(epochs_played, chime_epochs)))
+    epochs_played = np.where(np.isin(epochs_played, chime_epochs), 0, epochs_played).astype(np.int32)
     turn_rows = [_turn_row(t, utterances, epochs_played, wake_phrase) for t in sorted(turns.values(), key=_key)]
     silent = np.zeros(len(epochs_played), np.float32)
     talked_over = bargein.analyse(
@@ -113,6 +119,7 @@ def summarise(
         "cutoff_max_samples_after_decision": max(after, default=0),
         "period_samples": period_samples,
         "assistant_speech_s": _s(int(np.count_nonzero(epochs_played))),
+        "earcons": {"played": [c.kind for c in chimes], "seconds": _s(chime_samples)},
         "stale_samples_played": sum(stale),
         "leaks": leaks,
         "xruns": xruns,
