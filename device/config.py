@@ -182,6 +182,9 @@ class AsrConfig:
     threads: int | None = None
     """whisper.cpp threads; default: one fewer than the cores, so one core stays free for the audio path
     (measured with `spine bench audio` on 2 cores: 2 ASR threads gave xruns and a 540 ms cut, 1 gave none)."""
+    early_pause_s: float = 0.3
+    """Start transcribing once the user has paused this long, while the endpointer still waits for the end
+    (`[vad] end_silence_s`); if the pause was the end, the text is ready sooner. 0: transcribe at the end."""
 
     @property
     def threads_to_use(self) -> int:
@@ -309,6 +312,9 @@ class Config:
         return RATE_HZ * self.audio.period_ms // 1000
 
     def validate(self) -> str | None:
+        if not 0.0 <= self.asr.early_pause_s < self.vad.end_silence_s:
+            pause, end = self.asr.early_pause_s, self.vad.end_silence_s
+            return f"`[asr] early_pause_s` must be 0 or more and less than `[vad] end_silence_s` ({end}), got {pause}"
         if self.aec.enabled and self.audio.period_ms % 10:
             period = self.audio.period_ms
             return f"`[audio] period_ms` must be a multiple of 10 with the echo canceller on, got {period}"
@@ -335,6 +341,7 @@ def core_config(config: Config) -> CoreConfig:
         follow_up_samples=samples(config.listen.follow_up_s),
         stop_phrases=config.barge_in.stop_phrases,
         earcons=config.earcons.enabled,
+        early_asr=config.asr.early_pause_s > 0,
     )
 
 
@@ -348,5 +355,6 @@ def hearing_config(config: Config) -> HearingConfig:
         hint_samples=samples(config.vad.hint_s),
         start_samples=samples(config.vad.start_s),
         end_silence_samples=samples(config.vad.end_silence_s),
+        pause_samples=samples(config.asr.early_pause_s),
         echo_coupling_db=config.vad.echo_coupling_db,
     )

@@ -23,8 +23,10 @@ def _event_text(event: ev.Event) -> str:
             return "user speech started"
         case ev.SpeechEnded():
             return "user speech ended"
-        case ev.TranscriptReady(turn, text):
-            return f"transcript [turn {turn}]: {text!r}"
+        case ev.SpeechPaused(end):
+            return f"user paused at {end / RATE_HZ:.2f}s"
+        case ev.TranscriptReady(turn, text, to_sample):
+            return f"transcript [turn {turn}, to {to_sample / RATE_HZ:.2f}s]: {text!r}"
         case ev.TtsChunkReady(turn, seq, _, samples, _):
             return f"speech ready [turn {turn} #{seq}] {samples / RATE_HZ:.2f}s"
         case ev.PlaybackDrained(epoch, played):

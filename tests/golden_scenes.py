@@ -18,19 +18,30 @@ GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 Case = list[tuple[int, ev.Event]]
 
 
-def _ask(turn: int, at: int, text: str) -> Case:
+def _ask(turn: int, at: int, text: str, *, early: bool = False) -> Case:
+    """Wake, speak, end. `early`: the pause before the end is transcribed at once and is ready at the end."""
+    if early:
+        return [
+            (at, ev.WakeDetected("hey_jarvis", 0.97, at)),
+            (at + 6400, ev.SpeechStarted(at + 3200)),
+            (at + 25600, ev.SpeechPaused(at + 20800)),
+            (at + 30400, ev.TranscriptReady(turn, text, at + 20800)),
+            (at + 32000, ev.SpeechEnded(at + 20800)),
+        ]
     return [
         (at, ev.WakeDetected("hey_jarvis", 0.97, at)),
         (at + 6400, ev.SpeechStarted(at + 3200)),
         (at + 32000, ev.SpeechEnded(at + 20800)),
-        (at + 36000, ev.TranscriptReady(turn, text)),
+        (at + 36000, ev.TranscriptReady(turn, text, at + 20800)),
     ]
 
 
 def barge_in_mid_sentence_with_late_results() -> Case:
-    """Wake word mid-sentence; the old turn's next sentence and its stream end arrive after the cancel."""
+    """Wake word mid-sentence; the old turn's next sentence and its stream end arrive after the cancel.
+    Both requests are transcribed early: the first is ready at its end; the second paused, spoke on (its
+    first early transcript is outdated), paused again, and the endpoint waits for that transcription."""
     return [
-        *_ask(1, 16000, "tell me a story"),
+        *_ask(1, 16000, "tell me a story", early=True),
         (52800, ev.ReplyDelta(1, "Once upon a time there was a clockmaker. ")),
         (53000, ev.ReplyDelta(1, "She wound every clock. ")),
         (54400, chunk(1, 0, "Once upon a time there was a clockmaker.")),
@@ -41,8 +52,11 @@ def barge_in_mid_sentence_with_late_results() -> Case:
         (60480, ev.ReplyFinished(1)),
         (61000, chunk(1, 2, "The end.")),
         (64000, ev.SpeechStarted(62000)),
+        (74800, ev.SpeechPaused(70000)),
+        (84800, ev.SpeechPaused(80000)),
+        (86000, ev.TranscriptReady(2, "what", 70000)),
         (90000, ev.SpeechEnded(80000)),
-        (92000, ev.TranscriptReady(2, "what time is it")),
+        (92000, ev.TranscriptReady(2, "what time is it", 80000)),
         (92800, ev.ReplyDelta(2, "It's 9:41 AM.")),
         (92900, ev.ReplyFinished(2)),
         (94000, chunk(2, 0, "It's 9:41 AM.")),
@@ -61,7 +75,7 @@ def speech_barge_in_before_first_audio_is_queued() -> Case:
         (41000, ev.SpeechStarted(40800)),
         (41160, ev.PlaybackStopped(1, 2100)),
         (70000, ev.SpeechEnded(60000)),
-        (75000, ev.TranscriptReady(2, "")),
+        (75000, ev.TranscriptReady(2, "", 60000)),
     ]
 
 

@@ -28,7 +28,7 @@ def test_the_wake_word_chimes_in_an_epoch_of_its_own() -> None:
     # The user talks on; the reply that follows opens a new epoch, never the chime's.
     d.feed(ev.SpeechStarted(20000), 24000)
     d.feed(ev.SpeechEnded(40000), 50000)
-    d.feed(ev.TranscriptReady(1, "what time is it"), 55000)
+    d.feed(ev.TranscriptReady(1, "what time is it", 40000), 55000)
     d.feed(ev.ReplyDelta(1, "It is late."), 56000)
     out = d.feed(chunk(1, 0, "It is late."), 57000)
     assert cmd.OpenPlayback(2, 1) in out
@@ -46,7 +46,7 @@ def test_a_wake_word_window_that_closes_unused_chimes_and_a_follow_up_window_doe
     d.feed(ev.WakeDetected("hey_jarvis", 0.9, 200000), 200000)
     d.feed(ev.SpeechStarted(204000), 208000)
     d.feed(ev.SpeechEnded(230000), 240000)
-    d.feed(ev.TranscriptReady(2, "hi"), 245000)
+    d.feed(ev.TranscriptReady(2, "hi", 230000), 245000)
     d.feed(ev.ReplyDelta(2, "Hello."), 246000)
     d.feed(ev.ReplyFinished(2), 246001)
     d.feed(chunk(2, 0, "Hello."), 247000)
@@ -68,7 +68,7 @@ def test_a_wake_word_barge_in_cuts_the_reply_first_then_chimes() -> None:
     d.feed(ev.WakeDetected("hey_jarvis", 0.9, 0), 0)
     d.feed(ev.SpeechStarted(4000), 8000)
     d.feed(ev.SpeechEnded(30000), 40000)
-    d.feed(ev.TranscriptReady(1, "tell me a story"), 45000)
+    d.feed(ev.TranscriptReady(1, "tell me a story", 30000), 45000)
     d.feed(ev.ReplyDelta(1, "Once upon a time. "), 46000)
     d.feed(chunk(1, 0, "Once upon a time."), 47000)
     state = d.spine.state
@@ -88,7 +88,7 @@ def test_mute_and_unmute_chime_but_an_alarm_due_speaks_instead_of_the_unmute_chi
     d.feed(ev.WakeDetected("hey_jarvis", 0.9, 2000), 2000)
     d.feed(ev.SpeechStarted(4000), 8000)
     d.feed(ev.SpeechEnded(30000), 40000)
-    d.feed(ev.TranscriptReady(1, "set a timer"), 45000)
+    d.feed(ev.TranscriptReady(1, "set a timer", 30000), 45000)
     d.feed(ev.AlarmRequested(1, 1, "1 second"), 46000)
     assert d.spine.context.alarms_armed
     d.feed(ev.MuteChanged(True, "button"), 47000)

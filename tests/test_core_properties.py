@@ -42,7 +42,8 @@ def arbitrary_event() -> st.SearchStrategy[ev.Event]:
         st.builds(ev.EchoCancellerChanged, st.booleans(), st.just(20.0)),
         st.builds(ev.SpeechStarted, st.integers(0, 10**6)),
         st.builds(ev.SpeechEnded, st.integers(0, 10**6)),
-        st.builds(ev.TranscriptReady, SMALL, st.sampled_from(["", "tell me a story", "hi"])),
+        st.builds(ev.SpeechPaused, st.integers(0, 10**6)),
+        st.builds(ev.TranscriptReady, SMALL, st.sampled_from(["", "tell me a story", "hi"]), st.integers(0, 10**6)),
         st.builds(ev.ReplyDelta, SMALL, WORDS),
         st.builds(ev.ReplyFinished, SMALL),
         st.builds(ev.AlarmRequested, SMALL, st.integers(1, 5), st.just("5 second")),
@@ -70,9 +71,18 @@ def fitting_event(spine: Spine, now: int) -> st.SearchStrategy[ev.Event]:
     if isinstance(state, Listening):
         options.append(st.just(ev.SpeechStarted(now)))
     if isinstance(state, Hearing):
-        options.append(st.builds(ev.SpeechEnded, st.integers(state.onset_sample, state.onset_sample + 40000)))
+        ends = st.integers(state.onset_sample, state.onset_sample + 40000)
+        options += [st.builds(ev.SpeechEnded, ends), st.builds(ev.SpeechPaused, ends)]
+        if state.early_to_sample is not None:  # the early transcription comes back, or the pause was the end
+            texts = st.sampled_from(["story", "", "hi"])
+            options += [
+                st.builds(ev.TranscriptReady, st.just(state.turn), texts, st.just(state.early_to_sample)),
+                st.just(ev.SpeechEnded(state.early_to_sample)),
+                st.just(ev.EngineFailed(state.turn, "asr", "boom")),
+            ]
     if isinstance(state, Transcribing):
-        options.append(st.builds(ev.TranscriptReady, st.just(state.turn), st.sampled_from(["story", "", "hi"])))
+        texts = st.sampled_from(["story", "", "hi"])
+        options.append(st.builds(ev.TranscriptReady, st.just(state.turn), texts, st.just(state.to_sample)))
     if isinstance(state, Thinking | Speaking):
         turn, reply = state.turn, state.reply
         options += [st.builds(ev.ReplyDelta, st.just(turn), WORDS), st.just(ev.ReplyFinished(turn))]
@@ -110,6 +120,7 @@ def test_invariants_hold_over_random_interleavings(data: st.DataObject) -> None:
     now = 0
     cut_epochs: set[int] = set()
     epochs_opened: set[int] = set()
+    transcripts: dict[tuple[int, int], str] = {}  # (turn, to_sample) -> text, as the ASR worker returned it
     for _ in range(data.draw(st.integers(1, 80), label="steps")):
         now += data.draw(st.integers(0, 8000), label="dt")
         event = data.draw(st.one_of(fitting_event(d.spine, now), arbitrary_event()), label="event")
@@ -123,6 +134,19 @@ def test_invariants_hold_over_random_interleavings(data: st.DataObject) -> None:
             assert type(after.state) in TRANSITIONS[key].targets, (key, after.state)
         else:
             assert key in IGNORED and after == before and out == (cmd.NoteIgnored(IGNORED[key]),)
+
+        # Only the transcript of the audio up to the endpoint is ever answered (never an early one of a pause
+        # the user spoke on past).
+        if isinstance(event, ev.TranscriptReady):
+            transcripts[(event.turn, event.to_sample)] = event.text
+        for command in out:
+            if isinstance(command, cmd.StartReply):
+                if isinstance(before.state, Transcribing):
+                    end = before.state.to_sample
+                else:
+                    assert isinstance(before.state, Hearing) and isinstance(event, ev.SpeechEnded)
+                    end = event.end_sample
+                assert command.prompt == " ".join(transcripts[(command.turn, end)].split())
 
         # Invariant 2: work is started only for the current turn; a result of another turn changes nothing.
         for command in out:

@@ -38,7 +38,7 @@ def ask(d: Driver, text: str, at: int) -> int:
     d.feed(ev.SpeechStarted(at + 4000), at + 8000)
     d.feed(ev.SpeechEnded(at + 30000), at + 40000)
     turn = d.spine.state.turn  # type: ignore[union-attr]
-    d.feed(ev.TranscriptReady(turn, text), at + 45000)
+    d.feed(ev.TranscriptReady(turn, text, at + 30000), at + 45000)
     return turn
 
 
@@ -50,9 +50,9 @@ def test_a_whole_turn_from_wake_word_to_idle() -> None:
     assert d.spine.state == Hearing(1, 20000, 20000 - CONFIG.preroll_samples)
     assert out == (cmd.CancelTimer("listen", 1), cmd.StartTimer("utterance", 1, 24000 + CONFIG.max_utterance_samples))
     out = d.feed(ev.SpeechEnded(50000), 61200)
-    assert d.spine.state == Transcribing(1)
+    assert d.spine.state == Transcribing(1, 50000)
     assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 20000 - CONFIG.preroll_samples, 50000))
-    out = d.feed(ev.TranscriptReady(1, "What time is it?"), 70000)
+    out = d.feed(ev.TranscriptReady(1, "What time is it?", 50000), 70000)
     assert d.spine.state == Thinking(1, Reply("What time is it?"))
     assert out == (cmd.StartReply(1, "What time is it?", ()),)
     out = d.feed(ev.ReplyDelta(1, "It's 9:41 "), 71000)
@@ -157,7 +157,7 @@ def test_empty_transcript_goes_back_to_idle_without_asking() -> None:
     wake(d, 0)
     d.feed(ev.SpeechStarted(10000), 13200)
     d.feed(ev.SpeechEnded(40000), 50000)
-    out = d.feed(ev.TranscriptReady(1, "  "), 60000)
+    out = d.feed(ev.TranscriptReady(1, "  ", 40000), 60000)
     assert d.spine.state == Idle()
     assert out == (cmd.NoteIgnored("empty transcript: nothing to answer"),)
 
@@ -311,7 +311,7 @@ def test_the_stop_phrase_ends_the_exchange_without_an_answer() -> None:
     d.feed(ev.SpeechStarted(60000), 63200)
     d.feed(ev.PlaybackStopped(1, 2000), 63300)
     d.feed(ev.SpeechEnded(70000), 81200)
-    out = d.feed(ev.TranscriptReady(turn + 1, "Stop!"), 85000)
+    out = d.feed(ev.TranscriptReady(turn + 1, "Stop!", 70000), 85000)
     assert d.spine.state == Idle()
     assert out == (cmd.NoteIgnored("stop phrase 'Stop!': stopped, nothing to answer"),)
     assert d.spine.context.memory == (
@@ -332,7 +332,7 @@ def test_the_stop_phrase_or_the_wake_word_ends_an_announcement() -> None:
     d.feed(ev.SpeechStarted(5000), 8000)
     assert isinstance(d.spine.state, Hearing)
     d.feed(ev.SpeechEnded(15000), 26000)
-    d.feed(ev.TranscriptReady(2, "Okay, stop it."), 30000)
+    d.feed(ev.TranscriptReady(2, "Okay, stop it.", 15000), 30000)
     assert d.spine.state == Idle()
 
 
@@ -435,3 +435,73 @@ def test_a_muted_assistant_stays_muted_through_a_lost_sound_card() -> None:
     assert d.spine.state == Degraded("unplugged", 1, then="muted")
     d.feed(ev.AudioDeviceRestored(), 20000)
     assert d.spine.state == Muted()
+
+
+def test_a_pause_is_transcribed_early_and_the_endpoint_answers_at_once() -> None:
+    d = Driver()
+    wake(d, 0)
+    d.feed(ev.SpeechStarted(10000), 13200)
+    out = d.feed(ev.SpeechPaused(40000), 44800)
+    assert out == (cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000),)
+    assert d.spine.state == Hearing(1, 10000, 10000 - CONFIG.preroll_samples, early_to_sample=40000)
+    assert d.feed(ev.TranscriptReady(1, "What time is it?", 40000), 49800) == ()
+    # The endpoint confirms the pause as the end: no second transcription, the question goes out at once.
+    out = d.feed(ev.SpeechEnded(40000), 51200)
+    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartReply(1, "What time is it?", ()))
+    assert d.spine.state == Thinking(1, Reply("What time is it?"))
+
+
+def test_an_early_transcript_still_running_at_the_endpoint_is_awaited_not_repeated() -> None:
+    d = Driver()
+    wake(d, 0)
+    d.feed(ev.SpeechStarted(10000), 13200)
+    d.feed(ev.SpeechPaused(40000), 44800)
+    out = d.feed(ev.SpeechEnded(40000), 51200)
+    assert out == (cmd.CancelTimer("utterance", 1),) and d.spine.state == Transcribing(1, 40000)
+    d.feed(ev.TranscriptReady(1, "What time is it?", 40000), 53000)
+    assert d.spine.state == Thinking(1, Reply("What time is it?"))
+
+
+def test_a_pause_the_user_speaks_on_past_is_never_answered() -> None:
+    d = Driver()
+    wake(d, 0)
+    d.feed(ev.SpeechStarted(10000), 13200)
+    d.feed(ev.SpeechPaused(30000), 34800)  # "Set a timer ..."
+    d.feed(ev.SpeechPaused(50000), 54800)  # "... for five minutes": the later pause supersedes the first
+    out = d.feed(ev.TranscriptReady(1, "Set a timer", 30000), 56000)
+    assert out == (cmd.NoteIgnored("transcript up to sample 30000 is outdated: the user spoke on (waiting for 50000)"),)
+    d.feed(ev.SpeechEnded(50000), 61200)
+    assert d.spine.state == Transcribing(1, 50000)
+    d.feed(ev.TranscriptReady(1, "Set a timer for five minutes.", 50000), 64000)
+    assert d.spine.state == Thinking(1, Reply("Set a timer for five minutes."))
+
+
+def test_an_end_after_the_last_pause_transcribes_afresh_and_ignores_the_early_text() -> None:
+    d = Driver()
+    wake(d, 0)
+    d.feed(ev.SpeechStarted(10000), 13200)
+    d.feed(ev.SpeechPaused(30000), 34800)
+    d.feed(ev.TranscriptReady(1, "Set a timer", 30000), 40000)
+    out = d.feed(ev.SpeechEnded(52000), 63200)  # spoke on after the pause, without a second pause report
+    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 52000))
+    assert d.spine.state == Transcribing(1, 52000)
+
+
+def test_a_failed_early_transcription_is_retried_at_the_endpoint() -> None:
+    d = Driver()
+    wake(d, 0)
+    d.feed(ev.SpeechStarted(10000), 13200)
+    d.feed(ev.SpeechPaused(40000), 44800)
+    d.feed(ev.EngineFailed(1, "asr", "RuntimeError: busy"), 46000)
+    out = d.feed(ev.SpeechEnded(40000), 51200)
+    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000))
+
+
+def test_with_early_transcription_off_a_pause_starts_nothing() -> None:
+    d = Driver(initial(replace(CONFIG, early_asr=False)))
+    wake(d, 0)
+    d.feed(ev.SpeechStarted(10000), 13200)
+    out = d.feed(ev.SpeechPaused(40000), 44800)
+    assert out == (cmd.NoteIgnored("early transcription is off: the endpoint starts it"),)
+    out = d.feed(ev.SpeechEnded(40000), 51200)
+    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000))

@@ -73,7 +73,8 @@ def test_every_number_is_positive_and_within_generous_bounds(report: tuple[Path,
             assert 0 < ms["endpoint_to_first_audio"] < limits_ms[name], turn
             assert 0 < ms["endpointing"] < 2000, turn  # the endpointer waits 0.7 s of silence by default
             assert ms["speech_end_to_first_audio"] == pytest.approx(ms["endpointing"] + ms["endpoint_to_first_audio"])
-            assert ms["asr"] > 0 and ms["tts_first_chunk"] > 0, turn
+            # ASR counts only the wait after the endpoint: 0 when the early transcription was back before it.
+            assert ms["asr"] >= 0 and ms["tts_first_chunk"] > 0, turn
             assert all(ms[s] >= 0 for s in STAGES), turn  # stages handled in the same step take 0 ms
             after_decision = sum(ms[s] for s in STAGES[1:])
             assert after_decision == pytest.approx(ms["endpoint_to_first_audio"], abs=0.5)

@@ -23,6 +23,7 @@ from device.core.events import (
     ReplyDelta,
     ReplyFinished,
     SpeechEnded,
+    SpeechPaused,
     SpeechStarted,
     TimerFired,
     TranscriptReady,
@@ -180,6 +181,19 @@ def test_endpointer_ends_after_end_silence_at_the_first_silent_chunk() -> None:
         *[None, None, None],  # two silent chunks, then voice again: the silence run restarts
         *[None, None, None, SpeechEnded(6 * CHUNK), None],
     ]
+
+
+def test_endpointer_reports_each_pause_once_with_the_end_the_utterance_will_have() -> None:
+    endpointer = Endpointer(replace(CONFIG, pause_samples=2 * CHUNK))
+    events = push_all(endpointer, [0.9, 0.9, 0.9, 0.2, 0.2, 0.2, 0.9, 0.3, 0.1, 0.0, 0.0, 0.0])
+    assert events == [
+        *[None, None, SpeechStarted(0)],
+        *[None, SpeechPaused(3 * CHUNK), None],  # a pause the user then speaks on past
+        None,
+        *[None, SpeechPaused(7 * CHUNK), None, SpeechEnded(7 * CHUNK), None],  # a pause that was the end
+    ]
+    no_pauses = Endpointer(replace(CONFIG, pause_samples=0))
+    assert SpeechPaused(3 * CHUNK) not in push_all(no_pauses, [0.9, 0.9, 0.9, 0.2, 0.2, 0.2, 0.0])
 
 
 def test_endpointer_hysteresis_between_the_off_and_on_thresholds() -> None:
@@ -340,20 +354,20 @@ def test_virtual_outputs_are_due_at_start_plus_cumulative_cost() -> None:
 
 def test_virtual_jobs_of_one_kind_run_one_after_another() -> None:
     runner = VirtualRunner(ack_samples=160)
-    runner.start(job(1, "asr", [Output(TranscriptReady(1, "one"), 800)]), 1000)
-    runner.start(job(2, "asr", [Output(TranscriptReady(2, "two"), 300)]), 1200)  # waits for the first: 1800
+    runner.start(job(1, "asr", [Output(TranscriptReady(1, "one", 0), 800)]), 1000)
+    runner.start(job(2, "asr", [Output(TranscriptReady(2, "two", 0), 300)]), 1200)  # waits for the first: 1800
     runner.start(job(2, "tts", [Output(TtsChunkReady(2, 0, "Hi.", 10, (10,)), 100)]), 1200)  # its own worker
-    runner.start(job(3, "asr", [Output(TranscriptReady(3, "three"), 50)]), 5000)  # the worker is free by then
+    runner.start(job(3, "asr", [Output(TranscriptReady(3, "three", 0), 50)]), 5000)  # the worker is free by then
     due = [(t, runner.pop_due(t)) for t in (1299, 1300, 1799, 1800, 2099, 2100, 5049, 5050)]
     assert due == [
         (1299, []),
         (1300, [TtsChunkReady(2, 0, "Hi.", 10, (10,))]),
         (1799, []),
-        (1800, [TranscriptReady(1, "one")]),
+        (1800, [TranscriptReady(1, "one", 0)]),
         (2099, []),
-        (2100, [TranscriptReady(2, "two")]),
+        (2100, [TranscriptReady(2, "two", 0)]),
         (5049, []),
-        (5050, [TranscriptReady(3, "three")]),
+        (5050, [TranscriptReady(3, "three", 0)]),
     ]
 
 
@@ -362,14 +376,14 @@ def test_virtual_cancel_drops_the_turns_outputs_and_acks_once_per_kind() -> None
     reply = [Output(ReplyDelta(1, w), 320) for w in ("Once ", "upon ", "a ")]
     runner.start(job(1, "reply", reply), 0)  # due 320, 640, 960
     runner.start(job(1, "tts", [Output(TtsChunkReady(1, 0, "Once.", 10, (10,)), 1000)]), 0)
-    runner.start(job(1, "asr", [Output(TranscriptReady(1, "done"), 100)]), 0)
-    runner.start(job(2, "asr", [Output(TranscriptReady(2, "other turn"), 400)]), 0)  # due 500
-    assert runner.pop_due(320) == [TranscriptReady(1, "done"), ReplyDelta(1, "Once ")]
+    runner.start(job(1, "asr", [Output(TranscriptReady(1, "done", 0), 100)]), 0)
+    runner.start(job(2, "asr", [Output(TranscriptReady(2, "other turn", 0), 400)]), 0)  # due 500
+    assert runner.pop_due(320) == [TranscriptReady(1, "done", 0), ReplyDelta(1, "Once ")]
     runner.cancel_turn(1, 400)
     # The cancelled reply worker is free at once: a new reply job starts at 400, not after 960.
     runner.start(job(3, "reply", [Output(ReplyFinished(3), 100)]), 400)
     assert runner.pop_due(10_000) == [
-        TranscriptReady(2, "other turn"),
+        TranscriptReady(2, "other turn", 0),
         ReplyFinished(3),
         JobCancelled(1, "reply"),  # one per kind with pending outputs, at now + ack; asr had none left
         JobCancelled(1, "tts"),
@@ -425,14 +439,14 @@ def test_threaded_job_outputs_arrive_in_order_and_a_finished_job_acks_nothing() 
 
 def test_threaded_exception_in_a_job_becomes_engine_failed() -> None:
     def failing() -> Generator[Output, None, None]:
-        yield Output(TranscriptReady(1, "half"), 0)
+        yield Output(TranscriptReady(1, "half", 0), 0)
         raise ValueError("model returned garbage")
 
     runner, inbox = thread_runner()
     try:
         runner.start(Job(1, "asr", failing), 0)
         arrived = [inbox.get(timeout=TIMEOUT_S) for _ in range(2)]
-        assert arrived == [TranscriptReady(1, "half"), EngineFailed(1, "asr", "ValueError: model returned garbage")]
+        assert arrived == [TranscriptReady(1, "half", 0), EngineFailed(1, "asr", "ValueError: model returned garbage")]
     finally:
         runner.stop()
 

@@ -61,11 +61,21 @@ class SpeechEnded:
 
 
 @dataclass(frozen=True)
+class SpeechPaused:
+    """The user has been quiet for a short while (less than it takes to end an utterance) since `end_sample`.
+
+    The utterance may be over: transcription can start now, and the endpoint only has to confirm it."""
+
+    end_sample: int
+
+
+@dataclass(frozen=True)
 class TranscriptReady:
-    """Speech to text finished for a turn's utterance."""
+    """Speech to text finished for a turn's audio up to `to_sample` (an utterance, or its part up to a pause)."""
 
     turn: int
     text: str
+    to_sample: int
 
 
 @dataclass(frozen=True)
@@ -192,6 +202,7 @@ Event = (
     | EchoCancellerChanged
     | SpeechStarted
     | SpeechEnded
+    | SpeechPaused
     | TranscriptReady
     | ReplyDelta
     | ReplyFinished
@@ -215,6 +226,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     EchoCancellerChanged,
     SpeechStarted,
     SpeechEnded,
+    SpeechPaused,
     TranscriptReady,
     ReplyDelta,
     ReplyFinished,

@@ -218,17 +218,52 @@ def on_speech_started(state: Listening, ctx: Context, event: ev.SpeechStarted, n
     return hearing, ctx, (cmd.CancelTimer("listen", state.turn), cmd.StartTimer("utterance", state.turn, due))
 
 
+def on_speech_paused(state: Hearing, ctx: Context, event: ev.SpeechPaused, now: int) -> Outcome:
+    """The user paused: transcribe what they said so far now, so the endpoint finds the text (nearly) ready."""
+    if not ctx.config.early_asr:
+        return state, ctx, (cmd.NoteIgnored("early transcription is off: the endpoint starts it"),)
+    if event.end_sample - state.onset_sample < ctx.config.min_utterance_samples:
+        return state, ctx, (cmd.NoteIgnored("too short to be a request yet: no early transcription"),)
+    early = replace(state, early_to_sample=event.end_sample, early_text=None)
+    return early, ctx, (cmd.StartAsr(state.turn, state.from_sample, event.end_sample),)
+
+
+def on_early_transcript(state: Hearing, ctx: Context, event: ev.TranscriptReady, now: int) -> Outcome:
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "transcript")),)
+    if event.to_sample != state.early_to_sample:
+        return state, ctx, (cmd.NoteIgnored(_outdated(event, state.early_to_sample)),)
+    return replace(state, early_text=event.text), ctx, ()
+
+
+def on_early_failure(state: Hearing, ctx: Context, event: ev.EngineFailed, now: int) -> Outcome:
+    """An early transcription failed: forget it, so the endpoint starts one of its own (or apologises then)."""
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, f"{event.job} failure")),)
+    forgot = replace(state, early_to_sample=None, early_text=None)
+    return forgot, ctx, (cmd.NoteIgnored(f"early transcription failed ({event.reason}): the endpoint retries"),)
+
+
+def _outdated(event: ev.TranscriptReady, wanted: int | None) -> str:
+    return f"transcript up to sample {event.to_sample} is outdated: the user spoke on (waiting for {wanted})"
+
+
 def on_speech_ended(state: Hearing, ctx: Context, event: ev.SpeechEnded, now: int) -> Outcome:
     if event.end_sample - state.onset_sample < ctx.config.min_utterance_samples:
         # Too short to be a request: keep listening in the same window (its timer restarts).
         cancel = cmd.CancelTimer("utterance", state.turn)
         return _with(_open_listening(ctx, state.turn, now, follow_up=state.follow_up), cancel)
+    if event.end_sample == state.early_to_sample:  # the pause was the end: its transcription is the one
+        cancel = cmd.CancelTimer("utterance", state.turn)
+        if state.early_text is None:
+            return Transcribing(state.turn, event.end_sample), ctx, (cancel,)
+        return _with(_answer(state.turn, state.early_text, ctx, now), cancel)
     return _transcribe(state, ctx, event.end_sample)
 
 
 def _transcribe(state: Hearing, ctx: Context, end_sample: int) -> Outcome:
     out = (cmd.CancelTimer("utterance", state.turn), cmd.StartAsr(state.turn, state.from_sample, end_sample))
-    return Transcribing(state.turn), ctx, out
+    return Transcribing(state.turn, end_sample), ctx, out
 
 
 # --------------------------------------------------------------------------------------------------- timers
@@ -278,7 +313,14 @@ def _alarm_rang(state: State, ctx: Context, alarm_id: int) -> Outcome:
 def on_transcript(state: Transcribing, ctx: Context, event: ev.TranscriptReady, now: int) -> Outcome:
     if event.turn != state.turn:
         return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "transcript")),)
-    prompt = normalise_space(event.text)
+    if event.to_sample != state.to_sample:
+        return state, ctx, (cmd.NoteIgnored(_outdated(event, state.to_sample)),)
+    return _answer(state.turn, event.text, ctx, now)
+
+
+def _answer(turn: int, text: str, ctx: Context, now: int) -> Outcome:
+    """The user's words are known: ask for a reply (nothing to answer, or a stop phrase: rest)."""
+    prompt = normalise_space(text)
     if not prompt:
         return _with(_to_idle(ctx, now), cmd.NoteIgnored("empty transcript: nothing to answer"))
     if is_stop_phrase(prompt, ctx.config.stop_phrases):
@@ -286,7 +328,7 @@ def on_transcript(state: Transcribing, ctx: Context, event: ev.TranscriptReady, 
         return _with(_to_idle(ctx, now), cmd.NoteIgnored(f"stop phrase {prompt!r}: stopped, nothing to answer"))
     history = ctx.memory
     ctx = _remember(ctx, Message("user", prompt))
-    return Thinking(state.turn, Reply(prompt)), ctx, (cmd.StartReply(state.turn, prompt, history),)
+    return Thinking(turn, Reply(prompt)), ctx, (cmd.StartReply(turn, prompt, history),)
 
 
 def _with(outcome: Outcome, *extra: cmd.Command) -> Outcome:
@@ -636,7 +678,7 @@ ALL_STATES = (
 )  # fmt: skip
 RUNNING = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing)
 LIVE = (*RUNNING, Muted, Degraded)
-NO_WORK = (Idle, Listening, Hearing, Muted, Degraded, Stopping)
+NO_WORK = (Idle, Listening, Muted, Degraded, Stopping)
 TURN_RESULTS = (ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady)
 REPLY_RESULTS = TURN_RESULTS[1:]
 REPLYING = (Thinking, Speaking)
@@ -651,7 +693,10 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows(Idle, ev.WakeDetected, on_wake_idle, Listening, may_stay=True),
     **rows((Listening, Hearing), ev.WakeDetected, on_wake_again, Listening, may_stay=True),
     **rows(Listening, ev.SpeechStarted, on_speech_started, Hearing),
-    **rows(Hearing, ev.SpeechEnded, on_speech_ended, Transcribing, Listening),
+    **rows(Hearing, ev.SpeechPaused, on_speech_paused),
+    **rows(Hearing, ev.TranscriptReady, on_early_transcript),
+    **rows(Hearing, ev.EngineFailed, on_early_failure),
+    **rows(Hearing, ev.SpeechEnded, on_speech_ended, Transcribing, Thinking, Listening, *TO_IDLE),
     # --- work results of the current turn
     **rows(Transcribing, ev.TranscriptReady, on_transcript, Thinking, *TO_IDLE, may_stay=True),
     **rows(REPLYING, ev.ReplyDelta, on_reply_delta),
@@ -665,6 +710,7 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows(INTERRUPTIBLE, ev.EngineFailed, on_failed, *TO_IDLE, may_stay=True),
     # --- results that no work of this state produces: leftovers of older turns, dropped as data
     **rows(NO_WORK, (*TURN_RESULTS, ev.EngineFailed), on_result_without_work),
+    **rows(Hearing, REPLY_RESULTS, on_result_without_work),
     **rows(Transcribing, REPLY_RESULTS, on_result_without_work),
     **rows((*REPLYING, Paused), ev.TranscriptReady, on_result_without_work),
     **rows(Announcing, TURN_RESULTS[:4], on_result_without_work),
@@ -672,7 +718,7 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows(Speaking, ev.PlaybackDrained, on_drained, *AFTER_REPLY, may_stay=True),
     **rows(Paused, ev.PlaybackDrained, on_paused_inner, *AFTER_REPLY, may_stay=True),
     **rows(Announcing, ev.PlaybackDrained, on_drained, Idle, may_stay=True),
-    **rows((*NO_WORK, Transcribing, Thinking), ev.PlaybackDrained, on_stale_drain),
+    **rows((*NO_WORK, Hearing, Transcribing, Thinking), ev.PlaybackDrained, on_stale_drain),
     **rows(ALL_STATES, ev.PlaybackStopped, on_stopped),
     # --- timers: listen window, utterance limit, user alarms (an alarm rings in Idle, waits otherwise)
     **rows(Idle, ev.TimerFired, on_timer, Announcing, may_stay=True),
@@ -712,6 +758,11 @@ IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
     **{(s, ev.VoiceHint): _NOTHING_PLAYS.format(s.__name__) for s in (Idle, Transcribing, Thinking, Degraded)},
     (Listening, ev.VoiceHint): "while listening, confirmed speech (SpeechStarted) starts the utterance",
     (Hearing, ev.VoiceHint): "already hearing an utterance",
+    **{
+        (s, ev.SpeechPaused): "a pause only matters within an utterance being heard"
+        for s in ALL_STATES
+        if s is not Hearing
+    },
     (Paused, ev.VoiceHint): "already paused: waiting for the hint to be confirmed",
     **{
         (s, ev.EchoCancellerChanged): "a fact for the log: hearing lets speech interrupt playback only while the "

@@ -68,6 +68,10 @@ class CoreConfig:
     """Synthesise a sentence only while less than this much synthesised audio waits ahead of the speaker
     (and at most `tts_in_flight` sentences are being synthesised): a cancel wastes little work."""
     tts_in_flight: int = 2
+    early_asr: bool = True
+    """Start transcribing when the user pauses (`SpeechPaused`) instead of when the utterance ends; if the
+    endpoint then confirms the same end, the transcript is ready or on its way (hides ASR in the endpointer's
+    wait). A pause the user talks on past costs one wasted transcription."""
     first_clause_min_words: int = 6
     """Before the first sentence is complete, a clause of at least this many words ending in , ; or : goes
     to speech at once, so a long first sentence does not delay the first audio."""
@@ -129,13 +133,18 @@ class Hearing:
     from_sample: int
     follow_up: bool = False
     """Heard in a follow-up window: a too-short utterance reopens that window, not a wake-word one."""
+    early_to_sample: int | None = None
+    """The user paused at this sample and transcription of the audio up to it started (None: not yet)."""
+    early_text: str | None = None
+    """That transcription's text, once it is back: the endpoint then needs no transcription of its own."""
 
 
 @dataclass(frozen=True)
 class Transcribing:
-    """The utterance is being turned into text."""
+    """The utterance up to `to_sample` is being turned into text."""
 
     turn: int
+    to_sample: int
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ class Executor:
                 self._timers.cancel(kind, ref)
             case cmd.StartAsr(turn, start, end):
                 audio = self._capture.slice(start, end)
-                self._runner.start(asr_job(turn, audio, self._asr, self._costs), now)
+                self._runner.start(asr_job(turn, audio, end, self._asr, self._costs), now)
             case cmd.StartReply(turn, prompt, history):
                 job = reply_job(turn, prompt, history, self._respond, self._local_time(now), self._costs)
                 self._runner.start(job, now)

@@ -9,9 +9,11 @@ First the echo canceller (when there is one) removes what the speaker played fro
 runs on its output. The endpointer turns voice probabilities into utterance boundaries with hysteresis: a run
 of `hint_samples` of chunks at or above `on_threshold` is a `VoiceHint` (early and cheap: the spine pauses
 playback on it), speech starts after `start_samples` of such chunks, and ends after `end_silence_samples` of
-consecutive chunks below `off_threshold`. A wake detection resets it, so an utterance that follows the wake
-word starts after the wake word instead of including it: if the user is already speaking again at the reset
-(the wake word is scored a few frames late), the onset is found by looking back to the last pause.
+consecutive chunks below `off_threshold`; after `pause_samples` of them it reports a `SpeechPaused` (so the
+spine can start transcribing before the end is certain). A wake detection resets it, so an utterance that
+follows the wake word starts after the wake word instead of including it: if the user is already speaking
+again at the reset (the wake word is scored a few frames late), the onset is found by looking back to the
+last pause.
 
 While the assistant plays (or its echo may still ring), voice on the mic is believed only when
 * the echo canceller has converged (its measured ERLE says the echo is gone), or
@@ -36,7 +38,15 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from device.core.events import EchoCancellerChanged, Event, SpeechEnded, SpeechStarted, VoiceHint, WakeDetected
+from device.core.events import (
+    EchoCancellerChanged,
+    Event,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechStarted,
+    VoiceHint,
+    WakeDetected,
+)
 
 Audio = npt.NDArray[np.int16]
 
@@ -83,6 +93,9 @@ class HearingConfig:
     """After this long without voice, the VAD's recurrent state starts afresh (see `_reset_vad_when_quiet`)."""
     start_samples: int = 3200
     end_silence_samples: int = 11200
+    pause_samples: int = 4800
+    """This much silence inside an utterance is a `SpeechPaused` (once per silence; 0: never): transcription
+    may start while the endpointer waits out the rest of `end_silence_samples`."""
     onset_lookback_samples: int = 8000
     """How far back a reset may look for the start of speech already under way."""
     echo_coupling_db: float = -20.0
@@ -108,6 +121,7 @@ class Endpointer:
     def reset(self) -> None:
         """Forget the current utterance; if speech is under way, its run starts after the last pause."""
         self._speaking = False
+        self._paused = False  # the current silence within an utterance was reported as a pause
         self._hinted = False
         self._run_peak = 0.0
         self._run_start: int | None = None  # first sample of the current run of on (or off) chunks
@@ -146,10 +160,14 @@ class Endpointer:
             self._run_start = None
             return []
         if self._run_start is None:
-            self._run_start = chunk_start
-        if chunk_start + chunk_samples - self._run_start >= config.end_silence_samples:
+            self._run_start, self._paused = chunk_start, False
+        silence = chunk_start + chunk_samples - self._run_start
+        if silence >= config.end_silence_samples:
             self._speaking, end, self._run_start = False, self._run_start, None
             return [SpeechEnded(end)]
+        if 0 < config.pause_samples <= silence and not self._paused:
+            self._paused = True
+            return [SpeechPaused(self._run_start)]
         return []
 
 

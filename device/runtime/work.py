@@ -75,11 +75,14 @@ class AudioStore:
                 del self._audio[key]
 
 
-def asr_job(turn: int, audio: Audio, asr: Transcriber, costs: Costs) -> Job:
+def asr_job(turn: int, audio: Audio, to_sample: int, asr: Transcriber, costs: Costs) -> Job:
+    """Transcribe `audio`, the turn's mic up to `to_sample` (which the transcript names, so the spine can tell
+    an early transcription that the user spoke on past from the one it waits for)."""
+
     def run() -> Generator[Output, None, None]:
         text = asr.transcribe(audio)
         cost = costs.asr_fixed_samples + round(costs.asr_rtf * len(audio))
-        yield Output(TranscriptReady(turn, text), cost)
+        yield Output(TranscriptReady(turn, text, to_sample), cost)
 
     return Job(turn, "asr", run)
 

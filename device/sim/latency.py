@@ -14,8 +14,8 @@ from the event log and the card, so at a 10 ms period's grain):
 
   | stage            | from                                  | to                                         |
   |------------------|---------------------------------------|--------------------------------------------|
-  | endpointing      | the user's voice ends (ground truth)  | the endpoint decision (StartAsr)           |
-  | asr              | StartAsr                              | TranscriptReady                            |
+  | endpointing      | the user's voice ends (ground truth)  | the endpoint decision (end of `Hearing`)   |
+  | asr              | the endpoint decision                 | TranscriptReady up to the endpoint's end   |
   | reply_first_text | StartReply                            | the first ReplyDelta (the first token)     |
   | first_sentence   | the first ReplyDelta                  | the first StartTts (a sentence or clause)  |
   | tts_first_chunk  | the first StartTts                    | its TtsChunkReady                          |
@@ -57,7 +57,7 @@ from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.demo import demo
 from device.sim.scene import load_scene
 from device.sim.speech import synthesize
-from device.sim.summary import strip_wake_phrase
+from device.sim.summary import endpoint, strip_wake_phrase
 
 BUDGET_MS = 250.0
 """What the target allows beyond the model's first-token delay, from the endpoint decision to first audio."""
@@ -70,7 +70,8 @@ FAKE_REPLY = (
 
 STAGES = ("endpointing", "asr", "reply_first_text", "first_sentence", "tts_first_chunk", "to_speaker", "other")
 """The stages of a turn, in order; `endpointing` is before the endpoint decision, the rest after it."""
-MEASURES = ("speech_end_to_first_audio", "endpoint_to_first_audio", *STAGES)
+MEASURES = ("speech_end_to_first_audio", "endpoint_to_first_audio", *STAGES, "asr_run")
+"""`asr_run` is not a stage: the transcription's own run, which starts at the user's pause when it is early."""
 MODEL_STAGE = "reply_first_text"
 
 VOICE_FLOOR_DB = -40.0
@@ -87,6 +88,10 @@ class _Marks:
     """When each step of one turn happened, in samples of the run's card clock (None: not seen)."""
 
     decided: int | None = None
+    end: int | None = None
+    """The endpoint's end of speech: the transcription that counts is the one up to here."""
+    asr_started: int | None = None
+    asr_ready: int | None = None
     transcript: int | None = None
     reply_started: int | None = None
     first_text: int | None = None
@@ -234,20 +239,36 @@ def _trailing_silence_ms(text: str, voice: str, gain_db: float) -> float:
 def _marks(steps: Iterable[LoggedStep]) -> dict[int, _Marks]:
     """The first of each step per turn, from the event log."""
     marks: dict[int, _Marks] = {}
+    ready: dict[tuple[int, int], int] = {}  # (turn, to_sample) -> when that transcription came back
+    started: dict[tuple[int, int], int] = {}  # (turn, to_sample) -> when it was started
+    state = "Idle"
     for step in steps:
         event = step.event
-        turn = getattr(event, "turn", None)
-        if turn is not None and turn in marks:
-            m = marks[turn]
-            if isinstance(event, ev.TranscriptReady) and m.transcript is None:
-                m.transcript = step.t
+        decided = endpoint(step, state)
+        state = step.state
+        if decided is not None:
+            turn, end = decided
+            # With early transcription the text may be back before the decision: then ASR adds no wait.
+            transcript_at = ready.get((turn, end))
+            early = max(transcript_at, step.t) if transcript_at is not None else None
+            marks[turn] = _Marks(decided=step.t, end=end, transcript=early)
+            marks[turn].asr_started, marks[turn].asr_ready = started.get((turn, end)), transcript_at
+        if isinstance(event, ev.TranscriptReady):
+            ready[(event.turn, event.to_sample)] = step.t
+        of_turn = getattr(event, "turn", None)
+        if of_turn is not None and of_turn in marks:
+            m = marks[of_turn]
+            if isinstance(event, ev.TranscriptReady) and m.transcript is None and event.to_sample == m.end:
+                m.transcript = m.asr_ready = step.t
             elif isinstance(event, ev.ReplyDelta) and m.first_text is None:
                 m.first_text = step.t
             elif isinstance(event, ev.TtsChunkReady) and m.first_chunk is None:
                 m.first_chunk = step.t
         for command in step.commands:
             if isinstance(command, cmd.StartAsr):
-                marks[command.turn] = _Marks(decided=step.t)
+                started[(command.turn, command.to_sample)] = step.t
+                if command.turn in marks and marks[command.turn].end == command.to_sample:
+                    marks[command.turn].asr_started = step.t
             elif isinstance(command, cmd.StartReply) and command.turn in marks:
                 marks[command.turn].reply_started = step.t
             elif isinstance(command, cmd.StartTts) and command.turn in marks and marks[command.turn].first_tts is None:
@@ -283,6 +304,7 @@ def _turns(summary: dict[str, Any], steps: Iterable[LoggedStep], tails_ms: dict[
             "first_sentence": _ms(m.first_text, m.first_tts),
             "tts_first_chunk": _ms(m.first_tts, m.first_chunk),
             "to_speaker": _ms(m.first_chunk, first_audio),
+            "asr_run": _ms(m.asr_started, m.asr_ready),
         }
         parts = [ms[s] for s in STAGES[1:-1]]
         ms["other"] = (
@@ -385,6 +407,7 @@ LABELS = {
     "tts_first_chunk": "TTS: first sentence → its audio",
     "to_speaker": "to the speaker: audio ready → first sample played",
     "other": "other (hand-offs between stages)",
+    "asr_run": "ASR's own run (from the user's pause when early; not a stage)",
 }
 NAMES = {"local": "local responder", "openai": "openai (fake server)"}
 

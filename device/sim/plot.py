@@ -522,6 +522,7 @@ def _event_labels(run: Run) -> tuple[list[Label], list[Label]]:
     transcripts = [
         Label(step.t_s, "“" + shorten(str(step.event.get("text", "")), 40) + "”", "#1f4e79")
         for step in _steps_of(run, "TranscriptReady")
+        if not any("outdated" in str(c.get("reason", "")) for c in step.commands)  # a pause the user spoke on past
     ]
     heard = []
     for step in run.steps:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -86,17 +86,19 @@ def summarise(
     """`user` and `echo` are the two sources at the mic, kept apart (for levels); silence when not given."""
     steps = list(steps)
     turns: dict[int, _Turn] = {}
+    asr: _Transcriptions = _Transcriptions()
     cuts: list[tuple[int, int]] = []  # (decision sample, epoch)
     cancels: dict[int, int] = {}  # turn -> sample of CancelTurn
     leaks = 0
     states: list[str] = ["Idle"]
     for step in steps:
+        _note_endpoint(step, states[-1], asr, turns)
         if step.state != states[-1] and step.state != "?":
             states.append(step.state)
         leaks += _late_result(step, cancels)
-        _note_event(step, turns)
+        _note_event(step, asr, turns)
         for command in step.commands:
-            _note_command(step, command, turns, cuts, cancels)
+            _note_command(step, command, asr, turns, cuts, cancels)
     # Earcons are not the assistant speaking: a user talking over the wake chime is no barge-in (nothing should
     # stop it), and its samples are not speech time.
     chimes = [c for step in steps for c in step.commands if isinstance(c, cmd.PlayEarcon)]
@@ -146,10 +148,52 @@ def _late_result(step: LoggedStep, cancels: dict[int, int]) -> int:
     return int(step.t - cancels[turn] > CANCEL_DEADLINE_S * RATE_HZ)
 
 
-def _note_event(step: LoggedStep, turns: dict[int, _Turn]) -> None:
+@dataclass
+class _Transcriptions:
+    """Every transcription of the run by (turn, to_sample): early ones of a pause, and the endpoint's."""
+
+    started: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)  # -> (from_sample, at)
+    ready: dict[tuple[int, int], tuple[str, int]] = field(default_factory=dict)  # -> (text, at)
+
+
+def endpoint(step: LoggedStep, before: str) -> tuple[int, int] | None:
+    """(turn, end sample) if `step` is an endpoint decision, taken in state `before`: where hearing ended and
+    transcribing (or, with the early transcript ready, thinking) began. A turn's request is the utterance
+    up to there, and its transcript the transcription up to that sample."""
+    if before != "Hearing" or step.state in ("Hearing", "Listening", "?"):
+        return None
+    if isinstance(step.event, ev.SpeechEnded):
+        end = step.event.end_sample
+    elif isinstance(step.event, ev.TimerFired) and step.event.kind == "utterance":
+        end = step.t
+    else:
+        return None
+    turn = next((c.turn for c in step.commands if isinstance(c, cmd.StartAsr)), None)
+    if turn is None:
+        turn = next(c.ref for c in step.commands if isinstance(c, cmd.CancelTimer) and c.kind == "utterance")
+    return turn, end
+
+
+def _note_endpoint(step: LoggedStep, before: str, asr: _Transcriptions, turns: dict[int, _Turn]) -> None:
+    decided = endpoint(step, before)
+    if decided is None:
+        return
+    turn, end = decided
+    started = asr.started.get((turn, end))
+    from_sample, asr_at = started if started is not None else (0, step.t)
+    row = _Turn(turn, from_sample, end, endpoint_decided=step.t, asr_started=asr_at)
+    if (turn, end) in asr.ready:
+        row.transcript, row.transcript_at = asr.ready[(turn, end)]
+    turns[turn] = row
+
+
+def _note_event(step: LoggedStep, asr: _Transcriptions, turns: dict[int, _Turn]) -> None:
     event = step.event
-    if isinstance(event, ev.TranscriptReady) and event.turn in turns and turns[event.turn].transcript is None:
-        turns[event.turn].transcript, turns[event.turn].transcript_at = event.text, step.t
+    if isinstance(event, ev.TranscriptReady):
+        asr.ready[(event.turn, event.to_sample)] = (event.text, step.t)
+        row = turns.get(event.turn)
+        if row is not None and row.transcript is None and row.asr_to == event.to_sample:
+            row.transcript, row.transcript_at = event.text, step.t
     elif isinstance(event, ev.ReplyDelta) and event.turn in turns and turns[event.turn].first_text_at is None:
         turns[event.turn].first_text_at = step.t
     elif isinstance(event, ev.TtsChunkReady) and event.turn in turns and turns[event.turn].first_chunk_at is None:
@@ -159,13 +203,16 @@ def _note_event(step: LoggedStep, turns: dict[int, _Turn]) -> None:
 def _note_command(
     step: LoggedStep,
     command: cmd.Command,
+    asr: _Transcriptions,
     turns: dict[int, _Turn],
     cuts: list[tuple[int, int]],
     cancels: dict[int, int],
 ) -> None:
     match command:
         case cmd.StartAsr(turn, start, end):
-            turns[turn] = _Turn(turn, start, end, endpoint_decided=step.t, asr_started=step.t)
+            asr.started[(turn, end)] = (start, step.t)
+            if turn in turns and turns[turn].asr_to == end:  # the endpoint started it (no early one)
+                turns[turn].asr_from, turns[turn].asr_started = start, step.t
         case cmd.StartReply(turn):
             if turn in turns:
                 turns[turn].reply_started = step.t
@@ -208,6 +255,9 @@ def _turn_row(
         "latency_ms": {
             "endpointing": _between(turn.asr_to, turn.endpoint_decided),
             "asr": _between(turn.asr_started, turn.transcript_at),
+            "asr_after_endpoint": None
+            if turn.transcript_at is None or turn.endpoint_decided is None
+            else _ms(max(0, turn.transcript_at - turn.endpoint_decided)),
             "reply_first_text": _between(turn.reply_started, turn.first_text_at),
             "tts_first_chunk": _between(turn.first_tts_started, turn.first_chunk_at),
         },
