@@ -72,7 +72,9 @@ def _chunks(d: Driver) -> list[ev.TtsChunkReady]:
 
 
 def _before_first_token(d: Driver) -> bool:
-    return d.last_event_is(ev.TranscriptReady) and isinstance(d.state, Thinking) and d.count(ev.ReplyDelta) == 0
+    """Right after the reply was asked for: at the transcript, or at the endpoint when the early one was ready."""
+    asked = d.last_event_is(ev.TranscriptReady) or d.last_event_is(ev.SpeechEnded)
+    return asked and isinstance(d.state, Thinking) and d.count(ev.ReplyDelta) == 0
 
 
 def _between_tokens(d: Driver) -> bool:

@@ -27,6 +27,11 @@ Rules the handlers keep:
    interrupts it. While audio plays, the first hint of voice pauses it (`Paused`); confirmed speech cancels
    the turn, and a hint that is not confirmed in time resumes playback exactly where it paused. A wake word
    found in the assistant's own speech is never an interruption.
+6. Transcription may start early, at the user's pause (`SpeechPaused`). A transcript names the sample it runs
+   to, and only the transcript up to the endpoint is ever answered: one of a pause the user spoke on past is
+   dropped as data.
+7. A chime (`PlayEarcon`: wake, timeout, mute, unmute) is an epoch of its own, outside every turn: never a
+   reply's epoch, never cut, never in memory.
 """
 
 from __future__ import annotations
