@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 from device.core.states import DEFAULT_STOP_PHRASES, BargeInMatrix, BargeInRule, CoreConfig
+from device.reply.url import base_url_problem
 from device.runtime.hearing import HearingConfig
 from device.tomlfile import load_dataclass
 
@@ -237,7 +237,7 @@ class ReplyConfig:
     in virtual time this interval models every backend's word rate)."""
 
     def validate(self) -> str | None:
-        problem = _url_problem(self.base_url)
+        problem = base_url_problem(self.base_url, "`base_url`", " with a host (e.g. http://127.0.0.1:8080/v1)")
         if problem is not None:
             return problem
         if not self.model.strip():
@@ -258,18 +258,6 @@ class ReplyConfig:
         if not 0.0 <= self.token_interval_ms <= 1000.0:
             return f"`token_interval_ms` must be 0..1000, got {self.token_interval_ms}"
         return None
-
-
-def _url_problem(url: str) -> str | None:
-    """Why `url` cannot be a reply server's base URL, or None."""
-    parts = urlsplit(url)
-    try:
-        parts.port  # noqa: B018 - parsing the port is the check: it raises on "host:abc"
-    except ValueError:
-        return f"`base_url` has an invalid port: {url!r}"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"`base_url` must be an http:// or https:// URL with a host (e.g. http://127.0.0.1:8080/v1), got {url!r}"
-    return None
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from urllib.parse import urlsplit
 from device.core.memory import Message
 from device.reply import RemoteStream
 from device.reply.local import TextPiece
+from device.reply.url import base_url_problem
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a voice assistant. Everything you write is spoken aloud by a speech synthesiser, so answer in "
@@ -102,13 +103,9 @@ class OpenAIConfig:
     """Sampling temperature; None lets the server decide."""
 
     def validate(self) -> str | None:
-        parts = urlsplit(self.base_url)
-        try:
-            parts.port  # noqa: B018 - parsing the port is the check: it raises on "host:abc"
-        except ValueError:
-            return f"[reply] base_url has an invalid port: {self.base_url!r}"
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return f"[reply] base_url must be an http:// or https:// URL, got {self.base_url!r}"
+        problem = base_url_problem(self.base_url, "[reply] base_url")
+        if problem is not None:
+            return problem
         for name in ("connect_timeout_s", "first_token_timeout_s", "idle_timeout_s"):
             if not getattr(self, name) > 0:
                 return f"[reply] {name} must be > 0, got {getattr(self, name)}"

@@ -103,8 +103,9 @@ def summarise(
     # stop it), and its samples are not speech time.
     chimes = [c for step in steps for c in step.commands if isinstance(c, cmd.PlayEarcon)]
     chime_epochs = [c.epoch for c in chimes]
-    chime_samples = int(np.count_nonzero(np.isin(epochs_played, chime_epochs)))
-    epochs_played = np.where(np.isin(epochs_played, chime_epochs), 0, epochs_played).astype(np.int32)
+    chiming = np.isin(epochs_played, chime_epochs)
+    chime_samples = int(np.count_nonzero(chiming))
+    epochs_played = np.where(chiming, 0, epochs_played).astype(np.int32)
     turn_rows = [_turn_row(t, utterances, epochs_played, wake_phrase) for t in sorted(turns.values(), key=_key)]
     silent = np.zeros(len(epochs_played), np.float32)
     talked_over = bargein.analyse(
