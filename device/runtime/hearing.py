@@ -23,10 +23,9 @@ Before convergence, speech cannot interrupt playback at all (the wake word still
 reply that interrupts itself. The wake word is not gated; instead a second wake scorer listens to what the
 speaker plays, and a mic detection that follows one there is marked `in_own_speech` (the reply said it).
 
-An earcon (the chime after the wake word) does not count as playing: the user who goes straight on after
-"Hey Jarvis" talks over it, and must be heard from their first word. The chime is made of pure partials that
-neither the voice model nor speech to text take for speech (`device/engines/earcon.py`), so nothing needs
-to be gated or cancelled while it plays (see `clean` for why the canceller does not get it).
+An earcon (the chime after the wake word) is not what the assistant says: the daemon hands hearing silence
+in its place as the played reference (`Daemon.hear` says why), so it neither closes the echo gate nor
+reaches the canceller, and the user who goes straight on after "Hey Jarvis" is heard from their first word.
 """
 
 from __future__ import annotations
@@ -215,21 +214,13 @@ class Hearing:
         self.last_vad_probability = 0.0
         self.last_wake_score = 0.0
 
-    def clean(self, period: Audio, played: Audio, *, played_is_earcon: bool = False) -> tuple[Audio, list[Event]]:
+    def clean(self, period: Audio, played: Audio) -> tuple[Audio, list[Event]]:
         """The mic period with the speaker's echo removed (as is without a canceller), and whether the
-        canceller's convergence changed. Call once per period, before `hear`, with what was played in it.
-
-        A chime is not given to the canceller (silence instead): AEC3 suppresses the near end whenever its
-        reference is active, and measured on "Hey Jarvis, what time is it?" at 0 dB coupling, before
-        convergence, that took "What" away from the user who talked on over the wake chime ("Time is it?").
-        Fed chimes, the canceller also adapted differently, and one echo-only scene of the suite (+6 dB echo,
-        300 ms delay) got a false pause. The chime stays in the mic: it does not look like speech
-        (`device/engines/earcon.py`)."""
+        canceller's convergence changed. Call once per period, before `hear`, with what was played in it."""
         if self._aec is None:
             return period, []
         quiet = not self._endpointer.voiced
-        reference = np.zeros_like(played) if played_is_earcon else played
-        cleaned = self._aec.process(period, reference, near_end_quiet=quiet)
+        cleaned = self._aec.process(period, played, near_end_quiet=quiet)
         if self._aec.converged == self._converged:
             return cleaned, []
         self._converged = self._aec.converged
@@ -241,8 +232,6 @@ class Hearing:
         start_sample: int,
         played: Audio | None = None,
         raw: Audio | None = None,
-        *,
-        played_is_earcon: bool = False,
     ) -> list[Event]:
         """Process one period of (cleaned) mic audio starting at `start_sample`; return the facts it revealed.
 
@@ -250,10 +239,7 @@ class Hearing:
         the mic before echo cancellation. Until the canceller converges, the wake word listens to `raw`: AEC3
         starts with a suppressor that mutes the user along with the echo (20-33 dB for its first seconds of
         playback), and the wake word model copes with echo far better than with a muted user.
-        `played_is_earcon`: what played is a chime, not speech (see the module's last paragraph).
         """
-        if played_is_earcon:
-            played = None
         wake_input = raw if raw is not None and self._aec is not None and not self._aec.converged else period
         self._remember_played(played, len(period))
         facts: list[Event] = []
