@@ -252,3 +252,24 @@ def test_the_watchdog_finds_a_leak_on_its_own_on_the_real_clock() -> None:
     finally:
         stuck.release.set()
         runner.stop()
+
+
+def test_stop_lets_a_running_job_return_before_it_returns_itself(rig: Rig) -> None:
+    """A job inside native code while the interpreter finalises aborts the process: stop waits for it."""
+    stuck = Stuck()
+    rig.runner.start(stuck.job(1, "tts"), 0)
+    assert stuck.blocked.wait(WAIT_S)
+    stuck.release.set()  # the job now finishes on its own thread
+    rig.runner.stop()
+    assert stuck.closed.is_set() and not stuck.threads[0].is_alive()
+
+
+def test_stop_waits_no_longer_than_its_bound_for_a_job_that_never_returns(rig: Rig) -> None:
+    stuck = Stuck()
+    rig.runner.start(stuck.job(1, "tts"), 0)
+    assert stuck.blocked.wait(WAIT_S)
+    try:
+        rig.runner.stop(join_timeout_s=0.0)
+        assert stuck.threads[0].is_alive() and not stuck.closed.is_set()
+    finally:
+        stuck.release.set()

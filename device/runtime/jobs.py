@@ -51,6 +51,8 @@ from device.core.events import EngineFailed, Event, JobCancelled, JobKind
 KINDS: tuple[JobKind, ...] = ("asr", "reply", "tts")
 CANCEL_DEADLINE_S = 0.5
 """Default time a cancelled job has to acknowledge before it counts as leaked."""
+STOP_JOIN_S = 3.0
+"""On stop, how long in all the running jobs get to return (a sentence of Piper takes ~0.2-1 s)."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,12 @@ class _Worker:
             self._stopping = True
             self._changed.notify_all()
 
+    def join(self, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for the current thread to finish its job and leave (abandoned ones are stuck)."""
+        with self._lock:
+            thread = self._thread
+        thread.join(timeout_s)
+
     # ------------------------------------------------------------------------------ the worker thread
 
     def _start_thread(self) -> threading.Thread:
@@ -337,12 +345,20 @@ class ThreadRunner:
                 self._on_leak(leak.turn, leak.kind, leak.waited_ms)
         return leaks
 
-    def stop(self) -> None:
+    def stop(self, join_timeout_s: float = STOP_JOIN_S) -> None:
+        """Stop taking jobs, and give the running ones up to `join_timeout_s` in all to return.
+
+        Why wait at all: a job inside native code (Piper's ONNX Runtime, whisper.cpp) while the interpreter
+        finalises aborts the process. Measured: `spine run` stopped by SIGTERM mid-story exited with SIGABRT
+        ("terminate called without an active exception") in 1 of about 8 runs of tests/test_run_pulse.py."""
         with self._watch_changed:
             self._stopping = True
             self._watch_changed.notify()
         for worker in self._workers.values():
             worker.stop()
+        until_s = time.monotonic() + join_timeout_s
+        for worker in self._workers.values():
+            worker.join(max(0.0, until_s - time.monotonic()))
 
     def _watch(self) -> None:
         while True:
