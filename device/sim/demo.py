@@ -88,13 +88,32 @@ class Rig(Daemon):
 
 
 def run_virtual(rig: Rig, scene: Scene) -> Run:
+    """The card ticks one period, then this (FSM) loop handles what it brought, in virtual time.
+
+    A scene's `[[stall]]` freezes the loop: the card ticks on for the stall's length and plays what is already
+    in the playback ring (nothing tops it up: that is the frozen thread's job), and the mic periods pile up.
+    Then the loop hears the backlog in order and handles everything at the current sample, as the real loop
+    (device/run.py) does after a stall."""
     began = time.perf_counter()
     now = 0
+    stalls = deque(scene.stall)
     while not rig.finished(now, scene):
-        start = now
-        mic, played = rig.card.tick(start, rig.period)
-        now = start + rig.period
-        pending = rig.inbox.drain() + rig.hear(mic, start, played)
+        backlog: list[tuple[int, npt.NDArray[np.int16], npt.NDArray[np.int16]]] = []
+        resume = now + rig.period  # without a stall, the loop runs again after one period
+        if stalls and now >= samples(stalls[0].at_s):
+            resume = now + samples(stalls.popleft().ms / 1000)
+            rig.gate.pump_on_pull = False
+        while now < resume:
+            backlog.append((now, *rig.card.tick(now, rig.period)))
+            now += rig.period
+        rig.gate.pump_on_pull = True
+        pending = rig.inbox.drain()
+        for index, (start, mic, played) in enumerate(backlog):
+            pending += rig.hear(mic, start, played)
+            if index + 1 < len(backlog):  # the real loop steps one period's facts before it hears the next
+                for event in pending:
+                    rig.loop.handle(event, now)
+                pending = rig.inbox.drain()
         while True:
             assert isinstance(rig.runner, VirtualRunner)
             pending += rig.runner.pop_due(now) + list(rig.timers.pop_due(now))
@@ -108,7 +127,8 @@ def run_virtual(rig: Rig, scene: Scene) -> Run:
 
 
 def run_wall(rig: Rig, scene: Scene) -> Run:
-    """The card paces itself in real time on its own thread; this thread is the FSM thread."""
+    """The card paces itself in real time on its own thread; this thread is the FSM thread (a `[[stall]]` is a
+    real sleep of it)."""
     began = time.perf_counter()
     captured: deque[tuple[int, npt.NDArray[np.int16], npt.NDArray[np.int16]]] = deque()
     stop = threading.Event()
@@ -132,9 +152,12 @@ def run_wall(rig: Rig, scene: Scene) -> Run:
 
     rig.gate.pump_on_pull = False  # the card thread only reads the ring; this (FSM) thread writes it
     thread = threading.Thread(target=card_thread, name="spine-card", daemon=True)
+    stalls = deque(scene.stall)
     thread.start()
     try:
         while not rig.finished(position[0], scene):
+            if stalls and position[0] >= samples(stalls[0].at_s):
+                time.sleep(stalls.popleft().ms / 1000)  # a `[[stall]]`: this thread freezes, the card plays on
             while captured:
                 start, mic, played = captured.popleft()
                 for fact in rig.hear(mic, start, played):

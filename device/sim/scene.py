@@ -1,6 +1,7 @@
 """The scene format: the room's acoustics and what the user says, and when (documented in docs/scenes.md).
 
-A scene is a TOML file with a `[room]` table, any number of `[[say]]` entries and an optional `duration_s`.
+A scene is a TOML file with a `[room]` table (with any number of `[[room.delay_jumps]]`), any number of
+`[[say]]` and `[[stall]]` entries and an optional `duration_s`.
 Other people write scenes, so this format is kept stable: add keys with defaults, never change a meaning.
 Times are in seconds of the scene's own sample clock, never wall-clock time.
 """
@@ -8,6 +9,7 @@ Times are in seconds of the scene's own sample clock, never wall-clock time.
 from __future__ import annotations
 
 import importlib.resources
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,6 +18,34 @@ from device.tomlfile import load_dataclass, loads_dataclass
 
 # What the assistant did that an `after` utterance waits for: it started speaking, or it fell silent.
 Trigger = Literal["speaking", "silent"]
+
+
+def _out_of_order(key: str, times_s: list[float]) -> str | None:
+    """The entries of an array of tables keyed by `at_s` must come in time order (equal times are fine)."""
+    for number, (before_s, at_s) in enumerate(itertools.pairwise(times_s), start=2):
+        if at_s < before_s:
+            return f"`{key}` entries must be in order of `at_s`: entry {number} at {at_s} s comes after {before_s} s"
+    return None
+
+
+@dataclass(frozen=True)
+class DelayJump:
+    """An xrun's mark on the echo path: a dropped or repeated period moves the echo by that much for good.
+
+    at_s: when, seconds of scene time (at least 0).
+    ms: from `at_s` on the echo arrives this many milliseconds later (negative: earlier); non-zero, at most
+        100 either way.
+    """
+
+    at_s: float
+    ms: float
+
+    def validate(self) -> str | None:
+        if self.at_s < 0.0:
+            return f"`at_s` must be at least 0, got {self.at_s}"
+        if self.ms == 0.0 or abs(self.ms) > 100.0:
+            return f"`ms` must be non-zero and between -100 and 100 (milliseconds), got {self.ms}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -27,6 +57,11 @@ class RoomSpec:
     rt60_s: reverberation time, seconds for the room's echo to decay by 60 dB.
     noise_dbfs: RMS level of the room's white noise, dB relative to full scale (32768).
     seed: seed of the random room impulse response and noise; same seed, same samples.
+    drift_ppm: the speaker's clock runs at (1 + drift_ppm * 1e-6) times the mic's, parts per million, so the
+        echo delay drifts continuously: +100 makes the echo arrive 0.1 ms later each second. 0: one clock.
+    delay_jumps: steps of the echo delay (xruns), in order of `at_s`.
+    speaker_clip_dbfs: the speaker's soft-clipping knee, dB relative to full scale: the sound entering the room
+        is `knee * tanh(x / knee)`, so it never exceeds the knee. None: a linear speaker.
     """
 
     echo_delay_ms: float = 40.0
@@ -34,6 +69,9 @@ class RoomSpec:
     rt60_s: float = 0.3
     noise_dbfs: float = -60.0
     seed: int = 0
+    drift_ppm: float = 0.0
+    delay_jumps: tuple[DelayJump, ...] = ()
+    speaker_clip_dbfs: float | None = None
 
     def validate(self) -> str | None:
         if not 0.0 <= self.echo_delay_ms <= 1000.0:
@@ -45,6 +83,24 @@ class RoomSpec:
             return f"`rt60_s` must be between 0.01 and 2.0, got {self.rt60_s}"
         if self.noise_dbfs > 0.0:
             return f"`noise_dbfs` must be at most 0 (full scale), got {self.noise_dbfs}"
+        if not -1000.0 <= self.drift_ppm <= 1000.0:
+            return f"`drift_ppm` must be between -1000 and 1000, got {self.drift_ppm}"
+        if self.speaker_clip_dbfs is not None and not -30.0 <= self.speaker_clip_dbfs <= 0.0:
+            return f"`speaker_clip_dbfs` must be between -30 and 0 (dB full scale), got {self.speaker_clip_dbfs}"
+        return self._validate_jumps()
+
+    def _validate_jumps(self) -> str | None:
+        problem = _out_of_order("delay_jumps", [jump.at_s for jump in self.delay_jumps])
+        if problem is not None:
+            return problem
+        delay_ms = self.echo_delay_ms
+        for number, jump in enumerate(self.delay_jumps, start=1):
+            delay_ms += jump.ms
+            if delay_ms < 0.0:  # the echo cannot arrive before the sound left the speaker
+                return (
+                    f"`delay_jumps` entry {number} takes the echo delay below 0 "
+                    f"({self.echo_delay_ms} ms and the jumps up to it sum to {delay_ms:g} ms)"
+                )
         return None
 
 
@@ -82,17 +138,38 @@ class Say:
 
 
 @dataclass(frozen=True)
+class Stall:
+    """The FSM thread freezes (a slow step, a page fault, a busy core) while the sound card plays on.
+
+    at_s: when, seconds of scene time (at least 0).
+    ms: for how long, milliseconds (more than 0, at most 2000).
+    """
+
+    at_s: float
+    ms: float
+
+    def validate(self) -> str | None:
+        if self.at_s < 0.0:
+            return f"`at_s` must be at least 0, got {self.at_s}"
+        if not 0.0 < self.ms <= 2000.0:
+            return f"`ms` must be more than 0 and at most 2000 (milliseconds), got {self.ms}"
+        return None
+
+
+@dataclass(frozen=True)
 class Scene:
-    """A whole scene: the room, the user's utterances in order, and how long to run (None: until done)."""
+    """A whole scene: the room, the user's utterances in order, how long to run (None: until done), and the
+    stalls of the FSM thread, in order of `at_s`."""
 
     room: RoomSpec = field(default_factory=RoomSpec)
     say: tuple[Say, ...] = ()
     duration_s: float | None = None
+    stall: tuple[Stall, ...] = ()
 
     def validate(self) -> str | None:
         if self.duration_s is not None and self.duration_s <= 0.0:
             return f"`duration_s` must be more than 0, got {self.duration_s}"
-        return None
+        return _out_of_order("stall", [stall.at_s for stall in self.stall])
 
 
 DEFAULT_SCENE_NAME = "default_scene.toml"
