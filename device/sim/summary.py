@@ -16,6 +16,7 @@ import numpy as np
 from device.config import RATE_HZ
 from device.core import commands as cmd
 from device.core import events as ev
+from device.core.states import DEFAULT_STOP_PHRASES
 from device.runtime.eventlog import LoggedStep
 from device.sim import bargein
 from device.sim.card import Utterance
@@ -82,6 +83,7 @@ def summarise(
     underrun_samples: int,
     user: np.ndarray[Any, np.dtype[np.float32]] | None = None,
     echo: np.ndarray[Any, np.dtype[np.float32]] | None = None,
+    stop_phrases: tuple[str, ...] = DEFAULT_STOP_PHRASES,
 ) -> dict[str, Any]:
     """`user` and `echo` are the two sources at the mic, kept apart (for levels); silence when not given."""
     steps = list(steps)
@@ -89,6 +91,7 @@ def summarise(
     asr: _Transcriptions = _Transcriptions()
     cuts: list[tuple[int, int]] = []  # (decision sample, epoch)
     cancels: dict[int, int] = {}  # turn -> sample of CancelTurn
+    asked: list[tuple[int, int, str]] = []  # (turn, sample, prompt) of every StartReply
     leaks = 0
     states: list[str] = ["Idle"]
     for step in steps:
@@ -99,6 +102,8 @@ def summarise(
         _note_event(step, asr, turns)
         for command in step.commands:
             _note_command(step, command, asr, turns, cuts, cancels)
+            if isinstance(command, cmd.StartReply):
+                asked.append((command.turn, step.t, command.prompt))
     # Earcons are not the assistant speaking: a user talking over the wake chime is no barge-in (nothing should
     # stop it), and its samples are not speech time.
     chimes = [c for step in steps for c in step.commands if isinstance(c, cmd.PlayEarcon)]
@@ -109,7 +114,13 @@ def summarise(
     turn_rows = [_turn_row(t, utterances, epochs_played, wake_phrase) for t in sorted(turns.values(), key=_key)]
     silent = np.zeros(len(epochs_played), np.float32)
     talked_over = bargein.analyse(
-        steps, utterances, epochs_played, silent if user is None else user, silent if echo is None else echo
+        steps,
+        utterances,
+        epochs_played,
+        silent if user is None else user,
+        silent if echo is None else echo,
+        replies=[_asked_reply(turn, at, prompt, turns, asr) for turn, at, prompt in asked],
+        stop_phrases=stop_phrases,
     )
     barge_ins = [_barge_in_row(t) for t in talked_over["talk_overs"] if t["interrupted"]]
     after = [int(np.count_nonzero(epochs_played[decision:] == epoch)) for decision, epoch in cuts]
@@ -118,6 +129,7 @@ def summarise(
         "turns": [row for row in turn_rows if row is not None],
         "barge_ins": barge_ins,
         "false_barge_ins": talked_over["false_pauses"] + talked_over["false_cancels"],
+        "self_replies": talked_over["self_replies"],
         "interruptions": talked_over,
         "cutoff_max_samples_after_decision": max(after, default=0),
         "period_samples": period_samples,
@@ -133,6 +145,19 @@ def summarise(
             for u in utterances
         ],
     }
+
+
+def _asked_reply(turn: int, at: int, prompt: str, turns: dict[int, _Turn], asr: _Transcriptions) -> bargein.AskedReply:
+    """A reply asked for, with the audio its transcript came from: the turn's endpoint window, or else (a reply
+    without an endpoint) its latest transcription's; none at all if nothing of the turn was transcribed."""
+    row = turns.get(turn)
+    if row is not None and row.asr_started is not None:
+        return bargein.AskedReply(turn, at, prompt, row.asr_from, row.asr_to)
+    windows = [(end, start) for (t, end), (start, _) in asr.started.items() if t == turn]
+    if not windows:
+        return bargein.AskedReply(turn, at, prompt, None, None)
+    end, start = max(windows)
+    return bargein.AskedReply(turn, at, prompt, start, end)
 
 
 def _key(turn: _Turn) -> int:
