@@ -139,6 +139,37 @@ def _cmd_bench_echo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench_realstream(args: argparse.Namespace) -> int:
+    from device.sim.realstream import full_plan, reanalyse, run_realstream, short_plan, write_report
+
+    if args.sessions < 1:
+        raise UserError(f"--sessions must be at least 1, got {args.sessions}")
+    plan = short_plan() if args.short else full_plan(args.sessions)
+    conversations = sum(len(s.talk_overs) for s in plan)
+    if args.reanalyse:
+        result = reanalyse(args.out)
+    else:
+        print(f"running {len(plan)} sessions of spine run ({conversations} talk-over conversations) on the wall "
+              "clock ...", flush=True)  # fmt: skip
+        result = run_realstream(plan, args.out, args.config, args.user_gain_db)
+    command = "spine bench realstream" + (" --short" if args.short else "")
+    if not args.short and args.sessions != 5:
+        command += f" --sessions {args.sessions}"
+    if args.user_gain_db:
+        command += f" --user-gain-db {args.user_gain_db:g}"
+    write_report(result, args.report, command)
+    print(f"report: {args.report} (+ .json); sessions in {args.out}/")
+    for name, key in (("with load", "load"), ("without load", "no_load")):
+        a = result["aggregates"][key]
+        print(
+            f"{name}: talk-overs {a['talk_overs']}, missed {a['missed']}, onset->silence p50/p95 "
+            f"{a['onset_to_silence_ms']['p50']}/{a['onset_to_silence_ms']['p95']} ms, self-interruptions "
+            f"{a['self_interruptions']}, self-replies {a['self_replies']}, stop phrases honoured "
+            f"{a['stop_phrases_honoured']} of {a['stop_phrases']}"
+        )
+    return 0
+
+
 def _cmd_bench_latency(args: argparse.Namespace) -> int:
     from device.config import load_config
     from device.sim.latency import NAMES, run_latency, write_report
@@ -303,6 +334,27 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--report", type=Path, default=Path("docs/latency.md"), help="Markdown report to write")
     latency.add_argument("--out", type=Path, default=Path("out/latency"), help="where each run's files go")
     latency.set_defaults(func=_cmd_bench_latency)
+
+    realstream = bench_sub.add_parser(
+        "realstream", help="spine run on a PulseAudio room, talked over by espeak-ng, with and without CPU load",
+        description="Start a private PulseAudio whose mic hears the speaker at 0 dB and keeps Spine's output and "
+        "the user's voice apart in one recording; run `spine run` in sessions (each first answer is the first "
+        "after start), ask for a story and talk over it at 0.3, 0.7, 1.5, 3 and 6 s (\"Stop.\", \"Never mind.\", "
+        "\"Hey Jarvis, stop.\", \"Hey Jarvis. What time is it?\"), half the sessions under `stress-ng --cpu 2`. "
+        "Reports onset -> silence p50/p95, missed talk-overs, self-interruptions, self-replies and stop phrases "
+        "honoured against the targets of issue 9 in --report (Markdown) and .json. Real time: about 12 min with "
+        "the default 5 sessions per setting; run it niced on a shared machine. Needs pulseaudio and stress-ng.",
+    )  # fmt: skip
+    realstream.add_argument("--config", type=Path, help="configuration TOML without [audio] (the bench sets it)")
+    realstream.add_argument("--sessions", type=int, default=5, help="sessions of 4 talk-overs per setting (default 5)")
+    realstream.add_argument("--short", action="store_true", help="the CI setting: 4 conversations, one under load")
+    realstream.add_argument("--user-gain-db", type=float, default=0.0, help="the user's voice level (default 0 dB)")
+    realstream.add_argument(
+        "--reanalyse", action="store_true", help="only analyse the sessions already in --out and rewrite the report"
+    )
+    realstream.add_argument("--report", type=Path, default=Path("docs/real-stream.md"), help="Markdown report")
+    realstream.add_argument("--out", type=Path, default=Path("out/realstream"), help="where each session's files go")
+    realstream.set_defaults(func=_cmd_bench_realstream)
 
     replay = sub.add_parser(
         "replay", help="re-run the state machine over an event log and check it decides the same",

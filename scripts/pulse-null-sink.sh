@@ -2,10 +2,19 @@
 # A private PulseAudio daemon with one null sink, for real-stream tests and development on machines with no
 # sound card (containers, CI), also as root and without D-Bus.
 #
-#   scripts/pulse-null-sink.sh start|stop|status
+#   scripts/pulse-null-sink.sh start [--room]|stop|status
 #
 # The sink `spine_null` (16 kHz mono) is the default sink, and its monitor is the default source, so what a
 # client plays is what it records. PortAudio reaches it through the ALSA `pulse` device (libasound2-plugins).
+#
+# `start --room` also builds a room whose user and assistant can be told apart (the real-stream suite,
+# device/sim/realstream.py), and makes it the default instead of spine_null:
+#   spine_room     a stereo 48 kHz float null sink: left is what the assistant plays, right is the user's voice
+#                  (float, so a loud sum never clips before the mic; record its monitor to see both apart)
+#   spine_speaker  the default sink: mono, into the room's left channel only
+#   spine_user     mono, into the room's right channel only (play the user's voice here)
+#   spine_mic      the default source: the room's monitor at +6.02 dB, so the mono mix a client records,
+#                  (left + right) / 2 by PulseAudio's downmix, is left + right - speaker and user at 0 dB
 #
 # Everything lives in $SPINE_PULSE_DIR (default /tmp/spine-pulse-$UID): the socket, the pid file, the state
 # and the daemon's log (pulse.log), so it never touches a desktop session's PulseAudio or the home directory.
@@ -14,8 +23,9 @@
 # Everything else it says goes to stderr. `start` and `stop` are idempotent; `status` exits 3 when stopped.
 set -euo pipefail
 
-usage() { echo "usage: $0 start|stop|status" >&2; exit 2; }
-[[ $# -eq 1 ]] || usage
+usage() { echo "usage: $0 start [--room]|stop|status" >&2; exit 2; }
+[[ $# -eq 1 || ( $# -eq 2 && $1 == start && $2 == --room ) ]] || usage
+room=${2:-}
 
 dir=${SPINE_PULSE_DIR:-/tmp/spine-pulse-$(id -u)}
 SINK=spine_null
@@ -47,6 +57,25 @@ ensure_sink() {
   pactl set-default-source $SINK.monitor
 }
 
+has_sink() { pactl list short sinks | awk '{print $2}' | grep -qx "$1"; }
+
+ensure_room() {
+  has_sink spine_room || pactl load-module module-null-sink sink_name=spine_room rate=48000 channels=2 \
+    format=float32le norewinds=1 sink_properties=device.description=Spine_room >/dev/null
+  has_sink spine_speaker || pactl load-module module-remap-sink sink_name=spine_speaker master=spine_room \
+    channels=1 channel_map=mono master_channel_map=front-left remix=no >/dev/null
+  has_sink spine_user || pactl load-module module-remap-sink sink_name=spine_user master=spine_room \
+    channels=1 channel_map=mono master_channel_map=front-right remix=no >/dev/null
+  pactl list short sources | awk '{print $2}' | grep -qx spine_mic \
+    || pactl load-module module-remap-source source_name=spine_mic master=spine_room.monitor >/dev/null
+  # PulseAudio volumes are cubic: 65536 * 2^(1/3) = 82570 is a linear gain of 2 (+6.02 dB), which undoes the
+  # halving of the stereo-to-mono downmix.
+  pactl set-source-volume spine_mic 82570
+  pactl set-default-sink spine_speaker
+  pactl set-default-source spine_mic
+  say "room: default sink spine_speaker (left of spine_room), user sink spine_user (right), default source spine_mic"
+}
+
 start() {
   command -v pulseaudio >/dev/null || { say "pulseaudio is not installed: run scripts/setup.sh"; exit 1; }
   mkdir -p -m 700 "$dir" "$PULSE_RUNTIME_PATH" "$PULSE_STATE_PATH"
@@ -67,7 +96,11 @@ start() {
     say "started PulseAudio (pid $(pid)) in $dir, log in $dir/pulse.log"
   fi
   ensure_sink
-  say "default sink $SINK (16 kHz mono), default source $SINK.monitor (records what is played)"
+  if [[ $room == --room ]]; then
+    ensure_room
+  else
+    say "default sink $SINK (16 kHz mono), default source $SINK.monitor (records what is played)"
+  fi
   print_env
 }
 

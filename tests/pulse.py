@@ -7,6 +7,9 @@ when `pulseaudio` is not installed (scripts/setup.sh installs it); any other fai
 
 PortAudio reads the environment when it initialises (through ALSA's `pulse` plugin), so apply the yielded
 variables to os.environ (e.g. with pytest's MonkeyPatch) before the test creates `pyaudio.PyAudio()`.
+
+`pulse_server(room=True)` also builds the two-channel room of the real-stream suite (see the script): the
+default sink and source become `spine_speaker` and `spine_mic`, and `spine_user` takes the user's voice.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pulse-null-sink.sh"
 SINK = "spine_null"
 
 
-def _run(action: str, runtime_dir: str) -> subprocess.CompletedProcess[str]:
+def _run(action: str, runtime_dir: str, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["bash", str(SCRIPT), action],
+        ["bash", str(SCRIPT), action, *options],
         env={**os.environ, "SPINE_PULSE_DIR": runtime_dir},
         capture_output=True,
         text=True,
@@ -37,14 +40,14 @@ def _run(action: str, runtime_dir: str) -> subprocess.CompletedProcess[str]:
 
 
 @contextmanager
-def pulse_server() -> Iterator[dict[str, str]]:
-    """Run a private PulseAudio with the `spine_null` sink; yield PULSE_SERVER, PULSE_RUNTIME_PATH and
-    XDG_RUNTIME_DIR for its clients."""
+def pulse_server(room: bool = False) -> Iterator[dict[str, str]]:
+    """Run a private PulseAudio with the `spine_null` sink (and the room, when asked); yield PULSE_SERVER,
+    PULSE_RUNTIME_PATH and XDG_RUNTIME_DIR for its clients."""
     if shutil.which("pulseaudio") is None:
         pytest.skip("pulseaudio is not installed (scripts/setup.sh installs it with apt)")
     runtime_dir = tempfile.mkdtemp(prefix="spine-pulse-")
     try:
-        started = _run("start", runtime_dir)
+        started = _run("start", runtime_dir, *(["--room"] if room else []))
         if started.returncode != 0:
             raise RuntimeError(f"{SCRIPT.name} start failed ({started.returncode}):\n{started.stderr}")
         env = {
