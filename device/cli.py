@@ -140,7 +140,8 @@ def _cmd_bench_echo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_realstream(args: argparse.Namespace) -> int:
-    from device.sim.realstream import full_plan, reanalyse, run_realstream, short_plan, write_report
+    from device.sim.realstream import full_plan, reanalyse, run_realstream, short_plan
+    from device.sim.realstream_report import write_report
 
     if args.sessions < 1:
         raise UserError(f"--sessions must be at least 1, got {args.sessions}")

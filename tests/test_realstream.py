@@ -15,9 +15,11 @@ from device.core import commands as cmd
 from device.core import events as ev
 from device.runtime.eventlog import LoggedStep
 from device.sim import realstream as rs
+from device.sim import realstream_analysis as an
+from device.sim import realstream_report as rr
 from tests.pulse import pulse_server
 
-RATE = rs.RATE_HZ
+RATE = an.RATE_HZ
 LOG_BEHIND_S = 0.5  # the log's clock starts this long after the recording
 MIC_BEHIND_S = 0.25  # the mic's sample count starts this long after the recording
 
@@ -34,7 +36,7 @@ def mic(seconds: float) -> int:
     return rec(seconds - MIC_BEHIND_S)
 
 
-def recording(story_until_s: float, gap_s: tuple[float, float] = (3.5, 3.6), length_s: float = 10.0) -> rs.Recording:
+def recording(story_until_s: float, gap_s: tuple[float, float] = (3.5, 3.6), length_s: float = 10.0) -> an.Recording:
     """Right: the request 0.5-2.0 s and "Stop." 4.0-4.4 s. Left: the wake chime 1.0-1.1 s and the story from
     3.0 s to `story_until_s`, with a short gap (between words: not a silence)."""
     out = np.zeros((rec(length_s), 2), np.int16)
@@ -48,8 +50,8 @@ def recording(story_until_s: float, gap_s: tuple[float, float] = (3.5, 3.6), len
 
 
 INJECTIONS = [
-    rs.Injection(rs.REQUEST, "request", 0, rec(0.45)),
-    rs.Injection("Stop.", "talk_over", 0, rec(3.95), 1.0),
+    an.Injection(an.REQUEST, "request", 0, rec(0.45)),
+    an.Injection("Stop.", "talk_over", 0, rec(3.95), 1.0),
 ]
 
 
@@ -73,7 +75,7 @@ def request_steps() -> list[LoggedStep]:
 
 def analyse(story_until_s: float, *more: LoggedStep, gap_s: tuple[float, float] = (3.5, 3.6)) -> dict[str, Any]:
     # running_at 0: the fallback mapping is 0.5 s off, so the numbers below hold only if the chime maps the log.
-    return rs.analyse_session(recording(story_until_s, gap_s), [*request_steps(), *more], INJECTIONS, 0, False)
+    return an.analyse_session(recording(story_until_s, gap_s), [*request_steps(), *more], INJECTIONS, 0, False)
 
 
 def conversation(result: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +123,7 @@ def test_a_talk_over_that_never_cuts_the_story_is_missed_and_a_stop_answered_is_
     assert row["interrupted"] is False and row["onset_to_silence_ms"] is None
     assert row["honoured"] is False and row["replies_after"] == ["Stop."]
     assert result["self_replies"] == []  # it answered what the user said: wrong for a stop phrase, not a self-reply
-    aggregated = rs.aggregate([{**result, "underruns_reported": 0, "rescues": 0, "unsettled": 0}], False)
+    aggregated = rr.aggregate([{**result, "underruns_reported": 0, "rescues": 0, "unsettled": 0}], False)
     assert aggregated["missed"] == 1 and aggregated["targets"]["missed"] is False
     assert aggregated["stop_phrases_answered"] == 1
 
@@ -133,7 +135,7 @@ def test_a_pause_on_the_assistants_own_voice_is_a_self_interruption() -> None:
         step(3.5, ev.TimerFired("confirm", 2), "Speaking", cmd.ResumePlayback(2)),
     )
     assert [i["kind"] for i in result["self_interruptions"]] == ["pause"]
-    aggregated = rs.aggregate([{**result, "underruns_reported": 0, "rescues": 0, "unsettled": 0}], False)
+    aggregated = rr.aggregate([{**result, "underruns_reported": 0, "rescues": 0, "unsettled": 0}], False)
     assert aggregated["self_interruptions"] == 1 and aggregated["targets"]["self_interruptions"] is False
 
 
@@ -167,7 +169,7 @@ def test_a_reply_to_the_assistants_own_words_is_a_self_reply_from_echo() -> None
 
 def test_silent_runs_need_a_sustained_silence() -> None:
     left = recording(4.0, gap_s=(3.5, 3.6))[:, 0]
-    runs = rs.silent_runs(rs.sounding_frames(left))
+    runs = an.silent_runs(an.sounding_frames(left))
     assert (rec(3.5), rec(3.6)) not in runs  # 100 ms: between words
     assert runs == [(0, rec(1.0)), (rec(1.1), rec(3.0)), (rec(4.0), rec(10.0))]
 
@@ -176,10 +178,10 @@ def test_the_full_plan_meets_every_offset_and_kind_cold_and_warm() -> None:
     plan = rs.full_plan()
     for load in (True, False):
         talks = [(t.offset_s, t.text) for s in plan if s.load == load for t in s.talk_overs]
-        assert sorted(talks) == sorted((o, k) for o in rs.OFFSETS_S for k in rs.KINDS)  # 20 each, every pair once
+        assert sorted(talks) == sorted((o, k) for o in an.OFFSETS_S for k in an.KINDS)  # 20 each, every pair once
         firsts = [s.talk_overs[0] for s in plan if s.load == load]
-        assert {t.offset_s for t in firsts} == set(rs.OFFSETS_S)
-        assert {t.text for t in firsts} == set(rs.KINDS)
+        assert {t.offset_s for t in firsts} == set(an.OFFSETS_S)
+        assert {t.text for t in firsts} == set(an.KINDS)
     short = rs.short_plan()
     assert sum(len(s.talk_overs) for s in short) == 4 and any(s.load for s in short)
 
@@ -192,8 +194,8 @@ def test_the_report_marks_each_target_met_or_missed() -> None:
     )
     bad = analyse(10.0, step(3.3, ev.VoiceHint(mic(3.25), 0.8), "Paused", cmd.PausePlayback(2)))
     extra = {"underruns_reported": 0, "rescues": 0, "unsettled": 0}
-    result = rs.result_of([{**good, **extra, "load": True}, {**bad, **extra, "load": False}])
-    text = rs.report_markdown(result, "spine bench realstream")
+    result = rr.result_of([{**good, **extra, "load": True}, {**bad, **extra, "load": False}])
+    text = rr.report_markdown(result, "spine bench realstream")
     assert "| self-interruptions (pause/cut, no user audio) | 0 | 1 | 0: **met** |" in text
     assert "| missed talk-overs | 0 of 1 | 1 of 1 | ≤ 5 %: **met** |" in text
     assert "p95 ≤ 200 ms: **met**" in text
@@ -242,7 +244,7 @@ def test_the_short_real_stream_bench_measures_four_talk_overs(tmp_path: Path, mo
     config = tmp_path / "models.toml"
     config.write_text(f'[models]\ndir = "{models_dir}"\n')
     result = rs.run_realstream(rs.short_plan(), tmp_path / "out", config, progress=print)
-    rs.write_report(result, tmp_path / "real-stream.md", "spine bench realstream --short")
+    rr.write_report(result, tmp_path / "real-stream.md", "spine bench realstream --short")
     print((tmp_path / "real-stream.md").read_text())
     sessions = result["sessions"]
     assert [s["load"] for s in sessions] == [False, True]
