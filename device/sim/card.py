@@ -89,7 +89,7 @@ class VirtualCard:
 
     def __init__(self, gate: PlaybackGate, scene: Scene, rate_hz: int, capacity_samples: int) -> None:
         self._gate = gate
-        self._echo = EchoPath(scene.room, rate_hz)
+        self.echo_path = EchoPath(scene.room, rate_hz)
         self._noise = RoomNoise(scene.room.noise_dbfs, scene.room.seed)
         self.player = ScenePlayer(scene, rate_hz)
         self.mic = np.zeros(capacity_samples, np.int16)
@@ -106,7 +106,7 @@ class VirtualCard:
         """One period: returns (what the mic heard, what the speaker played)."""
         frame = self._gate.pull(n)
         user = self.player.frame(start, n)
-        echo = self._echo.process(frame.audio)
+        echo = self.echo_path.process(frame.audio)
         mic: Audio = np.clip(np.rint(user + echo + self._noise.next(n)), -32768, 32767).astype(np.int16)
         self._record(start, n, mic, frame.audio, frame.epochs)
         self.user[start : start + n] = user

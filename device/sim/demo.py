@@ -107,15 +107,22 @@ def run_virtual(rig: Rig, scene: Scene) -> Run:
             backlog.append((now, *rig.card.tick(now, rig.period)))
             now += rig.period
         rig.gate.pump_on_pull = True
-        pending = rig.inbox.drain()
+        assert isinstance(rig.runner, VirtualRunner)
+        # What the workers finished by now is already in a real loop's inbox, so no fact heard below can cancel
+        # it unseen: it is stepped (or dropped as stale) after the heard facts, as device/run.py does.
+        finished = rig.runner.pop_due(now)
+        stalled = len(backlog) > 1
+        pending = [] if stalled else rig.inbox.drain()
         for index, (start, mic, played) in enumerate(backlog):
             pending += rig.hear(mic, start, played)
             if index + 1 < len(backlog):  # the real loop steps one period's facts before it hears the next
                 for event in pending:
                     rig.loop.handle(event, now)
-                pending = rig.inbox.drain()
+                pending = []
+        if stalled:  # the card's reports from the frozen time come after the backlog, as in the real loop
+            pending += rig.inbox.drain()
+        pending += finished
         while True:
-            assert isinstance(rig.runner, VirtualRunner)
             pending += rig.runner.pop_due(now) + list(rig.timers.pop_due(now))
             if not pending:
                 break
