@@ -103,9 +103,11 @@ class ResumePlayback:
 
 @dataclass(frozen=True)
 class PlayEarcon:
-    """Play the chime `kind` (wake, timeout, mute, unmute) as its own epoch: opened, queued and finished at once.
+    """Play the earcon `kind` (wake, timeout, mute, unmute, startup) as its own epoch: opened, queued and
+    finished at once.
 
-    It belongs to no turn: nothing cuts it (the longest is 170 ms) and it is never part of a reply."""
+    It belongs to no turn and is never part of a reply. Nothing cuts a chime (the longest is 170 ms); only a
+    stop cuts the start-up sound (`CutPlayback` of its epoch)."""
 
     epoch: int
     kind: str
@@ -143,6 +145,16 @@ class ReopenAudio:
 
 
 @dataclass(frozen=True)
+class VoiceBargeIn:
+    """Voice barge-in is suspended (`enabled=False`: the assistant kept hearing itself, only the wake word
+    interrupts now) or restored; `reason` says why. A fact for the log and the timeline: the machine itself
+    ignores voice while it is suspended, and hearing may stop looking for it."""
+
+    enabled: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class NoteIgnored:
     """Write into the log that the event was ignored, and why (a stale result is dropped as data)."""
 
@@ -166,6 +178,7 @@ Command = (
     | CancelTurn
     | CommitHeard
     | ReopenAudio
+    | VoiceBargeIn
     | NoteIgnored
 )
 
@@ -186,5 +199,6 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     CancelTurn,
     CommitHeard,
     ReopenAudio,
+    VoiceBargeIn,
     NoteIgnored,
 )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 JobKind = Literal["asr", "reply", "tts"]
-TimerKind = Literal["listen", "utterance", "alarm", "reopen", "confirm", "lookahead"]
+TimerKind = Literal["listen", "utterance", "alarm", "reopen", "confirm", "lookahead", "ring", "breaker"]
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,11 @@ class MuteChanged:
 
 
 @dataclass(frozen=True)
+class Started:
+    """The loop began: posted once by the shell, before any other event (the start-up sound plays on it)."""
+
+
+@dataclass(frozen=True)
 class StopRequested:
     """The daemon is asked to stop (signal, end of a scene)."""
 
@@ -217,6 +222,7 @@ Event = (
     | AudioDeviceLost
     | AudioDeviceRestored
     | MuteChanged
+    | Started
     | StopRequested
 )
 
@@ -241,5 +247,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     AudioDeviceLost,
     AudioDeviceRestored,
     MuteChanged,
+    Started,
     StopRequested,
 )

@@ -30,8 +30,23 @@ Rules the handlers keep:
 6. Transcription may start early, at the user's pause (`SpeechPaused`). A transcript names the sample it runs
    to, and only the transcript up to the endpoint is ever answered: one of a pause the user spoke on past is
    dropped as data.
-7. A chime (`PlayEarcon`: wake, timeout, mute, unmute) is an epoch of its own, outside every turn: never a
-   reply's epoch, never cut, never in memory.
+7. A chime (`PlayEarcon`: wake, timeout, mute, unmute, startup) is an epoch of its own, outside every turn:
+   never a reply's epoch, never in memory, never cut (only a stop cuts the start-up sound, which plays on
+   `Started` so the echo canceller converges before the first answer).
+8. The assistant never answers itself. The context knows what its voice last said and when it last sounded
+   (`OwnVoice`: the words played, from the chunks and the played-sample counts; the epochs still sounding).
+   A transcript whose utterance began while that voice sounded, or within `echo_tail_samples` after, and whose
+   words are the last ones played (`own_words_match`) is not a user turn: no reply, a `NoteIgnored` that says
+   "self-interruption", back to listening. Stop phrases are checked first: they are never answered either.
+9. Hearing itself trips a breaker: `breaker_self_heard` times within `breaker_window_samples` suspend voice
+   barge-in (`VoiceBargeIn(enabled=False)`; only the wake word interrupts, no follow-up window opens) until
+   the echo canceller next reports convergence, or `breaker_hold_samples` pass (the `breaker` timer).
+10. A stop phrase ends the exchange unanswered: the wake phrase is stripped from the transcript's start, and
+   the rest must be stop phrases and fillers only ("Hey Jarvis, stop.", "Stop. Stop.", "Cancel that").
+11. A timer that is done rings (`Context.ring`): its line, a gap (`Ringing`), its line again, for at most
+   `alarm_ring_max_samples`. The wake word, a stop phrase or any request silences it; speech that turns out to
+   be nothing (an empty transcript, the assistant's own echo) does not, and the ring goes on. Every way back
+   to idle passes through `_to_idle`, which resumes a ring, then announces an alarm that came due while busy.
 """
 
 from __future__ import annotations
@@ -49,6 +64,8 @@ from device.core.memory import (
     heard_text,
     is_stop_phrase,
     normalise_space,
+    own_words_match,
+    sounded_words,
     split_sentences,
     spoken_text,
 )
@@ -65,6 +82,8 @@ from device.core.states import (
     Muted,
     Paused,
     Reply,
+    Ring,
+    Ringing,
     Speaking,
     Spine,
     State,
@@ -124,21 +143,45 @@ def _chime(ctx: Context, kind: str) -> tuple[Context, Commands]:
 
 
 def _listen_after_wake(ctx: Context, turn: int, now: int, *before: cmd.Command) -> Outcome:
-    """The wake word was accepted: chime, and open the listening window."""
-    ctx, chime = _chime(ctx, "wake")
+    """The wake word was accepted: chime, and open the listening window. The user called: a ring stops."""
+    ctx, chime = _chime(replace(ctx, ring=None), "wake")
     return _with(_open_listening(ctx, turn, now), *before, *chime)
 
 
 def _to_idle(ctx: Context, now: int) -> Outcome:
-    """Every way back to idle passes here, so an alarm that rang while busy is announced now."""
+    """Every way back to idle passes here, so a ring that nobody stopped goes on, and an alarm that rang while
+    busy is announced now."""
+    ring = ctx.ring
+    if ring is not None:
+        gap = ctx.config.alarm_ring_gap_samples
+        if now + gap - ring.started_at_sample < ctx.config.alarm_ring_max_samples:
+            return Ringing(), ctx, (cmd.StartTimer("ring", ring.alarm.alarm, now + gap),)
+        ctx = replace(ctx, ring=None)  # it rang long enough: a kitchen timer stops too
     if not ctx.alarms_due:
         return Idle(), ctx, ()
     alarm, rest = ctx.alarms_due[0], ctx.alarms_due[1:]
-    return _announce(replace(ctx, alarms_due=rest), alarm)
+    return _announce(replace(ctx, alarms_due=rest), alarm, now)
 
 
-def _announce(ctx: Context, alarm: Alarm) -> Outcome:
-    return _say(ctx, f"Your {alarm.label} timer is done.")
+def _announce(ctx: Context, alarm: Alarm, now: int) -> Outcome:
+    """A timer is done: it starts ringing (its line now, then again after each gap until it is stopped)."""
+    return _say(replace(ctx, ring=Ring(alarm, now)), _ring_line(alarm))
+
+
+def _ring_line(alarm: Alarm) -> str:
+    return f"Your {alarm.label} timer is done."
+
+
+def on_ring_due(state: Ringing, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
+    """The gap between two sayings of a ringing timer's line is over: say it again, or stop at the bound."""
+    if event.kind != "ring":
+        return on_timer(state, ctx, event, now)
+    ring = ctx.ring
+    if ring is None or event.ref != ring.alarm.alarm:
+        return state, ctx, (cmd.NoteIgnored(f"ring timer {event.ref} is stale: that timer no longer rings"),)
+    if now - ring.started_at_sample >= ctx.config.alarm_ring_max_samples:
+        return _to_idle(replace(ctx, ring=None), now)
+    return _say(ctx, _ring_line(ring.alarm))
 
 
 # What the assistant says when a job of the turn failed: short, honest, and then it listens again.
@@ -155,13 +198,15 @@ def _say(ctx: Context, text: str) -> Outcome:
     epoch, ctx = _new_epoch(ctx)
     return (
         Announcing(turn, epoch, text),
-        ctx,
+        _voice_opened(ctx, epoch),
         (cmd.OpenPlayback(epoch, turn), cmd.StartTts(turn, 0, text)),
     )
 
 
 def _abandon(state: State, ctx: Context) -> tuple[Context, Commands]:
     """Cancel the current turn's work and playback; remember a cut reply until its heard text is known."""
+    if isinstance(state, Ringing) and ctx.ring is not None:  # between two sayings: the next one is not due
+        return ctx, (cmd.CancelTimer("ring", ctx.ring.alarm.alarm),)
     turn = current_turn(state)
     if turn is None:
         return ctx, ()
@@ -177,6 +222,9 @@ def _abandon(state: State, ctx: Context) -> tuple[Context, Commands]:
         ctx = replace(ctx, cut_replies=(*ctx.cut_replies, cut))
     elif isinstance(state, Announcing):
         out.append(cmd.CutPlayback(state.epoch))
+        # Its words are not kept (an announcement is not memory), but the guard must know they may echo: the
+        # whole line counts as played (it is short, and more words only make the guard more careful).
+        ctx = _voice_said(ctx, tuple(state.text.split()))
     elif isinstance(state, Thinking):
         # The user's words are in memory; nothing of the reply was heard. Keep the roles alternating.
         ctx = _remember(ctx, Message("assistant", "", interrupted=True))
@@ -193,17 +241,149 @@ def _full_text(reply: Reply) -> str:
     return normalise_space(reply.text)
 
 
+# ------------------------------------------------------------------------------- the assistant's own voice
+
+
+SELF_HEARD = "self-interruption"
+"""How a `NoteIgnored` for a transcript of the assistant's own voice begins (summaries count it)."""
+
+
+def _voice_opened(ctx: Context, epoch: int) -> Context:
+    voice = ctx.own_voice
+    return replace(ctx, own_voice=replace(voice, sounding=(*voice.sounding, epoch)))
+
+
+def _voice_said(ctx: Context, words: tuple[str, ...]) -> Context:
+    """Add words the speaker played to the guard's window (it keeps the last `own_words_window_words`)."""
+    if not words:
+        return ctx
+    voice, keep = ctx.own_voice, ctx.config.own_words_window_words
+    return replace(ctx, own_voice=replace(voice, words=(*voice.words, *words)[-keep:]))
+
+
+def _voice_ended(ctx: Context, epoch: int, now: int, words: tuple[str, ...] = ()) -> Context:
+    """An epoch of speech drained or stopped: its words were played, and the voice fell silent now."""
+    voice = ctx.own_voice
+    if epoch in voice.sounding:
+        voice = replace(voice, sounding=tuple(e for e in voice.sounding if e != epoch), ended_at_sample=now)
+    return _voice_said(replace(ctx, own_voice=voice), words)
+
+
+def _recent_own_words(ctx: Context) -> tuple[str, ...]:
+    """The words the speaker may just have played: those reported played, and all of a cut reply whose stop
+    report is still to come (its played count is not known yet; more words only make the guard careful)."""
+    pending = tuple(w for cut in ctx.cut_replies if cut.epoch in ctx.own_voice.sounding for w in cut.full_text.split())
+    return (*ctx.own_voice.words, *pending)[-ctx.config.own_words_window_words :]
+
+
+def _is_own_voice(ctx: Context, prompt: str, onset_sample: int) -> bool:
+    """Whether an utterance that began at `onset_sample` and says `prompt` is the assistant's own voice."""
+    voice, config = ctx.own_voice, ctx.config
+    ended = voice.ended_at_sample
+    sounded = bool(voice.sounding) or (ended is not None and onset_sample <= ended + config.echo_tail_samples)
+    return sounded and own_words_match(
+        prompt,
+        _recent_own_words(ctx),
+        min_fraction=config.own_words_min_fraction,
+        one_word_tail=config.own_one_word_tail_words,
+    )
+
+
+def _heard_itself(ctx: Context, turn: int, prompt: str, now: int) -> Outcome:
+    """The transcript is the assistant's own voice: answer nothing, count it, and listen on (a ring goes on)."""
+    config = ctx.config
+    voice = ctx.own_voice
+    recent = (*(t for t in voice.self_heard_at if now - t < config.breaker_window_samples), now)
+    ctx = replace(ctx, own_voice=replace(voice, self_heard_at=recent))
+    window_s = config.breaker_window_samples / config.rate_hz
+    note = cmd.NoteIgnored(
+        f"{SELF_HEARD}: {prompt!r} is the assistant's own voice (it began while that voice sounded or in its echo "
+        f"tail, and repeats what it just said): not a user turn ({len(recent)} within {window_s:g} s)"
+    )
+    ctx, breaker = _maybe_trip(ctx, now)
+    if ctx.ring is not None or ctx.alarms_due or _suspended(ctx) or config.follow_up_samples <= 0:
+        return _with(_to_idle(ctx, now), note, *breaker)
+    return _with(_open_listening(ctx, turn, now, follow_up=True), note, *breaker)
+
+
+def _suspended(ctx: Context) -> bool:
+    return ctx.own_voice.suspended_since_sample is not None
+
+
+def _maybe_trip(ctx: Context, now: int) -> tuple[Context, Commands]:
+    """Trip the breaker when the assistant heard itself `breaker_self_heard` times within the window."""
+    voice, config = ctx.own_voice, ctx.config
+    if _suspended(ctx) or config.breaker_self_heard <= 0 or len(voice.self_heard_at) < config.breaker_self_heard:
+        return ctx, ()
+    trips = voice.trips + 1
+    ctx = replace(ctx, own_voice=replace(voice, suspended_since_sample=now, trips=trips))
+    window_s, hold_s = config.breaker_window_samples / config.rate_hz, config.breaker_hold_samples / config.rate_hz
+    why = (
+        f"heard itself {len(voice.self_heard_at)} times within {window_s:g} s: only the wake word interrupts "
+        f"until the echo canceller converges again, or for {hold_s:g} s"
+    )
+    return ctx, (cmd.VoiceBargeIn(False, why), cmd.StartTimer("breaker", trips, now + config.breaker_hold_samples))
+
+
+def _restore(ctx: Context, why: str, *also: cmd.Command) -> tuple[Context, Commands]:
+    voice = replace(ctx.own_voice, suspended_since_sample=None, self_heard_at=())
+    return replace(ctx, own_voice=voice), (*also, cmd.VoiceBargeIn(True, why))
+
+
+def on_echo_canceller(state: State, ctx: Context, event: ev.EchoCancellerChanged, now: int) -> Outcome:
+    """The canceller converged after the breaker tripped: hearing is trusted again, so voice barge-in is too."""
+    if not (event.converged and _suspended(ctx)):
+        return state, ctx, (cmd.NoteIgnored(_CANCELLER_FACT),)
+    why = f"the echo canceller converged again (ERLE {event.erle_db:g} dB)"
+    ctx, out = _restore(ctx, why, cmd.CancelTimer("breaker", ctx.own_voice.trips))
+    return state, ctx, out
+
+
+_CANCELLER_FACT = (
+    "a fact for the log: hearing lets speech interrupt playback only while the echo canceller is converged "
+    "(and voice barge-in is not suspended by the breaker)"
+)
+
+
+def _voice_suspended(name: str) -> cmd.NoteIgnored:
+    return cmd.NoteIgnored(
+        f"voice barge-in is suspended (the assistant kept hearing itself): only the wake word interrupts {name}"
+    )
+
+
 # ------------------------------------------------------------------------------------ hearing and listening
 
 
 _OWN_SPEECH = "the wake word was in the assistant's own speech (found in the played audio first)"
 
 
-def on_wake_idle(state: Idle, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
+def on_wake_idle(state: Idle | Ringing, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
     if event.in_own_speech:  # the tail of a reply that said the wake word, still echoing after it drained
         return state, ctx, (cmd.NoteIgnored(_OWN_SPEECH),)
+    ctx, out = _abandon(state, ctx)  # a ring's next saying is not due any more
     turn, ctx = _new_turn(ctx)
-    return _listen_after_wake(ctx, turn, now)
+    return _listen_after_wake(ctx, turn, now, *out)
+
+
+def on_ring_speech(state: Ringing, ctx: Context, event: ev.SpeechStarted, now: int) -> Outcome:
+    """Speech between two sayings of a ringing timer: hear it (no wake word needed to say "stop"). The ring
+    waits: a request or a stop silences it, an empty transcript or the assistant's own echo does not."""
+    if _suspended(ctx):
+        return state, ctx, (_voice_suspended("a ringing timer"),)
+    ctx, out = _abandon(state, ctx)
+    turn, ctx = _new_turn(ctx)
+    start = event.onset_sample - ctx.config.preroll_samples
+    due = now + ctx.config.max_utterance_samples
+    return Hearing(turn, event.onset_sample, start), ctx, (*out, cmd.StartTimer("utterance", turn, due))
+
+
+def on_started(state: Idle, ctx: Context, event: ev.Started, now: int) -> Outcome:
+    """The loop began: play the start-up sound, through the real output, so the echo canceller converges (and
+    the echo model is calibrated) before the first answer."""
+    if not ctx.config.startup_sound:
+        return state, ctx, (cmd.NoteIgnored("the start-up sound is off"),)
+    epoch, ctx = _new_epoch(ctx)
+    return state, replace(ctx, earcon_epoch=epoch, startup_epoch=epoch), (cmd.PlayEarcon(epoch, "startup"),)
 
 
 def on_wake_again(state: Listening | Hearing, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
@@ -261,14 +441,14 @@ def on_speech_ended(state: Hearing, ctx: Context, event: ev.SpeechEnded, now: in
     if event.end_sample == state.early_to_sample:  # the pause was the end: its transcription is the one
         cancel = cmd.CancelTimer("utterance", state.turn)
         if state.early_text is None:
-            return Transcribing(state.turn, event.end_sample), ctx, (cancel,)
-        return _with(_answer(state.turn, state.early_text, ctx, now), cancel)
+            return Transcribing(state.turn, event.end_sample, state.onset_sample), ctx, (cancel,)
+        return _with(_answer(state.turn, state.early_text, ctx, now, state.onset_sample), cancel)
     return _transcribe(state, ctx, event.end_sample)
 
 
 def _transcribe(state: Hearing, ctx: Context, end_sample: int) -> Outcome:
     out = (cmd.CancelTimer("utterance", state.turn), cmd.StartAsr(state.turn, state.from_sample, end_sample))
-    return Transcribing(state.turn, end_sample), ctx, out
+    return Transcribing(state.turn, end_sample, state.onset_sample), ctx, out
 
 
 # --------------------------------------------------------------------------------------------------- timers
@@ -276,7 +456,14 @@ def _transcribe(state: Hearing, ctx: Context, end_sample: int) -> Outcome:
 
 def on_timer(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
     if event.kind == "alarm":
-        return _alarm_rang(state, ctx, event.ref)
+        return _alarm_rang(state, ctx, event.ref, now)
+    if event.kind == "breaker":
+        if not _suspended(ctx) or event.ref != ctx.own_voice.trips:
+            return state, ctx, (cmd.NoteIgnored(f"breaker timer {event.ref} is stale: voice barge-in is not held"),)
+        ctx, out = _restore(ctx, "the breaker's hold time is over")
+        return state, ctx, out
+    if event.kind == "ring":  # in a state other than Ringing: the ring was silenced or is saying its line
+        return state, ctx, (cmd.NoteIgnored(f"ring timer {event.ref} has no meaning in {type(state).__name__}"),)
     if event.ref != current_turn(state):
         return state, ctx, (cmd.NoteIgnored(_stale(state, event.ref, f"{event.kind} timer")),)
     if event.kind == "listen" and isinstance(state, Listening):
@@ -301,13 +488,13 @@ def on_timer(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outc
     return state, ctx, (cmd.NoteIgnored(f"{event.kind} timer has no meaning in {type(state).__name__}"),)
 
 
-def _alarm_rang(state: State, ctx: Context, alarm_id: int) -> Outcome:
+def _alarm_rang(state: State, ctx: Context, alarm_id: int, now: int) -> Outcome:
     alarm = next((a for a in ctx.alarms_armed if a.alarm == alarm_id), None)
     if alarm is None:
         return state, ctx, (cmd.NoteIgnored(f"alarm {alarm_id} is not armed"),)
     ctx = replace(ctx, alarms_armed=tuple(a for a in ctx.alarms_armed if a.alarm != alarm_id))
     if isinstance(state, Idle):
-        return _announce(ctx, alarm)
+        return _announce(ctx, alarm, now)
     # Busy: announce when the machine is next idle, rather than talk over the user or over itself.
     return state, replace(ctx, alarms_due=(*ctx.alarms_due, alarm)), ()
 
@@ -320,17 +507,23 @@ def on_transcript(state: Transcribing, ctx: Context, event: ev.TranscriptReady, 
         return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, "transcript")),)
     if event.to_sample != state.to_sample:
         return state, ctx, (cmd.NoteIgnored(_outdated(event, state.to_sample)),)
-    return _answer(state.turn, event.text, ctx, now)
+    return _answer(state.turn, event.text, ctx, now, state.onset_sample)
 
 
-def _answer(turn: int, text: str, ctx: Context, now: int) -> Outcome:
-    """The user's words are known: ask for a reply (nothing to answer, or a stop phrase: rest)."""
+def _answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int) -> Outcome:
+    """The words of an utterance that began at `onset_sample` are known: ask for a reply, unless there is
+    nothing to answer, it is a stop, or it is the assistant's own voice (then rest or listen on)."""
     prompt = normalise_space(text)
     if not prompt:
         return _with(_to_idle(ctx, now), cmd.NoteIgnored("empty transcript: nothing to answer"))
-    if is_stop_phrase(prompt, ctx.config.stop_phrases):
-        # Whatever was going on was cancelled when this utterance interrupted it; a stop starts nothing new.
+    if is_stop_phrase(prompt, ctx.config.stop_phrases, ctx.config.wake_phrase):
+        # Whatever was going on was cancelled when this utterance interrupted it; a stop starts nothing new, and
+        # silences a ringing timer.
+        ctx = replace(ctx, ring=None)
         return _with(_to_idle(ctx, now), cmd.NoteIgnored(f"stop phrase {prompt!r}: stopped, nothing to answer"))
+    if _is_own_voice(ctx, prompt, onset_sample):
+        return _heard_itself(ctx, turn, prompt, now)
+    ctx = replace(ctx, ring=None)  # the user asked for something: they heard the ring
     history = ctx.memory
     ctx = _remember(ctx, Message("user", prompt))
     return Thinking(turn, Reply(prompt)), ctx, (cmd.StartReply(turn, prompt, history),)
@@ -421,6 +614,7 @@ def on_tts_chunk(state: Thinking | Speaking, ctx: Context, event: ev.TtsChunkRea
     out: list[cmd.Command] = []
     if isinstance(state, Thinking):
         epoch, ctx = _new_epoch(ctx)
+        ctx = _voice_opened(ctx, epoch)
         out.append(cmd.OpenPlayback(epoch, state.turn))
         speaking = Speaking(state.turn, epoch, reply, playing_since_sample=now)
     else:
@@ -456,17 +650,19 @@ def on_announcement_chunk(state: Announcing, ctx: Context, event: ev.TtsChunkRea
 
 def on_drained(state: Speaking | Announcing, ctx: Context, event: ev.PlaybackDrained, now: int) -> Outcome:
     if event.epoch != state.epoch:
-        return state, ctx, (cmd.NoteIgnored(f"epoch {event.epoch} drained; current epoch is {state.epoch}"),)
+        return on_stale_drain(state, ctx, event, now)
     if isinstance(state, Announcing):
-        return _to_idle(ctx, now)
+        return _to_idle(_voice_ended(ctx, state.epoch, now, tuple(state.text.split())), now)
     text = spoken_text(state.reply.chunks)
+    ctx = _voice_ended(ctx, state.epoch, now, tuple(text.split()))
     ctx = _remember(ctx, Message("assistant", text))
     return _with(_follow_up(ctx, now), cmd.CommitHeard(state.turn, text, text, interrupted=False))
 
 
 def _follow_up(ctx: Context, now: int) -> Outcome:
-    """A reply was heard to its end: listen a little for a follow-up question without the wake word."""
-    if ctx.alarms_due or ctx.config.follow_up_samples <= 0:
+    """A reply was heard to its end: listen a little for a follow-up question without the wake word (not while
+    the breaker holds: then only the wake word is trusted to address the assistant)."""
+    if ctx.alarms_due or ctx.config.follow_up_samples <= 0 or _suspended(ctx):
         return _to_idle(ctx, now)
     turn, ctx = _new_turn(ctx)
     return _open_listening(ctx, turn, now, follow_up=True)
@@ -475,12 +671,16 @@ def _follow_up(ctx: Context, now: int) -> Outcome:
 def on_stopped(state: State, ctx: Context, event: ev.PlaybackStopped, now: int) -> Outcome:
     """A cut epoch faded out: commit exactly the words played before the cut (invariant 5)."""
     cut = next((c for c in ctx.cut_replies if c.epoch == event.epoch), None)
+    if event.epoch == ctx.startup_epoch:
+        ctx = replace(ctx, startup_epoch=0)
     if cut is None:
+        ctx = _voice_ended(ctx, event.epoch, now)  # an announcement's words were noted when it was cut
         return (
             state,
             ctx,
             (cmd.NoteIgnored(f"epoch {event.epoch} stopped; no reply of it awaits its heard text"),),
         )
+    ctx = _voice_ended(ctx, event.epoch, now, sounded_words(cut.chunks, event.played_samples))
     ctx = replace(ctx, cut_replies=tuple(c for c in ctx.cut_replies if c.epoch != event.epoch))
     heard = heard_text(cut.chunks, event.played_samples)
     ctx = _remember(ctx, Message("assistant", heard, interrupted=True))
@@ -488,8 +688,11 @@ def on_stopped(state: State, ctx: Context, event: ev.PlaybackStopped, now: int) 
 
 
 def on_stale_drain(state: State, ctx: Context, event: ev.PlaybackDrained, now: int) -> Outcome:
+    if event.epoch == ctx.startup_epoch:
+        return state, replace(ctx, startup_epoch=0), (cmd.NoteIgnored("the start-up sound played to its end"),)
     if event.epoch == ctx.earcon_epoch:
         return state, ctx, (cmd.NoteIgnored(f"earcon epoch {event.epoch} played to its end"),)
+    ctx = _voice_ended(ctx, event.epoch, now)  # it sounded until now, whatever it was
     return state, ctx, (cmd.NoteIgnored(f"epoch {event.epoch} drained after it stopped being current"),)
 
 
@@ -534,6 +737,8 @@ def on_voice_hint(state: Speaking | Announcing, ctx: Context, event: ev.VoiceHin
     name, rule = _rule(state, ctx)
     if not rule.speech:
         return state, ctx, (cmd.NoteIgnored(f"the barge-in matrix does not let speech interrupt {name}"),)
+    if _suspended(ctx):
+        return state, ctx, (_voice_suspended(name),)
     if event.probability < rule.speech_probability:
         why = f"voice hint {event.probability} is below the {rule.speech_probability} needed to pause {name}"
         return state, ctx, (cmd.NoteIgnored(why),)
@@ -550,6 +755,8 @@ def on_barge_in_speech(state: Interruptible, ctx: Context, event: ev.SpeechStart
     name, rule = _rule(state, ctx)
     if not rule.speech:
         return state, ctx, (cmd.NoteIgnored(f"the barge-in matrix does not let speech interrupt {name}"),)
+    if _suspended(ctx):  # while paused, the confirm timer resumes playback
+        return state, ctx, (_voice_suspended(name),)
     onset = min(event.onset_sample, state.hint_onset_sample) if isinstance(state, Paused) else event.onset_sample
     ctx, out = _abandon(state, ctx)
     turn, ctx = _new_turn(ctx)
@@ -584,7 +791,9 @@ def on_failed(state: State, ctx: Context, event: ev.EngineFailed, now: int) -> O
         return state, ctx, (cmd.NoteIgnored(_stale(state, event.turn, f"{event.job} failure")),)
     ctx, out = _abandon(state, ctx)
     if isinstance(state, Announcing) or (isinstance(state, Paused) and isinstance(state.inner, Announcing)):
-        # The announcement itself failed (most likely its voice): an apology would fail the same way.
+        # The announcement itself failed (most likely its voice): an apology would fail the same way, and so
+        # would a ring's next saying.
+        ctx = replace(ctx, ring=None)
         return _with(_to_idle(ctx, now), *out, cmd.NoteIgnored(f"announcement failed: {event.reason}"))
     said, ctx, spoken = _say(ctx, APOLOGIES[event.job])
     return said, ctx, (*out, *spoken)
@@ -593,7 +802,10 @@ def on_failed(state: State, ctx: Context, event: ev.EngineFailed, now: int) -> O
 def on_stop(state: State, ctx: Context, event: ev.StopRequested, now: int) -> Outcome:
     ctx, out = _abandon(state, ctx)
     disarm = tuple(cmd.CancelTimer("alarm", a.alarm) for a in ctx.alarms_armed)
-    return Stopping(), replace(ctx, alarms_armed=()), (*out, *disarm)
+    # The start-up sound is the one earcon long enough to still play: a stop is the one thing that cuts it.
+    startup = (cmd.CutPlayback(ctx.startup_epoch),) if ctx.startup_epoch else ()
+    ctx = replace(ctx, alarms_armed=(), ring=None, startup_epoch=0)
+    return Stopping(), ctx, (*startup, *out, *disarm)
 
 
 def on_result_without_work(state: State, ctx: Context, event: Any, now: int) -> Outcome:
@@ -639,7 +851,7 @@ def on_mute(state: State, ctx: Context, event: ev.MuteChanged, now: int) -> Outc
         listening = not event.muted
         return replace(state, then="muted" if event.muted else "idle"), ctx, (cmd.SetMicrophone(listening),)
     ctx, out = _abandon(state, ctx)
-    ctx, chime = _chime(ctx, "mute")
+    ctx, chime = _chime(replace(ctx, ring=None), "mute")  # the user acted: a ringing timer is silenced too
     return Muted(), ctx, (*out, cmd.SetMicrophone(False), *chime)
 
 
@@ -679,15 +891,15 @@ def rows(
 
 
 ALL_STATES = (
-    Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Muted, Degraded, Stopping
+    Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Ringing, Muted, Degraded, Stopping
 )  # fmt: skip
-RUNNING = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing)
+RUNNING = (Idle, Listening, Hearing, Transcribing, Thinking, Speaking, Paused, Announcing, Ringing)
 LIVE = (*RUNNING, Muted, Degraded)
-NO_WORK = (Idle, Listening, Muted, Degraded, Stopping)
+NO_WORK = (Idle, Listening, Ringing, Muted, Degraded, Stopping)
 TURN_RESULTS = (ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady)
 REPLY_RESULTS = TURN_RESULTS[1:]
 REPLYING = (Thinking, Speaking)
-TO_IDLE = (Idle, Announcing)  # `_to_idle` announces an alarm that rang while busy instead of resting
+TO_IDLE = (Idle, Announcing, Ringing)  # `_to_idle` resumes a ring, or announces an alarm that rang while busy
 AFTER_REPLY = (Listening, *TO_IDLE)  # `_follow_up`: listen for a follow-up, or rest, or announce
 INTERRUPTIBLE = (Transcribing, Thinking, Speaking, Paused, Announcing)
 
@@ -695,7 +907,9 @@ INTERRUPTIBLE = (Transcribing, Thinking, Speaking, Paused, Announcing)
 # `may_stay` marks rows whose handler drops a stale event (wrong turn or epoch) and so may keep the state.
 TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     # --- the way in: wake word, then speech, then its end
-    **rows(Idle, ev.WakeDetected, on_wake_idle, Listening, may_stay=True),
+    **rows(Idle, ev.Started, on_started),
+    **rows((Idle, Ringing), ev.WakeDetected, on_wake_idle, Listening, may_stay=True),
+    **rows(Ringing, ev.SpeechStarted, on_ring_speech, Hearing, may_stay=True),
     **rows((Listening, Hearing), ev.WakeDetected, on_wake_again, Listening, may_stay=True),
     **rows(Listening, ev.SpeechStarted, on_speech_started, Hearing),
     **rows(Hearing, ev.SpeechPaused, on_speech_paused),
@@ -703,7 +917,7 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows(Hearing, ev.EngineFailed, on_early_failure),
     **rows(Hearing, ev.SpeechEnded, on_speech_ended, Transcribing, Thinking, Listening, *TO_IDLE),
     # --- work results of the current turn
-    **rows(Transcribing, ev.TranscriptReady, on_transcript, Thinking, *TO_IDLE, may_stay=True),
+    **rows(Transcribing, ev.TranscriptReady, on_transcript, Thinking, Listening, *TO_IDLE, may_stay=True),
     **rows(REPLYING, ev.ReplyDelta, on_reply_delta),
     **rows(Thinking, ev.ReplyFinished, on_reply_finished, *TO_IDLE, may_stay=True),
     **rows(Speaking, ev.ReplyFinished, on_reply_finished),
@@ -722,7 +936,7 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     # --- playback reports
     **rows(Speaking, ev.PlaybackDrained, on_drained, *AFTER_REPLY, may_stay=True),
     **rows(Paused, ev.PlaybackDrained, on_paused_inner, *AFTER_REPLY, may_stay=True),
-    **rows(Announcing, ev.PlaybackDrained, on_drained, Idle, may_stay=True),
+    **rows(Announcing, ev.PlaybackDrained, on_drained, *TO_IDLE, may_stay=True),
     **rows((*NO_WORK, Hearing, Transcribing, Thinking), ev.PlaybackDrained, on_stale_drain),
     **rows(ALL_STATES, ev.PlaybackStopped, on_stopped),
     # --- timers: listen window, utterance limit, user alarms (an alarm rings in Idle, waits otherwise)
@@ -732,6 +946,7 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows((Transcribing, Thinking, Announcing, Muted, Stopping), ev.TimerFired, on_timer),
     **rows(Paused, ev.TimerFired, on_timer, Speaking, Announcing, may_stay=True),
     **rows(Speaking, ev.TimerFired, on_lookahead_due),
+    **rows(Ringing, ev.TimerFired, on_ring_due, *TO_IDLE, may_stay=True),
     # --- interruption, as the barge-in matrix allows: wake word; voice hint pauses, confirmed speech cancels
     **rows(INTERRUPTIBLE, ev.WakeDetected, on_barge_in_wake, Listening, may_stay=True),
     **rows((Speaking, Announcing), ev.VoiceHint, on_voice_hint, Paused, may_stay=True),
@@ -744,6 +959,8 @@ TRANSITIONS: dict[tuple[type[State], type[ev.Event]], Row] = {
     **rows(RUNNING, ev.MuteChanged, on_mute, Muted, may_stay=True),
     **rows(Degraded, ev.MuteChanged, on_mute),
     **rows(Muted, ev.MuteChanged, on_unmute, *TO_IDLE, may_stay=True),
+    # --- hearing trusted again: the echo canceller converged after the breaker tripped
+    **rows(ALL_STATES, ev.EchoCancellerChanged, on_echo_canceller),
     # --- acknowledgements and shutdown
     **rows(ALL_STATES, ev.JobCancelled, on_job_cancelled),
     **rows(LIVE, ev.StopRequested, on_stop, Stopping),
@@ -769,11 +986,9 @@ IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
         if s is not Hearing
     },
     (Paused, ev.VoiceHint): "already paused: waiting for the hint to be confirmed",
-    **{
-        (s, ev.EchoCancellerChanged): "a fact for the log: hearing lets speech interrupt playback only while the "
-        "echo canceller is converged"
-        for s in ALL_STATES
-    },
+    (Ringing, ev.VoiceHint): "nothing plays between two sayings of a ringing timer: confirmed speech is heard",
+    (Ringing, ev.SpeechEnded): "end of speech that began before the ring's gap: only a start is heard",
+    **{(s, ev.Started): "the loop starts once, in Idle, before any other event" for s in ALL_STATES if s is not Idle},
     **{
         (s, ev.JobLeaked): "a cancelled job did not stop in time: its worker was replaced, its results are "
         "never posted (a fact for the log and the leak count)"

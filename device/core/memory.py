@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -81,12 +83,96 @@ def heard_text(chunks: tuple[SpokenChunk, ...], played_samples: int) -> str:
     return " ".join(words)
 
 
-# Words that may come with a stop phrase without changing what it asks ("okay, stop it please").
-_STOP_FILLERS = frozenset({"okay", "ok", "oh", "please", "just", "now", "it", "that", "thats", "hey", "jarvis"})
+def sounded_words(chunks: tuple[SpokenChunk, ...], played_samples: int) -> tuple[str, ...]:
+    """The words of which at least one sample was handed to the device within the first `played_samples`.
+
+    The guard against answering itself needs what the microphone may have caught, so a word cut inside the
+    fade counts here (it does not count as heard: `heard_text`)."""
+    words: list[str] = []
+    offset = 0
+    for chunk in chunks:
+        start = 0
+        for word, end in zip(chunk.text.split(), chunk.word_end_samples, strict=True):
+            if offset + start >= played_samples:
+                return tuple(words)
+            words.append(word)
+            start = end
+        offset += chunk.samples
+    return tuple(words)
 
 
-def is_stop_phrase(transcript: str, phrases: tuple[str, ...]) -> bool:
-    """Whether the transcript says only a stop phrase, give or take fillers, case and punctuation."""
-    words = re.sub(r"[^a-z ]+", "", transcript.lower().replace("-", " ")).split()
-    kept = " ".join(w for w in words if w not in _STOP_FILLERS)
-    return bool(kept) and kept in phrases
+def plain_words(text: str) -> tuple[str, ...]:
+    """Lower-case words without punctuation, as whisper and the reply text can both be compared: "It's 9:41,"
+    and "its 941" are the same words."""
+    return tuple(re.sub(r"[^a-z0-9 ]+", "", text.lower().replace("-", " ")).split())
+
+
+# Words that may come with a stop phrase without changing what it asks ("okay, stop it please", "stop the timer"
+# while it rings). Naming what to stop ("the timer", "the alarm", "talking") keeps it a stop: a stop never asks
+# for an answer. A timer still counting down is not cancelled by it (no skill does that yet).
+_STOP_FILLERS = frozenset(
+    {"okay", "ok", "oh", "please", "just", "now", "it", "that", "thats", "this", "hey", "no", "right", "all"}
+    | {"the", "timer", "timers", "alarm", "alarms", "ringing", "talking", "your", "you"}
+)
+
+
+def _wake_words_at_start(words: tuple[str, ...], wake_phrase: str) -> int:
+    """How many leading words are the wake phrase as whisper writes it: whole ("hey jarvis"), with its first
+    words dropped ("jarvis"), or slightly misspelt ("hey jervis"); 0 if it does not open the transcript."""
+    wake = plain_words(wake_phrase)
+    for skip in range(len(wake)):  # the whole phrase first, then without its first word(s)
+        tail = wake[skip:]
+        if len(words) >= len(tail) and all(_sounds_alike(w, t) for w, t in zip(words, tail, strict=False)):
+            return len(tail)
+    return 0
+
+
+def _sounds_alike(heard: str, word: str) -> bool:
+    """One letter off at most (jervis, jarvus), or the same word: enough for a name whisper often misspells."""
+    if heard == word:
+        return True
+    if abs(len(heard) - len(word)) > 1 or len(word) < 4:
+        return False
+    return difflib.SequenceMatcher(None, heard, word).ratio() >= 0.75
+
+
+def is_stop_phrase(transcript: str, phrases: tuple[str, ...], wake_phrase: str = "hey jarvis") -> bool:
+    """Whether the transcript only asks to stop: the wake phrase stripped from its start, then one stop phrase
+    or several ("Stop. Stop."), give or take fillers, case and punctuation. "What time is it" never is."""
+    words = plain_words(transcript)
+    words = words[_wake_words_at_start(words, wake_phrase) :]
+    kept = tuple(w for w in words if w not in _STOP_FILLERS)
+    return bool(kept) and _only_phrases(kept, tuple(plain_words(p) for p in phrases))
+
+
+def _only_phrases(words: tuple[str, ...], phrases: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether `words` is made of stop phrases end to end (a tiny parse: phrases are one to three words)."""
+    if not words:
+        return True
+    return any(p and words[: len(p)] == p and _only_phrases(words[len(p) :], phrases) for p in phrases)
+
+
+def own_words_match(transcript: str, played: tuple[str, ...], *, min_fraction: float, one_word_tail: int) -> bool:
+    """Whether the transcript is the assistant's own recent words: most of its words (`min_fraction`) appear, in
+    order, among `played` (the last words the speaker played, oldest first).
+
+    One word proves little ("yes", "okay"), so a one-word transcript matches only one of the last
+    `one_word_tail` played words: the echo whisper picks up is of the words just before the speaker stopped.
+    """
+    words = plain_words(transcript)
+    window = tuple(w for text in played for w in plain_words(text))
+    if not words or not window:
+        return False
+    if len(words) == 1:
+        return words[0] in window[-one_word_tail:]
+    return _common_in_order(words, window) >= math.ceil(min_fraction * len(words))
+
+
+def _common_in_order(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+    """The length of the longest common subsequence of two word lists (both are at most a few dozen words)."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        diagonal = 0
+        for j, y in enumerate(b, start=1):
+            diagonal, row[j] = row[j], diagonal + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]

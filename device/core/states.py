@@ -82,6 +82,33 @@ class CoreConfig:
     reopen_max_samples: int = 30 * 16000
     earcons: bool = True
     """Chime when the wake word is accepted, when a wake-word listening window closes unused, and on (un)mute."""
+    startup_sound: bool = True
+    """Play the start-up sound when the loop begins (`Started`): it goes through the real output, so the echo
+    canceller converges and the echo model is calibrated before the first answer. Independent of `earcons`."""
+    wake_phrase: str = "hey jarvis"
+    """Stripped from the start of a transcript before it is checked for a stop phrase ("Hey Jarvis, stop."),
+    tolerant of how whisper writes it ("Hey, Jarvis.", a dropped "hey", one letter off)."""
+    echo_tail_samples: int = 8000
+    """After the assistant's voice stopped sounding, its echo may still ring this long: an utterance whose onset
+    is while it sounded or within this tail, and whose words are the assistant's own, is not a user turn."""
+    own_words_window_words: int = 20
+    """The guard compares a transcript with this many of the last words the speaker played."""
+    own_words_min_fraction: float = 0.6
+    """At least this share of a transcript's words, in order, among those played words make it the assistant's
+    own (two of two, two of three, three of four, three of five ...)."""
+    own_one_word_tail_words: int = 3
+    """A one-word transcript is the assistant's own only if it is one of this many last played words."""
+    breaker_self_heard: int = 2
+    """Hearing its own voice this many times within `breaker_window_samples` trips the breaker: voice barge-in
+    is suspended and only the wake word interrupts, until hearing is trusted again."""
+    breaker_window_samples: int = 60 * 16000
+    breaker_hold_samples: int = 60 * 16000
+    """A tripped breaker restores voice barge-in when the echo canceller next reports convergence, or after this
+    long at the latest."""
+    alarm_ring_gap_samples: int = 2 * 16000
+    """A timer that is done says its line, waits this long, and says it again, until it is stopped."""
+    alarm_ring_max_samples: int = 60 * 16000
+    """No repetition of a ringing timer's line starts this long after the ring began (kitchen timers stop too)."""
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> CoreConfig:
@@ -141,10 +168,13 @@ class Hearing:
 
 @dataclass(frozen=True)
 class Transcribing:
-    """The utterance up to `to_sample` is being turned into text."""
+    """The utterance from `onset_sample` up to `to_sample` is being turned into text."""
 
     turn: int
     to_sample: int
+    onset_sample: int
+    """Where the utterance began: the guard against answering itself asks whether the assistant's voice sounded
+    then."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +229,13 @@ class Announcing:
 
 
 @dataclass(frozen=True)
+class Ringing:
+    """A timer is done and rings: between two sayings of its line (`Context.ring`), waiting out the gap.
+
+    Speech here is heard (a "stop" needs no wake word); the `ring` timer says the line again."""
+
+
+@dataclass(frozen=True)
 class Muted:
     """The microphone is off for privacy: nothing is heard or kept. Alarms that ring wait for the unmute."""
 
@@ -220,7 +257,18 @@ class Stopping:
 
 
 State = (
-    Idle | Listening | Hearing | Transcribing | Thinking | Speaking | Paused | Announcing | Muted | Degraded | Stopping
+    Idle
+    | Listening
+    | Hearing
+    | Transcribing
+    | Thinking
+    | Speaking
+    | Paused
+    | Announcing
+    | Ringing
+    | Muted
+    | Degraded
+    | Stopping
 )
 
 STATE_TYPES: tuple[type[State], ...] = (
@@ -232,6 +280,7 @@ STATE_TYPES: tuple[type[State], ...] = (
     Speaking,
     Paused,
     Announcing,
+    Ringing,
     Muted,
     Degraded,
     Stopping,
@@ -257,6 +306,36 @@ class Alarm:
 
 
 @dataclass(frozen=True)
+class Ring:
+    """A timer that is done, ringing since `started_at_sample`: its line repeats until the user stops it (the
+    wake word, a stop phrase, a request) or `alarm_ring_max_samples` pass. Speech that turns out to be nothing
+    (an empty transcript, the assistant's own echo) does not stop it."""
+
+    alarm: Alarm
+    started_at_sample: int
+
+
+@dataclass(frozen=True)
+class OwnVoice:
+    """What the guard against answering itself knows: what the assistant's voice said and when it sounded.
+
+    Only speech counts (replies and announcements), never an earcon: a chime says no words."""
+
+    words: tuple[str, ...] = ()
+    """The last words the speaker played (oldest first; at most `own_words_window_words`)."""
+    sounding: tuple[int, ...] = ()
+    """Epochs of speech opened and not yet reported drained or stopped: the voice sounds now."""
+    ended_at_sample: int | None = None
+    """When the voice last fell silent (a drained or stopped epoch); None: it never sounded."""
+    self_heard_at: tuple[int, ...] = ()
+    """When an utterance turned out to be the assistant's own voice, within `breaker_window_samples`."""
+    suspended_since_sample: int | None = None
+    """The breaker tripped then: voice barge-in is suspended (only the wake word interrupts). None: armed."""
+    trips: int = 0
+    """Breaker trips so far: the `breaker` timer of trip n has ref n, so a stale hold timer is recognised."""
+
+
+@dataclass(frozen=True)
 class Context:
     """What outlives a single state."""
 
@@ -270,6 +349,11 @@ class Context:
     alarms_due: tuple[Alarm, ...] = ()
     earcon_epoch: int = 0
     """The epoch of the latest earcon (0: none yet), so its drain report is recognised in the log."""
+    startup_epoch: int = 0
+    """The start-up sound's epoch while it plays (0: not playing): only a stop cuts it."""
+    own_voice: OwnVoice = field(default_factory=OwnVoice)
+    ring: Ring | None = None
+    """The timer ringing now, if any (its line plays in `Announcing`, its gaps are `Ringing`)."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +370,6 @@ def initial(config: CoreConfig) -> Spine:
 
 def current_turn(state: State) -> int | None:
     """The turn whose work is running in `state`, if any."""
-    if isinstance(state, Idle | Muted | Degraded | Stopping):
+    if isinstance(state, Idle | Ringing | Muted | Degraded | Stopping):
         return None
     return state.turn

@@ -18,6 +18,7 @@
 | ReopenAudio    | ask the audio side to reopen the sound card                     |
 | SetMicrophone  | hear the mic, or drop it unheard and unkept (muted)             |
 | CommitHeard    | nothing here: the log holds it; memory lives in the core        |
+| VoiceBargeIn   | nothing here: the log holds it (the core ignores voice itself)  |
 | NoteIgnored    | nothing here: the log holds it                                  |
 """
 
@@ -127,5 +128,5 @@ class Executor:
                 self._reopen_audio(attempt)
             case cmd.SetMicrophone(listening):
                 self._set_microphone(listening)
-            case cmd.CommitHeard() | cmd.NoteIgnored():
+            case cmd.CommitHeard() | cmd.VoiceBargeIn() | cmd.NoteIgnored():
                 pass
