@@ -230,7 +230,9 @@ def test_the_room_couples_speaker_and_user_at_0_db_and_records_them_apart(tmp_pa
     loud = [np.sqrt(np.mean(mono[i : i + 1600] ** 2)) for i in range(0, len(mono) - 1600, 1600)]
     loud = [x for x in loud if x > expected_rms / 2]
     assert len(loud) >= 6  # both tones, 0.5 s each
-    assert all(abs(20 * np.log10(x / expected_rms)) < 0.5 for x in loud), loud  # 0 dB coupling, both paths
+    # 0 dB coupling on both paths (windows across a tone's start or end are quieter: the median and the loudest)
+    assert abs(20 * np.log10(np.median(loud) / expected_rms)) < 0.5, loud
+    assert abs(20 * np.log10(max(loud) / expected_rms)) < 0.5, loud
     left_on = np.flatnonzero(np.abs(room[:, 0]) > 100)
     right_on = np.flatnonzero(np.abs(room[:, 1]) > 100)
     assert len(left_on) and len(right_on)

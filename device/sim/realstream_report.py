@@ -72,6 +72,14 @@ def aggregate(sessions: list[dict[str, Any]], load: bool) -> dict[str, Any]:
         "leaks": sum(s["leaks"] for s in mine),
         "underruns_reported": sum(s["underruns_reported"] for s in mine),
         "rescued_by_mute": sum(s["rescues"] for s in mine),
+        "hearing_lag_ms": {
+            "p50_of_sessions": percentile(
+                [s["hearing_lag_ms"]["p50"] for s in mine if s["hearing_lag_ms"]["p50"]], 0.5
+            ),
+            "max": max(
+                (s["hearing_lag_ms"]["max"] for s in mine if s["hearing_lag_ms"]["max"] is not None), default=None
+            ),
+        },
         "by_offset_s": by_offset,
         "targets": {
             "self_interruptions": self_interruptions <= TARGETS["self_interruptions"],
@@ -138,6 +146,9 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         f"| stories ended by a mute after a miss | {load['rescued_by_mute']} | {idle['rescued_by_mute']} | |",
         f"| leaked jobs / underruns on stderr | {load['leaks']} / {load['underruns_reported']} |"
         f" {idle['leaks']} / {idle['underruns_reported']} | |",
+        f"| hearing behind the room: median of sessions' p50 / max | {_cell(load['hearing_lag_ms']['p50_of_sessions'])}"
+        f" / {_cell(load['hearing_lag_ms']['max'])} ms | {_cell(idle['hearing_lag_ms']['p50_of_sessions'])} /"
+        f" {_cell(idle['hearing_lag_ms']['max'])} ms | |",
         "",
         "The targets are judged on the sessions with load. Missed by offset into the story (with load; without):",
         "",
