@@ -276,7 +276,7 @@ def _recent_own_words(ctx: Context) -> tuple[str, ...]:
     return (*ctx.own_voice.words, *pending)[-ctx.config.own_words_window_words :]
 
 
-def _is_own_voice(ctx: Context, prompt: str, onset_sample: int) -> bool:
+def is_own_voice(ctx: Context, prompt: str, onset_sample: int) -> bool:
     """Whether an utterance that began at `onset_sample` and says `prompt` is the assistant's own voice."""
     voice, config = ctx.own_voice, ctx.config
     ended = voice.ended_at_sample
@@ -521,7 +521,7 @@ def _answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int) -> 
         # silences a ringing timer.
         ctx = replace(ctx, ring=None)
         return _with(_to_idle(ctx, now), cmd.NoteIgnored(f"stop phrase {prompt!r}: stopped, nothing to answer"))
-    if _is_own_voice(ctx, prompt, onset_sample):
+    if is_own_voice(ctx, prompt, onset_sample):
         return _heard_itself(ctx, turn, prompt, now)
     ctx = replace(ctx, ring=None)  # the user asked for something: they heard the ring
     history = ctx.memory
