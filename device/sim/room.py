@@ -75,6 +75,13 @@ def _lagrange_weights(fraction: npt.NDArray[np.float64]) -> npt.NDArray[np.float
     return weights
 
 
+# The weights for fractions in steps of 1/1024 sample, looked up rather than computed per sample (a third of
+# the cost of a varying delay otherwise). Rounding the position to 1/2048 sample at most is a 0.03 us timing
+# error, far below what any echo canceller resolves; whole samples stay exact (row 0 and row 1024).
+_FRACTION_STEPS = 1024
+_LAGRANGE_TABLE = _lagrange_weights(np.arange(_FRACTION_STEPS + 1, dtype=np.float64) / _FRACTION_STEPS)
+
+
 class EchoPath:
     """What the microphone hears of the speaker: `process` one frame after another (int16 in, float32 out)."""
 
@@ -127,7 +134,7 @@ class EchoPath:
         source = now - self.delay_samples_at(now)  # where in the speaker stream each echo sample comes from
         whole = np.floor(source)
         absolute = whole.astype(np.int64)[:, None] + _LAGRANGE_OFFSETS
-        weights = _lagrange_weights(source - whole)
+        weights = _LAGRANGE_TABLE[np.rint((source - whole) * _FRACTION_STEPS).astype(np.int64)]
         # Before the stream began the speaker was silent; a delay under 4 samples would need samples not yet
         # played, and reads the newest one instead (no real card is that close).
         indices = np.clip(absolute - self._history_start, 0, history.size - 1)
