@@ -140,6 +140,8 @@ def _cmd_bench_echo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_realstream(args: argparse.Namespace) -> int:
+    import signal
+
     from device.sim.realstream import full_plan, reanalyse, run_realstream, short_plan
     from device.sim.realstream_report import write_report
 
@@ -147,6 +149,8 @@ def _cmd_bench_realstream(args: argparse.Namespace) -> int:
         raise UserError(f"--sessions must be at least 1, got {args.sessions}")
     plan = short_plan() if args.short else full_plan(args.sessions)
     conversations = sum(len(s.talk_overs) for s in plan)
+    # SIGTERM ends the bench through its `finally`s: spine run, stress-ng, parec and the PulseAudio it started.
+    signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(143))
     if args.reanalyse:
         result = reanalyse(args.out)
     else:

@@ -248,6 +248,8 @@ class SessionRun:
     """The recording position when `spine run` said it was running (the fallback log-to-recording mapping)."""
     rescues: list[int] = field(default_factory=list)
     unsettled: int = 0
+    load_averages: list[float] = field(default_factory=list)
+    """The machine's 1-minute load average before each conversation: what else competed for the cores."""
     """Conversations not started because Spine never went idle and quiet."""
 
 
@@ -272,23 +274,52 @@ def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
     return True
 
 
-def _play(env: dict[str, str], wav: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["paplay", "-d", "spine_user", str(wav)], env={**os.environ, **env},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+class Player:
+    """One `pacat` stream into `spine_user` for the whole session: a clip written to it sounds within the stream's
+    latency (30 ms), where a fresh `paplay` per clip took up to a second to start on a busy machine. Between clips
+    the stream underruns and plays nothing; a clip written after that plays whole."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._process = subprocess.Popen(
+            ["pacat", "--playback", "-d", "spine_user", "--rate=16000", "--channels=1", "--format=s16le",
+             "--latency-msec=30"],
+            env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def play(self, samples: npt.NDArray[np.int16], recorder: Recorder) -> int:
+        """Start `samples`; return the recording position they start at and come back once they have sounded."""
+        assert self._process.stdin is not None
+        started_at = recorder.position()
+        self._process.stdin.write(samples.astype("<i2").tobytes())
+        self._process.stdin.flush()
+        _wait(
+            lambda: recorder.position() >= started_at + len(samples) + FRAME_SAMPLES * 10, len(samples) / RATE_HZ + 10
+        )
+        return started_at
+
+    def close(self) -> None:
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
 
 
-def _voice(text: str, directory: Path, gain_db: float) -> Path:
+def _voice(text: str, directory: Path, gain_db: float) -> npt.NDArray[np.int16]:
+    """`text` spoken by espeak-ng (a voice other than Spine's Piper), also kept as a WAV to listen to."""
     from device.sim.speech import synthesize
 
+    samples = synthesize(text, "en-us", RATE_HZ, gain_db)
     path = directory / (re.sub(r"[^a-z]+", "_", text.lower()).strip("_") + ".wav")
     if not path.exists():
-        samples = synthesize(text, "en-us", RATE_HZ, gain_db)
         with wave.open(str(path), "wb") as out:
             out.setnchannels(1)
             out.setsampwidth(2)
             out.setframerate(RATE_HZ)
             out.writeframes(samples.tobytes())
-    return path
+    return samples
 
 
 def run_session(
@@ -305,6 +336,7 @@ def run_session(
     log = directory / "events.jsonl"
     with room_server() as env:
         recorder = Recorder(env)
+        player = Player(env)
         recording: Recording | None = None
         try:
             with spine_run(config, log, directory / "stderr.txt", env) as daemon:
@@ -316,11 +348,13 @@ def run_session(
                             result.unsettled += len(session.talk_overs) - index
                             progress(f"  session {number}: Spine did not go idle; {result.unsettled} not run")
                             break
-                        _conversation(index, talk, env, recorder, tail, voices, gain_db, result)
+                        result.load_averages.append(round(os.getloadavg()[0], 2))
+                        _conversation(index, talk, player, recorder, tail, voices, gain_db, result)
                         progress(f"  session {number} ({'load' if session.load else 'no load'}): "
                                  f"{talk.text!r} at {talk.offset_s} s done")  # fmt: skip
                     _settle(recorder, tail, daemon, result)
         finally:
+            player.close()
             recording = recorder.stop()
     with wave.open(str(directory / "recording.wav"), "wb") as out:
         out.setnchannels(2)
@@ -329,7 +363,8 @@ def run_session(
         out.writeframes(recording.tobytes())
     (directory / "injections.json").write_text(
         json.dumps({"running_at": result.running_at, "rescues": result.rescues, "unsettled": result.unsettled,
-                    "load": session.load, "injections": [asdict(i) for i in result.injections]}, indent=1) + "\n",
+                    "load": session.load, "load_averages": result.load_averages,
+                    "injections": [asdict(i) for i in result.injections]}, indent=1) + "\n",
         encoding="utf-8",
     )  # fmt: skip
     return result
@@ -361,16 +396,15 @@ def _settle(recorder: Recorder, tail: LogTail, daemon: subprocess.Popen[str], ru
 def _conversation(
     index: int,
     talk: TalkOver,
-    env: dict[str, str],
+    player: Player,
     recorder: Recorder,
     tail: LogTail,
     voices: Path,
     gain_db: float,
     run: SessionRun,
 ) -> None:
-    request = Injection(REQUEST, "request", index, recorder.position())
-    run.injections.append(request)
-    _play(env, _voice(REQUEST, voices, gain_db)).wait(timeout=30)
+    request = _voice(REQUEST, voices, gain_db)
+    run.injections.append(Injection(REQUEST, "request", index, player.play(request, recorder)))
     # The story sounds once Spine is speaking; the wake chime played earlier, while the user spoke.
     if not _wait(lambda: tail.poll() == "Speaking", 30):
         return  # the request was not understood: the analysis reports the conversation as not started
@@ -385,10 +419,10 @@ def _conversation(
 
     if not _wait(story_sounds, 10):
         return
-    start_at = onset[0] + round(talk.offset_s * RATE_HZ) - round(0.07 * RATE_HZ)  # paplay takes ~70 ms to sound
+    start_at = onset[0] + round((talk.offset_s - 0.04) * RATE_HZ)  # the recorder lags the room by ~20 ms, pacat ~30
+    voice = _voice(talk.text, voices, gain_db)
     _wait(lambda: recorder.position() >= start_at, talk.offset_s + 10)
-    run.injections.append(Injection(talk.text, "talk_over", index, recorder.position(), talk.offset_s))
-    _play(env, _voice(talk.text, voices, gain_db)).wait(timeout=30)
+    run.injections.append(Injection(talk.text, "talk_over", index, player.play(voice, recorder), talk.offset_s))
 
 
 # ----------------------------------------------------------------------------------------------------------

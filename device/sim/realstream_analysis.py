@@ -13,6 +13,9 @@ over arrays and logged steps: unit-tested on made-up sessions (tests/test_realst
 |                      | no utterance (from `SOUNDING_BEFORE_S` before it to `HEARD_AFTER_S` after it)            |
 | hearing lag          | log time of a hearing event minus the recording time of the mic sample it names: how    |
 |                      | far Spine's hearing ran behind the room                                                 |
+| mic audio lost       | how much further behind the room the mic count was at the last request than at the      |
+|                      | first: audio Spine's capture dropped (it fell too far behind). A loss between requests  |
+|                      | shifts the attribution of decisions until the next request re-anchors it                 |
 | self-reply           | a reply asked for (`StartReply`) whose prompt is not what a user utterance before it    |
 |                      | said (`MATCH_MAX_WER`), split into "echo" (closer to Spine's own words) and "misheard"  |
 | stop honoured        | a stop phrase cut the story and no reply was asked for before the next conversation   |
@@ -353,6 +356,7 @@ def analyse_session(
             }
             for d in unexplained
         ],
+        "mic_lost_s": _s(to_recording[-1][1] - to_recording[0][1]) if to_recording else None,
         "hearing_lag_ms": {
             "p50": percentile([lag * 1000 / RATE_HZ for lag in lags], 0.5),
             "max": round(max(lags) * 1000 / RATE_HZ, 1) if lags else None,
@@ -428,6 +432,7 @@ def analyse_directory(directory: Path) -> dict[str, Any]:
     result["underruns_reported"] = len(re.findall(r"underrun", text, flags=re.IGNORECASE))
     result["rescues"] = len(meta["rescues"])
     result["unsettled"] = int(meta["unsettled"])
+    result["load_averages"] = [float(x) for x in meta.get("load_averages", [])]
     result["directory"] = str(directory)
     return result
 

@@ -72,6 +72,8 @@ def aggregate(sessions: list[dict[str, Any]], load: bool) -> dict[str, Any]:
         "leaks": sum(s["leaks"] for s in mine),
         "underruns_reported": sum(s["underruns_reported"] for s in mine),
         "rescued_by_mute": sum(s["rescues"] for s in mine),
+        "machine_load_average_median": percentile([x for s in mine for x in s.get("load_averages", [])], 0.5),
+        "mic_lost_s": round(sum(s.get("mic_lost_s") or 0.0 for s in mine), 3),
         "hearing_lag_ms": {
             "p50_of_sessions": percentile(
                 [s["hearing_lag_ms"]["p50"] for s in mine if s["hearing_lag_ms"]["p50"]], 0.5
@@ -146,6 +148,10 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         f"| stories ended by a mute after a miss | {load['rescued_by_mute']} | {idle['rescued_by_mute']} | |",
         f"| leaked jobs / underruns on stderr | {load['leaks']} / {load['underruns_reported']} |"
         f" {idle['leaks']} / {idle['underruns_reported']} | |",
+        f"| machine's 1-min load average before a conversation (median; 2 cores) |"
+        f" {_cell(load['machine_load_average_median'])} | {_cell(idle['machine_load_average_median'])} | |",
+        f"| mic audio Spine's capture dropped (sum over sessions) | {load['mic_lost_s']} s |"
+        f" {idle['mic_lost_s']} s | |",
         f"| hearing behind the room: median of sessions' p50 / max | {_cell(load['hearing_lag_ms']['p50_of_sessions'])}"
         f" / {_cell(load['hearing_lag_ms']['max'])} ms | {_cell(idle['hearing_lag_ms']['p50_of_sessions'])} /"
         f" {_cell(idle['hearing_lag_ms']['max'])} ms | |",
