@@ -101,7 +101,7 @@ def run_virtual(rig: Rig, scene: Scene) -> Run:
         backlog: list[tuple[int, npt.NDArray[np.int16], npt.NDArray[np.int16]]] = []
         resume = now + rig.period  # without a stall, the loop runs again after one period
         if stalls and now >= samples(stalls[0].at_s):
-            resume = now + samples(stalls.popleft().ms / 1000)
+            resume = now + max(rig.period, samples(stalls.popleft().ms / 1000))  # the card moves in periods
             rig.gate.pump_on_pull = False
         while now < resume:
             backlog.append((now, *rig.card.tick(now, rig.period)))
