@@ -149,6 +149,12 @@ def test_the_new_keys_default_to_an_ideal_room_and_no_stall() -> None:
         ("[[stall]]\nat_s = 1.0\nms = 2001\n", 1, "`ms` must be more than 0 and at most 2000"),
         ("[[stall]]\nat_s = -0.5\nms = 10\n", 1, "`at_s` must be at least 0, got -0.5"),
         ("[[stall]]\nms = 10\n", 1, "missing key `at_s` in [[stall]] entry 1"),
+        ("[[stall]]\nat_s = inf\nms = 10\n", 1, "`at_s` must be at least 0, got inf"),
+        ("[[stall]]\nat_s = 1\nms = nan\n", 1, "`ms` must be more than 0 and at most 2000"),
+        ("[[room.delay_jumps]]\nat_s = nan\nms = 5\n", 1, "`at_s` must be at least 0, got nan"),
+        ("[[room.delay_jumps]]\nat_s = 1.0\nms = nan\n", 1, "`ms` must be non-zero and between -100 and 100"),
+        ("[room]\ndrift_ppm = nan\n", 1, "`drift_ppm` must be between -1000 and 1000, got nan"),
+        ("[room]\nspeaker_clip_dbfs = nan\n", 1, "`speaker_clip_dbfs` must be between -30 and 0"),
         ("[[stall]]\nat_s = 1\nms = 10\nlength_ms = 5\n", 4, "unknown key `length_ms` in [[stall]] entry 1"),
     ],
 )

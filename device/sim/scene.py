@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.resources
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -41,9 +42,9 @@ class DelayJump:
     ms: float
 
     def validate(self) -> str | None:
-        if self.at_s < 0.0:
+        if not 0.0 <= self.at_s < math.inf:  # written so that nan fails too (TOML has nan and inf)
             return f"`at_s` must be at least 0, got {self.at_s}"
-        if self.ms == 0.0 or abs(self.ms) > 100.0:
+        if not 0.0 < abs(self.ms) <= 100.0:
             return f"`ms` must be non-zero and between -100 and 100 (milliseconds), got {self.ms}"
         return None
 
@@ -149,7 +150,7 @@ class Stall:
     ms: float
 
     def validate(self) -> str | None:
-        if self.at_s < 0.0:
+        if not 0.0 <= self.at_s < math.inf:
             return f"`at_s` must be at least 0, got {self.at_s}"
         if not 0.0 < self.ms <= 2000.0:
             return f"`ms` must be more than 0 and at most 2000 (milliseconds), got {self.ms}"
