@@ -239,7 +239,7 @@ STALL_MS = 1500.0
 def stall_scene(stalls: tuple[Stall, ...]) -> Scene:
     return Scene(
         say=(Say("Hey Jarvis. Tell me a story.", at_s=1.0), Say("Hey Jarvis. What time is it?", at_s=4.5)),
-        duration_s=8.0,
+        duration_s=6.5,  # the stall ends at 5.95 s; the wake word spoken in it is stepped then
         stall=stalls,
     )
 
@@ -329,14 +329,14 @@ def test_a_stall_in_wall_clock_time_is_a_real_sleep_of_the_loop_while_the_card_t
     for detector in (engines.vad, engines.wake, engines.own_wake):
         detector.reset()
     rig = Rig(config, scene, engines, tmp_path / "wall.jsonl", "wall")
-    # How far behind the card each mic period is heard: the stall shows as a backlog of about its length.
-    behind_samples: list[int] = []
+    # Each mic period as the loop hears it: when (monotonic s), which period, and where the card was by then.
+    heard: list[tuple[float, int, int]] = []
+    threads: set[threading.Thread] = set()
     hear = rig.hear
-    loop_thread: list[threading.Thread] = []
 
     def timed_hear(mic: npt.NDArray[np.int16], start: int, played: npt.NDArray[np.int16]) -> list[object]:
-        loop_thread.append(threading.current_thread())
-        behind_samples.append(rig.card.written - start)
+        threads.add(threading.current_thread())
+        heard.append((time.monotonic(), start, rig.card.written))
         return list(hear(mic, start, played))
 
     rig.hear = timed_hear  # type: ignore[assignment,method-assign]
@@ -344,7 +344,15 @@ def test_a_stall_in_wall_clock_time_is_a_real_sleep_of_the_loop_while_the_card_t
     run = run_wall(rig, scene)
     assert time.monotonic() - began >= 2.0
     assert run.end_sample >= samples(2.0)
-    assert set(loop_thread) == {threading.main_thread()}
-    # The card thread played on: by the time the loop woke, ~0.6 s of mic had piled up.
-    assert max(behind_samples) >= samples(0.5)
-    assert sorted(behind_samples)[len(behind_samples) // 2] < samples(0.1)  # and normally it keeps up
+    assert threads == {threading.main_thread()}
+    # The loop went quiet for the stall's 0.6 s (a sleep is never shorter) once the card was 0.5 s in (a first
+    # model inference on a loaded machine may pause it too, so the pause is looked for where the stall is) ...
+    paused = [
+        index
+        for index, (earlier, later) in enumerate(itertools.pairwise(heard))
+        if later[0] - earlier[0] >= 0.59 and samples(0.25) <= earlier[1] <= samples(0.8)
+    ]
+    assert paused, "the loop never paused at the stall"
+    # ... while the card thread ticked on: when it woke, more than 0.5 s of mic had piled up to be heard.
+    _, first_after, card_at = heard[paused[0] + 1]
+    assert card_at - first_after >= samples(0.5)
