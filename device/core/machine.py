@@ -269,23 +269,21 @@ def _voice_ended(ctx: Context, epoch: int, now: int, words: tuple[str, ...] = ()
     return _voice_said(replace(ctx, own_voice=voice), words)
 
 
-def _recent_own_words(ctx: Context) -> tuple[str, ...]:
-    """The words the speaker may just have played: those reported played, and all of a cut reply whose stop
-    report is still to come (its played count is not known yet; more words only make the guard careful)."""
-    pending = tuple(w for cut in ctx.cut_replies if cut.epoch in ctx.own_voice.sounding for w in cut.full_text.split())
-    return (*ctx.own_voice.words, *pending)[-ctx.config.own_words_window_words :]
-
-
 def is_own_voice(ctx: Context, prompt: str, onset_sample: int) -> bool:
-    """Whether an utterance that began at `onset_sample` and says `prompt` is the assistant's own voice."""
+    """Whether an utterance that began at `onset_sample` and says `prompt` is the assistant's own voice: it
+    began while that voice sounded or within the echo tail after, and it says the last words played, or words
+    of a cut reply whose stop report is still to come (how much of it played is not known yet)."""
     voice, config = ctx.own_voice, ctx.config
     ended = voice.ended_at_sample
-    sounded = bool(voice.sounding) or (ended is not None and onset_sample <= ended + config.echo_tail_samples)
-    return sounded and own_words_match(
-        prompt,
-        _recent_own_words(ctx),
-        min_fraction=config.own_words_min_fraction,
-        one_word_tail=config.own_one_word_tail_words,
+    if not (voice.sounding or (ended is not None and onset_sample <= ended + config.echo_tail_samples)):
+        return False
+    pending = tuple(w for cut in ctx.cut_replies if cut.epoch in voice.sounding for w in cut.full_text.split())
+    windows = (voice.words, (*voice.words, *pending)) if pending else (voice.words,)
+    return any(
+        own_words_match(
+            prompt, words, min_fraction=config.own_words_min_fraction, one_word_tail=config.own_one_word_tail_words
+        )
+        for words in windows
     )
 
 
