@@ -111,11 +111,136 @@ def failures_and_timeouts() -> Case:
     ]
 
 
+STORY = "All right. Once upon a time there was a clockmaker. "
+
+
+def heard_itself_until_the_breaker_trips() -> Case:
+    """Issue 9, as measured on a real stream: 1 s into a story its own echo paused it, cut it and was
+    transcribed "All right."; that is not answered (listen on). Again in the next story: the breaker trips,
+    and a third answer is neither paused nor cut by voice, and opens no follow-up window. The canceller
+    converges: voice barge-in is back. Then the follow-up window opens at a drain while the echo of the last
+    words rings: "a clockmaker." is not answered either."""
+    return [
+        (0, ev.Started()),
+        (24000, ev.PlaybackDrained(1, 24000)),
+        *_ask(1, 32000, "tell me a story"),
+        (69000, ev.ReplyDelta(1, STORY)),
+        (69100, ev.ReplyFinished(1)),
+        (70000, chunk(1, 0, "All right.", word_samples=8000)),
+        (71000, chunk(1, 1, "Once upon a time there was a clockmaker.")),
+        (86000, ev.VoiceHint(85000, 0.82)),
+        (88000, ev.SpeechStarted(85000)),
+        (88160, ev.PlaybackStopped(2, 16100)),
+        (103200, ev.SpeechEnded(92000)),
+        (106000, ev.TranscriptReady(2, "All right.", 92000)),
+        (186000, ev.TimerFired("listen", 2)),
+        *_ask(3, 200000, "tell me a story"),
+        (237000, ev.ReplyDelta(3, STORY)),
+        (237100, ev.ReplyFinished(3)),
+        (238000, chunk(3, 0, "All right.", word_samples=8000)),
+        (239000, chunk(3, 1, "Once upon a time there was a clockmaker.")),
+        (254000, ev.VoiceHint(253000, 0.8)),
+        (256000, ev.SpeechStarted(253000)),
+        (256160, ev.PlaybackStopped(3, 16100)),
+        (271200, ev.SpeechEnded(260000)),
+        (274000, ev.TranscriptReady(4, "All right.", 260000)),
+        *_ask(5, 300000, "what time is it"),
+        (337000, ev.ReplyDelta(5, "It's 9:41 AM. ")),
+        (337100, ev.ReplyFinished(5)),
+        (338000, chunk(5, 0, "It's 9:41 AM.")),
+        (339000, ev.VoiceHint(339000, 0.9)),
+        (340000, ev.SpeechStarted(339000)),
+        (342000, ev.PlaybackDrained(4, 3000)),
+        (350000, ev.EchoCancellerChanged(True, 22.0)),
+        *_ask(6, 400000, "tell me a story"),
+        (437000, ev.ReplyDelta(6, "Once upon a time there was a clockmaker. ")),
+        (437100, ev.ReplyFinished(6)),
+        (438000, chunk(6, 0, "Once upon a time there was a clockmaker.")),
+        (446000, ev.PlaybackDrained(5, 7000)),
+        (448000, ev.SpeechStarted(446500)),
+        (462000, ev.SpeechEnded(452000)),
+        (465000, ev.TranscriptReady(7, "a clockmaker.", 452000)),
+        (545000, ev.TimerFired("listen", 7)),
+    ]
+
+
+def stop_phrases_always_stop() -> Case:
+    """Stops in every way they arrive, none answered: "Hey, Jarvis. Stop!" talked over a story; the wake word
+    over a story, then "Stop."; "Stop. Stop." in the follow-up window; "Never mind." over an apology."""
+    return [
+        *_ask(1, 0, "tell me a story"),
+        (37000, ev.ReplyDelta(1, "Once upon a time there was a clockmaker. She wound every clock. ")),
+        (38000, chunk(1, 0, "Once upon a time there was a clockmaker.")),
+        (39000, chunk(1, 1, "She wound every clock.")),
+        (50000, ev.VoiceHint(49000, 0.93)),
+        (51000, ev.SpeechStarted(49000)),
+        (51160, ev.PlaybackStopped(1, 11500)),
+        (70000, ev.SpeechEnded(60000)),
+        (73000, ev.TranscriptReady(2, "Hey, Jarvis. Stop!", 60000)),
+        *_ask(3, 100000, "tell me a story"),
+        (137000, ev.ReplyDelta(3, "Once upon a time. ")),
+        (138000, chunk(3, 0, "Once upon a time.")),
+        (142000, ev.WakeDetected("hey_jarvis", 0.93, 142000)),
+        (142160, ev.PlaybackStopped(2, 4100)),
+        (146000, ev.SpeechStarted(144000)),
+        (160000, ev.SpeechEnded(150000)),
+        (163000, ev.TranscriptReady(4, "Stop.", 150000)),
+        *_ask(5, 200000, "what time is it"),
+        (237000, ev.ReplyDelta(5, "It's 9:41 AM. ")),
+        (237100, ev.ReplyFinished(5)),
+        (238000, chunk(5, 0, "It's 9:41 AM.")),
+        (242000, ev.PlaybackDrained(3, 3000)),
+        (250000, ev.SpeechStarted(248000)),
+        (270000, ev.SpeechEnded(262000)),
+        (273000, ev.TranscriptReady(6, "Stop. Stop.", 262000)),
+        *_ask(7, 300000, "hello"),
+        (337000, ev.EngineFailed(7, "reply", "HTTP 500")),
+        (338000, chunk(8, 0, "Sorry, I could not get an answer just now.")),
+        (340000, ev.VoiceHint(339500, 0.9)),
+        (341000, ev.SpeechStarted(339500)),
+        (341160, ev.PlaybackStopped(4, 2100)),
+        (356000, ev.SpeechEnded(348000)),
+        (359000, ev.TranscriptReady(9, "Never mind.", 348000)),
+    ]
+
+
+def timer_rings_until_stopped() -> Case:
+    """The start-up sound; a 10 s timer; it rings: its line, a gap, its line again. The echo of "... is done."
+    in the gap is heard but does not stop it; "Stop!" in the next gap, without the wake word, does."""
+    return [
+        (0, ev.Started()),
+        (24000, ev.PlaybackDrained(1, 24000)),
+        *_ask(1, 32000, "set a timer for 10 seconds"),
+        (68100, ev.AlarmRequested(1, 10, "10 second")),
+        (68200, ev.ReplyDelta(1, "Okay, a 10 second timer, starting now. ")),
+        (68300, ev.ReplyFinished(1)),
+        (70000, chunk(1, 0, "Okay, a 10 second timer, starting now.")),
+        (77000, ev.PlaybackDrained(2, 7000)),
+        (157000, ev.TimerFired("listen", 2)),
+        (228100, ev.TimerFired("alarm", 1)),
+        (229000, chunk(3, 0, "Your 10 second timer is done.")),
+        (235000, ev.PlaybackDrained(3, 6000)),
+        (237000, ev.SpeechStarted(235500)),
+        (250000, ev.SpeechEnded(240000)),
+        (253000, ev.TranscriptReady(4, "timer is done.", 240000)),
+        (285000, ev.TimerFired("ring", 1)),
+        (286000, chunk(5, 0, "Your 10 second timer is done.")),
+        (292000, ev.PlaybackDrained(4, 6000)),
+        (300000, ev.SpeechStarted(298000)),
+        (312000, ev.SpeechEnded(306000)),
+        (315000, ev.TranscriptReady(6, "Stop!", 306000)),
+        (324000, ev.TimerFired("ring", 1)),  # disarmed when the speech began; a late fire is dropped
+    ]
+
+
 CASES = {
     "barge_in_mid_sentence": barge_in_mid_sentence_with_late_results,
     "speech_barge_in": speech_barge_in_before_first_audio_is_queued,
     "alarm_during_answer": alarm_rings_during_an_answer,
     "failures_and_timeouts": failures_and_timeouts,
+    "heard_itself_breaker": heard_itself_until_the_breaker_trips,
+    "stop_phrases": stop_phrases_always_stop,
+    "timer_rings": timer_rings_until_stopped,
 }
 
 

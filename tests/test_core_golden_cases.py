@@ -1,0 +1,55 @@
+"""What the issue 9 golden logs must show (the byte comparison is `tests/test_golden.py`): read as a reviewer
+would, so a regenerated golden that answers itself or a stop cannot slip through as "just a diff"."""
+
+from __future__ import annotations
+
+from device.core import commands as cmd
+from device.core import events as ev
+from device.core.machine import SELF_HEARD
+from device.runtime.eventlog import LoggedStep, read_log
+from tests.golden_scenes import GOLDEN_DIR
+
+
+def steps(name: str) -> list[LoggedStep]:
+    return list(read_log(GOLDEN_DIR / f"{name}.jsonl").steps)
+
+
+def prompts(log: list[LoggedStep]) -> list[str]:
+    return [c.prompt for s in log for c in s.commands if isinstance(c, cmd.StartReply)]
+
+
+def notes(log: list[LoggedStep]) -> list[str]:
+    return [c.reason for s in log for c in s.commands if isinstance(c, cmd.NoteIgnored)]
+
+
+def test_the_assistant_never_answers_its_own_echo_and_the_breaker_shows_in_the_log() -> None:
+    log = steps("heard_itself_breaker")
+    assert prompts(log) == ["tell me a story", "tell me a story", "what time is it", "tell me a story"]
+    heard_itself = [n for n in notes(log) if n.startswith(SELF_HEARD)]
+    assert [n.split("'")[1] for n in heard_itself] == ["All right.", "All right.", "a clockmaker."]
+    toggles = [(s.t, c.enabled) for s in log for c in s.commands if isinstance(c, cmd.VoiceBargeIn)]
+    assert toggles == [(274000, False), (350000, True)]
+    # While it was off, the third answer was neither paused nor cut by voice, and played to its end.
+    held = [s for s in log if 274000 < s.t < 350000]
+    assert not any(isinstance(c, cmd.PausePlayback | cmd.CutPlayback) for s in held for c in s.commands)
+    assert any(isinstance(s.event, ev.PlaybackDrained) and s.state == "Idle" for s in held)
+
+
+def test_every_stop_is_obeyed_and_none_is_answered() -> None:
+    log = steps("stop_phrases")
+    stops = [n for n in notes(log) if n.startswith("stop phrase")]
+    assert [n.split("'")[1] for n in stops] == ["Hey, Jarvis. Stop!", "Stop.", "Stop. Stop.", "Never mind."]
+    assert prompts(log) == ["tell me a story", "tell me a story", "what time is it", "hello"]
+    after_stop = [s.state for s in log if any(isinstance(c, cmd.NoteIgnored) and c.reason in stops for c in s.commands)]
+    assert after_stop == ["Idle"] * 4
+
+
+def test_a_timer_rings_on_through_its_own_echo_until_a_stop() -> None:
+    log = steps("timer_rings")
+    assert log[0].commands == (cmd.PlayEarcon(1, "startup"),)
+    lines = [c.text for s in log for c in s.commands if isinstance(c, cmd.StartTts) and "is done" in c.text]
+    assert lines == ["Your 10 second timer is done."] * 2
+    states = [s.state for s in log]
+    assert states.count("Ringing") == 3  # two gaps, one of them heard through its own echo
+    assert states[-2:] == ["Idle", "Idle"]
+    assert prompts(log) == ["set a timer for 10 seconds"]
