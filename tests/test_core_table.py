@@ -50,3 +50,12 @@ def test_diagram_has_the_interruption_edges() -> None:
     assert "Paused --> Hearing: SpeechStarted" in diagram
     assert "Paused --> Speaking: TimerFired" in diagram  # the hint was not confirmed: resume
     assert "Stopping -->" not in diagram  # nothing leaves Stopping
+
+
+def test_diagram_has_the_ring() -> None:
+    diagram = chart.mermaid()
+    assert re.search(r"Announcing --> Ringing: .*PlaybackDrained", diagram)  # the line played: the gap
+    assert re.search(r"Ringing --> Announcing: .*TimerFired", diagram)  # the gap is over: the line again
+    assert re.search(r"Ringing --> Hearing: .*SpeechStarted", diagram)  # "stop" needs no wake word
+    assert re.search(r"Ringing --> Listening: .*WakeDetected", diagram)
+    assert re.search(r"Transcribing --> Ringing: .*TranscriptReady", diagram)  # its own echo: the ring goes on
