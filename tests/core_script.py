@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.machine import step
-from device.core.states import CoreConfig, Spine, initial
+from device.core.states import CoreConfig, Spine, State, initial
 
 CONFIG = CoreConfig(
     rate_hz=16000,
@@ -23,6 +23,10 @@ CONFIG = CoreConfig(
 class Driver:
     spine: Spine = field(default_factory=lambda: initial(CONFIG))
     history: list[tuple[int, ev.Event, str, tuple[cmd.Command, ...]]] = field(default_factory=list)
+
+    def state(self) -> State:
+        """The current state, read afresh (a call, so a type check narrowed by an earlier assert does not stick)."""
+        return self.spine.state
 
     def feed(self, event: ev.Event, now: int) -> tuple[cmd.Command, ...]:
         self.spine, commands = step(self.spine, event, now)

@@ -47,13 +47,13 @@ def test_a_whole_turn_from_wake_word_to_idle() -> None:
     assert wake(d, 16000) == (cmd.StartTimer("listen", 1, 16000 + CONFIG.listen_timeout_samples),)
     assert d.spine.state == Listening(1, 16000)
     out = d.feed(ev.SpeechStarted(20000), 24000)
-    assert d.spine.state == Hearing(1, 20000, 20000 - CONFIG.preroll_samples)
+    assert d.state() == Hearing(1, 20000, 20000 - CONFIG.preroll_samples)
     assert out == (cmd.CancelTimer("listen", 1), cmd.StartTimer("utterance", 1, 24000 + CONFIG.max_utterance_samples))
     out = d.feed(ev.SpeechEnded(50000), 61200)
-    assert d.spine.state == Transcribing(1, 50000, 20000)
+    assert d.state() == Transcribing(1, 50000, 20000)
     assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 20000 - CONFIG.preroll_samples, 50000))
     out = d.feed(ev.TranscriptReady(1, "What time is it?", 50000), 70000)
-    assert d.spine.state == Thinking(1, Reply("What time is it?"))
+    assert d.state() == Thinking(1, Reply("What time is it?"))
     assert out == (cmd.StartReply(1, "What time is it?", ()),)
     out = d.feed(ev.ReplyDelta(1, "It's 9:41 "), 71000)
     assert out == ()
@@ -70,7 +70,7 @@ def test_a_whole_turn_from_wake_word_to_idle() -> None:
     )
     assert d.spine.state == Listening(2, 80000, follow_up=True)  # the follow-up window: no wake word needed
     d.feed(ev.TimerFired("listen", 2), 80000 + CONFIG.follow_up_samples)
-    assert d.spine.state == Idle()
+    assert d.state() == Idle()
     assert d.spine.context.memory == (Message("user", "What time is it?"), Message("assistant", "It's 9:41 AM."))
 
 
@@ -174,7 +174,7 @@ def test_an_alarm_rings_when_idle_and_waits_while_busy() -> None:
     assert out == () and isinstance(d.spine.state, Speaking)
     assert d.spine.context.alarms_due == (Alarm(1, "1 second"),)
     out = d.feed(ev.PlaybackDrained(1, 1000), 70000)  # back to idle: announce now
-    assert d.spine.state == Announcing(turn + 1, 2, "Your 1 second timer is done.")
+    assert d.state() == Announcing(turn + 1, 2, "Your 1 second timer is done.")
     assert out[1:] == (cmd.OpenPlayback(2, turn + 1), cmd.StartTts(turn + 1, 0, "Your 1 second timer is done."))
 
 
@@ -192,7 +192,7 @@ def test_engine_failure_ends_the_turn_with_a_short_apology_then_idle() -> None:
     )
     d.feed(chunk(turn + 1, 0, sorry), 52000)
     d.feed(ev.PlaybackDrained(1, 8000), 62000)
-    assert d.spine.state == Idle()
+    assert d.state() == Idle()
     assert [m.role for m in d.spine.context.memory] == ["user", "assistant"]  # the apology is not memory
 
 
@@ -248,7 +248,7 @@ def test_a_lost_sound_card_degrades_retries_with_growing_back_off_and_recovers()
     assert out == (cmd.StartTimer("reopen", 2, 76100 + 32000),)  # the back-off doubled
     d.feed(ev.TimerFired("reopen", 2), 108100)
     d.feed(ev.AudioDeviceRestored(), 108200)
-    assert d.spine.state == Idle()
+    assert d.state() == Idle()
 
 
 # ------------------------------------------------------------------ barge-in policy (issue 4): pause, confirm
@@ -333,7 +333,7 @@ def test_the_stop_phrase_or_the_wake_word_ends_an_announcement() -> None:
     assert isinstance(d.spine.state, Hearing)
     d.feed(ev.SpeechEnded(15000), 26000)
     d.feed(ev.TranscriptReady(2, "Okay, stop it.", 15000), 30000)
-    assert d.spine.state == Idle()
+    assert d.state() == Idle()
 
 
 def test_a_wake_word_in_the_assistants_own_speech_is_ignored() -> None:
@@ -434,7 +434,7 @@ def test_a_muted_assistant_stays_muted_through_a_lost_sound_card() -> None:
     d.feed(ev.AudioDeviceLost("unplugged"), 100)
     assert d.spine.state == Degraded("unplugged", 1, then="muted")
     d.feed(ev.AudioDeviceRestored(), 20000)
-    assert d.spine.state == Muted()
+    assert d.state() == Muted()
 
 
 def test_a_pause_is_transcribed_early_and_the_endpoint_answers_at_once() -> None:
@@ -448,7 +448,7 @@ def test_a_pause_is_transcribed_early_and_the_endpoint_answers_at_once() -> None
     # The endpoint confirms the pause as the end: no second transcription, the question goes out at once.
     out = d.feed(ev.SpeechEnded(40000), 51200)
     assert out == (cmd.CancelTimer("utterance", 1), cmd.StartReply(1, "What time is it?", ()))
-    assert d.spine.state == Thinking(1, Reply("What time is it?"))
+    assert d.state() == Thinking(1, Reply("What time is it?"))
 
 
 def test_an_early_transcript_still_running_at_the_endpoint_is_awaited_not_repeated() -> None:
@@ -459,7 +459,7 @@ def test_an_early_transcript_still_running_at_the_endpoint_is_awaited_not_repeat
     out = d.feed(ev.SpeechEnded(40000), 51200)
     assert out == (cmd.CancelTimer("utterance", 1),) and d.spine.state == Transcribing(1, 40000, 10000)
     d.feed(ev.TranscriptReady(1, "What time is it?", 40000), 53000)
-    assert d.spine.state == Thinking(1, Reply("What time is it?"))
+    assert d.state() == Thinking(1, Reply("What time is it?"))
 
 
 def test_a_pause_the_user_speaks_on_past_is_never_answered() -> None:
@@ -473,7 +473,7 @@ def test_a_pause_the_user_speaks_on_past_is_never_answered() -> None:
     d.feed(ev.SpeechEnded(50000), 61200)
     assert d.spine.state == Transcribing(1, 50000, 10000)
     d.feed(ev.TranscriptReady(1, "Set a timer for five minutes.", 50000), 64000)
-    assert d.spine.state == Thinking(1, Reply("Set a timer for five minutes."))
+    assert d.state() == Thinking(1, Reply("Set a timer for five minutes."))
 
 
 def test_an_end_after_the_last_pause_transcribes_afresh_and_ignores_the_early_text() -> None:
