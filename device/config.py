@@ -73,16 +73,14 @@ class VadConfig:
     """Silence this long ends an utterance."""
     hint_s: float = 0.032
     """Voice this long is a hint: while the assistant speaks, it pauses playback until speech is confirmed."""
-    echo_coupling_db: float = -20.0
-    """Only with `[aec] enabled = false`: while the assistant plays, mic audio quieter than its loudest recent
-    sample times this is taken as its own echo, not the user (keep the speaker-to-mic coupling below it)."""
 
 
 @dataclass(frozen=True)
 class AecConfig:
     enabled: bool = True
-    """Cancel the speaker's echo from the mic (WebRTC AEC3). Off: a crude echo gate instead (`[vad]
-    echo_coupling_db`), and speech interrupts only when the user is much louder than the echo."""
+    """Cancel the speaker's echo from the mic (WebRTC AEC3). Off: voice over playback is still told from the
+    assistant's own echo by the played reference (`device/runtime/echo_reference.py`), but the voice detector
+    then hears the raw mic, so a user much quieter than the echo is not heard."""
     converge_erle_db: float = 10.0
     """Speech may interrupt playback once the canceller removes this much echo (measured, not assumed)."""
 
@@ -344,5 +342,4 @@ def hearing_config(config: Config) -> HearingConfig:
         start_samples=samples(config.vad.start_s),
         end_silence_samples=samples(config.vad.end_silence_s),
         pause_samples=samples(config.asr.early_pause_s),
-        echo_coupling_db=config.vad.echo_coupling_db,
     )

@@ -17,6 +17,8 @@ from device.models.manifest import default_models_dir, require_model
 @dataclass(frozen=True)
 class Engines:
     vad: SileroVad
+    raw_vad: SileroVad
+    """A second voice model on the raw mic, for while the echo canceller is not trusted (its own state)."""
     wake: WakeWordDetector
     own_wake: WakeWordDetector
     """The same wake word model, listening to what the speaker plays (self-trigger suppression)."""
@@ -53,6 +55,7 @@ def load_engines(config: Config, deterministic: bool = False) -> Engines:
     voice_config = require_model(root, f"tts/{config.tts.voice}.onnx.json")
     return Engines(
         vad=SileroVad(vad),
+        raw_vad=SileroVad(vad),
         wake=WakeWordDetector(melspec, embedding, wake_head),
         own_wake=WakeWordDetector(melspec, embedding, wake_head),
         asr=WhisperAsr(asr, threads=config.asr.threads_to_use),

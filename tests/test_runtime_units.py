@@ -544,21 +544,6 @@ def test_endpointer_reset_in_silence_starts_afresh() -> None:
     assert push_all(endpointer, [0.9, 0.9, 0.9], first_chunk=3) == [None, None, SpeechStarted(3 * CHUNK)]
 
 
-def test_hearing_does_not_believe_voice_quieter_than_the_echo_of_what_it_plays() -> None:
-    """The echo gate: while playing loud audio, a quiet voice-like mic signal is taken as echo."""
-    config = HearingConfig(start_samples=CHUNK, end_silence_samples=2 * CHUNK, echo_coupling_db=-20.0)
-    hearing = Hearing(RmsVoice(), PeakWake(), config)
-    loud_played = np.full(160, 30000, np.int16)
-    quiet_mic = (np.sin(np.arange(160) / 3) * 2900).astype(np.int16)  # peak -20.3 dB re the played peak
-    facts: list[Event] = []
-    for period in range(40):
-        facts += hearing.hear(quiet_mic, period * 160, loud_played)
-    assert not any(isinstance(f, SpeechStarted) for f in facts)
-    for period in range(40, 120):  # the same mic sound once the echo window (50 periods) has passed is voice
-        facts += hearing.hear(quiet_mic, period * 160, np.zeros(160, np.int16))
-    assert any(isinstance(f, SpeechStarted) for f in facts)
-
-
 def test_the_vad_starts_afresh_after_a_second_of_quiet_and_never_within_speech() -> None:
     vad = RmsVoice()
     hearing = Hearing(vad, PeakWake(), replace(CONFIG, vad_reset_quiet_samples=16 * CHUNK))

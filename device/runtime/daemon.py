@@ -65,7 +65,15 @@ class Daemon:
         self.capture = CaptureHistory(CAPTURE_HISTORY_S * RATE_HZ)
         # The canceller is made here, on the thread that will use it (design: no fork, one instance for good).
         self.aec = EchoCanceller(converge_erle_db=config.aec.converge_erle_db) if config.aec.enabled else None
-        self.hearing = Hearing(engines.vad, engines.wake, hearing_config(config), self.aec, engines.own_wake)
+        self.hearing = Hearing(
+            engines.vad,
+            engines.wake,
+            hearing_config(config),
+            self.aec,
+            engines.own_wake,
+            raw_vad=engines.raw_vad,
+            period_samples=self.period,
+        )
         self.last_cleaned: npt.NDArray[np.int16] = np.zeros(0, np.int16)
         self.listening = True
         self.runner: VirtualRunner | ThreadRunner = (

@@ -15,17 +15,20 @@ follows the wake word starts after the wake word instead of including it: if the
 again at the reset (the wake word is scored a few frames late), the onset is found by looking back to the
 last pause.
 
-While the assistant plays (or its echo may still ring), voice on the mic is believed only when
-* the echo canceller has converged (its measured ERLE says the echo is gone), or
-* without an echo canceller: the chunk's peak is above the loudest recently played sample scaled by
-  `echo_coupling_db`, the worst speaker-to-mic coupling we expect (a Geigel-style double-talk detector).
-Before convergence, speech cannot interrupt playback at all (the wake word still can): better late than a
-reply that interrupts itself. The wake word is not gated; instead a second wake scorer listens to what the
-speaker plays, and a mic detection that follows one there is marked `in_own_speech` (the reply said it).
+While the assistant plays (or its echo may still ring), voice on the mic is believed only when the played
+reference cannot explain it (`device/runtime/echo_reference.py`): Spine knows exactly what it played, so speech
+that the reference explains is echo whatever the canceller claims, and speech it cannot explain is someone else
+from the first syllable of the first answer, whether or not the canceller has converged. The voice probability
+itself comes from the cleaned mic once the canceller has converged, and from the raw mic before (AEC3's start-up
+suppressor mutes the user along with the echo). Once the reference has found someone else, voice stays believed
+for `user_hold_samples` after the last chunk that proved it, so the run of voice that confirms a barge-in is not
+broken by a syllable the echo happens to mask. The wake word is not gated; instead a second wake scorer listens
+to what the speaker plays, and a mic detection that follows one there is marked `in_own_speech` (the reply said
+it).
 
 An earcon (the chime after the wake word) is not what the assistant says: the daemon hands hearing silence
-in its place as the played reference (`Daemon.hear` says why), so it neither closes the echo gate nor
-reaches the canceller, and the user who goes straight on after "Hey Jarvis" is heard from their first word.
+in its place as the played reference (`Daemon.hear` says why), so it neither counts as playback nor reaches
+the canceller, and the user who goes straight on after "Hey Jarvis" is heard from their first word.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from device.core.events import (
     VoiceHint,
     WakeDetected,
 )
+from device.runtime.echo_reference import ReferenceEchoModel
 
 Audio = npt.NDArray[np.int16]
 
@@ -60,6 +64,8 @@ class EchoCanceller(Protocol):
     def converged(self) -> bool: ...
     @property
     def erle_db(self) -> float: ...
+    @property
+    def echo_delay_ms(self) -> float | None: ...
 
     def process(self, mic: Audio, reference: Audio, *, near_end_quiet: bool = True) -> Audio: ...
 
@@ -97,9 +103,10 @@ class HearingConfig:
     may start while the endpointer waits out the rest of `end_silence_samples`."""
     onset_lookback_samples: int = 8000
     """How far back a reset may look for the start of speech already under way."""
-    echo_coupling_db: float = -20.0
     echo_window_samples: int = 8000
     """How long a played sample can still be heard as echo (delay plus reverberation)."""
+    user_hold_samples: int = 4800
+    """After a chunk the played reference could not explain, voice stays believed this long (see the module)."""
     own_wake_window_samples: int = 16000
     """A mic detection up to this long after the wake word was found in the played audio is its echo."""
 
@@ -198,16 +205,22 @@ class Hearing:
         config: HearingConfig,
         aec: EchoCanceller | None = None,
         own_wake: WakeScorer | None = None,
+        raw_vad: VoiceProbability | None = None,
+        period_samples: int = 160,
     ) -> None:
-        """`aec` cleans the mic first; `own_wake` (a second scorer of the same model) listens to the speaker."""
+        """`aec` cleans the mic first; `own_wake` (a second scorer of the same model) listens to the speaker;
+        `raw_vad` (a second voice model) listens to the raw mic while the canceller is not yet trusted."""
         self._vad, self._wake, self._config, self._aec, self._own_wake = vad, wake, config, aec, own_wake
+        self._raw_vad = raw_vad
+        self._echo = ReferenceEchoModel(period_samples)
+        self._raw_frames = _Framer(vad.CHUNK_SAMPLES)
+        self._user_until = -1
         self._endpointer = Endpointer(config)
         self._vad_frames = _Framer(vad.CHUNK_SAMPLES)
         self._wake_frames = _Framer(wake.FRAME_SAMPLES)
         self._own_frames = _Framer(wake.FRAME_SAMPLES)
         self._wake_quiet_until = 0
         self._own_wake_until = -1
-        self._echo_ratio = 10 ** (config.echo_coupling_db / 20)
         self._played_peaks: deque[int] = deque()  # peak of each recently played period, newest last
         self._converged = False
         self._quiet_samples = 0
@@ -241,7 +254,10 @@ class Hearing:
         playback), and the wake word model copes with echo far better than with a muted user.
         """
         wake_input = raw if raw is not None and self._aec is not None and not self._aec.converged else period
+        raw_mic = raw if raw is not None else period
         self._remember_played(played, len(period))
+        self._echo.push_played(played if played is not None else np.zeros(len(period), np.int16))
+        self._echo.set_delay_ms(self._aec.echo_delay_ms if self._aec is not None else None)
         facts: list[Event] = []
         if self._own_wake is not None and played is not None:
             self._listen_to_own_speech(played, start_sample)
@@ -249,12 +265,30 @@ class Hearing:
             detection = self._score_wake(frame, frame_start)
             if detection is not None:
                 facts.append(detection)
-        for chunk_start, chunk in self._vad_frames.push(period, start_sample):
+        raw_chunks = self._raw_frames.push(raw_mic, start_sample)
+        for (chunk_start, chunk), (_, raw_chunk) in zip(
+            self._vad_frames.push(period, start_sample), raw_chunks, strict=True
+        ):
             self.last_vad_probability = self._vad.probability(chunk)
-            believed = self.last_vad_probability if self._voice_believable(chunk) else 0.0
+            raw_probability = self._raw_vad.probability(raw_chunk) if self._raw_vad is not None else None
+            believed = self._believed_probability(chunk_start + len(chunk), raw_chunk, raw_probability)
             facts += self._endpointer.push(believed, chunk_start, len(chunk))
             self._reset_vad_when_quiet(len(chunk))
         return facts
+
+    def _believed_probability(self, chunk_end: int, raw_chunk: Audio, raw_probability: float | None) -> float:
+        """The voice probability hearing acts on: 0 for voice the played reference explains (see the module)."""
+        verdict = self._echo.judge(raw_chunk)
+        if max(self._played_peaks, default=0) == 0:
+            return self.last_vad_probability  # nothing played lately: nothing to mistake for the user
+        if verdict.someone_else:
+            self._user_until = chunk_end + self._config.user_hold_samples
+        if chunk_end > self._user_until:
+            return 0.0
+        canceller_trusted = self._aec is not None and self._aec.converged
+        if canceller_trusted or raw_probability is None:
+            return self.last_vad_probability
+        return raw_probability
 
     def _reset_vad_when_quiet(self, chunk_samples: int) -> None:
         """Measured on the echo suite: after many seconds of echo-cancelled near-silence, Silero's recurrent
@@ -277,22 +311,11 @@ class Hearing:
                 self._own_wake_until = frame_start + len(frame) + self._config.own_wake_window_samples
                 self._own_wake.reset()
 
-    def _voice_believable(self, chunk: Audio) -> bool:
-        if max(self._played_peaks, default=0) == 0:
-            return True  # nothing played lately: nothing to mistake for the user
-        if self._aec is not None:
-            return self._aec.converged
-        return not self._echo_dominated(chunk)
-
     def _remember_played(self, played: Audio | None, period_samples: int) -> None:
         peak = int(np.abs(played.astype(np.int32)).max()) if played is not None and len(played) else 0
         self._played_peaks.append(peak if peak > SILENT_PEAK else 0)
         while len(self._played_peaks) * period_samples > self._config.echo_window_samples:
             self._played_peaks.popleft()
-
-    def _echo_dominated(self, chunk: Audio) -> bool:
-        loudest_played = max(self._played_peaks, default=0)
-        return int(np.abs(chunk.astype(np.int32)).max()) < loudest_played * self._echo_ratio
 
     def _score_wake(self, frame: Audio, frame_start: int) -> WakeDetected | None:
         score = self._wake.score(frame)

@@ -1,0 +1,241 @@
+"""Echo the reference explains: is there anything in the raw microphone that the assistant's own playback cannot
+account for? A double-talk detector that does not depend on the echo canceller having converged.
+
+Why. Spine knows exactly what it played, sample by sample. The echo of it reaches the microphone later (the
+delay) and filtered by the room (a gain per frequency band that stays put while the device does), so in each
+band the echo can be no louder than the recent reference times that band's coupling. The user's voice is another
+talker: speech is sparse in time and frequency, so while the user talks some bands hold far more energy than the
+played reference can explain, even when the echo is as loud as the user overall. AEC3 needs seconds of playback
+before its estimate can be trusted (and its start-up suppressor mutes the user too); this needs only the coupling,
+which a short start-up sound (or the first half second of any answer) measures, and it keeps working when the echo
+path shifts by a few milliseconds (an xrun), because it compares envelopes over a window of delays.
+
+How, per 32 ms chunk (the voice detector's chunk):
+* the raw mic chunk's energy in `BAND_EDGES_HZ` bands (a Hann-windowed FFT);
+* the reference's band energies over the same 32 ms, one frame per audio period, kept for `MAX_DELAY_MS`; the
+  predicted echo of a band is the largest reference energy over the delays the echo may have (all of 0 to
+  `MAX_DELAY_MS` until the echo canceller reports the delay, then that delay -`DELAY_SLACK_MS`/+`TAIL_MS`: the
+  room's reverberation lengthens the echo, never advances it), times the band's coupling;
+* coupling per band, in dB, learnt from chunks in which the reference can explain the mic (the first
+  `CALIBRATION_CHUNKS` counted at once — the start-up sound, when nobody speaks yet — then a slow running mean
+  over chunks the model explains, so the user's voice does not teach it);
+* a band is *unexplained* when the mic exceeds the predicted echo plus the room's noise by `MARGIN_DB`; the chunk
+  holds someone other than the speaker when at least `MIN_UNEXPLAINED_BANDS` bands are.
+
+Pure numpy on one thread (the FSM thread); about 0.1 ms per chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Audio = npt.NDArray[np.int16]
+Floats = npt.NDArray[np.float64]
+
+RATE_HZ = 16000
+CHUNK_SAMPLES = 512
+"""32 ms: the voice detector's chunk, so each verdict belongs to one voice probability."""
+
+BAND_EDGES_HZ: tuple[float, ...] = tuple(float(f) for f in np.geomspace(200.0, 7200.0, 17))
+"""16 bands, evenly spaced on a log scale over the speech range: formants and their harmonics land in few of
+them at a time, so another talker shows up as a few bands far above the echo."""
+
+MAX_DELAY_MS = 500.0
+"""The longest echo delay considered while the delay is unknown (AEC3's own range)."""
+DELAY_SLACK_MS = 20.0
+"""Once the delay is known: how much earlier than it the echo may arrive (an xrun shifts it by a period)."""
+DECAY_DB_PER_MS = 0.1
+"""How fast the echo of a played sound dies away after its direct path: 60 dB in 0.6 s, a reverberant living
+room (a drier room only makes the prediction safer)."""
+TAIL_MS = 600.0
+"""How long after its direct path a played sound is still considered (by then it decayed 60 dB)."""
+
+MARGIN_DB = 6.0
+"""How far above the predicted echo (plus noise) a band must be to be unexplained: above the spread of the
+echo's band energy around its prediction (measured ~3-5 dB), so the echo alone rarely exceeds it."""
+MIN_UNEXPLAINED_BANDS = 3
+"""Bands that must be unexplained in one chunk: one band can be a resonance the calibration missed."""
+
+MIN_CALIBRATED_BANDS = 8
+"""Bands with a measured coupling needed before any verdict counts (a quiet room leaves the top bands of a soft
+voice below the noise: those are never judged)."""
+CALIBRATION_CHUNKS = 20
+"""Echo chunks (0.64 s) a band must have seen before it is judged at all; until then every chunk with echo in
+the band teaches it (the start-up sound, or the first words of the first answer, when nobody talks yet)."""
+COUPLING_WINDOW_CHUNKS = 256
+"""How much echo (8 s) the coupling's median looks back over: long enough that a user talking over part of it
+does not move it, short enough to follow the speaker's volume."""
+SPREAD_FACTOR = 3.0
+"""A band is unexplained when it is above the coupling by `SPREAD_FACTOR` times the ratio's median absolute
+deviation, or by `MARGIN_DB`, whichever is more: a room whose echo varies more needs a wider margin."""
+
+ACTIVE_REFERENCE_DBFS = -60.0
+"""A reference band frame quieter than this (per band, relative to full scale) predicts no echo."""
+NOISE_WINDOW_CHUNKS = 48
+"""The room's noise per band is the quietest chunk of the last 1.5 s (minimum statistics): speech, the user's and
+the echo alike, leaves gaps in every band within that time, so this follows the noise even while the assistant
+talks on for minutes."""
+AUDIBLE_DB = 10.0
+"""A band says something only where the mic stands this far above the room's noise."""
+_FLOOR = 1e-3
+"""Energies are in int16 units squared per bin; this keeps logs finite in digital silence."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one chunk of the raw mic holds, as far as the played reference can tell."""
+
+    echo_possible: bool
+    """The reference was active within the echo's delay window: the mic may hold echo."""
+    calibrated: bool
+    """The coupling has been measured; before that, nothing over playback is believed."""
+    unexplained_bands: int
+    """Bands the echo cannot account for."""
+
+    @property
+    def someone_else(self) -> bool:
+        """Energy the playback does not explain: the user (or another sound in the room)."""
+        return self.calibrated and self.unexplained_bands >= MIN_UNEXPLAINED_BANDS
+
+
+def _band_energy_of_dbfs(level_dbfs: float, bands: int) -> float:
+    """The energy one band holds when white-ish sound at `level_dbfs` RMS is spread over `bands` bands: by
+    Parseval, a one-sided Hann-windowed spectrum of N samples at RMS r sums to about N^2 r^2 3/16."""
+    rms = 32768.0 * 10 ** (level_dbfs / 20)
+    return CHUNK_SAMPLES**2 * rms**2 * 3 / 16 / bands
+
+
+class _Coupling:
+    """Speaker-to-mic coupling per band, dB, for one way of predicting the echo, with its spread.
+
+    The median of the mic-to-predicted-reference ratio over the last `COUPLING_WINDOW_CHUNKS` chunks with echo in
+    the band, and the median absolute deviation around it. Medians, because the user talks over part of the
+    playback: as long as the echo alone fills most of the window, the user's voice moves neither."""
+
+    def __init__(self, bands: int) -> None:
+        self.db: Floats = np.zeros(bands)
+        self.spread_db: Floats = np.zeros(bands)
+        self.seen: npt.NDArray[np.int64] = np.zeros(bands, np.int64)
+        self._ratios: Floats = np.zeros((COUPLING_WINDOW_CHUNKS, bands))
+
+    @property
+    def calibrated(self) -> bool:
+        return int(np.count_nonzero(self.seen >= CALIBRATION_CHUNKS)) >= MIN_CALIBRATED_BANDS
+
+    def judged(self) -> npt.NDArray[np.bool_]:
+        return self.seen >= CALIBRATION_CHUNKS
+
+    def learn(self, ratio_db: Floats, counted: npt.NDArray[np.bool_]) -> None:
+        """`counted`: the bands where this chunk has echo to learn from."""
+        for band in np.flatnonzero(counted):
+            self._ratios[self.seen[band] % COUPLING_WINDOW_CHUNKS, band] = ratio_db[band]
+            self.seen[band] += 1
+            window = self._ratios[: min(self.seen[band], COUPLING_WINDOW_CHUNKS), band]
+            self.db[band] = float(np.median(window))
+            self.spread_db[band] = float(np.median(np.abs(window - self.db[band])))
+
+
+class ReferenceEchoModel:
+    """`push_played(period)` every audio period, `judge(raw_chunk)` every voice-detector chunk.
+
+    The two must stay aligned: the reference period pushed last is the one played while the chunk's last period
+    was captured (the card's duplex callback guarantees that; the simulated card too). Two predictions run side
+    by side, each with its own coupling: over all delays (usable from the first echo) and around the delay the
+    canceller measured (sharper, once that is known).
+    """
+
+    def __init__(self, period_samples: int) -> None:
+        self._period_samples = period_samples
+        history_frames = math.ceil((MAX_DELAY_MS + TAIL_MS) * RATE_HZ / 1000 / period_samples) + 2
+        self._window = np.hanning(CHUNK_SAMPLES)
+        bins_hz = np.fft.rfftfreq(CHUNK_SAMPLES, 1 / RATE_HZ)
+        self._band_of_bin = np.digitize(bins_hz, BAND_EDGES_HZ) - 1  # -1 and 16: outside the bands
+        self._bands = len(BAND_EDGES_HZ) - 1
+        self._reference = np.zeros(CHUNK_SAMPLES, np.float64)  # the last 32 ms played
+        self._history: deque[Floats] = deque(maxlen=history_frames)  # band energies per period, newest last
+        self._active_energy = _band_energy_of_dbfs(ACTIVE_REFERENCE_DBFS, self._bands)
+        self._any_delay = _Coupling(self._bands)
+        self._at_delay = _Coupling(self._bands)
+        self._recent_mic: deque[Floats] = deque(maxlen=NOISE_WINDOW_CHUNKS)
+        self._delay_ms: float | None = None
+        self.last = Verdict(echo_possible=False, calibrated=False, unexplained_bands=0)
+
+    @property
+    def calibrated(self) -> bool:
+        """The coupling is measured on enough echo to judge a chunk (with or without the delay)."""
+        return self._any_delay.calibrated or self._at_delay.calibrated
+
+    @property
+    def coupling_db(self) -> Floats:
+        """Speaker-to-mic coupling per band as measured (around the known delay when there is one), dB."""
+        return (self._at_delay if self._delay_ms is not None else self._any_delay).db.copy()
+
+    def set_delay_ms(self, delay_ms: float | None) -> None:
+        """The echo's delay after the reference as the canceller measured it (None: unknown, look at all)."""
+        self._delay_ms = delay_ms
+
+    def push_played(self, played: Audio) -> None:
+        """One period of what the speaker played (zeros when silent)."""
+        size = len(played)
+        self._reference[:-size] = self._reference[size:]
+        self._reference[-size:] = played
+        self._history.append(self._band_energies(self._reference))
+
+    def judge(self, raw_chunk: Audio) -> Verdict:
+        """Whether `raw_chunk` (the last `CHUNK_SAMPLES` of the raw mic) holds more than the echo."""
+        mic = self._band_energies(raw_chunk.astype(np.float64))
+        self._recent_mic.append(mic)
+        noise = np.asarray(np.min(self._recent_mic, axis=0), dtype=np.float64) + _FLOOR
+        wide = self._predicted_reference(None)
+        if not np.any(wide > self._active_energy):
+            self.last = Verdict(False, self.calibrated, 0)
+            return self.last
+        audible = mic > 10 ** (AUDIBLE_DB / 10) * noise
+        predictions = [(self._any_delay, wide)]
+        if self._delay_ms is not None:
+            predictions.append((self._at_delay, self._predicted_reference(self._delay_ms)))
+        # Judge with the sharpest calibrated prediction: around the known delay when it has learnt enough.
+        coupling, reference = next(((c, r) for c, r in reversed(predictions) if c.calibrated), predictions[0])
+        # A band says something once its coupling is known and the mic stands clear of the room's noise there;
+        # a band the reference leaves silent predicts no echo, so a voice there is unexplained outright.
+        predicted = reference * 10 ** (coupling.db / 10) + noise
+        excess_db = 10 * np.log10((mic + _FLOOR) / predicted)
+        margin_db = np.maximum(MARGIN_DB, SPREAD_FACTOR * coupling.spread_db)
+        unexplained = int(np.count_nonzero(audible & coupling.judged() & (excess_db > margin_db)))
+        verdict = Verdict(True, coupling.calibrated, unexplained)
+        for each, prediction in predictions:
+            counted = audible & (prediction > self._active_energy)  # bands with echo to learn from
+            ratio_db = 10 * np.log10((mic + _FLOOR) / (prediction + _FLOOR))
+            each.learn(ratio_db, counted)
+        self.last = verdict
+        return verdict
+
+    def _predicted_reference(self, delay_ms: float | None) -> Floats:
+        """The reference band energy that can still be heard in this chunk: the largest over the delays the
+        echo may have, with what played longer ago discounted by the room's decay (the reverberation of a loud
+        syllable rings on over the quiet one after it)."""
+        if not self._history:
+            return np.zeros(self._bands)
+        frame_ms = 1000 * self._period_samples / RATE_HZ
+        frames = np.asarray(self._history)[::-1]  # newest first: row k played k periods ago
+        lag_ms = np.arange(len(frames)) * frame_ms
+        if delay_ms is None:
+            earliest_ms, direct_ms = 0.0, MAX_DELAY_MS
+        else:
+            earliest_ms, direct_ms = max(0.0, delay_ms - DELAY_SLACK_MS), delay_ms + DELAY_SLACK_MS
+        decay_db = np.maximum(0.0, lag_ms - direct_ms) * DECAY_DB_PER_MS
+        weights = np.where(lag_ms >= earliest_ms - frame_ms, 10 ** (-decay_db / 10), 0.0)
+        return np.asarray(np.max(frames * weights[:, np.newaxis], axis=0), dtype=np.float64)
+
+    def _band_energies(self, samples: Floats) -> Floats:
+        spectrum = np.fft.rfft(samples * self._window)
+        power = spectrum.real**2 + spectrum.imag**2
+        inside = self._band_of_bin >= 0
+        inside &= self._band_of_bin < self._bands
+        sums = np.bincount(self._band_of_bin[inside], weights=power[inside], minlength=self._bands)
+        return np.asarray(sums, dtype=np.float64)
