@@ -100,8 +100,9 @@ class CoreConfig:
     """A one-word transcript is the assistant's own only if it is one of this many last played words."""
     breaker_self_heard: int = 2
     """Hearing its own voice this many times within `breaker_window_samples` trips the breaker: voice barge-in
-    is suspended and only the wake word interrupts, until hearing is trusted again."""
+    is suspended and only the wake word interrupts, until hearing is trusted again (0: no breaker)."""
     breaker_window_samples: int = 60 * 16000
+    """How far back self-hearings count towards the breaker."""
     breaker_hold_samples: int = 60 * 16000
     """A tripped breaker restores voice barge-in when the echo canceller next reports convergence, or after this
     long at the latest."""
