@@ -95,6 +95,7 @@ def test_a_stop_phrase_that_pauses_then_cuts_the_story_is_interrupted_and_honour
     assert result["log_offset_ms"] == LOG_BEHIND_S * 1000  # from the chime, not the (wrong) fallback
     row = conversation(result)
     assert row["status"] == "talked over"
+    assert row["first_after_start"] is True  # no answer played before it
     assert row["offset_s"] == 1.0  # the story's first sample at 3.0 s, the user's at 4.0 s
     assert row["interrupted"] is True
     assert row["onset_to_silence_ms"] == 100.0  # silent from 4.1 s: the pause, not the cut at 5.2 s
@@ -268,3 +269,9 @@ def test_the_short_real_stream_bench_measures_four_talk_overs(tmp_path: Path, mo
     assert aggregates["load"]["talk_overs"] + aggregates["no_load"]["talk_overs"] == len(talked)
     report = (tmp_path / "real-stream.md").read_text()
     assert report.count("**met**") + report.count("**missed**") == 5  # each target judged, and the sample size
+
+
+def test_an_answer_after_an_earlier_one_is_warm() -> None:
+    earlier = step(0.2, ev.ReplyFinished(0), "Speaking", cmd.OpenPlayback(9, 0))
+    result = an.analyse_session(recording(10.0), [earlier, *request_steps()], INJECTIONS, 0, False)
+    assert conversation(result)["first_after_start"] is False

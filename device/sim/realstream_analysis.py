@@ -288,7 +288,7 @@ def analyse_session(
         request = next(((i, u) for i, u in mine if u.role == "request"), None)
         talk = next(((i, u) for i, u in mine if u.role == "talk_over"), None)
         story = answered_by.get(request[0]) if request else None
-        row: dict[str, Any] = {"conversation": number, "first_after_start": number == 0, "load": load}
+        row: dict[str, Any] = {"conversation": number, "first_after_start": False, "load": load}
         if request is None or story is None or talk is None:
             row["status"] = "not started: the request was not answered" if talk is None else "no story"
             conversations.append(row)
@@ -297,6 +297,10 @@ def analyse_session(
         epoch = _epoch_of(steps, story.turn)
         opened = _opened_at(steps, story.turn, offset)
         answer_onset = _onset_after(sounding, opened if opened is not None else story.at)
+        # Cold: no answer played before this one in the session (a request left unanswered does not warm it).
+        row["first_after_start"] = opened is not None and not any(
+            isinstance(c, cmd.OpenPlayback) for s in steps if s.t + offset < opened for c in s.commands
+        )
         later = [d for d in made if d.epoch == epoch and d.at >= u.onset - before]
         cut = next((d for d in later if d.kind == "cut"), None)
         interrupted = cut is not None and cut.at <= u.end + grace
