@@ -41,6 +41,8 @@ STOPS = [
     "Be quiet!",
     "Stop the timer.",  # while it rings, this is what people say; it never asks for an answer
     "No, stop talking.",
+    "Top.",  # whisper's reading of "Stop." over loud echo (scripts/make_command_corpus.py: 2 of 3 cases)
+    "Quit it!",
 ]
 REQUESTS = [
     "what time is it",
@@ -51,6 +53,10 @@ REQUESTS = [
     "Stop by the shop tomorrow",
     "Hey Jarvis.",  # the wake word alone: nothing to stop, nothing asked (the empty remainder is not a stop)
     "topic.",  # what whisper made of a "stop" drowned in echo: not a stop by text alone
+    "Top of the list, please.",
+    "Step by step.",
+    "Council meeting times",
+    "Quite good.",
 ]
 
 
