@@ -63,10 +63,13 @@ def test_every_run_keeps_the_playback_invariants(suite: dict[str, Any]) -> None:
 
 
 def test_the_talk_overs_land_where_the_scenes_put_them(suite: dict[str, Any]) -> None:
-    on = suite["aggregates"]["aec"]
-    scripted = sum(run["scripted_talk_overs"] for run in suite["runs"])
-    # A scripted talk-over lands unless the story request was misheard (a short answer ended before it).
-    assert on["unlanded"] <= 0.1 * scripted
+    # A scripted talk-over lands on the story unless the assistant cut the story itself before it (counted as
+    # self-interruptions) or the story request was misheard (a short answer ended before it): rare.
+    clean = [
+        r for r in suite["runs"] if r["kind"] == "talk-over" and not r["summary"]["interruptions"]["self_interruptions"]
+    ]
+    landed = [r for r in clean if any(t["text"] == r["talk_text"] for t in r["summary"]["interruptions"]["talk_overs"])]
+    assert len(landed) >= 0.9 * len(clean)
     for run in suite["runs"]:
         for talk in run["summary"]["interruptions"]["talk_overs"]:
             if talk["text"] == run["talk_text"]:

@@ -255,8 +255,8 @@ def cell(rows: list[dict[str, Any]], unlanded: int = 0) -> dict[str, Any]:
 
 
 def _unlanded(runs: list[dict[str, Any]], scene_class: str | None = None, onset_s: float | None = None) -> int:
-    """Scripted talk-overs that found no answer playing (the request was misheard, the answer was short), in
-    the scenes of `scene_class` and `onset_s` (None: any)."""
+    """Scripted talk-overs that found no answer playing (the assistant had cut it itself, or the request was
+    misheard and the answer was short), in the scenes of `scene_class` and `onset_s` (None: any)."""
     count = 0
     for run in runs:
         if run["kind"] == "talk-over" and scene_class in (None, run["class"]) and onset_s in (None, run["onset_s"]):
@@ -413,7 +413,8 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         "first sample the speaker no longer plays the answer, split by the measured echo-to-user level (the echo's",
         "active level around the onset over the user's). Cold: the first answer after start; warm: the story",
         "after a short answer. Onset: seconds into the answer. Not landed: a scripted talk-over that found no",
-        "answer playing (the request was misheard or the answer was short), counted apart from missed.",
+        "answer playing, because the assistant had already cut its answer itself (a self-interruption, counted",
+        "below) or the request was misheard and the answer was short; counted apart from missed.",
         "",
         "## Targets (issue 9)",
         "",
