@@ -28,6 +28,7 @@ import os
 # it is set before the imports below (ruff allows environment changes above imports).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,13 @@ MIN_SAMPLES = DEVICE_RATE_HZ // 10
 """whisper.cpp refuses input shorter than 100 ms."""
 SILENCE_DBFS = -55.0
 """Audio whose loudest 10 ms is quieter than this holds no words (a mic's noise floor is around -60 dBFS)."""
+COMMAND_MAX_SAMPLES = round(2.5 * DEVICE_RATE_HZ)
+"""Longest audio that gets the command pass: "Hey Jarvis, stop." (~1.5 s) plus the daemon's 0.15 s preroll and
+0.3 s early-transcription pause is ~2 s; a real request is mostly longer and never pays the second pass."""
+COMMANDS = ("Stop.", "Cancel.", "Never mind.", "Be quiet.", "Hey Jarvis, stop.")
+"""The short commands the command pass listens for, written as whisper should write them."""
+COMMAND_MAX_TOKENS = 12
+"""Tokens the command pass may write: a command is 2-7; more is a loop the prompt provoked ("Stop. Stop. ...")."""
 
 _GGML_LOG_LEVEL_ERROR = 4
 _FRAME_SAMPLES = DEVICE_RATE_HZ // 100
@@ -57,15 +65,20 @@ _INT16_SCALE = 32768.0
 # Whisper's non-speech annotations: [BLANK_AUDIO], (music), (upbeat music), *laughs*, and music notes.
 _NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫]")
 _SPACES = re.compile(r"\s+")
+_WAKE_WORDS = frozenset({"hey", "jarvis"})
+_WORD = re.compile(r"[a-z0-9']+")
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
 
 
 class WhisperAsr:
     """`transcribe(audio)`: the text of one utterance of 16 kHz int16 audio ("" if there is none)."""
 
-    def __init__(self, model_path: Path, threads: int = 2) -> None:
+    def __init__(self, model_path: Path, threads: int = 2, commands: tuple[str, ...] = COMMANDS) -> None:
         self._path = require_model_file(model_path, "ASR")
         self._threads = threads
         self._short = self._load(SHORT_AUDIO_CTX)
+        self._commands = frozenset(_command_words(command) for command in commands)
+        self._command_prompt = " ".join(commands)
 
     def transcribe(self, audio: Audio) -> str:
         """The words in `audio`, stripped; "" for audio under 0.1 s or with only silence/noise tags.
@@ -78,9 +91,24 @@ class WhisperAsr:
             return ""
         samples = audio.astype(np.float32) / _INT16_SCALE
         if len(audio) <= SHORT_MAX_SAMPLES:
-            return _text_of(self._short, samples)
+            text, confidence = _decode(self._short, samples, "", 0)
+            if not self._commands or len(audio) > COMMAND_MAX_SAMPLES or self.is_command(text):
+                return text
+            # A second pass told to expect a command. Echo residue and the canceller's double-talk suppression
+            # take the start of a word ("Stop." came out "Top." or "Tom.", "Cancel." "cancel" at 0.16), and with
+            # the commands as context whisper often hears the command again. It replaces the free transcript only
+            # when it says nothing but a command and whisper is at least as sure of it as of the free reading:
+            # the prompt also pulls real requests towards a command ("What's the game?" became "Stop." at 0.18,
+            # against 0.29 for the free reading), and then the free reading was the surer one.
+            command, command_confidence = _decode(self._short, samples, self._command_prompt, COMMAND_MAX_TOKENS)
+            command = _collapse_repeats(command)
+            return command if self.is_command(command) and command_confidence >= confidence else text
         # Rare (a voice command is a few seconds): pay the load instead of keeping a second model resident.
-        return _text_of(self._load(0), samples)
+        return _decode(self._load(0), samples, "", 0)[0]
+
+    def is_command(self, text: str) -> bool:
+        """Whether `text` says one of the commands and nothing else (case, punctuation and repeats aside)."""
+        return _command_words(text) in self._commands
 
     def _load(self, audio_ctx: int) -> Model:
         with _whisper_logs() as errors:
@@ -102,12 +130,34 @@ class WhisperAsr:
         return model
 
 
-def _text_of(model: Model, samples: npt.NDArray[np.float32]) -> str:
-    text = " ".join(segment.text for segment in model.transcribe(samples))
+def _decode(model: Model, samples: npt.NDArray[np.float32], prompt: str, max_tokens: int) -> tuple[str, float]:
+    """The text of `samples`, and whisper's confidence in it: the mean over segments of the geometric mean of
+    the token probabilities (0.0 for no text)."""
+    # Every call sets the prompt and the token bound: pywhispercpp keeps the parameters of the previous call.
+    segments = model.transcribe(samples, initial_prompt=prompt, max_tokens=max_tokens, extract_probability=True)
+    text = " ".join(segment.text for segment in segments)
     text = _SPACES.sub(" ", _NON_SPEECH.sub(" ", text)).strip()
     # Measured on a chime with nothing else: whisper wrote a lone U+FFFD (a byte of a split character). A text
     # without a letter or digit says nothing, and answering it would be answering noise.
-    return text if any(c.isalnum() for c in text) else ""
+    if not any(c.isalnum() for c in text):
+        return "", 0.0
+    probabilities = [float(segment.probability) for segment in segments if not math.isnan(segment.probability)]
+    return text, sum(probabilities) / len(probabilities) if probabilities else 0.0
+
+
+def _command_words(text: str) -> str:
+    """The words of `text`, lower case, without a leading wake phrase: "Hey, Jarvis. Stop!" -> "stop"."""
+    words = _WORD.findall(text.lower())
+    while words and words[0] in _WAKE_WORDS:
+        words.pop(0)
+    return " ".join(words)
+
+
+def _collapse_repeats(text: str) -> str:
+    """`text` with a sentence repeated back to back written once: "Stop. Stop. Stop." -> "Stop."."""
+    sentences = _SENTENCE.findall(text)
+    kept = [s for i, s in enumerate(sentences) if i == 0 or _command_words(s) != _command_words(sentences[i - 1])]
+    return " ".join(s.strip() for s in kept)
 
 
 def _loudest_frame_dbfs(audio: Audio) -> float:
