@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.config import RATE_HZ, Config, core_config, hearing_config, samples
-from device.core.events import Event, JobKind, JobLeaked, StopRequested
+from device.core.events import Event, JobKind, JobLeaked, Started, StopRequested
 from device.core.states import initial
 from device.engines.aec import EchoCanceller
 from device.organs import Engines
@@ -98,6 +98,7 @@ class Daemon:
             earcon_level_dbfs=config.earcons.level_dbfs,
         )
         self.loop = SpineLoop(initial(core_config(config)), self.log, self.executor)
+        self.inbox.post(Started())  # the first event of every run: the start-up sound plays on it
 
     def _set_microphone(self, listening: bool) -> None:
         self.listening = listening

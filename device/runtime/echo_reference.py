@@ -58,6 +58,10 @@ TAIL_MS = 600.0
 MARGIN_DB = 6.0
 """How far above the predicted echo (plus noise) a band must be to be unexplained: above the spread of the
 echo's band energy around its prediction (measured ~3-5 dB), so the echo alone rarely exceeds it."""
+DISTORTION_DB = -25.0
+"""Echo expected in every band relative to the loudest predicted band: a small speaker driven near full scale
+soft-clips, and its harmonics fall where the reference has nothing (measured on a tanh speaker with its knee
+at -12 dBFS: without this term its distortion alone looked like a user in 3 bands)."""
 MIN_UNEXPLAINED_BANDS = 3
 """Bands that must be unexplained in one chunk: one band can be a resonance the calibration missed."""
 
@@ -203,7 +207,10 @@ class ReferenceEchoModel:
         coupling, reference = next(((c, r) for c, r in reversed(predictions) if c.calibrated), predictions[0])
         # A band says something once its coupling is known and the mic stands clear of the room's noise there;
         # a band the reference leaves silent predicts no echo, so a voice there is unexplained outright.
-        predicted = reference * 10 ** (coupling.db / 10) + noise
+        echo = reference * 10 ** (coupling.db / 10)
+        # A small speaker distorts what it plays (harmonics, intermodulation): some of the echo lands in bands
+        # the reference leaves quiet, in proportion to the loudest echo.
+        predicted = echo + 10 ** (DISTORTION_DB / 10) * float(np.max(echo)) + noise
         excess_db = 10 * np.log10((mic + _FLOOR) / predicted)
         margin_db = np.maximum(MARGIN_DB, SPREAD_FACTOR * coupling.spread_db)
         unexplained = int(np.count_nonzero(audible & coupling.judged() & (excess_db > margin_db)))

@@ -75,7 +75,8 @@ class Executor:
         self._earcon_level_dbfs = earcon_level_dbfs
         self._earcons: dict[str, npt.NDArray[np.int16]] = {}
         self.playing_earcon = False
-        """The open epoch is an earcon: what plays now is a chime, not the assistant's speech (for hearing)."""
+        """The open epoch is a chime, not the assistant's speech (for hearing). The start-up sound is not counted
+        as one: its echo is what the canceller and the echo model first learn the room from."""
         self._reopen_audio, self._set_microphone = reopen_audio, set_microphone
         self._runner, self._gate, self._timers, self._capture = runner, gate, timers, capture
         self._asr, self._tts, self._respond, self._local_time, self._costs = asr, tts, respond, local_time, costs
@@ -105,7 +106,7 @@ class Executor:
             case cmd.PlayEarcon(epoch, kind):
                 if kind not in self._earcons:
                     self._earcons[kind] = earcon(kind, level_dbfs=self._earcon_level_dbfs)
-                self.playing_earcon = True
+                self.playing_earcon = kind != "startup"
                 self._gate.open(epoch)
                 self._gate.queue(epoch, self._earcons[kind])
                 self._gate.finish(epoch)
