@@ -6,7 +6,7 @@
 | `timeout` | a listening window opened by the wake word closed without words | the same two notes, falling   |
 | `mute`    | the microphone was turned off                                   | one low note                 |
 | `unmute`  | the microphone was turned on again                              | one high note                |
-| `startup` | the daemon started (once, before anything else)                 | a rising arpeggio on a soft breath of noise, 1.2 s |
+| `startup` | the daemon started (once, before anything else)                 | 4 rising notes on soft noise |
 
 Why bells of pure partials: the chime comes back into the microphone, and it must never look like speech.
 Silero's voice probability stays low on stationary sinusoids without formants or pitch glide (measured in
