@@ -34,7 +34,7 @@ def test_every_chime_has_its_length_its_level_and_the_same_samples_each_time() -
         assert np.array_equal(chime, earcon(kind))
         assert np.abs(chime[-16:].astype(np.int32)).max() < 0.03 * np.abs(chime.astype(np.int32)).max()  # no click
     assert earcon_seconds("wake") <= 0.2  # short: a user who talks on is not talked over for long
-    with pytest.raises(ValueError, match="unknown earcon 'ding': expected one of wake, timeout, mute, unmute"):
+    with pytest.raises(ValueError, match="unknown earcon 'ding': expected one of wake, timeout, mute, unmute, startup"):
         earcon("ding")
 
 
@@ -78,13 +78,13 @@ def chimes(steps: list[LoggedStep]) -> list[tuple[int, str]]:
 def test_a_wake_word_and_then_nothing_chimes_twice_and_hears_no_speech(tmp_path: Path, models_dir: Path) -> None:
     scene = LOUD_ROOM + '[[say]]\ntext = "Hey Jarvis."\nat_s = 1.0\n'
     summary, steps = scene_run(tmp_path, models_dir, scene, "wake_only")
-    assert [kind for _, kind in chimes(steps)] == ["wake", "timeout"]
+    assert [kind for _, kind in chimes(steps)] == ["startup", "wake", "timeout"]
     wake_at = next(s.t for s in steps if isinstance(s.event, ev.WakeDetected))
     # The wake chime (at 0 dB, before the canceller converged) rang in the open listening window: no speech.
     assert not [s for s in steps if s.t > wake_at and isinstance(s.event, ev.SpeechStarted | ev.VoiceHint)]
     assert not [c for s in steps for c in s.commands if isinstance(c, cmd.StartAsr)]
     assert summary["states"] == ["Idle", "Listening", "Idle", "Stopping"]
-    assert summary["earcons"]["played"] == ["wake", "timeout"]
+    assert summary["earcons"]["played"] == ["startup", "wake", "timeout"]
     assert summary["false_barge_ins"] == 0 and summary["interruptions"]["talk_overs"] == []
 
 

@@ -39,6 +39,7 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.AudioDeviceLost("stream error: device unavailable"),
     ev.AudioDeviceRestored(),
     ev.MuteChanged(True, "SIGUSR1"),
+    ev.Started(),
     ev.StopRequested("end of scene"),
 )
 
@@ -59,6 +60,7 @@ EVERY_COMMAND: tuple[cmd.Command, ...] = (
     cmd.CancelTurn(1),
     cmd.CommitHeard(1, "It is nine.", "It is", interrupted=True),
     cmd.ReopenAudio(2),
+    cmd.VoiceBargeIn(False, "heard itself 2 times within 60 s"),
     cmd.NoteIgnored("ünïcode\nand a newline"),
 )
 

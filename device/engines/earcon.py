@@ -46,8 +46,8 @@ NOTES: dict[str, tuple[tuple[float, float, float], ...]] = {
 }
 STARTUP_NOISE_S = 1.2
 STARTUP_NOISE_BELOW_PEAK_DB = 10.0
-"""The noise's RMS relative to the chime's peak: as loud as speech at the chime's level, so the echo of every
-band stands well above a quiet room's noise."""
+"""The noise's RMS relative to the notes' peak (the sum is then scaled to the chime level): about as loud as
+speech, so the echo of every band stands well above a quiet room's noise."""
 _NOISE_FADE_S = 0.15
 _NOISE_SEED = 2026
 _PARTIALS = ((1.0, 1.0), (2.0, 0.25), (3.0, 0.08))  # (multiple of the note, relative amplitude): a soft bell
@@ -89,9 +89,8 @@ def earcon(kind: str, rate_hz: int = 16000, level_dbfs: float = DEFAULT_LEVEL_DB
         decay = np.exp(-t_s / (length_ms / 1000 / 4.0))  # -35 dB by the note's end: no click when it stops
         begin = round(start_ms / 1000 * rate_hz)
         out[begin : begin + n] += tone * attack * decay
+    if kind == "startup":
+        out += _startup_noise(len(out), rate_hz) * float(np.abs(out).max()) * 10 ** (-STARTUP_NOISE_BELOW_PEAK_DB / 20)
     peak = float(np.abs(out).max())
     scale = 10 ** (level_dbfs / 20) * 32767 / peak
-    out *= scale
-    if kind == "startup":
-        out += _startup_noise(len(out), rate_hz) * 10 ** ((level_dbfs - STARTUP_NOISE_BELOW_PEAK_DB) / 20) * 32767
-    return np.clip(np.round(out), -32768, 32767).astype(np.int16)
+    return np.round(out * scale).astype(np.int16)
