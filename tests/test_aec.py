@@ -396,3 +396,30 @@ def test_identical_input_gives_identical_output_across_processes() -> None:
         [sys.executable, "-c", _CHILD], cwd=_REPO, capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == here
+
+
+@pytest.mark.parametrize("jump_ms", [10.0, -10.0, 20.0])
+def test_a_delay_jump_of_one_xrun_is_seen_within_a_second_and_nothing_before_it(jump_ms: float) -> None:
+    """A dropped or repeated period moves the echo by 10 ms: the canceller stops claiming convergence within
+    one coherence block or two (it used to keep claiming it for tens of seconds on a real stream)."""
+    from device.sim.scene import DelayJump
+
+    speech = np.concatenate([assistant_speech()] * 3)
+    jump_s = 2 * assistant_speech().size / RATE_HZ
+    room = RoomSpec(
+        echo_delay_ms=60.0, echo_gain_db=-6.0, rt60_s=0.3, noise_dbfs=-60.0, seed=4,
+        delay_jumps=(DelayJump(jump_s, jump_ms),),
+    )  # fmt: skip
+    mic = to_int16(room_echo(speech, room))
+    canceller = EchoCanceller()
+    run = cancel(canceller, mic, speech)
+    ends_s = np.array(run.period_end_samples) / RATE_HZ
+    converged = np.array(run.converged)
+    assert converged[ends_s < jump_s].any(), "never converged before the jump"
+    first = float(ends_s[np.flatnonzero(converged)[0]])
+    assert converged[(ends_s >= first) & (ends_s < jump_s)].all(), "diverged before the jump"
+    lost = ends_s[(ends_s >= jump_s) & ~converged]
+    assert lost.size, "the jump was never noticed"
+    print(f"\n{jump_ms:+.0f} ms jump at {jump_s:.2f} s noticed after {lost[0] - jump_s:.2f} s")
+    assert lost[0] - jump_s <= 1.0
+    assert canceller.path_changes >= 1

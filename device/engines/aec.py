@@ -104,6 +104,16 @@ CONVERGE_COHERENCE = 0.12
 0 dB and 12 unrelated espeak-ng references: the true reference gave at least 0.18 once the ERLE could count
 (0.25-0.6 later), unrelated speech at most 0.06, a reference arriving 200 ms after its echo at most 0.04."""
 
+PATH_CHANGE_COHERENCE = 0.15
+"""A single block whose correlation peaks at least this high is a confident sighting of the echo (a true echo
+gives 0.2-0.6 per block, unrelated speech under 0.1)."""
+
+PATH_CHANGE_SAMPLES = 32
+"""A confident block whose lag is more than this (2 ms) from the averaged lag means the echo path moved (an xrun
+drops or repeats a period: 10 ms; clock drift gets there after tens of seconds): the average restarts from that
+block, and a converged canceller counts as diverged until its ERLE proves it again. Measured by the 3 s average
+alone, a 10 ms jump took seconds to show; this sees it in one 0.5 s block."""
+
 DIVERGE_COHERENCE = 0.08
 """`echo_coherence` below which a converged canceller counts as diverged: the reference no longer explains the
 microphone. Above what unrelated speech reaches, well below a working echo path."""
@@ -148,6 +158,8 @@ class _EchoCoherence:
         self.blocks = 0
         self.value = 0.0
         self.lag_samples = 0
+        self.path_changes = 0
+        """Blocks whose confident lag moved away from the average (see `PATH_CHANGE_SAMPLES`)."""
 
     def push(self, mic: Audio, reference: Audio, counts: bool) -> None:
         """One frame of each; `counts` is False when the frame must not contribute (double talk, no reference)."""
@@ -170,7 +182,15 @@ class _EchoCoherence:
         # Silent bins (a digitally silent reference) have no phase to vote with: they stay zero.
         phase = np.divide(cross, magnitude, out=np.zeros_like(cross), where=magnitude > 1e-9)
         correlation = np.fft.irfft(phase, self._fft_samples)[self._lag_indices]
-        if self._average is None:
+        block_lag = int(np.argmax(correlation))
+        moved = (
+            self._average is not None
+            and self.blocks >= COHERENCE_MIN_BLOCKS
+            and correlation[block_lag] >= PATH_CHANGE_COHERENCE
+            and abs(block_lag - self.lag_samples) > PATH_CHANGE_SAMPLES
+        )
+        if self._average is None or moved:
+            self.path_changes += int(moved)
             self._average = correlation
         else:
             self._average = COHERENCE_KEEP * self._average + (1.0 - COHERENCE_KEEP) * correlation
@@ -251,6 +271,7 @@ class EchoCanceller:
         self._cleaned_energy = 0.0
         self._above_run_frames = 0
         self._below_run_frames = 0
+        self._path_changes_seen = 0
         self._coherence = _EchoCoherence(
             round(COHERENCE_BLOCK_MS * RATE_HZ / 1000.0), round(MAX_ECHO_DELAY_MS * RATE_HZ / 1000.0)
         )
@@ -266,6 +287,11 @@ class EchoCanceller:
     def echo_coherence(self) -> float:
         """How much of the microphone is the reference at the best lag (GCC-PHAT peak); 0.0 until trusted."""
         return self._coherence.value if self._coherence.blocks >= COHERENCE_MIN_BLOCKS else 0.0
+
+    @property
+    def path_changes(self) -> int:
+        """How often the echo path was seen to move (a delay jump), since the last reset."""
+        return self._coherence.path_changes
 
     @property
     def echo_delay_ms(self) -> float | None:
@@ -348,6 +374,12 @@ class EchoCanceller:
         self._above_run_frames = self._above_run_frames + 1 if erle_db >= self.converge_erle_db else 0
         self._below_run_frames = self._below_run_frames + 1 if erle_db < self.diverge_erle_db else 0
         coherence = self.echo_coherence
+        if self._coherence.path_changes != self._path_changes_seen:
+            # The echo moved: whatever the ERLE says, the filter was learnt for the old path.
+            self._path_changes_seen = self._coherence.path_changes
+            self.converged = False
+            self._above_run_frames = 0
+            return
         if not self.converged:
             if self._above_run_frames >= self.converge_frames and coherence >= CONVERGE_COHERENCE:
                 self.converged = True
