@@ -96,6 +96,10 @@ class EarconsConfig:
     """Chime when the wake word is accepted, when nothing was said after it, and on mute/unmute."""
     level_dbfs: float = -14.0
     """Peak level of the chimes (speech peaks near -3 dBFS)."""
+    startup: bool = True
+    """Play the 1.2 s start-up sound once at start: the echo canceller and the echo model learn the room from
+    it, so the user can talk over the first answer from its first syllable. Off: they learn it from the
+    first half second or so of the first answer, which cannot be interrupted by voice until then."""
 
     def validate(self) -> str | None:
         if not -60.0 <= self.level_dbfs <= 0.0:
@@ -113,6 +117,10 @@ class ListenConfig:
     """Audio before the detected onset included in the transcription (Silero lags the voice by a chunk)."""
     follow_up_s: float = 5.0
     """After a reply is heard to its end, listen this long for a follow-up without the wake word (0: off)."""
+    alarm_ring_gap_s: float = 2.0
+    """A finished timer says its line, waits this long, and says it again until it is stopped..."""
+    alarm_ring_max_s: float = 60.0
+    """...for at most this long (no new ring starts after it), like a kitchen timer."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,14 @@ class BargeInConfig:
     """After a hint of voice paused playback, speech must be confirmed within this long or playback resumes."""
     stop_phrases: tuple[str, ...] = DEFAULT_STOP_PHRASES
     """An interrupting utterance that says only one of these (lower case, no punctuation) ends the exchange."""
+    echo_tail_s: float = 0.5
+    """An utterance that began while the assistant spoke, or this long after, and repeats its last words is its
+    own echo: never answered (a self-interruption)."""
+    breaker_self_heard: int = 2
+    """This many self-interruptions within `breaker_window_s` suspend voice barge-in (the wake word still
+    interrupts) until the echo canceller converges again or `breaker_hold_s` pass; 0: never."""
+    breaker_window_s: float = 60.0
+    breaker_hold_s: float = 60.0
 
     def matrix(self) -> BargeInMatrix:
         defaults = BargeInMatrix()
@@ -172,6 +188,13 @@ class BargeInConfig:
     def validate(self) -> str | None:
         if not 50.0 <= self.confirm_ms <= 2000.0:
             return f"`confirm_ms` must be 50..2000, got {self.confirm_ms}"
+        if not 0.0 <= self.echo_tail_s <= 5.0:
+            return f"`echo_tail_s` must be 0..5, got {self.echo_tail_s}"
+        if not 0 <= self.breaker_self_heard <= 100:
+            return f"`breaker_self_heard` must be 0..100, got {self.breaker_self_heard}"
+        for name in ("breaker_window_s", "breaker_hold_s"):
+            if not 1.0 <= getattr(self, name) <= 3600.0:
+                return f"`{name}` must be 1..3600 seconds, got {getattr(self, name)}"
         return None
 
 
@@ -328,7 +351,21 @@ def core_config(config: Config) -> CoreConfig:
         stop_phrases=config.barge_in.stop_phrases,
         earcons=config.earcons.enabled,
         early_asr=config.asr.early_pause_s > 0,
+        startup_sound=config.earcons.startup,
+        wake_phrase=wake_phrase(config.wake),
+        echo_tail_samples=samples(config.barge_in.echo_tail_s),
+        breaker_self_heard=config.barge_in.breaker_self_heard,
+        breaker_window_samples=samples(config.barge_in.breaker_window_s),
+        breaker_hold_samples=samples(config.barge_in.breaker_hold_s),
+        alarm_ring_gap_samples=samples(config.listen.alarm_ring_gap_s),
+        alarm_ring_max_samples=samples(config.listen.alarm_ring_max_s),
     )
+
+
+def wake_phrase(wake: WakeConfig) -> str:
+    """What the wake word says, as words ("hey jarvis"): the core strips it from the front of a transcript."""
+    name = wake.model if wake.custom_model_path is None else wake.custom_model_path.stem
+    return " ".join(re.sub(r"_v\d+(\.\d+)*$", "", name).replace("_", " ").split())
 
 
 def hearing_config(config: Config) -> HearingConfig:

@@ -22,6 +22,7 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.WakeDetected("hey_jarvis", 0.9, 16000, in_own_speech=True),
     ev.VoiceHint(16500, 0.875),
     ev.EchoCancellerChanged(converged=True, erle_db=23.5),
+    ev.VoiceGateChanged("reference"),
     ev.SpeechStarted(17000),
     ev.SpeechEnded(40000),
     ev.SpeechPaused(36000),

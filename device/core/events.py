@@ -53,6 +53,19 @@ class EchoCancellerChanged:
     erle_db: float
 
 
+VoiceGate = Literal["none", "reference", "reference+canceller"]
+
+
+@dataclass(frozen=True)
+class VoiceGateChanged:
+    """How hearing tells the user's voice from the assistant's echo while it plays changed (a fact for the log
+    and the timeline): `none`, the speaker-to-mic coupling is not measured yet, so voice cannot interrupt
+    playback (the wake word can); `reference`, the played reference judges and the voice detector hears the raw
+    mic; `reference+canceller`, the reference judges and the voice detector hears the echo-cancelled mic."""
+
+    detector: VoiceGate
+
+
 @dataclass(frozen=True)
 class SpeechEnded:
     """Voice activity ended (enough trailing silence); `end_sample` is where the speech stopped."""
@@ -205,6 +218,7 @@ Event = (
     WakeDetected
     | VoiceHint
     | EchoCancellerChanged
+    | VoiceGateChanged
     | SpeechStarted
     | SpeechEnded
     | SpeechPaused
@@ -230,6 +244,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     WakeDetected,
     VoiceHint,
     EchoCancellerChanged,
+    VoiceGateChanged,
     SpeechStarted,
     SpeechEnded,
     SpeechPaused,

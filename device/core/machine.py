@@ -338,8 +338,8 @@ def on_echo_canceller(state: State, ctx: Context, event: ev.EchoCancellerChanged
 
 
 _CANCELLER_FACT = (
-    "a fact for the log: hearing lets speech interrupt playback only while the echo canceller is converged "
-    "(and voice barge-in is not suspended by the breaker)"
+    "a fact for the log: hearing tells the user from the echo by the played reference, converged or not "
+    "(the canceller only cleans what the voice detector hears)"
 )
 
 
@@ -987,6 +987,10 @@ IGNORED: dict[tuple[type[State], type[ev.Event]], str] = {
     (Ringing, ev.VoiceHint): "nothing plays between two sayings of a ringing timer: confirmed speech is heard",
     (Ringing, ev.SpeechEnded): "end of speech that began before the ring's gap: only a start is heard",
     **{(s, ev.Started): "the loop starts once, in Idle, before any other event" for s in ALL_STATES if s is not Idle},
+    **{
+        (s, ev.VoiceGateChanged): "a fact for the log and the timeline: how hearing tells the user from the echo"
+        for s in ALL_STATES
+    },
     **{
         (s, ev.JobLeaked): "a cancelled job did not stop in time: its worker was replaced, its results are "
         "never posted (a fact for the log and the leak count)"

@@ -46,6 +46,8 @@ from device.core.events import (
     SpeechEnded,
     SpeechPaused,
     SpeechStarted,
+    VoiceGate,
+    VoiceGateChanged,
     VoiceHint,
     WakeDetected,
 )
@@ -215,6 +217,7 @@ class Hearing:
         self._echo = ReferenceEchoModel(period_samples)
         self._raw_frames = _Framer(vad.CHUNK_SAMPLES)
         self._user_until = -1
+        self._gate: VoiceGate = "none"
         self._endpointer = Endpointer(config)
         self._vad_frames = _Framer(vad.CHUNK_SAMPLES)
         self._wake_frames = _Framer(wake.FRAME_SAMPLES)
@@ -265,6 +268,10 @@ class Hearing:
             detection = self._score_wake(frame, frame_start)
             if detection is not None:
                 facts.append(detection)
+        gate = self._voice_gate()
+        if gate != self._gate:
+            self._gate = gate
+            facts.append(VoiceGateChanged(gate))
         raw_chunks = self._raw_frames.push(raw_mic, start_sample)
         for (chunk_start, chunk), (_, raw_chunk) in zip(
             self._vad_frames.push(period, start_sample), raw_chunks, strict=True
@@ -275,6 +282,11 @@ class Hearing:
             facts += self._endpointer.push(believed, chunk_start, len(chunk))
             self._reset_vad_when_quiet(len(chunk))
         return facts
+
+    def _voice_gate(self) -> VoiceGate:
+        if not self._echo.calibrated:
+            return "none"
+        return "reference+canceller" if self._aec is not None and self._aec.converged else "reference"
 
     def _believed_probability(self, chunk_end: int, raw_chunk: Audio, raw_probability: float | None) -> float:
         """The voice probability hearing acts on: 0 for voice the played reference explains (see the module)."""

@@ -52,8 +52,24 @@ STATE_COLOURS: dict[str, str] = {
     "Muted": "#6a3d9a",
     "Degraded": "#b15928",
     "Stopping": "#e31a1c",
+    "Ringing": "#fb9a99",
 }
 UNKNOWN_STATE_COLOUR = "#999999"
+
+# The strip under the states: how hearing tells the user from the echo while the assistant plays (the
+# `VoiceGateChanged` facts), and red where the breaker suspended voice barge-in (`VoiceBargeIn` commands).
+GATE_COLOURS: dict[str, str] = {
+    "none": "#f2f2f2",
+    "reference": "#fdd49e",
+    "reference+canceller": "#8c6bb1",
+}
+GATE_LABELS: dict[str, str] = {
+    "none": "voice barge-in not armed yet",
+    "reference": "armed: played reference (raw mic)",
+    "reference+canceller": "armed: played reference + canceller",
+}
+BREAKER_COLOUR = "#d62728"
+_GATE_STRIP = (0.0, 0.28)
 
 UTTERANCE_COLOUR = "#2ca02c"
 CUT_COLOUR = "#d62728"
@@ -245,6 +261,36 @@ def state_spans(steps: tuple[Step, ...], end_s: float) -> list[tuple[float, floa
     return [span for span in spans if span[1] > span[0]]
 
 
+def gate_spans(steps: tuple[Step, ...], end_s: float) -> list[tuple[float, float, str]]:
+    """(start_s, end_s, voice gate) from the `VoiceGateChanged` facts; "none" before the first."""
+    spans: list[tuple[float, float, str]] = []
+    current, since = "none", 0.0
+    for step in steps:
+        if step.event.get("type") == "VoiceGateChanged" and step.event.get("detector") != current:
+            spans.append((since, step.t_s, current))
+            current, since = str(step.event.get("detector")), step.t_s
+    spans.append((since, max(end_s, since), current))
+    return [span for span in spans if span[1] > span[0]]
+
+
+def breaker_spans(steps: tuple[Step, ...], end_s: float) -> list[tuple[float, float]]:
+    """(start_s, end_s) while the breaker held voice barge-in off (from its `VoiceBargeIn` commands)."""
+    spans: list[tuple[float, float]] = []
+    off_since: float | None = None
+    for step in steps:
+        for command in step.commands:
+            if command.get("type") != "VoiceBargeIn":
+                continue
+            if not command.get("enabled") and off_since is None:
+                off_since = step.t_s
+            elif command.get("enabled") and off_since is not None:
+                spans.append((off_since, step.t_s))
+                off_since = None
+    if off_since is not None:
+        spans.append((off_since, max(end_s, off_since)))
+    return spans
+
+
 def shorten(text: str, limit: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: max(1, limit - 1)].rstrip() + "…"
@@ -287,7 +333,7 @@ def _fit(label: Label, room_s: float, seconds_per_char: float) -> Label:
 
 def _draw(fig: Figure, run: Run) -> None:
     grid = fig.add_gridspec(4, 1, height_ratios=[3.0, 3.0, 0.9, 2.4], hspace=0.12)
-    fig.subplots_adjust(left=0.075, right=0.985, top=0.9, bottom=0.07)
+    fig.subplots_adjust(left=0.075, right=0.985, top=0.885, bottom=0.07)
     mic_ax = fig.add_subplot(grid[0])
     axes = [mic_ax, *(fig.add_subplot(grid[i], sharex=mic_ax) for i in (1, 2, 3))]
     duration_s = run.duration_s
@@ -303,7 +349,7 @@ def _draw(fig: Figure, run: Run) -> None:
     for ax in axes:
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
-    fig.suptitle(_title(run), fontsize=14, y=0.975)
+    fig.suptitle(_title(run), fontsize=14, y=0.985)
     _legends(fig, run, duration_s)
 
 
@@ -425,10 +471,17 @@ def _draw_states(ax: Axes, run: Run, duration_s: float, seconds_per_char: float)
         width_s = max(end_s - start_s, min_width_s)
         on_top = width_s > end_s - start_s  # a widened span is drawn over its successor
         bar = [(start_s, width_s)]
-        ax.broken_barh(bar, (0.0, 1.0), facecolors=colour, edgecolor="white", linewidth=0.5, zorder=3 if on_top else 2)
+        ax.broken_barh(
+            bar, (0.32, 0.68), facecolors=colour, edgecolor="white", linewidth=0.5, zorder=3 if on_top else 2
+        )
+    for start_s, end_s, gate in gate_spans(run.steps, duration_s):
+        ax.broken_barh([(start_s, end_s - start_s)], _GATE_STRIP, facecolors=GATE_COLOURS.get(gate, "#999999"))
+    breaker = [(start_s, end_s - start_s) for start_s, end_s in breaker_spans(run.steps, duration_s)]
+    if breaker:
+        ax.broken_barh(breaker, _GATE_STRIP, facecolors=BREAKER_COLOUR, zorder=4)
     ax.set_ylim(0.0, 1.0)
-    ax.set_yticks([])
-    ax.set_ylabel("state", rotation=0, ha="right", va="center")
+    ax.set_yticks([_GATE_STRIP[1] / 2, 0.66], ["voice gate", "state"])
+    ax.tick_params(axis="y", length=0)
 
 
 def _legends(fig: Figure, run: Run, duration_s: float) -> None:
@@ -448,7 +501,7 @@ def _legends(fig: Figure, run: Run, duration_s: float) -> None:
         "columnspacing": 1.0,
         "borderaxespad": 0.0,
     }
-    fig.legend(handles=states, loc="upper left", bbox_to_anchor=(0.075, 0.945), ncol=len(states), **style)
+    fig.legend(handles=states, loc="upper left", bbox_to_anchor=(0.075, 0.952), ncol=len(states), **style)
     marks: list[Artist] = [Patch(color=UTTERANCE_COLOUR, alpha=0.18, label="user speaks (truth)")]
     if run.summary.get("barge_ins"):
         marks += [
@@ -458,7 +511,12 @@ def _legends(fig: Figure, run: Run, duration_s: float) -> None:
         ]
     if _earcons(run):
         marks.append(Patch(color=EARCON_COLOUR, alpha=0.5, label="earcon (chime)"))
-    fig.legend(handles=marks, loc="upper right", bbox_to_anchor=(0.985, 0.945), ncol=len(marks), **style)
+    gates = {gate for _, _, gate in gate_spans(run.steps, duration_s)} - {"none"}
+    marks += [Patch(color=GATE_COLOURS[g], label=GATE_LABELS[g]) for g in GATE_COLOURS if g in gates]
+    if breaker_spans(run.steps, duration_s):
+        marks.append(Patch(color=BREAKER_COLOUR, label="breaker: wake word only"))
+    # The marks take a second row: with the states beside them they would overlap on a busy run.
+    fig.legend(handles=marks, loc="upper right", bbox_to_anchor=(0.985, 0.922), ncol=len(marks), **style)
 
 
 # Lanes of the event panel, top to bottom; the text lanes get two rows each so neighbouring labels can stagger.
