@@ -90,7 +90,9 @@ def test_the_command_pass_costs_one_short_decode(asr: WhisperAsr) -> None:
     case = corpus.make_case(0, "Stop.", True, 9)
     assert len(case.audio) <= COMMAND_MAX_SAMPLES
     asr.transcribe(case.audio)  # warm the caches
-    started_s = time.perf_counter()
+    # CPU time, not wall time: with one thread it is the two decodes' cost whatever else the machine runs.
+    # Measured over the 2-repeat corpus: 600 ms median, 857 ms at most (288 / 393 ms with the free pass only).
+    started_s = time.process_time()
     asr.transcribe(case.audio)
-    assert time.perf_counter() - started_s < 2.0
+    assert time.process_time() - started_s < 1.5
     assert np.array_equal(case.audio, corpus.make_case(0, "Stop.", True, 9).audio)  # the corpus is deterministic
