@@ -67,7 +67,7 @@ def test_is_command_accepts_only_a_command(asr: WhisperAsr) -> None:
 @pytest.mark.slow
 def test_stop_phrases_over_echo_stop_and_short_requests_do_not(asr: WhisperAsr) -> None:
     corpus = _corpus_module()
-    # A fixed slice: every other case of the 2-repeat corpus (15 stop phrases, 18 requests). Measured on it: 10 of
+    # A fixed slice: every other case of the 2-repeat corpus (15 stop phrases, 18 requests). Measured on it: 11 of
     # the 15 stop phrases come out as a stop (6 without the command pass), and no request does; one of the
     # requests ("What's the date?" under an echo 5 dB louder) is read "Stop." by the command pass, at a lower
     # confidence than its free reading, so it stays a request only through the confidence rule.
@@ -81,7 +81,7 @@ def test_stop_phrases_over_echo_stop_and_short_requests_do_not(asr: WhisperAsr) 
     assert recognised >= BOUND_STOPS_RECOGNISED, {case.name: heard[case.name] for case in stops}
 
 
-BOUND_STOPS_RECOGNISED = 9
+BOUND_STOPS_RECOGNISED = 10
 
 
 @pytest.mark.slow

@@ -21,11 +21,12 @@ decoded at all: whisper says "you" for it (measured for 0.2-3 s of zeros).
 Command pass. A stop phrase said over the assistant's reply reaches whisper with echo residue and with its
 start eaten by the canceller's double-talk suppression ("Stop." read "Top." or "Tom.", "Never mind." "never
 hide."). Audio of at most `COMMAND_MAX_SAMPLES` whose free transcript is not a command is decoded a second time
-with the commands as whisper's prompt, and that reading wins only if it is a command and nothing else and whisper
-is at least as confident of it (geometric mean of the token probabilities) as of the free reading. Measured with
+with `COMMAND_CONTEXT` and the commands as whisper's prompt, and that reading wins only if it is a command and
+nothing else and whisper is at least as confident of it (geometric mean of the token probabilities) as of the
+free reading. Measured with
 scripts/make_command_corpus.py (30 stop phrases and 36 short requests by six espeak-ng voices over a Piper or
 espeak-ng reply, echo -6..+6 dB relative to the user, AEC3 cold and warm; tiny.en, 1 thread) and today's stop
-matcher: stop phrases heard as a stop 8/30 -> 14/30, requests never a stop 36/36 -> 36/36 (without the
+matcher: stop phrases heard as a stop 8/30 -> 20/30, requests never a stop 36/36 -> 36/36 (without the
 confidence rule one request, "What's the game?", became "Stop."); CPU time per short utterance 288 -> 600 ms
 median, 393 -> 857 ms at most. The rest is lost before whisper, in cold or loud-echo cases: the raw microphone
 (no canceller) gives 1/30, so the canceller is needed, and what it leaves of those words is no longer a stop.
@@ -68,6 +69,9 @@ COMMAND_MAX_SAMPLES = round(2.5 * DEVICE_RATE_HZ)
 0.3 s early-transcription pause is ~2 s; a real request is mostly longer and never pays the second pass."""
 COMMANDS = ("Stop.", "Cancel.", "Never mind.", "Be quiet.", "Hey Jarvis, stop.")
 """The short commands the command pass listens for, written as whisper should write them."""
+COMMAND_CONTEXT = "The user interrupts the assistant:"
+"""Said before the commands in the command pass's prompt. Measured: framing them as an interruption hears more of
+them (20 of 30 against 14 with the bare list; 19-21 with three other framings), and no request more as one."""
 COMMAND_MAX_TOKENS = 12
 """Tokens the command pass may write: a command is 2-7; more is a loop the prompt provoked ("Stop. Stop. ...")."""
 
@@ -90,7 +94,7 @@ class WhisperAsr:
         self._threads = threads
         self._short = self._load(SHORT_AUDIO_CTX)
         self._commands = frozenset(_command_words(command) for command in commands)
-        self._command_prompt = " ".join(commands)
+        self._command_prompt = " ".join((COMMAND_CONTEXT, *commands))
 
     def transcribe(self, audio: Audio) -> str:
         """The words in `audio`, stripped; "" for audio under 0.1 s or with only silence/noise tags.
