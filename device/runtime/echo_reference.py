@@ -74,6 +74,8 @@ the band teaches it (the start-up sound, or the first words of the first answer,
 COUPLING_WINDOW_CHUNKS = 256
 """How much echo (8 s) the coupling's median looks back over: long enough that a user talking over part of it
 does not move it, short enough to follow the speaker's volume."""
+MEDIAN_REFRESH_CHUNKS = 8
+"""Once a band is calibrated, its median and spread are recomputed every this many chunks (0.26 s)."""
 SPREAD_FACTOR = 3.0
 """A band is unexplained when it is above the coupling by `SPREAD_FACTOR` times the ratio's median absolute
 deviation, or by `MARGIN_DB`, whichever is more: a room whose echo varies more needs a wider margin."""
@@ -126,6 +128,7 @@ class _Coupling:
         self.spread_db: Floats = np.zeros(bands)
         self.seen: npt.NDArray[np.int64] = np.zeros(bands, np.int64)
         self._ratios: Floats = np.zeros((COUPLING_WINDOW_CHUNKS, bands))
+        self._chunks = 0
 
     @property
     def calibrated(self) -> bool:
@@ -136,12 +139,26 @@ class _Coupling:
 
     def learn(self, ratio_db: Floats, counted: npt.NDArray[np.bool_]) -> None:
         """`counted`: the bands where this chunk has echo to learn from."""
-        for band in np.flatnonzero(counted):
-            self._ratios[self.seen[band] % COUPLING_WINDOW_CHUNKS, band] = ratio_db[band]
-            self.seen[band] += 1
-            window = self._ratios[: min(self.seen[band], COUPLING_WINDOW_CHUNKS), band]
-            self.db[band] = float(np.median(window))
-            self.spread_db[band] = float(np.median(np.abs(window - self.db[band])))
+        bands = np.flatnonzero(counted)
+        self._ratios[self.seen[bands] % COUPLING_WINDOW_CHUNKS, bands] = ratio_db[bands]
+        self.seen[bands] += 1
+        self._chunks += 1
+        # The medians move slowly once a band's window is full: refreshing them every few chunks is as good and
+        # costs a fraction (a median per band per chunk was most of the model's time).
+        for band in bands[self.seen[bands] <= CALIBRATION_CHUNKS]:  # calibrating: every chunk counts
+            self._refresh(band, self._ratios[: self.seen[band], band])
+        if self._chunks % MEDIAN_REFRESH_CHUNKS:
+            return
+        for band in np.flatnonzero((self.seen > CALIBRATION_CHUNKS) & (self.seen < COUPLING_WINDOW_CHUNKS)):
+            self._refresh(band, self._ratios[: self.seen[band], band])
+        full = np.flatnonzero(self.seen >= COUPLING_WINDOW_CHUNKS)
+        if full.size:
+            self.db[full] = np.median(self._ratios[:, full], axis=0)
+            self.spread_db[full] = np.median(np.abs(self._ratios[:, full] - self.db[full]), axis=0)
+
+    def _refresh(self, band: int, window: Floats) -> None:
+        self.db[band] = float(np.median(window))
+        self.spread_db[band] = float(np.median(np.abs(window - self.db[band])))
 
 
 class ReferenceEchoModel:
@@ -161,7 +178,10 @@ class ReferenceEchoModel:
         self._band_of_bin = np.digitize(bins_hz, BAND_EDGES_HZ) - 1  # -1 and 16: outside the bands
         self._bands = len(BAND_EDGES_HZ) - 1
         self._reference = np.zeros(CHUNK_SAMPLES, np.float64)  # the last 32 ms played
-        self._history: deque[Floats] = deque(maxlen=history_frames)  # band energies per period, newest last
+        # Band energies per period, a ring: row `_written % rows` is the next to write.
+        self._history: Floats = np.zeros((history_frames, self._bands))
+        self._written = 0
+        self._weights: dict[float | None, Floats] = {}
         self._active_energy = _band_energy_of_dbfs(ACTIVE_REFERENCE_DBFS, self._bands)
         self._any_delay = _Coupling(self._bands)
         self._at_delay = _Coupling(self._bands)
@@ -188,7 +208,8 @@ class ReferenceEchoModel:
         size = len(played)
         self._reference[:-size] = self._reference[size:]
         self._reference[-size:] = played
-        self._history.append(self._band_energies(self._reference))
+        self._history[self._written % len(self._history)] = self._band_energies(self._reference)
+        self._written += 1
 
     def judge(self, raw_chunk: Audio) -> Verdict:
         """Whether `raw_chunk` (the last `CHUNK_SAMPLES` of the raw mic) holds more than the echo."""
@@ -226,18 +247,29 @@ class ReferenceEchoModel:
         """The reference band energy that can still be heard in this chunk: the largest over the delays the
         echo may have, with what played longer ago discounted by the room's decay (the reverberation of a loud
         syllable rings on over the quiet one after it)."""
-        if not self._history:
+        rows = len(self._history)
+        newest_first = (self._written - 1 - np.arange(min(self._written, rows))) % rows  # row k: k periods ago
+        if not newest_first.size:
             return np.zeros(self._bands)
-        frame_ms = 1000 * self._period_samples / RATE_HZ
-        frames = np.asarray(self._history)[::-1]  # newest first: row k played k periods ago
-        lag_ms = np.arange(len(frames)) * frame_ms
-        if delay_ms is None:
-            earliest_ms, direct_ms = 0.0, MAX_DELAY_MS
-        else:
-            earliest_ms, direct_ms = max(0.0, delay_ms - DELAY_SLACK_MS), delay_ms + DELAY_SLACK_MS
-        decay_db = np.maximum(0.0, lag_ms - direct_ms) * DECAY_DB_PER_MS
-        weights = np.where(lag_ms >= earliest_ms - frame_ms, 10 ** (-decay_db / 10), 0.0)
-        return np.asarray(np.max(frames * weights[:, np.newaxis], axis=0), dtype=np.float64)
+        weights = self._lag_weights(delay_ms)[: newest_first.size]
+        return np.asarray(np.max(self._history[newest_first] * weights[:, np.newaxis], axis=0), dtype=np.float64)
+
+    def _lag_weights(self, delay_ms: float | None) -> Floats:
+        """Per lag (in periods, newest first): 0 before the echo can arrive, 1 around the delay, then the decay."""
+        weights = self._weights.get(delay_ms)
+        if weights is None:
+            frame_ms = 1000 * self._period_samples / RATE_HZ
+            lag_ms = np.arange(len(self._history)) * frame_ms
+            if delay_ms is None:
+                earliest_ms, direct_ms = 0.0, MAX_DELAY_MS
+            else:
+                earliest_ms, direct_ms = max(0.0, delay_ms - DELAY_SLACK_MS), delay_ms + DELAY_SLACK_MS
+            decay_db = np.maximum(0.0, lag_ms - direct_ms) * DECAY_DB_PER_MS
+            weights = np.where(lag_ms >= earliest_ms - frame_ms, 10 ** (-decay_db / 10), 0.0)
+            if len(self._weights) > 64:  # the delay estimate wanders a little: keep the cache bounded
+                self._weights.clear()
+            self._weights[delay_ms] = weights
+        return weights
 
     def _band_energies(self, samples: Floats) -> Floats:
         spectrum = np.fft.rfft(samples * self._window)
