@@ -146,11 +146,11 @@ class _Coupling:
         # The medians move slowly once a band's window is full: refreshing them every few chunks is as good and
         # costs a fraction (a median per band per chunk was most of the model's time).
         for band in bands[self.seen[bands] <= CALIBRATION_CHUNKS]:  # calibrating: every chunk counts
-            self._refresh(band, self._ratios[: self.seen[band], band])
+            self._refresh(int(band), self._ratios[: self.seen[band], band])
         if self._chunks % MEDIAN_REFRESH_CHUNKS:
             return
         for band in np.flatnonzero((self.seen > CALIBRATION_CHUNKS) & (self.seen < COUPLING_WINDOW_CHUNKS)):
-            self._refresh(band, self._ratios[: self.seen[band], band])
+            self._refresh(int(band), self._ratios[: self.seen[band], band])
         full = np.flatnonzero(self.seen >= COUPLING_WINDOW_CHUNKS)
         if full.size:
             self.db[full] = np.median(self._ratios[:, full], axis=0)

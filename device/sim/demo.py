@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from device.config import RATE_HZ, Config, samples
+from device.config import RATE_HZ, Config, samples, wake_phrase
 from device.core.events import EchoCancellerChanged, Event
 from device.core.states import Idle
 from device.organs import Engines, load_engines
@@ -231,11 +231,12 @@ def demo(config: Config, scene: Scene, scene_name: str, out_dir: Path, clock: Cl
             card.player.started,
             card.epochs[: run.end_sample],
             config.period_samples,
-            wake_phrase=config.wake.model.replace("_", " "),
+            wake_phrase=wake_phrase(config.wake),
             xruns=run.xruns,
             underrun_samples=rig.gate.underrun_samples,
             user=card.user[: run.end_sample],
             echo=card.echo[: run.end_sample],
+            stop_phrases=config.barge_in.stop_phrases,
         ),
         "aec": _aec_summary(rig, steps, cleaned, run.end_sample),
     }

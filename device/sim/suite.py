@@ -309,7 +309,6 @@ def aggregate(runs: list[dict[str, Any]], aec_on: bool) -> dict[str, Any]:
         "missed": total["missed"],
         "missed_pct": total["missed_pct"],
         # `spine bench echo` prints "missed <missed> of <this>": every talk-over counts now, whatever its length.
-        "talk_overs_of_1_s_or_more": total["talk_overs"],
         "missed_pct_worst_cell": max(worst) if worst else None,
         "p95_user_at_least_as_loud_ms": total["onset_to_silence_ms"]["user_at_least_as_loud"]["p95"],
         "p95_echo_louder_up_to_6_db_ms": total["onset_to_silence_ms"]["echo_louder_up_to_6_db"]["p95"],
