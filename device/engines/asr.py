@@ -27,7 +27,8 @@ free reading. Measured with
 scripts/make_command_corpus.py (30 stop phrases and 36 short requests by six espeak-ng voices over a Piper or
 espeak-ng reply, echo -6..+6 dB relative to the user, AEC3 cold and warm; tiny.en, 1 thread) and today's stop
 matcher: stop phrases heard as a stop 8/30 -> 20/30, requests never a stop 36/36 -> 36/36 (without the
-confidence rule one request, "What's the game?", became "Stop."); CPU time per short utterance 288 -> 600 ms
+confidence rule one request, "What's the game?", became "Stop."); on a held-out corpus (seed 10) 4/30 -> 22/30
+and 36/36 -> 35/36 (one request was read "Be quiet."); CPU time per short utterance 288 -> 600 ms
 median, 393 -> 857 ms at most. The rest is lost before whisper, in cold or loud-echo cases: the raw microphone
 (no canceller) gives 1/30, so the canceller is needed, and what it leaves of those words is no longer a stop.
 """
