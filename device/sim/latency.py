@@ -58,6 +58,8 @@ from device.sim.demo import demo
 from device.sim.scene import load_scene
 from device.sim.speech import synthesize
 from device.sim.summary import endpoint, strip_wake_phrase
+from device.sim.tables import percentile
+from device.sim.tables import table_cell as _cell
 
 BUDGET_MS = 250.0
 """What the target allows beyond the model's first-token delay, from the endpoint decision to first audio."""
@@ -326,17 +328,6 @@ def _turns(summary: dict[str, Any], steps: Iterable[LoggedStep], tails_ms: dict[
     return rows
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-quantile (0..1) by linear interpolation between closest ranks; None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = q * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return round(ordered[low] + (ordered[high] - ordered[low]) * (rank - low), 1)
-
-
 def _stats(turns: list[dict[str, Any]], measure: str) -> dict[str, Any]:
     values = [float(t["ms"][measure]) for t in turns if t["answered"] and t["ms"][measure] is not None]
     return {"n": len(values), "p50": percentile(values, 0.5), "p95": percentile(values, 0.95)}
@@ -410,10 +401,6 @@ LABELS = {
     "asr_run": "ASR's own run (from the user's pause when early; not a stage)",
 }
 NAMES = {"local": "local responder", "openai": "openai (fake server)"}
-
-
-def _cell(value: Any) -> str:
-    return "-" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def report_markdown(result: dict[str, Any], command: str) -> str:

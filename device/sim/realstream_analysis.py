@@ -47,6 +47,7 @@ from device.core import commands as cmd
 from device.core import events as ev
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.summary import word_error_rate, words
+from device.sim.tables import percentile
 
 RATE_HZ = 16000
 """The recording's rate and Spine's log clock (`WallClock(RATE_HZ)` in device/run.py)."""
@@ -439,13 +440,3 @@ def analyse_directory(directory: Path) -> dict[str, Any]:
     result["load_averages"] = [float(x) for x in meta.get("load_averages", [])]
     result["directory"] = str(directory)
     return result
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = q * (len(ordered) - 1)
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return round(ordered[low] + (ordered[high] - ordered[low]) * (rank - low), 1)

@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from device.sim.realstream_analysis import OFFSETS_S, percentile
+from device.sim.realstream_analysis import OFFSETS_S
+from device.sim.tables import percentile
+from device.sim.tables import table_cell as _cell
 
 
 def result_of(sessions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -90,14 +92,6 @@ def aggregate(sessions: list[dict[str, Any]], load: bool) -> dict[str, Any]:
             "onset_to_silence_p95": p95 is not None and p95 <= TARGETS["onset_to_silence_p95_ms"],
         },
     }
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
 
 
 def _met(value: bool) -> str:

@@ -36,6 +36,8 @@ from device.config import Config
 from device.core.memory import is_stop_phrase
 from device.sim.scene import Scene, load_scene
 from device.sim.summary import strip_wake_phrase
+from device.sim.tables import percentile as _percentile
+from device.sim.tables import table_cell as _cell
 
 # Latency groups by the echo's level relative to the user at the mic (measured per talk-over), with the
 # issue's p95 targets; echo more than 6 dB louder than the user is outside them and reported on its own.
@@ -180,16 +182,6 @@ def run_suite(
         "wall_time_s": round(time.perf_counter() - began, 1),
         "cpu_s": round(sum(r["cpu_s"] for r in runs), 1),
     }
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = q * (len(ordered) - 1)  # linear interpolation between closest ranks
-    low = int(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return round(ordered[low] + (ordered[high] - ordered[low]) * (rank - low), 1)
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -355,14 +347,6 @@ def targets(on: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _median(values: list[float]) -> float | None:
     return round(statistics.median(values), 1) if values else None
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
 
 
 def _latency(stats: dict[str, Any]) -> str:
