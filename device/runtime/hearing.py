@@ -293,14 +293,13 @@ class Hearing:
         verdict = self._echo.judge(raw_chunk)
         if max(self._played_peaks, default=0) == 0:
             return self.last_vad_probability  # nothing played lately: nothing to mistake for the user
-        if verdict.someone_else:
-            self._user_until = chunk_end + self._config.user_hold_samples
-        if chunk_end > self._user_until:
-            return 0.0
         canceller_trusted = self._aec is not None and self._aec.converged
-        if canceller_trusted or raw_probability is None:
-            return self.last_vad_probability
-        return raw_probability
+        probability = self.last_vad_probability if canceller_trusted or raw_probability is None else raw_probability
+        # Energy the reference cannot explain is someone else only if it is voice: at the start of an answer, a
+        # chunk of room noise before the echo arrives measured a few bands above a quiet room's noise floor.
+        if verdict.someone_else and max(probability, raw_probability or 0.0) >= self._config.vad_on_threshold:
+            self._user_until = chunk_end + self._config.user_hold_samples
+        return probability if chunk_end <= self._user_until else 0.0
 
     def _reset_vad_when_quiet(self, chunk_samples: int) -> None:
         """Measured on the echo suite: after many seconds of echo-cancelled near-silence, Silero's recurrent
