@@ -209,8 +209,8 @@ def test_a_tripped_breaker_is_restored_by_its_hold_timer_and_wake_word_still_int
     assert d.spine.state == Listening(turn + 1, 457000)
     # A report of convergence lost does not restore it; the hold time does.
     assert d.feed(ev.EchoCancellerChanged(False, 3.0), 460000)[0] == cmd.NoteIgnored(
-        "a fact for the log: hearing lets speech interrupt playback only while the echo canceller is converged "
-        "(and voice barge-in is not suspended by the breaker)"
+        "a fact for the log: hearing tells the user from the echo by the played reference, converged or not "
+        "(the canceller only cleans what the voice detector hears)"
     )
     out = d.feed(ev.TimerFired("breaker", 1), 280000 + CONFIG.breaker_hold_samples)
     assert out == (cmd.VoiceBargeIn(True, "the breaker's hold time is over"),)
