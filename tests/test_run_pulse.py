@@ -108,6 +108,8 @@ def test_spine_run_answers_a_spoken_request_and_never_interrupts_itself_at_0_db_
         log = tmp_path / "events.jsonl"
         daemon = start_spine_run(config, log, env)
         try:
+            # Spine is ready when its start-up sound has played (at 0 dB coupling it masks a wake word said over it).
+            wait_for(lambda: "PlaybackDrained" in log_types(log), 15, "the start-up sound to end")
             subprocess.run(["paplay", "-d", "spine_null", str(ask)], env={**os.environ, **env}, check=True)
             wait_for(lambda: "TtsChunkReady" in log_types(log), 30, "the answer to be synthesised")
             began = time.monotonic()
