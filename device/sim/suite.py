@@ -173,12 +173,17 @@ def run_suite(
     # Longest scenes first, so that the last ones to finish are short and both workers stay busy to the end.
     order = sorted(range(len(tasks)), key=lambda i: -(load_scene(tasks[i][1]).duration_s or 60.0))
     began = time.perf_counter()
-    # A worker is replaced every few scenes: each run loads the models afresh and some memory stays behind (a
+    # Workers are replaced every few scenes: each run loads the models afresh and some memory stays behind (a
     # worker that ran half of the 92 scenes reached 5-6 GB, and two of them with a second suite beside got one
-    # killed by the kernel's OOM killer).
+    # killed by the kernel's OOM killer). A fresh pool per batch rather than `max_tasks_per_child`, which hung
+    # Python 3.11's executor (no replacement worker was started: gh-94777).
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn, max_tasks_per_child=SCENES_PER_WORKER) as pool:
-        done = dict(zip(order, pool.map(_run_one, [tasks[i] for i in order]), strict=True))
+    done: dict[int, dict[str, Any]] = {}
+    batch = max(1, jobs) * SCENES_PER_WORKER
+    for first in range(0, len(order), batch):
+        part = order[first : first + batch]
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=spawn) as pool:
+            done |= dict(zip(part, pool.map(_run_one, [tasks[i] for i in part]), strict=True))
     runs = [done[i] for i in range(len(tasks))]
     aggregates = {"aec": aggregate(runs, True)}
     if compare_no_aec:
