@@ -170,6 +170,9 @@ class BargeInConfig:
     echo_tail_s: float = 0.5
     """An utterance that began while the assistant spoke, or this long after, and repeats its last words is its
     own echo: never answered (a self-interruption)."""
+    short_interruption_max_words: int = 2
+    """A talk-over of at most this many words (the wake phrase aside) that whisper did not read as a stop phrase
+    is still taken as a stop, never answered (a stop said over echo is often misheard). 0: answer them."""
     breaker_self_heard: int = 2
     """This many self-interruptions within `breaker_window_s` suspend voice barge-in (the wake word still
     interrupts) until the echo canceller converges again or `breaker_hold_s` pass; 0: never."""
@@ -190,6 +193,8 @@ class BargeInConfig:
             return f"`confirm_ms` must be 50..2000, got {self.confirm_ms}"
         if not 0.0 <= self.echo_tail_s <= 5.0:
             return f"`echo_tail_s` must be 0..5, got {self.echo_tail_s}"
+        if not 0 <= self.short_interruption_max_words <= 10:
+            return f"`short_interruption_max_words` must be 0..10, got {self.short_interruption_max_words}"
         if not 0 <= self.breaker_self_heard <= 100:
             return f"`breaker_self_heard` must be 0..100, got {self.breaker_self_heard}"
         for name in ("breaker_window_s", "breaker_hold_s"):
@@ -354,6 +359,7 @@ def core_config(config: Config) -> CoreConfig:
         startup_sound=config.earcons.startup,
         wake_phrase=wake_phrase(config.wake),
         echo_tail_samples=samples(config.barge_in.echo_tail_s),
+        short_interruption_max_words=config.barge_in.short_interruption_max_words,
         breaker_self_heard=config.barge_in.breaker_self_heard,
         breaker_window_samples=samples(config.barge_in.breaker_window_s),
         breaker_hold_samples=samples(config.barge_in.breaker_hold_s),

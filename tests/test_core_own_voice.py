@@ -120,11 +120,41 @@ def test_one_word_is_echo_only_if_it_is_among_the_last_played_words() -> None:
     d.feed(ev.PlaybackDrained(1, 8000), 70000)
     out = heard_out(d, "Fox.", 70000, 100000)  # the last word, at the drain: its echo
     assert self_heard(out)
+    # Said long before the end, whisper would not pick it up: not its echo. (With short talk-overs answered;
+    # by default a one-word talk-over is a stop, below.)
+    d = Driver(initial(replace(CONFIG, short_interruption_max_words=0)))
+    speaking(d)
+    d.feed(ev.PlaybackDrained(1, 8000), 70000)
+    out = heard_out(d, "Once?", 70000, 100000)
+    assert not self_heard(out) and any(isinstance(c, cmd.StartReply) for c in out)
+
+
+def stopped_short(out: tuple[cmd.Command, ...]) -> bool:
+    return any(isinstance(c, cmd.NoteIgnored) and c.reason.startswith("short interruption") for c in out)
+
+
+@pytest.mark.parametrize("text", ["So.", "Come see.", "Hey Jarvis, then reminded."])
+def test_a_talk_over_of_a_word_or_two_is_a_stop_never_answered(text: str) -> None:
+    d = Driver()
+    speaking(d)
+    d.feed(ev.SpeechStarted(56000), 57000)  # cuts the story
+    out = heard_out(d, text, 56000, 80000)
+    assert stopped_short(out) and not any(isinstance(c, cmd.StartReply) for c in out)
+    assert not self_heard(out) and isinstance(d.state(), Idle)
+
+
+def test_a_longer_talk_over_is_answered_and_so_is_a_short_request_after_the_echo_tail() -> None:
+    d = Driver()
+    speaking(d)
+    d.feed(ev.SpeechStarted(56000), 57000)
+    out = heard_out(d, "What is the date?", 56000, 80000)
+    assert any(isinstance(c, cmd.StartReply) for c in out)
     d = Driver()
     speaking(d)
     d.feed(ev.PlaybackDrained(1, 8000), 70000)
-    out = heard_out(d, "Once?", 70000, 100000)  # said long before the end: whisper would not pick it up
-    assert not self_heard(out) and any(isinstance(c, cmd.StartReply) for c in out)
+    d.feed(ev.WakeDetected("hey_jarvis", 0.9, 70000 + TAIL + 16000), 70000 + TAIL + 16000)
+    out = heard_out(d, "What time?", 70000 + TAIL + 20000, 130000)  # not a talk-over: asked in the quiet
+    assert not stopped_short(out) and any(isinstance(c, cmd.StartReply) for c in out)
 
 
 def test_a_stop_phrase_is_checked_first_and_is_not_a_self_interruption() -> None:

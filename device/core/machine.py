@@ -68,6 +68,7 @@ from device.core.memory import (
     sounded_words,
     split_sentences,
     spoken_text,
+    words_after_wake,
 )
 from device.core.states import (
     Alarm,
@@ -274,8 +275,7 @@ def is_own_voice(ctx: Context, prompt: str, onset_sample: int) -> bool:
     began while that voice sounded or within the echo tail after, and it says the last words played, or words
     of a cut reply whose stop report is still to come (how much of it played is not known yet)."""
     voice, config = ctx.own_voice, ctx.config
-    ended = voice.ended_at_sample
-    if not (voice.sounding or (ended is not None and onset_sample <= ended + config.echo_tail_samples)):
+    if not _talked_over(ctx, onset_sample):
         return False
     pending = tuple(w for cut in ctx.cut_replies if cut.epoch in voice.sounding for w in cut.full_text.split())
     windows = (voice.words, (*voice.words, *pending)) if pending else (voice.words,)
@@ -285,6 +285,21 @@ def is_own_voice(ctx: Context, prompt: str, onset_sample: int) -> bool:
         )
         for words in windows
     )
+
+
+def _talked_over(ctx: Context, onset_sample: int) -> bool:
+    """Whether an utterance that began at `onset_sample` began while the assistant's voice sounded or within
+    its echo tail."""
+    voice = ctx.own_voice
+    ended = voice.ended_at_sample
+    return bool(voice.sounding) or (ended is not None and onset_sample <= ended + ctx.config.echo_tail_samples)
+
+
+def _is_short_interruption(ctx: Context, prompt: str, onset_sample: int) -> bool:
+    """A talk-over of a word or two that is no stop phrase: taken as a stop (`short_interruption_max_words`)."""
+    limit = ctx.config.short_interruption_max_words
+    words = words_after_wake(prompt, ctx.config.wake_phrase)
+    return limit > 0 and len(words) <= limit and _talked_over(ctx, onset_sample)
 
 
 def _heard_itself(ctx: Context, turn: int, prompt: str, now: int) -> Outcome:
@@ -521,6 +536,10 @@ def _answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int) -> 
         return _with(_to_idle(ctx, now), cmd.NoteIgnored(f"stop phrase {prompt!r}: stopped, nothing to answer"))
     if is_own_voice(ctx, prompt, onset_sample):
         return _heard_itself(ctx, turn, prompt, now)
+    if _is_short_interruption(ctx, prompt, onset_sample):
+        ctx = replace(ctx, ring=None)
+        why = f"short interruption {prompt!r}: taken as a stop (a talk-over of a word or two), nothing to answer"
+        return _with(_to_idle(ctx, now), cmd.NoteIgnored(why))
     ctx = replace(ctx, ring=None)  # the user asked for something: they heard the ring
     history = ctx.memory
     ctx = _remember(ctx, Message("user", prompt))

@@ -145,6 +145,12 @@ def is_stop_phrase(transcript: str, phrases: tuple[str, ...], wake_phrase: str =
     return bool(kept) and _only_phrases(kept, tuple(plain_words(p) for p in phrases))
 
 
+def words_after_wake(transcript: str, wake_phrase: str = "hey jarvis") -> tuple[str, ...]:
+    """The plain words of a transcript after a leading wake phrase ("Hey, Jarvis. What time?" -> what, time)."""
+    words = plain_words(transcript)
+    return words[_wake_words_at_start(words, wake_phrase) :]
+
+
 def _only_phrases(words: tuple[str, ...], phrases: tuple[tuple[str, ...], ...]) -> bool:
     """Whether `words` is made of stop phrases end to end (a tiny parse: phrases are one to three words). A word
     may be one letter off ("Top." is how whisper wrote "Stop." over loud echo in 2 of 3 corpus cases): the

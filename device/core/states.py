@@ -97,6 +97,12 @@ class CoreConfig:
     """At least this share of a transcript's words, in order, among those played words make it the assistant's
     own (two of two, two of three, three of four, three of five ...)."""
     own_one_word_tail_words: int = 3
+    short_interruption_max_words: int = 2
+    """An utterance that talked over the assistant (began while its voice sounded or in the echo tail) and says
+    at most this many words, the wake phrase aside, that are no stop phrase is still taken as a stop, never
+    answered: a one- or two-word talk-over is how people say stop, and whisper mishears a stop said over
+    echo ("Cancel." read "So.", "Never mind." "Then reminded."). A two-word request ("What time?") is lost
+    and must be asked again. 0: answer every talk-over that is no stop phrase."""
     """A one-word transcript is the assistant's own only if it is one of this many last played words."""
     breaker_self_heard: int = 2
     """Hearing its own voice this many times within `breaker_window_samples` trips the breaker: voice barge-in
