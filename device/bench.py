@@ -22,8 +22,8 @@ import numpy as np
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
 from device.audio.stream import DuplexStream
 from device.config import RATE_HZ, Config, samples
-from device.organs import load_engines
-from device.run import choose_devices
+from device.engines.load import load_engines
+from device.runtime.card import choose_devices
 
 CUT_EVERY_S = 2.0
 GAP_S = 0.5

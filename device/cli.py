@@ -87,7 +87,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from device.config import load_config
 
     config = load_config(args.config)
-    from device.run import run
+    from device.runtime.card import run
 
     log = args.log or _default_log_path()
     log.parent.mkdir(parents=True, exist_ok=True)

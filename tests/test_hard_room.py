@@ -20,11 +20,11 @@ from scipy.signal import correlate
 
 from device.config import Config, load_config, samples
 from device.core.events import TtsChunkReady, WakeDetected
-from device.organs import Engines, load_engines
+from device.engines.load import Engines, load_engines
 from device.runtime.eventlog import LoggedStep, read_log
-from device.runtime.playback import PlaybackGate
 from device.sim.card import VirtualCard
 from device.sim.demo import Rig, run_virtual, run_wall
+from device.sim.playback import PlaybackGate
 from device.sim.room import FULL_SCALE, EchoPath
 from device.sim.scene import DelayJump, RoomSpec, Say, Scene, Stall
 

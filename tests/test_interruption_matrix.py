@@ -30,7 +30,7 @@ from device.core import commands as cmd
 from device.core import events as ev
 from device.core.memory import Message, SpokenChunk, heard_text, normalise_space
 from device.core.states import Announcing, Speaking, Thinking, Transcribing
-from device.organs import Engines, load_engines
+from device.engines.load import Engines, load_engines
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.demo import Rig
 from device.sim.scene import Say, Scene

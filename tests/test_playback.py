@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device.core.events import Event, PlaybackDrained, PlaybackStopped
-from device.runtime.playback import Frame, PlaybackGate
+from device.sim.playback import Frame, PlaybackGate
 
 PERIOD = 10
 FADE = 8

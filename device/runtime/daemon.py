@@ -19,7 +19,7 @@ from device.config import RATE_HZ, Config, core_config, hearing_config, samples
 from device.core.events import Event, JobKind, JobLeaked, Started, StopRequested
 from device.core.states import initial
 from device.engines.aec import EchoCanceller
-from device.organs import Engines
+from device.engines.load import Engines
 from device.reply.backend import make_responder
 from device.runtime.capture import CaptureHistory
 from device.runtime.eventlog import EventLog

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from device.runtime.playback import PlaybackGate
+from device.sim.playback import PlaybackGate
 from device.sim.room import EchoPath, RoomNoise
 from device.sim.scene import Say, Scene
 from device.sim.speech import synthesize

@@ -23,13 +23,13 @@ import numpy.typing as npt
 from device.config import RATE_HZ, Config, samples, wake_phrase
 from device.core.events import EchoCancellerChanged, Event
 from device.core.states import Idle
-from device.organs import Engines, load_engines
+from device.engines.load import Engines, load_engines
 from device.runtime.daemon import ClockKind, Daemon
 from device.runtime.eventlog import LoggedStep, read_log
 from device.runtime.jobs import VirtualRunner
-from device.runtime.playback import PlaybackGate
 from device.sim.bargein import erle_db
 from device.sim.card import VirtualCard
+from device.sim.playback import PlaybackGate
 from device.sim.scene import Scene
 from device.sim.summary import summarise
 
@@ -93,7 +93,7 @@ def run_virtual(rig: Rig, scene: Scene) -> Run:
     A scene's `[[stall]]` freezes the loop: the card ticks on for the stall's length and plays what is already
     in the playback ring (nothing tops it up: that is the frozen thread's job), and the mic periods pile up.
     Then the loop hears the backlog in order and handles everything at the current sample, as the real loop
-    (device/run.py) does after a stall."""
+    (device/runtime/card.py) does after a stall."""
     began = time.perf_counter()
     now = 0
     stalls = deque(scene.stall)
@@ -109,7 +109,7 @@ def run_virtual(rig: Rig, scene: Scene) -> Run:
         rig.gate.pump_on_pull = True
         assert isinstance(rig.runner, VirtualRunner)
         # What the workers finished by now is already in a real loop's inbox, so no fact heard below can cancel
-        # it unseen: it is stepped (or dropped as stale) after the heard facts, as device/run.py does.
+        # it unseen: it is stepped (or dropped as stale) after the heard facts, as device/runtime/card.py does.
         finished = rig.runner.pop_due(now)
         stalled = len(backlog) > 1
         pending = [] if stalled else rig.inbox.drain()

@@ -31,8 +31,8 @@ from device.core.events import (
     PlaybackStopped,
 )
 from device.core.states import Degraded
+from device.engines.load import load_engines
 from device.errors import UserError
-from device.organs import load_engines
 from device.runtime.clock import WallClock
 from device.runtime.daemon import Daemon
 
