@@ -21,8 +21,9 @@ import numpy as np
 
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
 from device.audio.stream import DuplexStream
-from device.config import RATE_HZ, Config, samples
+from device.config import Config, samples
 from device.engines.load import load_engines
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.card import choose_devices
 
 CUT_EVERY_S = 2.0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from device import __version__
 from device.audio.cli import add_audio_commands
+from device.config_cli import add_config_command
 from device.errors import UserError
 from device.models.cli import add_models_command
 from device.reply import fake_server
@@ -393,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_models_command(sub)
     add_audio_commands(sub)
+    add_config_command(sub)
     return parser
 
 

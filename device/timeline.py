@@ -10,9 +10,8 @@ from collections.abc import Iterable, Iterator
 
 from device.core import commands as cmd
 from device.core import events as ev
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.eventlog import LoggedStep
-
-RATE_HZ = 16000
 
 
 def _event_text(event: ev.Event) -> str:

@@ -8,15 +8,27 @@ those it can find (the key, else its table's header, else line 1).
 
 Supported field types: `int`, `float` (an integer is accepted), `str`, `bool`, `pathlib.Path` (from a
 string), `Literal[...]`, `X | None` (None only as a default: TOML has no null), a nested dataclass (a TOML
-table) and `tuple[X, ...]` of any of these (an array; of tables for `[[name]]` blocks). A dataclass may define
-`validate(self) -> str | None`; a returned message becomes an error at the line of the table.
+table) and `tuple[X, ...]` of any of these (an array; of tables for `[[name]]` blocks). A field's metadata may give its
+range (`within(low, high)`): a value outside it is an error at the key's line. A dataclass may define
+`validate(self) -> str | None` for what spans fields; a returned message becomes an error at the line of the table.
+
+The way back: `commented_toml` writes a dataclass instance as a TOML document that loads to the same instance,
+each key preceded by its field docstring (read from the source: Python keeps no attribute docstrings), its range
+or its choices as `#` comments. A field that is None (TOML has no null) is written commented out, showing the
+value its metadata gives as an `example(...)`.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
+import functools
+import inspect
+import itertools
+import json
 import re
+import textwrap
 import tomllib
 import types
 import typing
@@ -26,6 +38,23 @@ from typing import Any, Literal, TypeVar, Union
 from device.errors import UserError
 
 T = TypeVar("T")
+
+RANGE = "range"
+"""Field metadata key: inclusive (low, high) bounds of a number; see `within`."""
+EXAMPLE = "example"
+"""Field metadata key: the value shown, commented out, for a field that is None by default; see `example`."""
+
+
+def within(low: float, high: float) -> dict[str, Any]:
+    """Field metadata: the loader refuses a value outside low..high (inclusive; None, an unset value, passes)."""
+    return {RANGE: (low, high)}
+
+
+def example(value: object, **more: Any) -> dict[str, Any]:
+    """Field metadata for a field that is None by default: `commented_toml` shows `# key = value`. For a nested
+    dataclass field, `value` is an instance whose values stand in for the default's None fields."""
+    return {EXAMPLE: value, **more}
+
 
 # A location inside the document: table keys and, for arrays, the index of the element.
 KeyPath = tuple[str | int, ...]
@@ -224,6 +253,9 @@ class _Converter:
         for field in fields:
             if field.name in value:
                 arguments[field.name] = self.value(hints[field.name], value[field.name], (*path, field.name))
+                problem = _range_problem(field, arguments[field.name])
+                if problem is not None:
+                    raise self.error(f"{problem} (in {_table_name(path)})", (*path, field.name))
             elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
                 raise self.error(f"missing key `{field.name}` in {_table_name(path)}", path)
         instance = cls(**arguments)
@@ -288,3 +320,120 @@ class _Converter:
         else:
             raise TypeError(f"unsupported field type {hint!r} at {_describe(path)}")
         raise self.error(f"`{_describe(path)}` must be {expected}, got {_toml_type_name(value)}", path)
+
+
+def _range_problem(field: dataclasses.Field[Any], value: object) -> str | None:
+    bounds = field.metadata.get(RANGE)
+    if bounds is None or value is None:
+        return None
+    low, high = bounds
+    assert isinstance(value, int | float), f"a range on the non-number field {field.name}"
+    if low <= value <= high:  # NaN fails both comparisons: refused
+        return None
+    return f"`{field.name}` must be {_number(low)}..{_number(high)}, got {value}"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring of each field of the dataclass `cls` (the string literal under its annotation), and of the
+    class itself under the key "" (absent when the class has none: dataclass makes one up from the fields)."""
+    return dict(_field_docs(cls))
+
+
+@functools.cache
+def _field_docs(cls: type) -> tuple[tuple[str, str], ...]:
+    classdef = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(classdef, ast.ClassDef), cls
+    docs: list[tuple[str, str]] = []
+    own = ast.get_docstring(classdef)
+    if own is not None:
+        docs.append(("", own))
+    body = classdef.body
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs.append((node.target.id, inspect.cleandoc(following.value.value)))
+    return tuple(docs)
+
+
+def commented_toml(instance: object, header: str = "") -> str:
+    """`instance` (a dataclass) as a TOML document that loads back to an equal instance, every key documented
+    (see the module). `header` opens the document as comments."""
+    lines = _comment(header)
+    lines += _table_lines(instance, (), None, set())
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _table_lines(instance: object, path: tuple[str, ...], stand_in: object, described: set[type]) -> list[str]:
+    """The keys of one table, then its sub-tables. `stand_in` (an instance of the same class, or None) gives
+    the values shown for fields that are None."""
+    cls = type(instance)
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    lines: list[str] = []
+    tables: list[tuple[dataclasses.Field[Any], object]] = []
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = getattr(instance, field.name)
+        if dataclasses.is_dataclass(value):
+            tables.append((field, value))
+            continue
+        lines.append("")
+        lines += _comment(docs.get(field.name, ""))
+        lines += _comment(_constraints(field, hints[field.name]))
+        if value is not None:
+            lines.append(f"{field.name} = {toml_value(value)}")
+            continue
+        shown = getattr(stand_in, field.name) if stand_in is not None else field.metadata.get(EXAMPLE)
+        if shown is None:
+            raise TypeError(f"{cls.__name__}.{field.name} is None by default and has no example(...) to show")
+        lines.append(f"# {field.name} = {toml_value(shown)}")
+    for field, value in tables:
+        lines.append("")
+        lines += _comment(docs.get(field.name, ""))
+        if type(value) not in described and "" in field_docs(type(value)):
+            described.add(type(value))
+            lines += _comment(("\n" if field.name in docs else "") + field_docs(type(value))[""])
+        lines.append(f"[{'.'.join((*path, field.name))}]")
+        lines += _table_lines(value, (*path, field.name), field.metadata.get(EXAMPLE), described)
+    return lines
+
+
+def _constraints(field: dataclasses.Field[Any], hint: Any) -> str:
+    bounds = field.metadata.get(RANGE)
+    if bounds is not None:
+        return f"Range: {_number(bounds[0])}..{_number(bounds[1])}."
+    options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if typing.get_origin(hint) in (Union, types.UnionType) and len(options) == 1:
+        hint = options[0]
+    if typing.get_origin(hint) is Literal:
+        return "One of: " + ", ".join(toml_value(option) for option in typing.get_args(hint)) + "."
+    return ""
+
+
+def _comment(text: str) -> list[str]:
+    return [f"# {line}".rstrip() for line in text.splitlines()]
+
+
+def toml_value(value: object) -> str:
+    """`value` written as TOML (a bool, number, string, path or tuple of these)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)  # a float's repr has a point or an exponent and reads back exactly; inf and nan too
+    if isinstance(value, str | Path):
+        # A JSON string is a TOML basic string, but for DEL, which TOML wants escaped.
+        return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")

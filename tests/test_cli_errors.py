@@ -52,7 +52,8 @@ def test_config_with_an_unknown_key_names_file_line_and_key(tmp_path: Path, empt
     result = spine("demo", "--config", config, "--out", tmp_path / "out", models=empty_models)
     assert one_line_error(result) == (
         f"{config}:3: unknown key `fade_mss` in [audio]; allowed keys: "
-        "period_ms, fade_ms, switch_interval_ms, device_rate_hz, input_device, output_device"
+        "period_ms, fade_ms, switch_interval_ms, card_rate_hz, input_device, output_device, reopen_first_s, "
+        "reopen_max_s"
     )  # fmt: skip
 
 

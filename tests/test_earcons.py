@@ -11,13 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from device.config import VadConfig
 from device.core import commands as cmd
 from device.core import events as ev
 from device.engines.asr import WhisperAsr
 from device.engines.earcon import DEFAULT_LEVEL_DBFS, EARCON_KINDS, earcon, earcon_seconds
 from device.engines.vad import SileroVad
 from device.runtime.eventlog import LoggedStep, read_log
-from device.runtime.hearing import HearingConfig
 from device.sim.room import EchoPath, RoomNoise
 from device.sim.scene import RoomSpec
 from tests.test_demo_e2e import run_demo
@@ -57,7 +57,7 @@ def test_the_voice_model_and_speech_to_text_take_no_chime_for_speech(models_dir:
             chunks = range(0, len(mic) - 511, 512)
             highest = max(vad.probability(mic[i : i + 512]) for i in chunks)
             # Below the threshold at which a chunk stops counting as silence: not even the start of a hint.
-            assert highest < HearingConfig().vad_off_threshold, (kind, rt60_s, highest)
+            assert highest < VadConfig().off_threshold, (kind, rt60_s, highest)
             # The mute chime plays with the microphone off. The start-up sound's soft noise (there for the echo
             # model) makes whisper write words ("What the heck?") when it alone is transcribed; it never is: it
             # plays once at start, in Idle, and the voice model above does not take it for speech.

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from device.config import RATE_HZ
 from device.core import commands as cmd
 from device.core import events as ev
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.eventlog import LoggedStep
 from device.sim.bargein import active_energy
 from device.sim.card import Utterance

@@ -25,12 +25,13 @@ from typing import Literal
 import numpy as np
 import pytest
 
-from device.config import RATE_HZ, Config, load_config, samples
+from device.config import Config, load_config, samples
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.memory import Message, SpokenChunk, heard_text, normalise_space
 from device.core.states import Announcing, Speaking, Thinking, Transcribing
 from device.engines.load import Engines, load_engines
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.demo import Rig
 from device.sim.scene import Say, Scene

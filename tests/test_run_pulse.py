@@ -101,7 +101,7 @@ def test_spine_run_answers_a_spoken_request_and_never_interrupts_itself_at_0_db_
         config = tmp_path / "run.toml"
         config.write_text(
             f'[models]\ndir = "{models_dir}"\n[audio]\ninput_device = "pulse"\noutput_device = "pulse"\n'
-            "device_rate_hz = 48000\n"
+            "card_rate_hz = 48000\n"
         )
         ask = tmp_path / "ask.wav"
         subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(ask), "Hey Jarvis. Tell me a story."], check=True)

@@ -11,10 +11,12 @@ import queue
 import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from device.config import Config, WakeConfig
 from device.core.events import (
     EngineFailed,
     Event,
@@ -23,7 +25,6 @@ from device.core.events import (
     ReplyDelta,
     ReplyFinished,
     SpeechEnded,
-    SpeechPaused,
     SpeechStarted,
     TimerFired,
     TranscriptReady,
@@ -32,7 +33,8 @@ from device.core.events import (
     WakeDetected,
 )
 from device.runtime.capture import CaptureHistory
-from device.runtime.hearing import Endpointer, Hearing, HearingConfig
+from device.runtime.endpointer import EndpointerConfig
+from device.runtime.hearing import Hearing, HearingConfig, hearing_config
 from device.runtime.jobs import Job, Output, ThreadRunner, VirtualRunner
 from device.runtime.timers import Timers
 
@@ -138,81 +140,47 @@ CONFIG = HearingConfig(
     wake_model="hey_jarvis",
     wake_threshold=0.5,
     wake_refractory_samples=10 * FRAME,
-    vad_on_threshold=0.5,
-    vad_off_threshold=0.35,
-    hint_samples=2 * CHUNK,
-    start_samples=3 * CHUNK,
-    end_silence_samples=4 * CHUNK,
+    own_wake_window_samples=16000,
+    endpointer=EndpointerConfig(
+        on_threshold=0.5,
+        off_threshold=0.35,
+        hint_samples=2 * CHUNK,
+        start_samples=3 * CHUNK,
+        end_silence_samples=4 * CHUNK,
+        pause_samples=4800,
+        onset_lookback_samples=8000,
+    ),
+    vad_reset_quiet_samples=16000,
+    echo_window_samples=8000,
+    user_hold_samples=4800,
 )
 
 
-def push_all(
-    endpointer: Endpointer, probabilities: list[float], first_chunk: int = 0, hints: bool = False
-) -> list[Event | None]:
-    """The fact each chunk revealed (None for none; hints only if asked); two facts from one chunk fail here."""
-    out: list[Event | None] = []
-    for i, p in enumerate(probabilities):
-        facts = endpointer.push(p, (first_chunk + i) * CHUNK, CHUNK)
-        facts = [f for f in facts if hints or not isinstance(f, VoiceHint)]
-        assert len(facts) <= 1, facts
-        out.append(facts[0] if facts else None)
-    return out
-
-
-def test_endpointer_starts_at_the_first_chunk_of_the_run_that_lasted_start_samples() -> None:
-    endpointer = Endpointer(CONFIG)
-    events = push_all(endpointer, [0.9, 0.9, 0.1, 0.6, 0.5, 0.7, 0.9], hints=True)
-    # The first run (chunks 0-1) is a hint, then broken by chunk 2; the run from chunk 3 hints at chunk 4 (its
-    # peak so far is 0.6) and lasts 3 chunks at chunk 5.
-    assert events == [None, VoiceHint(0, 0.9), None, None, VoiceHint(3 * CHUNK, 0.6), SpeechStarted(3 * CHUNK), None]
-
-
-def test_a_hint_and_the_start_may_come_from_the_same_chunk() -> None:
-    endpointer = Endpointer(replace(CONFIG, hint_samples=3 * CHUNK))
-    assert endpointer.push(0.7, 0, CHUNK) == endpointer.push(0.8, CHUNK, CHUNK) == []
-    assert endpointer.push(0.6, 2 * CHUNK, CHUNK) == [VoiceHint(0, 0.8), SpeechStarted(0)]
-
-
-def test_endpointer_ends_after_end_silence_at_the_first_silent_chunk() -> None:
-    endpointer = Endpointer(CONFIG)
-    events = push_all(endpointer, [0.9, 0.9, 0.9, 0.2, 0.2, 0.9, 0.3, 0.1, 0.0, 0.34, 0.0])
-    assert events == [
-        *[None, None, SpeechStarted(0)],
-        *[None, None, None],  # two silent chunks, then voice again: the silence run restarts
-        *[None, None, None, SpeechEnded(6 * CHUNK), None],
-    ]
-
-
-def test_endpointer_reports_each_pause_once_with_the_end_the_utterance_will_have() -> None:
-    endpointer = Endpointer(replace(CONFIG, pause_samples=2 * CHUNK))
-    events = push_all(endpointer, [0.9, 0.9, 0.9, 0.2, 0.2, 0.2, 0.9, 0.3, 0.1, 0.0, 0.0, 0.0])
-    assert events == [
-        *[None, None, SpeechStarted(0)],
-        *[None, SpeechPaused(3 * CHUNK), None],  # a pause the user then speaks on past
-        None,
-        *[None, SpeechPaused(7 * CHUNK), None, SpeechEnded(7 * CHUNK), None],  # a pause that was the end
-    ]
-    no_pauses = Endpointer(replace(CONFIG, pause_samples=0))
-    assert SpeechPaused(3 * CHUNK) not in push_all(no_pauses, [0.9, 0.9, 0.9, 0.2, 0.2, 0.2, 0.0])
-
-
-def test_endpointer_hysteresis_between_the_off_and_on_thresholds() -> None:
-    endpointer = Endpointer(CONFIG)
-    # Between the thresholds (0.35 <= p < 0.5): not enough to start speech...
-    assert push_all(endpointer, [0.45, 0.45, 0.45, 0.45]) == [None] * 4
-    assert push_all(endpointer, [0.5, 0.5, 0.5], first_chunk=4) == [None, None, SpeechStarted(4 * CHUNK)]
-    # ...but enough to keep it going: silence is below the off threshold only.
-    assert push_all(endpointer, [0.35, 0.4, 0.49, 0.36, 0.35, 0.35], first_chunk=7) == [None] * 6
-    assert push_all(endpointer, [0.34, 0.2, 0.2, 0.2], first_chunk=13) == [None, None, None, SpeechEnded(13 * CHUNK)]
-
-
-def test_endpointer_reset_forgets_a_run_and_an_utterance() -> None:
-    endpointer = Endpointer(CONFIG)
-    push_all(endpointer, [0.9, 0.9])
-    endpointer.reset()
-    assert push_all(endpointer, [0.9, 0.9, 0.9], first_chunk=2) == [None, None, SpeechStarted(2 * CHUNK)]
-    endpointer.reset()  # no longer speaking: silence ends nothing, voice must build a new run
-    assert push_all(endpointer, [0.0] * 5 + [0.9] * 3, first_chunk=5) == [None] * 7 + [SpeechStarted(10 * CHUNK)]
+def test_hearing_config_converts_the_settings_to_samples_once() -> None:
+    """The default settings give the sample values hearing had before settings had one home."""
+    assert hearing_config(Config()) == HearingConfig(
+        wake_model="hey_jarvis",
+        wake_threshold=0.5,
+        wake_refractory_samples=16000,
+        own_wake_window_samples=16000,
+        endpointer=EndpointerConfig(
+            on_threshold=0.5,
+            off_threshold=0.35,
+            hint_samples=512,
+            start_samples=3200,
+            end_silence_samples=11200,
+            pause_samples=4800,
+            onset_lookback_samples=8000,
+        ),
+        vad_reset_quiet_samples=16000,
+        echo_window_samples=8000,
+        user_hold_samples=4800,
+    )
+    custom = Config(wake=WakeConfig(custom_model_path=Path("/m/hey_spine_v0.1.onnx"), own_speech_window_s=0.5))
+    assert (hearing_config(custom).wake_model, hearing_config(custom).own_wake_window_samples) == (
+        "hey_spine_v0.1",
+        8000,
+    )
 
 
 class RmsVoice:
@@ -526,22 +494,6 @@ def test_threaded_cancel_while_the_job_computes_its_next_paced_output_acks_promp
         assert inbox.get(timeout=2.0) == JobCancelled(1, "reply")
     finally:
         runner.stop()
-
-
-def test_endpointer_reset_during_speech_finds_the_onset_after_the_last_pause() -> None:
-    """The wake word is scored late, when the user already speaks again: the utterance starts after the pause."""
-    endpointer = Endpointer(CONFIG)
-    # wake word (speech), a pause of two chunks, then the request already under way at the reset
-    push_all(endpointer, [0.9, 0.9, 0.9, 0.1, 0.1, 0.9, 0.9])
-    endpointer.reset()
-    assert push_all(endpointer, [0.9], first_chunk=7) == [SpeechStarted(5 * CHUNK)]
-
-
-def test_endpointer_reset_in_silence_starts_afresh() -> None:
-    endpointer = Endpointer(CONFIG)
-    push_all(endpointer, [0.9, 0.9, 0.1])
-    endpointer.reset()
-    assert push_all(endpointer, [0.9, 0.9, 0.9], first_chunk=3) == [None, None, SpeechStarted(3 * CHUNK)]
 
 
 def test_the_vad_starts_afresh_after_a_second_of_quiet_and_never_within_speech() -> None:

@@ -70,7 +70,8 @@ def run_doctor(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise _portaudio_missing(error) from error
 
-    from device.config import RATE_HZ, load_config
+    from device.config import load_config
+    from device.rates import SPINE_RATE_HZ as RATE_HZ
 
     config = load_config(args.config)
     findings = check(

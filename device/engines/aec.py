@@ -56,10 +56,11 @@ import numpy as np
 import numpy.typing as npt
 from livekit import rtc
 
+from device.rates import SPINE_RATE_HZ as RATE_HZ
+
 Audio = npt.NDArray[np.int16]
 Samples = npt.NDArray[np.float64]
 
-RATE_HZ = 16000
 FRAME_SAMPLES = 160
 """10 ms at 16 kHz: the APM processes exactly 10 ms frames on both paths."""
 

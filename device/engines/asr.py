@@ -53,19 +53,20 @@ import numpy as np
 import numpy.typing as npt
 from pywhispercpp.model import Model
 
-from device.engines import DEVICE_RATE_HZ, model_load_error, require_model_file
+from device.engines import model_load_error, require_model_file
+from device.rates import SPINE_RATE_HZ
 
 Audio = npt.NDArray[np.int16]
 
 SHORT_AUDIO_CTX = 512
 """Encoder frames (50 per second) for short utterances: a 10.24 s window."""
-SHORT_MAX_SAMPLES = 9 * DEVICE_RATE_HZ
+SHORT_MAX_SAMPLES = 9 * SPINE_RATE_HZ
 """Longest audio sent to the short window; leaves 1.24 s of it after the speech (8.9 s measured clean)."""
-MIN_SAMPLES = DEVICE_RATE_HZ // 10
+MIN_SAMPLES = SPINE_RATE_HZ // 10
 """whisper.cpp refuses input shorter than 100 ms."""
 SILENCE_DBFS = -55.0
 """Audio whose loudest 10 ms is quieter than this holds no words (a mic's noise floor is around -60 dBFS)."""
-COMMAND_MAX_SAMPLES = round(2.5 * DEVICE_RATE_HZ)
+COMMAND_MAX_SAMPLES = round(2.5 * SPINE_RATE_HZ)
 """Longest audio that gets the command pass: "Hey Jarvis, stop." (~1.5 s) plus the daemon's 0.15 s preroll and
 0.3 s early-transcription pause is ~2 s; a real request is mostly longer and never pays the second pass."""
 COMMANDS = ("Stop.", "Cancel.", "Never mind.", "Be quiet.", "Hey Jarvis, stop.")
@@ -77,7 +78,7 @@ COMMAND_MAX_TOKENS = 12
 """Tokens the command pass may write: a command is 2-7; more is a loop the prompt provoked ("Stop. Stop. ...")."""
 
 _GGML_LOG_LEVEL_ERROR = 4
-_FRAME_SAMPLES = DEVICE_RATE_HZ // 100
+_FRAME_SAMPLES = SPINE_RATE_HZ // 100
 _INT16_SCALE = 32768.0
 # Whisper's non-speech annotations: [BLANK_AUDIO], (music), (upbeat music), *laughs*, and music notes.
 _NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫]")

@@ -34,14 +34,15 @@ import numpy as np
 import numpy.typing as npt
 from piper import PiperVoice, SynthesisConfig
 
-from device.engines import DEVICE_RATE_HZ, model_load_error, require_model_file
+from device.engines import model_load_error, require_model_file
 from device.engines.resample import resample_int16
+from device.rates import SPINE_RATE_HZ
 
 Audio = npt.NDArray[np.int16]
 
 _SENTENCE_ENDS = (".", "!", "?")
 _CLOSING_MARKS = "\"')]}\u2019\u201d"
-_FRAME_SAMPLES = DEVICE_RATE_HZ // 100
+_FRAME_SAMPLES = SPINE_RATE_HZ // 100
 _SILENCE_BELOW_PEAK_DB = 40.0
 _DIGIT_LETTERS = 3
 _GAP_LETTERS = 1
@@ -66,7 +67,7 @@ class SpokenText:
 class PiperTts:
     """`synthesize(text)`: all of it at once; `synthesize_chunks(text)`: sentence by sentence."""
 
-    sample_rate_hz = DEVICE_RATE_HZ
+    sample_rate_hz = SPINE_RATE_HZ
 
     def __init__(self, model_path: Path, config_path: Path, deterministic: bool = False) -> None:
         """`deterministic`: turn off the voice's sampled noise (VITS draws it from an unseeded generator, so the
@@ -106,7 +107,7 @@ class PiperTts:
         for words in split_sentences(text):
             chunks = [chunk.audio_int16_array for chunk in self._voice.synthesize(" ".join(words), self._synthesis)]
             voice_audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-            audio = resample_int16(voice_audio, self._voice_rate_hz, DEVICE_RATE_HZ)
+            audio = resample_int16(voice_audio, self._voice_rate_hz, SPINE_RATE_HZ)
             yield _spoken(audio, words, estimate_word_ends(audio, words))
 
 

@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from device.engines import DEVICE_RATE_HZ, model_load_error, require_model_file
+from device.engines import model_load_error, require_model_file
+from device.rates import SPINE_RATE_HZ
 
 Audio = npt.NDArray[np.int16]
 
@@ -51,7 +52,7 @@ class SileroVad:
         if inputs != _INPUTS or outputs != _OUTPUTS:
             reason = f"inputs {sorted(inputs)}, outputs {list(outputs)}: not a Silero VAD v5+ model"
             raise model_load_error(model_path, "VAD", reason)
-        self._rate = np.array(DEVICE_RATE_HZ, dtype=np.int64)
+        self._rate = np.array(SPINE_RATE_HZ, dtype=np.int64)
         self.reset()
 
     def probability(self, chunk: Audio) -> float:

@@ -52,10 +52,10 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from device.config import base_url_problem
 from device.core.memory import Message
 from device.reply import RemoteStream
 from device.reply.local import TextPiece
-from device.reply.url import base_url_problem
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a voice assistant. Everything you write is spoken aloud by a speech synthesiser, so answer in "

@@ -21,7 +21,7 @@ import numpy as np
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
 from device.audio.rate import RateBridge
 from device.audio.stream import DeviceChoice, DuplexStream
-from device.config import RATE_HZ, Config
+from device.config import Config
 from device.core.events import (
     AudioDeviceLost,
     AudioDeviceRestored,
@@ -33,6 +33,7 @@ from device.core.events import (
 from device.core.states import Degraded
 from device.engines.load import load_engines
 from device.errors import UserError
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.clock import WallClock
 from device.runtime.daemon import Daemon
 

@@ -15,16 +15,17 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from device.config import RATE_HZ, Config, core_config, hearing_config, samples
+from device.config import Config, core_config, samples
 from device.core.events import Event, JobKind, JobLeaked, Started, StopRequested
 from device.core.states import initial
 from device.engines.aec import EchoCanceller
 from device.engines.load import Engines
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.reply.backend import make_responder
 from device.runtime.capture import CaptureHistory
 from device.runtime.eventlog import EventLog
 from device.runtime.executor import Executor, Playback, Runner
-from device.runtime.hearing import Hearing
+from device.runtime.hearing import Hearing, hearing_config
 from device.runtime.jobs import ThreadRunner, VirtualRunner
 from device.runtime.loop import Inbox, SpineLoop
 from device.runtime.timers import Timers

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from device.rates import SPINE_RATE_HZ as RATE_HZ
+
 Audio = npt.NDArray[np.int16]
 Floats = npt.NDArray[np.float64]
 
-RATE_HZ = 16000
 CHUNK_SAMPLES = 512
 """32 ms: the voice detector's chunk, so each verdict belongs to one voice probability."""
 

@@ -6,14 +6,13 @@ openWakeWord 1280 samples = 80 ms), so each has its own accumulator. Hearing rep
 fact matters in the current state is the spine's decision.
 
 First the echo canceller (when there is one) removes what the speaker played from the mic; everything below
-runs on its output. The endpointer turns voice probabilities into utterance boundaries with hysteresis: a run
-of `hint_samples` of chunks at or above `on_threshold` is a `VoiceHint` (early and cheap: the spine pauses
-playback on it), speech starts after `start_samples` of such chunks, and ends after `end_silence_samples` of
-consecutive chunks below `off_threshold`; after `pause_samples` of them it reports a `SpeechPaused` (so the
-spine can start transcribing before the end is certain). A wake detection resets it, so an utterance that
-follows the wake word starts after the wake word instead of including it: if the user is already speaking
-again at the reset (the wake word is scored a few frames late), the onset is found by looking back to the
-last pause.
+runs on its output. The endpointer (device/runtime/endpointer.py, a state machine in one table) turns voice
+probabilities into utterance boundaries with hysteresis: a short run of voice is a `VoiceHint` (early and cheap:
+the spine pauses playback on it), a longer one starts speech, a silence within it is a `SpeechPaused` (so the
+spine can start transcribing before the end is certain) and a longer one its end. A wake detection resets it,
+so an utterance that follows the wake word starts after the wake word instead of including it: if the user is
+already speaking again at the reset (the wake word is scored a few frames late), the onset is found by looking
+back to the last pause.
 
 While the assistant plays (or its echo may still ring), voice on the mic is believed only when the played
 reference cannot explain it (`device/runtime/echo_reference.py`): Spine knows exactly what it played, so speech
@@ -40,18 +39,16 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from device.config import Config, samples
 from device.core.events import (
     EchoCancellerChanged,
     Event,
-    SpeechEnded,
-    SpeechPaused,
-    SpeechStarted,
     VoiceGate,
     VoiceGateChanged,
-    VoiceHint,
     WakeDetected,
 )
 from device.runtime.echo_reference import ReferenceEchoModel
+from device.runtime.endpointer import Endpointer, EndpointerConfig
 
 Audio = npt.NDArray[np.int16]
 
@@ -88,95 +85,45 @@ class WakeScorer(Protocol):
 
 @dataclass(frozen=True)
 class HearingConfig:
-    wake_model: str = "hey_jarvis"
-    wake_threshold: float = 0.5
-    wake_refractory_samples: int = 16000
+    """Hearing's parameters in samples, built from the settings by `hearing_config` (device/config.py documents
+    each setting)."""
+
+    wake_model: str
+    wake_threshold: float
+    wake_refractory_samples: int
     """After a detection, ignore the wake word this long (the score stays high for a few frames)."""
-    vad_on_threshold: float = 0.5
-    vad_off_threshold: float = 0.35
-    hint_samples: int = 512
-    """A run of voice this long is a hint (one Silero chunk): enough to pause playback, not to cancel it."""
-    vad_reset_quiet_samples: int = 16000
-    """After this long without voice, the VAD's recurrent state starts afresh (see `_reset_vad_when_quiet`)."""
-    start_samples: int = 3200
-    end_silence_samples: int = 11200
-    pause_samples: int = 4800
-    """This much silence inside an utterance is a `SpeechPaused` (once per silence; 0: never): transcription
-    may start while the endpointer waits out the rest of `end_silence_samples`."""
-    onset_lookback_samples: int = 8000
-    """How far back a reset may look for the start of speech already under way."""
-    echo_window_samples: int = 8000
-    """How long a played sample can still be heard as echo (delay plus reverberation)."""
-    user_hold_samples: int = 4800
-    """After a chunk the played reference could not explain, voice stays believed this long (see the module)."""
-    own_wake_window_samples: int = 16000
+    own_wake_window_samples: int
     """A mic detection up to this long after the wake word was found in the played audio is its echo."""
+    endpointer: EndpointerConfig
+    vad_reset_quiet_samples: int
+    """After this long without voice, the VAD's recurrent state starts afresh (see `_reset_vad_when_quiet`)."""
+    echo_window_samples: int
+    """How long a played sample can still be heard as echo (delay plus reverberation)."""
+    user_hold_samples: int
+    """After a chunk the played reference could not explain, voice stays believed this long (see the module)."""
 
 
-class Endpointer:
-    """Voice probability per chunk -> speech start/end events (pure: no models, no clock)."""
-
-    def __init__(self, config: HearingConfig) -> None:
-        self._config = config
-        self._recent: deque[tuple[int, int, float]] = deque()  # (chunk start, end, probability), lookback only
-        self.reset()
-
-    @property
-    def voiced(self) -> bool:
-        """Within an utterance, or within a run of voice that may become one."""
-        return self._speaking or self._run_start is not None
-
-    def reset(self) -> None:
-        """Forget the current utterance; if speech is under way, its run starts after the last pause."""
-        self._speaking = False
-        self._paused = False  # the current silence within an utterance was reported as a pause
-        self._hinted = False
-        self._run_peak = 0.0
-        self._run_start: int | None = None  # first sample of the current run of on (or off) chunks
-        if self._recent and self._recent[-1][2] >= self._config.vad_on_threshold:
-            for start, _end, probability in reversed(self._recent):
-                if probability < self._config.vad_on_threshold:
-                    break
-                self._run_start = start
-            if self._run_start == self._recent[0][0]:  # no pause within the lookback: start after the reset
-                self._run_start = self._recent[-1][1]
-
-    def push(self, probability: float, chunk_start: int, chunk_samples: int) -> list[Event]:
-        config = self._config
-        self._recent.append((chunk_start, chunk_start + chunk_samples, probability))
-        while self._recent[0][0] < chunk_start - config.onset_lookback_samples:
-            self._recent.popleft()
-        if not self._speaking:
-            if probability < config.vad_on_threshold:
-                self._run_start, self._hinted, self._run_peak = None, False, 0.0
-                return []
-            if self._run_start is None:
-                self._run_start = chunk_start
-            self._run_peak = max(self._run_peak, probability)
-            facts: list[Event] = []
-            run_samples = chunk_start + chunk_samples - self._run_start
-            if run_samples >= config.hint_samples and not self._hinted:
-                self._hinted = True
-                # Rounded so the log is stable and readable; the decision used the same rounded value.
-                facts.append(VoiceHint(self._run_start, round(self._run_peak, 3)))
-            if run_samples >= config.start_samples:
-                self._speaking, onset, self._run_start = True, self._run_start, None
-                self._hinted, self._run_peak = False, 0.0
-                facts.append(SpeechStarted(onset))
-            return facts
-        if probability >= config.vad_off_threshold:
-            self._run_start = None
-            return []
-        if self._run_start is None:
-            self._run_start, self._paused = chunk_start, False
-        silence = chunk_start + chunk_samples - self._run_start
-        if silence >= config.end_silence_samples:
-            self._speaking, end, self._run_start = False, self._run_start, None
-            return [SpeechEnded(end)]
-        if 0 < config.pause_samples <= silence and not self._paused:
-            self._paused = True
-            return [SpeechPaused(self._run_start)]
-        return []
+def hearing_config(config: Config) -> HearingConfig:
+    """The settings hearing uses, in samples: the one place they are converted."""
+    vad = config.vad
+    return HearingConfig(
+        wake_model=config.wake.model_name,
+        wake_threshold=config.wake.threshold,
+        wake_refractory_samples=samples(config.wake.refractory_s),
+        own_wake_window_samples=samples(config.wake.own_speech_window_s),
+        endpointer=EndpointerConfig(
+            on_threshold=vad.on_threshold,
+            off_threshold=vad.off_threshold,
+            hint_samples=samples(vad.hint_s),
+            start_samples=samples(vad.start_s),
+            end_silence_samples=samples(vad.end_silence_s),
+            pause_samples=samples(config.asr.early_pause_s),
+            onset_lookback_samples=samples(vad.onset_lookback_s),
+        ),
+        vad_reset_quiet_samples=samples(vad.reset_quiet_s),
+        echo_window_samples=samples(config.barge_in.reference_window_s),
+        user_hold_samples=samples(config.barge_in.user_hold_s),
+    )
 
 
 class _Framer:
@@ -218,7 +165,7 @@ class Hearing:
         self._raw_frames = _Framer(vad.CHUNK_SAMPLES)
         self._user_until = -1
         self._gate: VoiceGate = "none"
-        self._endpointer = Endpointer(config)
+        self._endpointer = Endpointer(config.endpointer)
         self._vad_frames = _Framer(vad.CHUNK_SAMPLES)
         self._wake_frames = _Framer(wake.FRAME_SAMPLES)
         self._own_frames = _Framer(wake.FRAME_SAMPLES)
@@ -297,7 +244,7 @@ class Hearing:
         probability = self.last_vad_probability if canceller_trusted or raw_probability is None else raw_probability
         # Energy the reference cannot explain is someone else only if it is voice: at the start of an answer, a
         # chunk of room noise before the echo arrives measured a few bands above a quiet room's noise floor.
-        if verdict.someone_else and max(probability, raw_probability or 0.0) >= self._config.vad_on_threshold:
+        if verdict.someone_else and max(probability, raw_probability or 0.0) >= self._config.endpointer.on_threshold:
             self._user_until = chunk_end + self._config.user_hold_samples
         return probability if chunk_end <= self._user_until else 0.0
 
@@ -306,7 +253,7 @@ class Hearing:
         state answers a voice onset several chunks late (peak 0.33 in the first 160 ms instead of 0.89 from a
         fresh state), which made barge-in 300-500 ms slower. Starting it afresh after a second of quiet keeps
         its onset response; in quiet there is nothing for the state to remember."""
-        quiet = self.last_vad_probability < self._config.vad_off_threshold and not self._endpointer.voiced
+        quiet = self.last_vad_probability < self._config.endpointer.off_threshold and not self._endpointer.voiced
         self._quiet_samples = self._quiet_samples + chunk_samples if quiet else 0
         if self._quiet_samples >= self._config.vad_reset_quiet_samples:
             self._vad.reset()

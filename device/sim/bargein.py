@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from device.config import RATE_HZ
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.memory import is_stop_phrase
 from device.core.states import DEFAULT_STOP_PHRASES
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.eventlog import LoggedStep
 from device.sim.card import Utterance
 

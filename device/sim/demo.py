@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from device.config import RATE_HZ, Config, samples, wake_phrase
+from device.config import Config, samples, wake_phrase
 from device.core.events import EchoCancellerChanged, Event
 from device.core.states import Idle
 from device.engines.load import Engines, load_engines
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.daemon import ClockKind, Daemon
 from device.runtime.eventlog import LoggedStep, read_log
 from device.runtime.jobs import VirtualRunner

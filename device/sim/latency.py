@@ -47,11 +47,12 @@ from typing import Any
 
 import numpy as np
 
-from device.config import RATE_HZ, Config
+from device.config import Config
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.memory import split_sentences
 from device.errors import UserError
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.reply.fake_server import FakeLlmConfig, FakeLlmServer
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.demo import demo

@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from device.engines.earcon import NOTES, earcon_seconds
 from device.errors import UserError
+from device.rates import SPINE_RATE_HZ as DEFAULT_RATE_HZ  # for a log whose header has no rate
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
 
 FIG_SIZE_IN = (16.0, 8.0)
 DPI = 110
-DEFAULT_RATE_HZ = 16000
 
 # Min/max pairs per column: more columns than the widest panel has pixels, so the envelope looks exactly
 # like the full waveform, while a 60 s run still plots ~2,400 points instead of ~a million.

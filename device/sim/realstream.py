@@ -40,11 +40,11 @@ import numpy as np
 import numpy.typing as npt
 
 from device.errors import UserError
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.sim.realstream_analysis import (
     FRAME_SAMPLES,
     KINDS,
     OFFSETS_S,
-    RATE_HZ,
     REQUEST,
     SOUND_LEVEL,
     Injection,
@@ -440,7 +440,7 @@ def run_config(models_config: Path | None, out_dir: Path) -> Path:
     if re.search(r"^\s*\[audio\]", text, flags=re.MULTILINE):
         raise UserError("the real-stream bench sets [audio] itself: leave it out of --config", where=str(models_config))
     path = out_dir / "run.toml"
-    path.write_text(text + '\n[audio]\ninput_device = "pulse"\noutput_device = "pulse"\ndevice_rate_hz = 48000\n',
+    path.write_text(text + '\n[audio]\ninput_device = "pulse"\noutput_device = "pulse"\ncard_rate_hz = 48000\n',
                     encoding="utf-8")  # fmt: skip
     return path
 

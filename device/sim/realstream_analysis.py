@@ -45,12 +45,11 @@ import numpy.typing as npt
 
 from device.core import commands as cmd
 from device.core import events as ev
+from device.rates import SPINE_RATE_HZ as RATE_HZ  # the recording's rate and Spine's log clock (WallClock)
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.summary import word_error_rate, words
 from device.sim.tables import percentile
 
-RATE_HZ = 16000
-"""The recording's rate and Spine's log clock (`WallClock(RATE_HZ)` in device/runtime/card.py)."""
 FRAME_SAMPLES = 160
 SOUND_LEVEL = 100
 """A 10 ms frame sounds when its peak exceeds this (-50 dBFS): the room is digital silence otherwise, and

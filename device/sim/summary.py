@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from device.config import RATE_HZ
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.states import DEFAULT_STOP_PHRASES
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.eventlog import LoggedStep
 from device.sim import bargein
 from device.sim.card import Utterance
