@@ -140,7 +140,7 @@ CONFIG = HearingConfig(
     wake_model="hey_jarvis",
     wake_threshold=0.5,
     wake_refractory_samples=10 * FRAME,
-    own_wake_window_samples=16000,
+    own_speech_window_samples=16000,
     endpointer=EndpointerConfig(
         on_threshold=0.5,
         off_threshold=0.35,
@@ -151,7 +151,7 @@ CONFIG = HearingConfig(
         onset_lookback_samples=8000,
     ),
     vad_reset_quiet_samples=16000,
-    echo_window_samples=8000,
+    reference_window_samples=8000,
     user_hold_samples=4800,
 )
 
@@ -162,7 +162,7 @@ def test_hearing_config_converts_the_settings_to_samples_once() -> None:
         wake_model="hey_jarvis",
         wake_threshold=0.5,
         wake_refractory_samples=16000,
-        own_wake_window_samples=16000,
+        own_speech_window_samples=16000,
         endpointer=EndpointerConfig(
             on_threshold=0.5,
             off_threshold=0.35,
@@ -173,11 +173,11 @@ def test_hearing_config_converts_the_settings_to_samples_once() -> None:
             onset_lookback_samples=8000,
         ),
         vad_reset_quiet_samples=16000,
-        echo_window_samples=8000,
+        reference_window_samples=8000,
         user_hold_samples=4800,
     )
     custom = Config(wake=WakeConfig(custom_model_path=Path("/m/hey_spine_v0.1.onnx"), own_speech_window_s=0.5))
-    assert (hearing_config(custom).wake_model, hearing_config(custom).own_wake_window_samples) == (
+    assert (hearing_config(custom).wake_model, hearing_config(custom).own_speech_window_samples) == (
         "hey_spine_v0.1",
         8000,
     )

@@ -92,12 +92,12 @@ class HearingConfig:
     wake_threshold: float
     wake_refractory_samples: int
     """After a detection, ignore the wake word this long (the score stays high for a few frames)."""
-    own_wake_window_samples: int
+    own_speech_window_samples: int
     """A mic detection up to this long after the wake word was found in the played audio is its echo."""
     endpointer: EndpointerConfig
     vad_reset_quiet_samples: int
     """After this long without voice, the VAD's recurrent state starts afresh (see `_reset_vad_when_quiet`)."""
-    echo_window_samples: int
+    reference_window_samples: int
     """How long a played sample can still be heard as echo (delay plus reverberation)."""
     user_hold_samples: int
     """After a chunk the played reference could not explain, voice stays believed this long (see the module)."""
@@ -110,7 +110,7 @@ def hearing_config(config: Config) -> HearingConfig:
         wake_model=config.wake.model_name,
         wake_threshold=config.wake.threshold,
         wake_refractory_samples=samples(config.wake.refractory_s),
-        own_wake_window_samples=samples(config.wake.own_speech_window_s),
+        own_speech_window_samples=samples(config.wake.own_speech_window_s),
         endpointer=EndpointerConfig(
             on_threshold=vad.on_threshold,
             off_threshold=vad.off_threshold,
@@ -121,7 +121,7 @@ def hearing_config(config: Config) -> HearingConfig:
             onset_lookback_samples=samples(vad.onset_lookback_s),
         ),
         vad_reset_quiet_samples=samples(vad.reset_quiet_s),
-        echo_window_samples=samples(config.barge_in.reference_window_s),
+        reference_window_samples=samples(config.barge_in.reference_window_s),
         user_hold_samples=samples(config.barge_in.user_hold_s),
     )
 
@@ -266,13 +266,13 @@ class Hearing:
             if int(np.abs(frame.astype(np.int32)).max()) <= SILENT_PEAK:
                 continue
             if self._own_wake.score(frame) >= self._config.wake_threshold:
-                self._own_wake_until = frame_start + len(frame) + self._config.own_wake_window_samples
+                self._own_wake_until = frame_start + len(frame) + self._config.own_speech_window_samples
                 self._own_wake.reset()
 
     def _remember_played(self, played: Audio | None, period_samples: int) -> None:
         peak = int(np.abs(played.astype(np.int32)).max()) if played is not None and len(played) else 0
         self._played_peaks.append(peak if peak > SILENT_PEAK else 0)
-        while len(self._played_peaks) * period_samples > self._config.echo_window_samples:
+        while len(self._played_peaks) * period_samples > self._config.reference_window_samples:
             self._played_peaks.popleft()
 
     def _score_wake(self, frame: Audio, frame_start: int) -> WakeDetected | None:
