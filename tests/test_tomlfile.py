@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -9,7 +10,7 @@ from typing import Literal
 import pytest
 
 from device.errors import UserError
-from device.tomlfile import load_dataclass, loads_dataclass
+from device.tomlfile import commented_toml, example, field_docs, load_dataclass, loads_dataclass, toml_value, within
 
 
 @dataclass(frozen=True)
@@ -191,3 +192,82 @@ def test_key_in_inline_table_points_at_the_line_holding_it() -> None:
 def test_missing_file_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="file not found"):
         load_dataclass(Config, tmp_path / "nope.toml")
+
+
+# ------------------------------------------------------------------------------------- ranges and writing
+
+
+@dataclass(frozen=True)
+class Level:
+    """How loud."""
+
+    gain_db: float = field(default=-6.0, metadata=within(-60.0, 0.0))
+    """The gain."""
+    taps: int | None = field(default=None, metadata={**within(1, 8), **example(4)})
+    """Filter taps; unset: none."""
+
+
+@dataclass(frozen=True)
+class Documented:
+    name: str = 'say "hi"\\ \n\t\x7f é'
+    """A name,
+    over two lines."""
+    mode: Literal["fast", "slow"] = "fast"
+    """The mode."""
+    model_path: Path | None = field(default=None, metadata=example("/opt/m.onnx"))
+    """A model."""
+    words: tuple[str, ...] = ("a", "b c")
+    ratio: float = 1e-05
+    level: Level = field(default_factory=Level)
+    """The level table."""
+    quiet: Level = field(default_factory=lambda: Level(gain_db=-30.0), metadata=example(Level(taps=2)))
+    """Another level table, whose unset values show this example's."""
+
+
+def test_a_value_out_of_its_range_is_refused_at_its_key_with_the_table() -> None:
+    for text, got in (("gain_db = 3", "got 3.0"), ("gain_db = nan", "got nan"), ("taps = 9", "got 9")):
+        with pytest.raises(UserError) as caught:
+            loads_dataclass(Documented, f"[level]\n\n{text}\n", "conf.toml")
+        bounds = "-60..0" if "gain" in text else "1..8"
+        name = text.split(" ")[0]
+        assert (caught.value.where, caught.value.message) == (
+            "conf.toml:3",
+            f"`{name}` must be {bounds}, {got} (in [level])",
+        )
+    assert loads_dataclass(Documented, "[level]\ngain_db = -60\ntaps = 8\n", "c.toml").level == Level(-60.0, 8)
+
+
+def test_field_docs_reads_the_docstrings_under_the_fields() -> None:
+    docs = field_docs(Documented)
+    assert docs["name"] == "A name,\nover two lines."
+    assert "words" not in docs and "" not in docs  # no docstring: none made up
+    assert field_docs(Level)[""] == "How loud."
+
+
+def test_commented_toml_loads_back_to_the_instance_and_documents_each_key() -> None:
+    text = commented_toml(Documented(), "A header.")
+    assert loads_dataclass(Documented, text, "doc.toml") == Documented()
+    assert text.startswith("# A header.\n\n# A name,\n# over two lines.\nname = ")
+    assert '# The mode.\n# One of: "fast", "slow".\nmode = "fast"\n' in text
+    assert '# A model.\n# model_path = "/opt/m.onnx"\n' in text
+    assert 'words = ["a", "b c"]\nratio = 1e-05\n' in text.replace("\n\n", "\n")
+    assert "# The level table.\n#\n# How loud.\n[level]\n\n# The gain.\n# Range: -60..0.\ngain_db = -6.0\n" in text
+    assert "# Another level table, whose unset values show this example's.\n[quiet]\n" in text  # described once
+    assert "[quiet]\n\n# The gain.\n# Range: -60..0.\ngain_db = -30.0\n" in text
+    assert text.endswith("# Filter taps; unset: none.\n# Range: 1..8.\n# taps = 2\n")
+
+
+def test_toml_value_writes_what_tomllib_reads_back() -> None:
+    values = {"s": 'q"\\\n\t\x7f\x00 é', "i": -3, "f": 0.1, "big": 1e300, "b": False, "t": ("x", "y")}
+    text = "".join(f"{key} = {toml_value(value)}\n" for key, value in values.items())
+    parsed = tomllib.loads(text)
+    assert {**parsed, "t": tuple(parsed["t"])} == values
+
+
+def test_an_unset_field_without_an_example_cannot_be_written() -> None:
+    @dataclass(frozen=True)
+    class Bare:
+        x: int | None = None
+
+    with pytest.raises(TypeError, match=r"Bare\.x is None by default and has no example"):
+        commented_toml(Bare())
