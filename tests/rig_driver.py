@@ -1,11 +1,12 @@
-"""Drives a simulated-room `Rig` in virtual time exactly like `run_virtual`, with one addition: a test can
-inject an event at an exact boundary, chosen by a predicate over what has happened so far.
+"""Drives a simulated-room `Rig` in virtual time through the one loop `run_virtual` runs (FsmThread with
+`VirtualTime`), with one addition: a test can inject an event at an exact boundary, chosen by a predicate over
+what has happened so far.
 
 The predicate is asked at every point where the loop could take an event in: after each card tick (one
 period played and captured, before that period's events are handled) and after each handled event (its
-commands executed, before the next event or tick). At the first point where it holds, the event is handled
-at that point's sample time, through `rig.loop.handle` like any other event. The loop then runs on until the
-assistant is quiet (idle, nothing playing, no job or timer pending) and stops the rig.
+commands executed, before the next event or tick). At the first point where it holds, the event is stepped
+at that point's sample time like any other event. The loop then runs on until the assistant is quiet (idle,
+nothing playing, no job or timer pending) and stops the rig.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from typing import Literal
 from device.core import commands as cmd
 from device.core.events import Event
 from device.core.states import Idle, State
+from device.runtime.fsm_thread import FsmThread
 from device.runtime.jobs import VirtualRunner
+from device.sim.clocks import VirtualTime
 from device.sim.demo import Rig
+from device.sim.scene import Scene
 
 Point = Literal["tick", "event"]
 
@@ -49,24 +53,19 @@ class Driver:
     rig: Rig
     max_samples: int
     """The run ends here at the latest (a stuck assistant fails the test instead of hanging it)."""
-    now: int = 0
     point: Point = "tick"
     handled: list[Handled] = field(default_factory=list)
     injection: Injection | None = None
     stopped_at: int | None = None
-    _executed: list[cmd.Command] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        execute = self.rig.executor.execute
-
-        def recording(commands: tuple[cmd.Command, ...], now: int) -> None:
-            self._executed.extend(commands)
-            execute(commands, now)
-
-        # The executor is the loop's only way out, so wrapping it sees every command exactly as executed.
-        self.rig.executor.execute = recording  # type: ignore[method-assign]
+    _time: _DriverTime | None = None
+    _when: Callable[[Driver], bool] | None = None
+    _make: Callable[[int], Event] | None = None
 
     # ---------------------------------------------------------------------------------- what predicates see
+    @property
+    def now(self) -> int:
+        return 0 if self._time is None else self._time.now()
+
     @property
     def state(self) -> State:
         return self.rig.loop.state
@@ -88,44 +87,27 @@ class Driver:
     # ---------------------------------------------------------------------------------- the loop
     def run(self, when: Callable[[Driver], bool], make: Callable[[int], Event]) -> None:
         """Run the scene; inject `make(now)` at the first point where `when(self)` holds; run on until quiet."""
+        self._when, self._make = when, make
+        self._time = _DriverTime(self)
+        fsm = _DriverLoop(self, self._time)
+        self.rig.loop.observers.append(self._observe)
+        fsm.run("end")
+        self.stopped_at = self.now
+
+    def _observe(self, now: int, event: Event, _state: str, commands: tuple[cmd.Command, ...]) -> None:
+        self.handled.append(Handled(now, event, self.rig.loop.state, commands))
+
+    def maybe_inject(self, fsm: FsmThread) -> None:
+        if self.injection is not None or self._when is None or self._make is None or not self._when(self):
+            return
+        point, played_before = self.point, self.played if self.rig.gate.busy() else 0
+        FsmThread.step(fsm, self._make(self.now))  # the plain step: the injection is no point of its own
+        self.injection = Injection(self.now, point, self.handled[-1], played_before)
+
+    def quiet(self) -> bool:
         rig = self.rig
         runner = rig.runner
         assert isinstance(runner, VirtualRunner)
-        while self.now < self.max_samples:
-            start = self.now
-            mic, played = rig.card.tick(start, rig.period)
-            self.now = start + rig.period
-            self.point = "tick"
-            self._maybe_inject(when, make)
-            pending = rig.inbox.drain() + rig.hear(mic, start, played)
-            while True:
-                pending += runner.pop_due(self.now) + list(rig.timers.pop_due(self.now))
-                if not pending:
-                    break
-                for event in pending:
-                    self._handle(event)
-                    self.point = "event"
-                    self._maybe_inject(when, make)
-                pending = rig.inbox.drain()
-            if self.injection is not None and self._quiet(runner):
-                break
-        self.stopped_at = self.now
-        rig.stop(self.now, "end")
-
-    def _maybe_inject(self, when: Callable[[Driver], bool], make: Callable[[int], Event]) -> None:
-        if self.injection is not None or not when(self):
-            return
-        point, played_before = self.point, self.played if self.rig.gate.busy() else 0
-        self._handle(make(self.now))
-        self.injection = Injection(self.now, point, self.handled[-1], played_before)
-
-    def _handle(self, event: Event) -> None:
-        self._executed.clear()
-        self.rig.loop.handle(event, self.now)
-        self.handled.append(Handled(self.now, event, self.rig.loop.state, tuple(self._executed)))
-
-    def _quiet(self, runner: VirtualRunner) -> bool:
-        rig = self.rig
         return (
             isinstance(rig.loop.state, Idle)
             and not rig.gate.busy()
@@ -133,3 +115,38 @@ class Driver:
             and rig.timers.armed() == 0
             and rig.card.player.done(self.now)
         )
+
+
+class _DriverTime(VirtualTime):
+    """Virtual time (no stalls) with the tick point, and the end: quiet after the injection, or `max_samples`."""
+
+    def __init__(self, driver: Driver) -> None:
+        super().__init__(driver.rig, Scene())
+        self._driver = driver
+        self.fsm: FsmThread | None = None
+
+    def ticked(self) -> None:
+        assert self.fsm is not None
+        self._driver.point = "tick"
+        self._driver.maybe_inject(self.fsm)
+
+    def ended(self) -> bool:
+        driver = self._driver
+        return self.now() >= driver.max_samples or (driver.injection is not None and driver.quiet())
+
+    def close(self) -> None:
+        self._driver.rig.loop.observers.remove(self._driver._observe)  # the stop's step is not the run's
+
+
+class _DriverLoop(FsmThread):
+    """The one loop, with the event point: after each stepped event, before the next event or tick."""
+
+    def __init__(self, driver: Driver, time: _DriverTime) -> None:
+        super().__init__(driver.rig, time, time)
+        time.fsm = self
+        self._driver = driver
+
+    def step(self, event: Event) -> None:
+        super().step(event)
+        self._driver.point = "event"
+        self._driver.maybe_inject(self)

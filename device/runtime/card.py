@@ -1,9 +1,10 @@
 """`spine run`: the daemon on the real sound card, until SIGINT/SIGTERM.
 
-The FSM thread (this one) moves audio from the capture and reference rings into hearing, tops up the
-playback ring, drains the callback's reports and the workers' inbox, fires timers, and watches the stream's
-health. A stream that stops or stalls becomes `AudioDeviceLost`; the spine answers with `ReopenAudio` after
-its back-off, and the result comes back as `AudioDeviceRestored` or another `AudioDeviceLost`.
+The FSM thread (this one) runs the one loop (device/runtime/fsm_thread.py) with the card as its audio side: it
+moves audio from the capture and reference rings into hearing, tops up the playback ring, steps the callback's
+reports, and watches the stream's health. A stream that stops or stalls becomes `AudioDeviceLost`; the spine
+answers with `ReopenAudio` after its back-off, and the result comes back as `AudioDeviceRestored` or another
+`AudioDeviceLost`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -30,12 +32,14 @@ from device.core.events import (
     PlaybackDrained,
     PlaybackStopped,
 )
-from device.core.states import Degraded
+from device.core.states import Degraded, State
 from device.engines.load import load_engines
 from device.errors import UserError
 from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.clock import WallClock
 from device.runtime.daemon import Daemon
+from device.runtime.fsm_thread import FsmThread, Period, inbox_waits
+from device.runtime.loop import Inbox, Observer
 
 RING_SAMPLES = 1 << 17  # 8.2 s: the FSM thread may fall behind by seconds (a model load) without losing audio
 STALL_S = 1.0
@@ -62,9 +66,104 @@ def choose_devices_and_rate(config: Config) -> tuple[DeviceChoice, int]:
     return choice, native if native in common else max(common)
 
 
-def run(config: Config, log_path: Path, stop: threading.Event | None = None) -> int:
+class CardSide:
+    """The real sound card as the loop's audio side: the callback's rings, reports and stream health."""
+
+    def __init__(
+        self,
+        callback: DuplexCallback,
+        feeder: PlaybackFeeder,
+        stream: DuplexStream,
+        bridge: RateBridge,
+        period_samples: int,
+        mute_requests: list[MuteChanged],
+    ) -> None:
+        self._callback, self._feeder, self._stream, self._bridge = callback, feeder, stream, bridge
+        self._period = period_samples
+        self._device_period = period_samples * bridge.device_rate_hz // RATE_HZ
+        self._mic = np.zeros(self._device_period, np.int16)
+        self._played = np.zeros(self._device_period, np.int16)
+        self._heard_up_to = 0  # Spine-rate sample index of the next mic period for hearing
+        self._mute_requests = mute_requests  # appended by the signal handlers
+        self._next_health_s = 0.0
+
+    def periods(self) -> Iterator[Period]:
+        callback, device_period = self._callback, self._device_period
+        while callback.capture.available() >= device_period and callback.reference.available() >= device_period:
+            callback.capture.read_into(self._mic)
+            callback.reference.read_into(self._played)
+            self._bridge.from_device(self._mic, self._played)
+        return self._spine_periods()
+
+    def _spine_periods(self) -> Iterator[Period]:
+        for mic, played in self._bridge.periods(self._period):
+            yield Period(self._heard_up_to, mic, played)
+            self._heard_up_to += self._period
+
+    def early_reports(self) -> list[Event]:
+        return []
+
+    def reports(self) -> list[Event]:
+        reports = self._callback.reports
+        pending: list[Event] = []
+        while reports:
+            pending.append(_in_spine_samples(reports.popleft(), self._bridge))
+        return pending
+
+    def requests(self) -> list[Event]:
+        pending: list[Event] = []
+        while self._mute_requests:
+            pending.append(self._mute_requests.pop(0))
+        return pending
+
+    def pump(self) -> None:
+        self._feeder.pump()
+
+    def health(self, state: State) -> Event | None:
+        if time.monotonic() < self._next_health_s:
+            return None
+        self._next_health_s = time.monotonic() + HEALTH_EVERY_S
+        problem = self._stream.health(time.perf_counter_ns(), int(STALL_S * 1e9))
+        if problem is None or isinstance(state, Degraded):  # degraded: the spine already reopens with back-off
+            return None
+        self._stream.close()
+        return AudioDeviceLost(problem)
+
+    def playout_samples(self) -> int | None:
+        if not self._callback.busy():
+            return None
+        return self._bridge.to_spine_samples(self._callback.played_samples)
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class RealTime:
+    """The wall clock of `spine run`: it runs until `stop` is set; between rounds the loop waits on the inbox."""
+
+    one_instant = False
+
+    def __init__(self, inbox: Inbox, stop: threading.Event, period_samples: int) -> None:
+        self._inbox, self._stop = inbox, stop
+        self._clock = WallClock(RATE_HZ)
+        self._wait_s = period_samples / RATE_HZ / 2
+
+    def now(self) -> int:
+        return self._clock.now_samples()
+
+    def ended(self) -> bool:
+        return self._stop.is_set()
+
+    def due(self, _now: int) -> list[Event]:
+        return []  # the workers post their results into the inbox
+
+    def waits(self) -> Iterator[list[Event]]:
+        return inbox_waits(self._inbox, self._wait_s)
+
+
+def run(config: Config, log_path: Path, stop: threading.Event | None = None, observers: Iterable[Observer] = ()) -> int:
     stop = stop or _stop_on_signals()
-    mute_requests: list[MuteChanged] = []  # appended by the signal handlers, handled by the loop below
+    mute_requests: list[MuteChanged] = []  # appended by the signal handlers, stepped by the loop
     if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
         # `systemctl kill -s USR1 spine` mutes the microphone, USR2 unmutes it.
         signal.signal(signal.SIGUSR1, lambda _n, _f: mute_requests.append(MuteChanged(True, "SIGUSR1")))
@@ -83,54 +182,21 @@ def run(config: Config, log_path: Path, stop: threading.Event | None = None) -> 
     )
     feeder = PlaybackFeeder(callback.playback, callback.controls, None if bridge.identity else bridge.to_device)
     stream = DuplexStream(callback, device_rate_hz, device_period, devices)
-    clock = WallClock(RATE_HZ)
     daemon: Daemon
 
     def reopen(_attempt: int) -> None:
         daemon.inbox.post(_open(stream))
 
-    daemon = Daemon(config, engines, log_path, "wall", playback=lambda _report: feeder, reopen_audio=reopen)
+    daemon = Daemon(
+        config, engines, log_path, "wall", playback=lambda _report: feeder, reopen_audio=reopen, observers=observers
+    )
+    clock = RealTime(daemon.inbox, stop, period)
+    fsm = FsmThread(daemon, CardSide(callback, feeder, stream, bridge, period, mute_requests), clock)
     opened = _open(stream)
     if isinstance(opened, AudioDeviceLost):
-        daemon.loop.handle(opened, clock.now_samples())  # start degraded: the spine retries with back-off
+        daemon.loop.handle(opened, clock.now())  # start degraded: the spine retries with back-off
     print(f"spine: running at {device_rate_hz} Hz on the device (log {log_path}); Ctrl-C to stop", flush=True)
-    mic = np.zeros(device_period, np.int16)
-    played = np.zeros(device_period, np.int16)
-    heard_up_to = 0  # Spine-rate sample index of the next mic period for hearing
-    next_health = 0.0
-    try:
-        while not stop.is_set():
-            handle = daemon.loop.handle
-            while callback.capture.available() >= device_period and callback.reference.available() >= device_period:
-                callback.capture.read_into(mic)
-                callback.reference.read_into(played)
-                bridge.from_device(mic, played)
-            for mic_period, played_period in bridge.periods(period):
-                for fact in daemon.hear(mic_period, heard_up_to, played_period):
-                    handle(fact, clock.now_samples())
-                heard_up_to += period
-            pending: list[Event] = []
-            while callback.reports:
-                pending.append(_in_spine_samples(callback.reports.popleft(), bridge))
-            pending += daemon.inbox.drain()
-            while mute_requests:
-                pending.append(mute_requests.pop(0))
-            pending += daemon.timers.pop_due(clock.now_samples())
-            for event in pending:
-                handle(event, clock.now_samples())
-            feeder.pump()
-            if time.monotonic() >= next_health:
-                next_health = time.monotonic() + HEALTH_EVERY_S
-                problem = stream.health(time.perf_counter_ns(), int(STALL_S * 1e9))
-                if problem is not None and not isinstance(daemon.loop.state, Degraded):
-                    stream.close()
-                    handle(AudioDeviceLost(problem), clock.now_samples())
-            arrived = daemon.inbox.wait(period / RATE_HZ / 2)
-            if arrived is not None:
-                handle(arrived, clock.now_samples())
-    finally:
-        stream.close()
-        daemon.stop(clock.now_samples(), "stop requested")
+    fsm.run("stop requested")
     return 0
 
 

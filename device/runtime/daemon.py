@@ -7,7 +7,7 @@ hand the daemon mic periods with the samples played in the same period, and take
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
@@ -24,10 +24,10 @@ from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.reply.backend import make_responder
 from device.runtime.capture import CaptureHistory
 from device.runtime.eventlog import EventLog
-from device.runtime.executor import Executor, Playback, Runner
+from device.runtime.executor import Executor, MicState, Playback, Runner
 from device.runtime.hearing import Hearing, hearing_config
 from device.runtime.jobs import ThreadRunner, VirtualRunner
-from device.runtime.loop import Inbox, SpineLoop
+from device.runtime.loop import Inbox, Observer, SpineLoop
 from device.runtime.timers import Timers
 from device.runtime.work import Costs
 
@@ -56,8 +56,10 @@ class Daemon:
         clock: ClockKind,
         playback: Callable[[Callable[[Event], None]], Playback],
         reopen_audio: Callable[[int], None] = lambda _attempt: None,
+        observers: Iterable[Observer] = (),
     ) -> None:
-        """`playback` builds the playback side, given where it posts its reports."""
+        """`playback` builds the playback side, given where it posts its reports. `observers` see every step
+        (device/runtime/loop.py says what they may do)."""
         self.config = config
         self.period = config.period_samples
         self.inbox = Inbox()
@@ -76,7 +78,6 @@ class Daemon:
             period_samples=self.period,
         )
         self.last_cleaned: npt.NDArray[np.int16] = np.zeros(0, np.int16)
-        self.listening = True
         self.runner: VirtualRunner | ThreadRunner = (
             VirtualRunner(samples(config.sim.cancel_ack_ms / 1000))
             if clock == "virtual"
@@ -95,14 +96,10 @@ class Daemon:
             local_time=self._local_time(clock),
             costs=costs_of(config),
             reopen_audio=reopen_audio,
-            set_microphone=self._set_microphone,
             earcon_level_dbfs=config.earcons.level_dbfs,
         )
-        self.loop = SpineLoop(initial(core_config(config)), self.log, self.executor)
+        self.loop = SpineLoop(initial(core_config(config)), self.log, self.executor, observers)
         self.inbox.post(Started())  # the first event of every run: the start-up sound plays on it
-
-    def _set_microphone(self, listening: bool) -> None:
-        self.listening = listening
 
     def _post_leak(self, turn: int, job: JobKind, waited_ms: float) -> None:
         self.inbox.post(JobLeaked(turn, job, round(waited_ms, 1)))
@@ -117,16 +114,22 @@ class Daemon:
         """One period of mic audio (and what was played meanwhile) -> the facts hearing found in it.
 
         The echo-cancelled mic is what is heard and what is kept for speech to text."""
-        if not self.listening:  # muted: the mic is neither heard nor kept (silence keeps the indices aligned)
+        if self.executor.mic is MicState.MUTED:  # neither heard nor kept (silence keeps the indices aligned)
             self.capture.append(np.zeros_like(mic))
             self.last_cleaned = np.zeros_like(mic)
             return []
-        if self.executor.playing_earcon:
+        opened = self.executor.opened
+        # The start-up sound is not treated as a chime: its echo is what the canceller and the echo model first
+        # learn the room from.
+        if opened is not None and opened.earcon is not None and opened.earcon != "startup":
             # A chime is not the assistant's speech: hearing and the canceller get silence in its place.
             # Measured at 0 dB coupling before convergence, AEC3 fed the chime suppressed the near end and took
             # "What" from a user who talked on over it ("Time is it?"), and it adapted differently, so one
             # echo-only scene of the suite (+6 dB, 300 ms) got a false pause. The chime stays in the mic: it
             # does not look like speech to the voice model or to speech to text (`device/engines/earcon.py`).
+            # Also once its end is reported, until the next epoch opens: the speaker plays silence then anyway,
+            # and on a card the report can be stepped before the period holding the chime's last samples is
+            # heard (the callback reports before it writes that period to the rings; resampling delays it more).
             played = np.zeros_like(played)
         cleaned, facts = self.hearing.clean(mic, played)
         self.capture.append(cleaned)

@@ -16,17 +16,24 @@
 | PlayEarcon     | open the earcon's epoch, queue the chime, finish it             |
 | CancelTurn     | cancel every job of the turn and drop its unplayed audio        |
 | ReopenAudio    | ask the audio side to reopen the sound card                     |
-| SetMicrophone  | hear the mic, or drop it unheard and unkept (muted)             |
+| SetMicrophone  | the mic's state: open (heard, kept) or muted (dropped unheard)  |
 | CommitHeard    | nothing here: the log holds it; memory lives in the core        |
 | VoiceBargeIn   | nothing here: the log holds it (the core ignores voice itself)  |
 | NoteIgnored    | nothing here: the log holds it                                  |
+
+Two states live here because only the executor knows them: the microphone's (`mic`, set by `SetMicrophone`)
+and the epoch it last opened at the gate (`opened`: which, whether a chime, whether its end was reported),
+from which `earcon` says which chime plays now. Hearing reads both. A command type added to the core without
+a case below fails mypy (`assert_never`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
+from enum import Enum
+from typing import Protocol, assert_never
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +57,32 @@ class Playback(Protocol):
     def resume(self, epoch: int) -> None: ...
 
 
+class MicState(Enum):
+    OPEN = "open"
+    """Heard by hearing and kept for speech to text."""
+    MUTED = "muted"
+    """Neither heard nor kept (privacy): silence takes its place, so sample indices stay aligned."""
+
+
+@dataclass(frozen=True)
+class PlayingEarcon:
+    """The chime the gate plays: its epoch and kind (wake, timeout, mute, unmute, startup)."""
+
+    epoch: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class OpenedEpoch:
+    """The epoch the executor last opened at the gate (only one plays at a time: an open replaces the last)."""
+
+    epoch: int
+    earcon: str | None
+    """The chime's kind if the epoch is a chime; None for the assistant's speech."""
+    ended: bool = False
+    """The gate reported it drained or stopped: nothing of it plays any more."""
+
+
 class Runner(Protocol):
     def start(self, job: Job, now: int) -> None: ...
     def cancel_turn(self, turn: int, now: int) -> None: ...
@@ -69,15 +102,13 @@ class Executor:
         local_time: Callable[[int], datetime],
         costs: Costs,
         reopen_audio: Callable[[int], None] = lambda _attempt: None,
-        set_microphone: Callable[[bool], None] = lambda _listening: None,
         earcon_level_dbfs: float = DEFAULT_LEVEL_DBFS,
     ) -> None:
         self._earcon_level_dbfs = earcon_level_dbfs
         self._earcons: dict[str, npt.NDArray[np.int16]] = {}
-        self.playing_earcon = False
-        """The open epoch is a chime, not the assistant's speech (for hearing). The start-up sound is not counted
-        as one: its echo is what the canceller and the echo model first learn the room from."""
-        self._reopen_audio, self._set_microphone = reopen_audio, set_microphone
+        self.mic = MicState.OPEN
+        self.opened: OpenedEpoch | None = None
+        self._reopen_audio = reopen_audio
         self._runner, self._gate, self._timers, self._capture = runner, gate, timers, capture
         self._asr, self._tts, self._respond, self._local_time, self._costs = asr, tts, respond, local_time, costs
         self.store = AudioStore()
@@ -85,6 +116,20 @@ class Executor:
     def execute(self, commands: tuple[cmd.Command, ...], now: int) -> None:
         for command in commands:
             self._one(command, now)
+
+    @property
+    def earcon(self) -> PlayingEarcon | None:
+        """The chime the gate plays now, if any."""
+        opened = self.opened
+        if opened is None or opened.earcon is None or opened.ended:
+            return None
+        return PlayingEarcon(opened.epoch, opened.earcon)
+
+    def playback_ended(self, epoch: int) -> None:
+        """The gate reported `epoch` drained or stopped. (A report of an older epoch changes nothing: the gate
+        ended it when the last one opened.)"""
+        if self.opened is not None and self.opened.epoch == epoch:
+            self.opened = replace(self.opened, ended=True)
 
     def _one(self, command: cmd.Command, now: int) -> None:
         match command:
@@ -101,12 +146,12 @@ class Executor:
             case cmd.StartTts(turn, seq, text):
                 self._runner.start(tts_job(turn, seq, text, self._tts, self.store, self._costs), now)
             case cmd.OpenPlayback(epoch, _turn):
-                self.playing_earcon = False
+                self.opened = OpenedEpoch(epoch, None)  # it replaces a chime still playing (the gate ends it)
                 self._gate.open(epoch)
             case cmd.PlayEarcon(epoch, kind):
                 if kind not in self._earcons:
                     self._earcons[kind] = earcon(kind, level_dbfs=self._earcon_level_dbfs)
-                self.playing_earcon = kind != "startup"
+                self.opened = OpenedEpoch(epoch, kind)
                 self._gate.open(epoch)
                 self._gate.queue(epoch, self._earcons[kind])
                 self._gate.finish(epoch)
@@ -128,6 +173,8 @@ class Executor:
             case cmd.ReopenAudio(attempt):
                 self._reopen_audio(attempt)
             case cmd.SetMicrophone(listening):
-                self._set_microphone(listening)
+                self.mic = MicState.OPEN if listening else MicState.MUTED
             case cmd.CommitHeard() | cmd.VoiceBargeIn() | cmd.NoteIgnored():
                 pass
+            case _:
+                assert_never(command)

@@ -1,13 +1,16 @@
 """The spine's loop: every event is logged, stepped, and its commands executed - in that order, one at a time.
 
-`SpineLoop.handle` is the only caller of `step()`. The inbox is the only way in from other threads.
+`SpineLoop.handle` is the only caller of `step()`. The inbox is the only way in from other threads. What drives
+`handle` (hearing, the inbox, timers, the card) is the FSM thread's round: device/runtime/fsm_thread.py.
 """
 
 from __future__ import annotations
 
 import queue
+from collections.abc import Callable, Iterable
 
-from device.core.events import Event
+from device.core.commands import Command
+from device.core.events import Event, PlaybackDrained, PlaybackStopped
 from device.core.machine import step
 from device.core.states import Spine, State
 from device.runtime.eventlog import EventLog
@@ -38,12 +41,22 @@ class Inbox:
             return None
 
 
+Observer = Callable[[int, Event, str, tuple[Command, ...]], None]
+"""Sees each step once it is done: (now, event, the new state's name, the commands executed), the same as the log.
+
+Observers run on the FSM thread, inside `handle`, after the commands were executed and before the next event:
+they must be quick and must never block or raise (no I/O that can wait, no lock another thread may hold for
+long). One that needs more hands the step to its own thread (e.g. `queue.SimpleQueue.put`) and returns."""
+
+
 class SpineLoop:
-    def __init__(self, spine: Spine, log: EventLog, executor: Executor) -> None:
+    def __init__(self, spine: Spine, log: EventLog, executor: Executor, observers: Iterable[Observer] = ()) -> None:
         self.spine = spine
         self._log = log
         self._executor = executor
+        self.observers = list(observers)
         self.steps = 0
+        """Steps taken so far (written by the FSM thread only; see `Liveness`)."""
 
     @property
     def state(self) -> State:
@@ -52,6 +65,11 @@ class SpineLoop:
     def handle(self, event: Event, now: int) -> None:
         self._log.event(now, event)
         self.spine, commands = step(self.spine, event, now)
-        self._log.outcome(now, type(self.spine.state).__name__, commands)
+        state_name = type(self.spine.state).__name__
+        self._log.outcome(now, state_name, commands)
+        if isinstance(event, PlaybackDrained | PlaybackStopped):
+            self._executor.playback_ended(event.epoch)  # before its commands: one may start the next chime
         self._executor.execute(commands, now)
         self.steps += 1
+        for observe in self.observers:
+            observe(now, event, state_name, commands)

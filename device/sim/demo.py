@@ -9,10 +9,8 @@ The same core, executor, hearing and jobs as the daemon; only the sound card is 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import wave
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,11 @@ from device.engines.load import Engines, load_engines
 from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.daemon import ClockKind, Daemon
 from device.runtime.eventlog import LoggedStep, read_log
+from device.runtime.fsm_thread import FsmThread
 from device.runtime.jobs import VirtualRunner
 from device.sim.bargein import erle_db
 from device.sim.card import VirtualCard
+from device.sim.clocks import VirtualTime, WallTime
 from device.sim.playback import PlaybackGate
 from device.sim.scene import Scene
 from device.sim.summary import summarise
@@ -89,98 +89,20 @@ class Rig(Daemon):
 
 
 def run_virtual(rig: Rig, scene: Scene) -> Run:
-    """The card ticks one period, then this (FSM) loop handles what it brought, in virtual time.
-
-    A scene's `[[stall]]` freezes the loop: the card ticks on for the stall's length and plays what is already
-    in the playback ring (nothing tops it up: that is the frozen thread's job), and the mic periods pile up.
-    Then the loop hears the backlog in order and handles everything at the current sample, as the real loop
-    (device/runtime/card.py) does after a stall."""
+    """The scene in virtual time: the one loop (device/runtime/fsm_thread.py), the card ticking one period per
+    round (`VirtualTime`)."""
     began = time.perf_counter()
-    now = 0
-    stalls = deque(scene.stall)
-    while not rig.finished(now, scene):
-        backlog: list[tuple[int, npt.NDArray[np.int16], npt.NDArray[np.int16]]] = []
-        resume = now + rig.period  # without a stall, the loop runs again after one period
-        if stalls and now >= samples(stalls[0].at_s):
-            resume = now + max(rig.period, samples(stalls.popleft().ms / 1000))  # the card moves in periods
-            rig.gate.pump_on_pull = False
-        while now < resume:
-            backlog.append((now, *rig.card.tick(now, rig.period)))
-            now += rig.period
-        rig.gate.pump_on_pull = True
-        assert isinstance(rig.runner, VirtualRunner)
-        # What the workers finished by now is already in a real loop's inbox, so no fact heard below can cancel
-        # it unseen: it is stepped (or dropped as stale) after the heard facts, as device/runtime/card.py does.
-        finished = rig.runner.pop_due(now)
-        stalled = len(backlog) > 1
-        pending = [] if stalled else rig.inbox.drain()
-        for index, (start, mic, played) in enumerate(backlog):
-            pending += rig.hear(mic, start, played)
-            if index + 1 < len(backlog):  # the real loop steps one period's facts before it hears the next
-                for event in pending:
-                    rig.loop.handle(event, now)
-                pending = []
-        if stalled:  # the card's reports from the frozen time come after the backlog, as in the real loop
-            pending += rig.inbox.drain()
-        pending += finished
-        while True:
-            pending += rig.runner.pop_due(now) + list(rig.timers.pop_due(now))
-            if not pending:
-                break
-            for event in pending:
-                rig.loop.handle(event, now)
-            pending = rig.inbox.drain()
-    rig.stop(now, "end of scene")
-    return Run(rig.card, now, xruns=0, wall_time_s=time.perf_counter() - began)
+    clock = VirtualTime(rig, scene)
+    FsmThread(rig, clock, clock).run("end of scene")
+    return Run(rig.card, clock.now(), xruns=0, wall_time_s=time.perf_counter() - began)
 
 
 def run_wall(rig: Rig, scene: Scene) -> Run:
-    """The card paces itself in real time on its own thread; this thread is the FSM thread (a `[[stall]]` is a
-    real sleep of it)."""
+    """The scene on the wall clock: the card paces itself on its own thread; this thread is the FSM thread."""
     began = time.perf_counter()
-    captured: deque[tuple[int, npt.NDArray[np.int16], npt.NDArray[np.int16]]] = deque()
-    stop = threading.Event()
-    xruns = [0]
-    position = [0]
-    period_s = rig.period / RATE_HZ
-
-    def card_thread() -> None:
-        deadline = time.monotonic()
-        while not stop.is_set():
-            start = position[0]
-            captured.append((start, *rig.card.tick(start, rig.period)))
-            position[0] = start + rig.period
-            deadline += period_s
-            lag = deadline - time.monotonic()
-            if lag > 0:
-                time.sleep(lag)
-            elif -lag > period_s:  # a whole period late: a real device would have under- or overrun
-                xruns[0] += 1
-                deadline = time.monotonic()
-
-    rig.gate.pump_on_pull = False  # the card thread only reads the ring; this (FSM) thread writes it
-    thread = threading.Thread(target=card_thread, name="spine-card", daemon=True)
-    stalls = deque(scene.stall)
-    thread.start()
-    try:
-        while not rig.finished(position[0], scene):
-            if stalls and position[0] >= samples(stalls[0].at_s):
-                time.sleep(stalls.popleft().ms / 1000)  # a `[[stall]]`: this thread freezes, the card plays on
-            while captured:
-                start, mic, played = captured.popleft()
-                for fact in rig.hear(mic, start, played):
-                    rig.loop.handle(fact, position[0])
-            for event in rig.inbox.drain() + list(rig.timers.pop_due(position[0])):
-                rig.loop.handle(event, position[0])
-            rig.gate.pump()
-            arrived = rig.inbox.wait(period_s / 2)
-            if arrived is not None:
-                rig.loop.handle(arrived, position[0])
-    finally:
-        stop.set()
-        thread.join()
-    rig.stop(position[0], "end of scene")
-    return Run(rig.card, position[0], xruns=xruns[0], wall_time_s=time.perf_counter() - began)
+    clock = WallTime(rig, scene)
+    FsmThread(rig, clock, clock).run("end of scene")
+    return Run(rig.card, clock.now(), xruns=clock.xruns, wall_time_s=time.perf_counter() - began)
 
 
 def write_wav(path: Path, audio: npt.NDArray[np.int16]) -> None:
