@@ -134,14 +134,32 @@ def test_core_config_of_the_defaults_is_what_the_core_decided_with_before() -> N
 # ------------------------------------------------------------------------------------------ the leaf
 
 
-def test_config_imports_nothing_that_reads_the_settings() -> None:
-    tree = ast.parse((ROOT / "device" / "config.py").read_text(encoding="utf-8"))
+SETTINGS_MODULES = [ROOT / "device" / "config.py", *sorted((ROOT / "device" / "settings").glob("*.py"))]
+TOML_MODULES = sorted((ROOT / "device").glob("tomlfile*.py"))
+
+
+def device_imports(path: Path) -> set[str]:
+    """The device.* modules `path` imports (at any depth of its code)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    ours = {name for name in imported if name.split(".")[0] == "device"}
-    assert all(name.startswith(("device.core", "device.rates", "device.tomlfile")) for name in ours), ours
+    return {name for name in imported if name.split(".")[0] == "device"}
+
+
+@pytest.mark.parametrize("path", SETTINGS_MODULES + TOML_MODULES, ids=lambda path: path.name)
+def test_config_imports_nothing_that_reads_the_settings(path: Path) -> None:
+    allowed: tuple[str, ...] = ("device.errors", "device.tomlfile")
+    if path in SETTINGS_MODULES:
+        allowed += ("device.core", "device.rates", "device.settings")
+    ours = device_imports(path)
+    assert all(name.startswith(allowed) for name in ours), ours
+
+
+def test_loading_the_settings_loads_no_layer_that_reads_them() -> None:
+    modules = [".".join(path.relative_to(ROOT).with_suffix("").parts) for path in SETTINGS_MODULES + TOML_MODULES]
+    modules = [name.removesuffix(".__init__") for name in modules]
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, device.config; print(' '.join(sorted(sys.modules)))"],
+        [sys.executable, "-c", f"import sys, {', '.join(modules)}; print(' '.join(sorted(sys.modules)))"],
         capture_output=True,
         text=True,
         check=True,
@@ -149,6 +167,13 @@ def test_config_imports_nothing_that_reads_the_settings() -> None:
     ).stdout.split()
     layers = ("device.runtime", "device.reply", "device.engines", "device.audio", "device.sim")
     assert [name for name in loaded if name.startswith(layers)] == []
+
+
+def test_every_section_is_importable_from_device_config() -> None:
+    import device.config
+
+    for _, cls in sections():
+        assert getattr(device.config, cls.__name__) is cls
 
 
 # ---------------------------------------------------------------------------------------- spine config

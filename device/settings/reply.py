@@ -1,0 +1,89 @@
+"""Settings of the reply backend (`[reply]`), and the one check of an OpenAI-compatible server's base URL.
+
+Part of the settings' one home (device/config.py); a leaf like it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from device.tomlfile import example, within
+
+
+@dataclass(frozen=True)
+class ReplyConfig:
+    """Where the replies come from: the built-in local responder, or an OpenAI-compatible chat server.
+
+    To try the remote path without a model: run `spine fake-llm --port 8080` and set `backend = "openai"`
+    (the default `base_url` points at it). The API key is never written here: name the environment variable
+    (`api_key_env`) or the file (`api_key_file`, e.g. a systemd credential) that holds it.
+    """
+
+    backend: Literal["local", "openai"] = "local"
+    """`local`: the built-in responder (time, date, timers, a story; no network). `openai`: stream the reply
+    from the OpenAI-compatible server at `base_url` (OpenAI, llama.cpp's llama-server, vLLM, Ollama, ...)."""
+    base_url: str = "http://127.0.0.1:8080/v1"
+    """The server's API root (http:// or https://, usually ending in /v1); Spine POSTs to
+    `{base_url}/chat/completions`. Only with `backend = "openai"`."""
+    model: str = "local-model"
+    """The model name sent with each request (a server serving one model may ignore it)."""
+    api_key_env: str | None = field(default=None, metadata=example("OPENAI_API_KEY"))
+    """The environment variable holding the API key; unset: no key is sent, as a local server needs none. Set
+    only one of `api_key_env` and `api_key_file`."""
+    api_key_file: Path | None = field(default=None, metadata=example("/run/credentials/spine.service/llm-key"))
+    """A file holding the API key (surrounding white space ignored), e.g. $CREDENTIALS_DIRECTORY/llm-key."""
+    system_prompt: str | None = field(default=None, metadata=example("Answer in one short sentence."))
+    """The first message of every request; unset: a built-in prompt for short, speakable answers with no
+    markdown; "" sends none."""
+    connect_timeout_s: float = 5.0
+    """Max time to open the connection (DNS, TCP and TLS), in seconds; more than 0."""
+    first_token_timeout_s: float = 20.0
+    """Max silence from sending the request to the first word, in seconds (a cold model loads meanwhile); more
+    than 0."""
+    idle_timeout_s: float = 10.0
+    """Max silence between words once the first has come, in seconds; more than 0."""
+    max_tokens: int | None = field(default=None, metadata=example(200))
+    """Cap on a reply's length, in tokens, 1 or more; unset: the server decides."""
+    temperature: float | None = field(default=None, metadata={**within(0.0, 2.0), **example(0.7)})
+    """Sampling temperature; unset: the server decides."""
+    token_interval_ms: float = field(default=20.0, metadata=within(0.0, 1000.0))
+    """The local responder streams one word per interval, in milliseconds, as an LLM would (a remote model keeps
+    its own pace; in virtual time this interval models every backend's word rate)."""
+
+    def validate(self) -> str | None:
+        problem = base_url_problem(self.base_url, "`base_url`", " with a host (e.g. http://127.0.0.1:8080/v1)")
+        if problem is not None:
+            return problem
+        if not self.model.strip():
+            return "`model` must not be empty"
+        if self.api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            # Never echo the value: a key pasted here by mistake must not reach a log.
+            return "`api_key_env` must be the name of an environment variable (letters, digits, _), not the key"
+        if self.api_key_env is not None and self.api_key_file is not None:
+            return "set only one of `api_key_env` and `api_key_file`"
+        for name in ("connect_timeout_s", "first_token_timeout_s", "idle_timeout_s"):
+            value = getattr(self, name)
+            if not 0 < value < math.inf:
+                return f"`{name}` must be a number of seconds > 0, got {value}"
+        if self.max_tokens is not None and self.max_tokens < 1:
+            return f"`max_tokens` must be >= 1, got {self.max_tokens}"
+        return None
+
+
+def base_url_problem(url: str, name: str, hint: str = "") -> str | None:
+    """Why `url` cannot be an OpenAI-compatible server's base URL, or None: the one check, shared by the loader
+    and the client (device/reply/openai.py). `name` is how the message calls the setting; `hint` (if any)
+    follows the scheme requirement."""
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check: it raises on "host:abc"
+    except ValueError:
+        return f"{name} has an invalid port: {url!r}"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{name} must be an http:// or https:// URL{hint}, got {url!r}"
+    return None

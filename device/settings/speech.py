@@ -1,0 +1,48 @@
+"""Settings of the speech engines: where the model files are (`[models]`), speech to text (`[asr]`) and text to
+speech (`[tts]`).
+
+Part of the settings' one home (device/config.py); a leaf like it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from device.tomlfile import example, within
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    dir: Path | None = field(default=None, metadata=example("/var/lib/spine/models"))
+    """Where `spine models fetch` put the models; unset: $SPINE_MODELS_DIR, else ~/.local/share/spine/models."""
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    threads: int | None = field(default=None, metadata={**within(1, 256), **example(1)})
+    """whisper.cpp threads; unset: one fewer than the cores, so one core stays free for the audio path
+    (measured with `spine bench audio` on 2 cores: 2 ASR threads gave xruns and a 540 ms cut, 1 gave none)."""
+    early_pause_s: float = field(default=0.3, metadata=within(0.0, 10.0))
+    """Start transcribing once the user has paused this long, in seconds, while the endpointer still waits for
+    the end (less than `[vad] end_silence_s`); if the pause was the end, the text is ready sooner. 0: transcribe
+    at the end."""
+
+    @property
+    def threads_to_use(self) -> int:
+        return self.threads if self.threads is not None else max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass(frozen=True)
+class TtsConfig:
+    voice: str = "en_US-joe-medium"
+    """Piper voice file stem under the models dir's tts/ folder."""
+    lookahead_s: float = field(default=6.0, metadata=within(0.5, 120.0))
+    """Synthesise the next sentence only while less than this much synthesised audio, in seconds, waits ahead of
+    the speaker (and at most `in_flight` sentences are being synthesised): a cancel wastes little work."""
+    in_flight: int = field(default=2, metadata=within(1, 16))
+    """At most this many sentences are being synthesised at once."""
+    first_clause_min_words: int = field(default=6, metadata=within(1, 100))
+    """Before the reply's first sentence is complete, a clause of at least this many words ending in , ; or :
+    goes to speech at once, so a long first sentence does not delay the first audio."""
