@@ -34,9 +34,9 @@ def default_toml() -> str:
     return commented_toml(Config(), HEADER)
 
 
-def add_config_command(sub: Any) -> None:
+def register(subparsers: Any) -> None:
     """Register `spine config` on the CLI's subparsers."""
-    parser = sub.add_parser(
+    parser = subparsers.add_parser(
         "config",
         help="print the default configuration file, or check a configuration file",
         description=DESCRIPTION,

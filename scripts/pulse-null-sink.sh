@@ -8,7 +8,7 @@
 # client plays is what it records. PortAudio reaches it through the ALSA `pulse` device (libasound2-plugins).
 #
 # `start --room` also builds a room whose user and assistant can be told apart (the real-stream suite,
-# device/sim/realstream.py), and makes it the default instead of spine_null:
+# device/bench/realstream.py), and makes it the default instead of spine_null:
 #   spine_room     a stereo 48 kHz float null sink: left is what the assistant plays, right is the user's voice
 #                  (float, so a loud sum never clips before the mic; record its monitor to see both apart)
 #   spine_speaker  the default sink: mono, into the room's left channel only

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pyaudio  # type: ignore[import-untyped]  # PyAudio ships neither type hints nor a py.typed marker
 import pytest
 
-from device.audio.cli import add_audio_commands, device_table
+from device.audio.cli import device_table, register
 from device.audio.devices import NO_DEVICE_FIX, DeviceInfo, find_device, list_devices, pick, portaudio
 from device.audio.doctor import Finding, check
 from device.errors import UserError
@@ -82,7 +82,7 @@ def test_doctor_passes_on_the_pulse_device(pulse_env: dict[str, str]) -> None:
 @pytest.mark.slow
 def test_spine_devices_and_doctor_commands(pulse_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser(prog="spine")
-    add_audio_commands(parser.add_subparsers(dest="command", required=True))
+    register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["devices"])
     assert args.func(args) == 0
     table = capsys.readouterr().out

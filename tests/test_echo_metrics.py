@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from device.bench.echo import TARGETS, aggregate, describe, report_markdown, targets
 from device.core import commands as cmd
 from device.core import events as ev
 from device.rates import SPINE_RATE_HZ as RATE_HZ
@@ -20,7 +21,6 @@ from device.runtime.eventlog import LoggedStep
 from device.sim.bargein import active_energy
 from device.sim.card import Utterance
 from device.sim.scene import load_scene
-from device.sim.suite import TARGETS, aggregate, describe, report_markdown, targets
 from device.sim.summary import summarise
 
 PERIOD = RATE_HZ // 100

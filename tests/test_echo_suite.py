@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from device.bench.echo import TARGETS, describe, report_markdown, run_suite, targets
 from device.config import Config, ModelsConfig
 from device.sim.scene import load_scene
-from device.sim.suite import TARGETS, describe, report_markdown, run_suite, targets
 
 pytestmark = pytest.mark.slow
 
@@ -117,7 +117,7 @@ def test_the_report_has_the_targets_every_cell_and_every_scene(suite: dict[str, 
 def test_issue_9_targets(suite: dict[str, Any]) -> None:
     """The issue's numbers, as far as hearing meets them (docs/echo-suite.md, `spine bench echo` of 2026-12-02 on
     the played-reference hearing with the start-up sound). The table there marks each met or missed against the
-    real target (`device.sim.suite.TARGETS`); here each bound sits a little above that run's number, the issue's
+    real target (`device.bench.echo.TARGETS`); here each bound sits a little above that run's number, the issue's
     target in the comment. Tighten them as hearing improves; none may loosen."""
     on = suite["aggregates"]["aec"]
     assert on["self_replies"] == 0  # target 0 (measured 0)

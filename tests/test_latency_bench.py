@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from device.bench.latency import MEASURES, STAGES
 from device.cli import main
-from device.sim.latency import MEASURES, STAGES
 
 pytestmark = pytest.mark.slow
 

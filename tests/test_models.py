@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from device.errors import UserError
-from device.models.cli import add_models_command
+from device.models.cli import register
 from device.models.fetch import Status, fetch, file_status, read_sha256sums
 from device.models.manifest import ModelFile, default_models_dir, load_manifest, require_model
 
@@ -31,7 +31,7 @@ SMALL_PATH = "tts/en_US-joe-medium.onnx.json"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spine")
-    add_models_command(parser.add_subparsers(dest="command", required=True))
+    register(parser.add_subparsers(dest="command", required=True))
     return parser
 
 

@@ -23,7 +23,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from device.core.memory import Message
-from device.reply.fake_server import DEFAULT_REPLY, FakeLlmConfig, FakeLlmServer, Fault, echo_reply, main, tokens_of
 from device.reply.local import TextPiece
 from device.reply.openai import (
     CUT_BEFORE_ANY_WORD,
@@ -36,6 +35,8 @@ from device.reply.openai import (
     messages_for,
     parse_chunk,
 )
+from device.testing.fake_llm import DEFAULT_REPLY, FakeLlmConfig, FakeLlmServer, Fault, echo_reply, tokens_of
+from device.testing.fake_llm_cli import main
 
 FAST = FakeLlmConfig(first_token_delay_s=0.02, tokens_per_s=400.0)
 KEY = "sk-test-do-not-print-1234"

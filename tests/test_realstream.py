@@ -1,4 +1,4 @@
-"""The real-stream suite (device/sim/realstream.py): its analysis on made-up sessions whose truth is known, the
+"""The real-stream suite (device/bench/realstream.py): its analysis on made-up sessions whose truth is known, the
 PulseAudio room it runs in, and the bench itself on the short CI setting (real `spine run`, real time)."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from device.bench import realstream as rs
+from device.bench import realstream_analysis as an
+from device.bench import realstream_report as rr
 from device.core import commands as cmd
 from device.core import events as ev
 from device.runtime.eventlog import LoggedStep
-from device.sim import realstream as rs
-from device.sim import realstream_analysis as an
-from device.sim import realstream_report as rr
 from tests.pulse import pulse_server
 
 RATE = an.RATE_HZ

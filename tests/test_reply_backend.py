@@ -20,11 +20,11 @@ from device.core.events import EngineFailed, Event, JobCancelled, ReplyDelta, Re
 from device.errors import UserError
 from device.reply import RemoteStream
 from device.reply.backend import make_responder
-from device.reply.fake_server import DEFAULT_REPLY, FakeLlmConfig, FakeLlmServer, Fault, tokens_of
 from device.reply.local import TextPiece, respond
 from device.reply.openai import DEFAULT_SYSTEM_PROMPT, OpenAIResponder
 from device.runtime.jobs import ThreadRunner, VirtualRunner
 from device.runtime.work import Costs, Responder, reply_job
+from device.testing.fake_llm import DEFAULT_REPLY, FakeLlmConfig, FakeLlmServer, Fault, tokens_of
 from device.tomlfile import loads_dataclass
 
 RATE_HZ = 16000

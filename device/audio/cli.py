@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # the modules that load PortAudio are imported when a command
 _DEVICE_HELP = "an index or a part of a name from `spine devices` (default: the system default)"
 
 
-def add_audio_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `devices` and `doctor` to the top-level `spine` parser."""
     devices = subparsers.add_parser(
         "devices",

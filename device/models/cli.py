@@ -14,7 +14,7 @@ _DEST_HELP = (
 )
 
 
-def add_models_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `models fetch` and `models list` to the top-level `spine` parser."""
     models = subparsers.add_parser(
         "models",

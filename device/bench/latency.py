@@ -47,20 +47,20 @@ from typing import Any
 
 import numpy as np
 
+from device.bench.tables import percentile
+from device.bench.tables import table_cell as _cell
 from device.config import Config
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.memory import split_sentences
 from device.errors import UserError
 from device.rates import SPINE_RATE_HZ as RATE_HZ
-from device.reply.fake_server import FakeLlmConfig, FakeLlmServer
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.demo import demo
 from device.sim.scene import load_scene
 from device.sim.speech import synthesize
 from device.sim.summary import endpoint, strip_wake_phrase
-from device.sim.tables import percentile
-from device.sim.tables import table_cell as _cell
+from device.testing.fake_llm import FakeLlmConfig, FakeLlmServer
 
 BUDGET_MS = 250.0
 """What the target allows beyond the model's first-token delay, from the endpoint decision to first audio."""

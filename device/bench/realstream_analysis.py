@@ -43,12 +43,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from device.bench.tables import percentile
 from device.core import commands as cmd
 from device.core import events as ev
 from device.rates import SPINE_RATE_HZ as RATE_HZ  # the recording's rate and Spine's log clock (WallClock)
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.summary import word_error_rate, words
-from device.sim.tables import percentile
 
 FRAME_SAMPLES = 160
 SOUND_LEVEL = 100

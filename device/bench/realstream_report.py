@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from device.sim.realstream_analysis import OFFSETS_S
-from device.sim.tables import percentile
-from device.sim.tables import table_cell as _cell
+from device.bench.realstream_analysis import OFFSETS_S
+from device.bench.tables import percentile
+from device.bench.tables import table_cell as _cell
 
 
 def result_of(sessions: list[dict[str, Any]]) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         "the user asks for a story and talks over it at the planned offset after the story's first sample. With",
         "load, `stress-ng --cpu 2` runs for the whole session (bounded, killed at its end). A story that outlives",
         "its talk-over by 8 s is ended by muting Spine (not counted as a decision). Definitions:",
-        "`device/sim/realstream_analysis.py`. The machine's own load average and how far Spine's hearing ran",
+        "`device/bench/realstream_analysis.py`. The machine's own load average and how far Spine's hearing ran",
         "behind the room are in the table: on a shared machine they, not the detector, can decide the numbers.",
         "",
         "## Aggregates",

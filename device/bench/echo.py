@@ -32,12 +32,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from device.bench.tables import percentile as _percentile
+from device.bench.tables import table_cell as _cell
 from device.config import Config
 from device.core.memory import is_stop_phrase
 from device.sim.scene import Scene, load_scene
 from device.sim.summary import strip_wake_phrase
-from device.sim.tables import percentile as _percentile
-from device.sim.tables import table_cell as _cell
 
 SCENES_PER_WORKER = 4
 """Scenes a worker process runs before it is replaced (see `run_suite`)."""

@@ -12,8 +12,8 @@ one talk-over is played ("Stop.", "Never mind.", "Hey Jarvis, stop.", "Hey Jarvi
 session is one `spine run` (its first answer is the first after start) with a few conversations; with `load`
 `stress-ng --cpu 2` runs alongside for a bounded time and is always killed.
 
-The measures and how the log is put on the recording's clock: device/sim/realstream_analysis.py; the
-report: device/sim/realstream_report.py.
+The measures and how the log is put on the recording's clock: device/bench/realstream_analysis.py; the
+report: device/bench/realstream_report.py.
 """
 
 from __future__ import annotations
@@ -39,9 +39,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from device.errors import UserError
-from device.rates import SPINE_RATE_HZ as RATE_HZ
-from device.sim.realstream_analysis import (
+from device.bench.realstream_analysis import (
     FRAME_SAMPLES,
     KINDS,
     OFFSETS_S,
@@ -51,7 +49,9 @@ from device.sim.realstream_analysis import (
     Recording,
     analyse_directory,
 )
-from device.sim.realstream_report import result_of
+from device.bench.realstream_report import result_of
+from device.errors import UserError
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 
 QUIET_BEFORE_S = 1.0
 """A conversation starts after Spine is idle and its speaker silent this long."""

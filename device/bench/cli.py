@@ -1,0 +1,208 @@
+"""`spine bench audio|echo|latency|realstream`: the command line of every bench (the benches are imported when
+their command runs, not with `spine`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from device.errors import UserError
+
+ECHO_SCENES = Path("scenes/echo")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `bench` and its commands to the top-level `spine` parser."""
+    bench = subparsers.add_parser("bench", help="measure the real-time audio path (see `spine bench audio --help`)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
+    audio = bench_sub.add_parser(
+        "audio", help="callback timing, jitter, xruns and cut-to-silence on the configured devices, under load",
+        description="Stream full duplex on the configured devices while real ASR and TTS load both cores; cut "
+        "playback every 2 s. Prints a table (and JSON with --json); exit 1 if there were xruns or a cut took "
+        "longer than one period + the fade + the reported output latency.",
+    )  # fmt: skip
+    audio.add_argument("--config", type=Path, help="configuration TOML (devices, period)")
+    audio.add_argument("--seconds", type=float, default=60.0, help="streaming time per setting (default 60)")
+    audio.add_argument(
+        "--switch-intervals-ms", default="5,1", help="sys.setswitchinterval values to compare, ms (default 5,1)"
+    )
+    audio.add_argument("--no-load", action="store_true", help="do not run ASR and TTS alongside")
+    audio.add_argument("--json", type=Path, help="also write the results as JSON here")
+    audio.set_defaults(func=_cmd_bench_audio)
+
+    echo = bench_sub.add_parser(
+        "echo", help="the echo scene suite: barge-in with and without echo cancellation, in virtual time",
+        description="Run every scene of the echo suite (scenes/echo: talk-overs swept over 0.3-6 s into the first "
+        "answer and into a later one, echo-only scenes, hard rooms) with AEC3 on, and the echo-only scenes also "
+        "with AEC3 off, in the simulated room with the real models, in virtual time; write the issue-9 target "
+        "table and the tables by scene class, onset, talk-over kind and room (missed, stop phrases honoured, "
+        "onset-to-silence p50/p95 by echo level, false barge-ins, self-interruptions, self-replies) to "
+        "docs/echo-suite.md and .json. About 7 minutes of CPU on 2 free cores.",
+    )  # fmt: skip
+    echo.add_argument("--config", type=Path, help="configuration TOML (the suite toggles [aec] enabled itself)")
+    echo.add_argument("--scenes", type=Path, default=ECHO_SCENES, help=f"scene dir or file (default {ECHO_SCENES})")
+    echo.add_argument("--only", help="run only scenes whose name contains one of these comma-separated words")
+    echo.add_argument("--report", type=Path, default=Path("docs/echo-suite.md"), help="Markdown report to write")
+    echo.add_argument("--out", type=Path, default=Path("out/echo-suite"), help="where each run's files go")
+    echo.add_argument("--jobs", type=int, default=max(1, os.cpu_count() or 1), help="worker processes")
+    echo.add_argument("--no-compare", action="store_true", help="skip the AEC-off runs of the echo-only scenes")
+    echo.set_defaults(func=_cmd_bench_echo)
+
+    latency = bench_sub.add_parser(
+        "latency", help="how long the user waits for an answer: p50/p95 per stage, simulated room, wall clock",
+        description="Run a scene of short questions (default scenes/latency.toml) in the simulated room on the "
+        "wall clock, with the real models, --runs times with the local responder and --runs times with "
+        "`[reply] backend = \"openai\"` against an in-process fake server (first token after --first-token-ms, "
+        "then --tokens-per-s). Reports p50/p95 of the user's speech end -> first reply audio, endpoint decision "
+        "-> first audio, and each stage (endpointing, ASR, first token, first sentence, TTS, to the speaker), "
+        "and checks the target: first audio <= first-token delay + 250 ms after the endpoint decision. Writes "
+        "--report (Markdown) and the same name with .json. Measure on an otherwise idle machine: it runs in real "
+        "time (about 90 s per run and backend with the default scene). Exit 1 if a question went unanswered.",
+    )  # fmt: skip
+    latency.add_argument("--config", type=Path, help="configuration TOML (the bench sets [reply] itself)")
+    latency.add_argument(
+        "--scene", type=Path, default=Path("scenes/latency.toml"), help="scene TOML (default scenes/latency.toml)"
+    )
+    latency.add_argument("--runs", type=int, default=3, help="runs of the scene per backend (default 3)")
+    latency.add_argument(
+        "--first-token-ms", type=float, default=300.0, help="fake server: delay before the first token (default 300)"
+    )
+    latency.add_argument("--tokens-per-s", type=float, default=30.0, help="fake server: tokens per second (default 30)")
+    latency.add_argument("--report", type=Path, default=Path("docs/latency.md"), help="Markdown report to write")
+    latency.add_argument("--out", type=Path, default=Path("out/latency"), help="where each run's files go")
+    latency.set_defaults(func=_cmd_bench_latency)
+
+    realstream = bench_sub.add_parser(
+        "realstream", help="spine run on a PulseAudio room, talked over by espeak-ng, with and without CPU load",
+        description="Start a private PulseAudio whose mic hears the speaker at 0 dB and keeps Spine's output and "
+        "the user's voice apart in one recording; run `spine run` in sessions (each first answer is the first "
+        "after start), ask for a story and talk over it at 0.3, 0.7, 1.5, 3 and 6 s (\"Stop.\", \"Never mind.\", "
+        "\"Hey Jarvis, stop.\", \"Hey Jarvis. What time is it?\"), half the sessions under `stress-ng --cpu 2`. "
+        "Reports onset -> silence p50/p95, missed talk-overs, self-interruptions, self-replies and stop phrases "
+        "honoured against the targets of issue 9 in --report (Markdown) and .json. Real time: about 12 min with "
+        "the default 5 sessions per setting; run it niced on a shared machine. Needs pulseaudio and stress-ng.",
+    )  # fmt: skip
+    realstream.add_argument("--config", type=Path, help="configuration TOML without [audio] (the bench sets it)")
+    realstream.add_argument("--sessions", type=int, default=5, help="sessions of 4 talk-overs per setting (default 5)")
+    realstream.add_argument("--short", action="store_true", help="the CI setting: 4 conversations, one under load")
+    realstream.add_argument("--user-gain-db", type=float, default=0.0, help="the user's voice level (default 0 dB)")
+    realstream.add_argument(
+        "--reanalyse", action="store_true", help="only analyse the sessions already in --out and rewrite the report"
+    )
+    realstream.add_argument("--report", type=Path, default=Path("docs/real-stream.md"), help="Markdown report")
+    realstream.add_argument("--out", type=Path, default=Path("out/realstream"), help="where each session's files go")
+    realstream.set_defaults(func=_cmd_bench_realstream)
+
+
+def _cmd_bench_audio(args: argparse.Namespace) -> int:
+    from device.config import load_config
+
+    config = load_config(args.config)
+    from device.bench.audio import bench_audio
+
+    intervals = [float(x) for x in args.switch_intervals_ms.split(",")]
+    results = bench_audio(config, args.seconds, intervals, not args.no_load, args.json)
+    return 0 if all(r.xruns == 0 and r.cut_to_silence_max_ms <= r.cut_bound_ms for r in results) else 1
+
+
+def _cmd_bench_echo(args: argparse.Namespace) -> int:
+    from device.bench.echo import aggregate, run_suite, write_report
+    from device.config import load_config
+
+    config = load_config(args.config)
+    scenes = sorted(args.scenes.glob("*.toml")) if args.scenes.is_dir() else [args.scenes]
+    if not scenes:
+        raise UserError(f"no scene files (*.toml) in {args.scenes}")
+    if args.only:
+        scenes = [s for s in scenes if any(word in s.stem for word in args.only.split(","))]
+    also = "" if args.no_compare else " (the echo-only ones also with AEC off)"
+    print(f"running {len(scenes)} scenes with AEC on{also} in {args.jobs} processes ...", flush=True)
+    result = run_suite(config, scenes, args.out, args.jobs, compare_no_aec=not args.no_compare)
+    command = "spine bench echo" + (f" --scenes {args.scenes}" if args.scenes != ECHO_SCENES else "")
+    write_report(result, args.report, command)
+    on = aggregate(result["runs"], True)
+    print(f"report: {args.report} (+ .json); runs in {args.out}/")
+    print(
+        f"AEC on: echo-only false barge-ins {on['echo_only_false_barge_ins']} over "
+        f"{on['echo_only_assistant_speech_min']} min; onset->silence p95 "
+        f"{on['onset_to_silence_ms']['user_at_least_as_loud']['p95']} ms (user >= echo), "
+        f"{on['onset_to_silence_ms']['echo_louder_up_to_6_db']['p95']} ms (echo up to 6 dB louder); "
+        f"missed {on['missed']} of {on['talk_overs']} (worst cell {on['missed_pct_worst_cell']} %), stops honoured "
+        f"{on['stops_honoured_pct']} % (answered {on['stops_answered']}), self-interruptions "
+        f"{on['self_interruptions']}, self-replies {on['self_replies']}"
+    )
+    return 0
+
+
+def _cmd_bench_realstream(args: argparse.Namespace) -> int:
+    import signal
+
+    from device.bench.realstream import full_plan, reanalyse, run_realstream, short_plan
+    from device.bench.realstream_report import write_report
+
+    if args.sessions < 1:
+        raise UserError(f"--sessions must be at least 1, got {args.sessions}")
+    plan = short_plan() if args.short else full_plan(args.sessions)
+    conversations = sum(len(s.talk_overs) for s in plan)
+    # SIGTERM ends the bench through its `finally`s: spine run, stress-ng, parec and the PulseAudio it started.
+    signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(143))
+    if args.reanalyse:
+        result = reanalyse(args.out)
+    else:
+        print(f"running {len(plan)} sessions of spine run ({conversations} talk-over conversations) on the wall "
+              "clock ...", flush=True)  # fmt: skip
+        result = run_realstream(plan, args.out, args.config, args.user_gain_db)
+    command = "spine bench realstream" + (" --short" if args.short else "")
+    if not args.short and args.sessions != 5:
+        command += f" --sessions {args.sessions}"
+    if args.user_gain_db:
+        command += f" --user-gain-db {args.user_gain_db:g}"
+    write_report(result, args.report, command)
+    print(f"report: {args.report} (+ .json); sessions in {args.out}/")
+    for name, key in (("with load", "load"), ("without load", "no_load")):
+        a = result["aggregates"][key]
+        print(
+            f"{name}: talk-overs {a['talk_overs']}, missed {a['missed']}, onset->silence p50/p95 "
+            f"{a['onset_to_silence_ms']['p50']}/{a['onset_to_silence_ms']['p95']} ms, self-interruptions "
+            f"{a['self_interruptions']}, self-replies {a['self_replies']}, stop phrases honoured "
+            f"{a['stop_phrases_honoured']} of {a['stop_phrases']}"
+        )
+    return 0
+
+
+def _cmd_bench_latency(args: argparse.Namespace) -> int:
+    from device.bench.latency import NAMES, run_latency, write_report
+    from device.config import load_config
+
+    config = load_config(args.config)
+    if args.runs < 1:
+        raise UserError(f"--runs must be at least 1, got {args.runs}")
+    if args.first_token_ms < 0 or args.tokens_per_s <= 0:
+        raise UserError("--first-token-ms must be >= 0 and --tokens-per-s > 0")
+    print(f"running {args.scene} {args.runs} times x (local, openai fake server) on the wall clock ...", flush=True)
+    result = run_latency(
+        config, args.scene, args.out, args.runs, args.first_token_ms, args.tokens_per_s, progress=print
+    )
+    command = f"spine bench latency --runs {args.runs}"
+    if args.scene != Path("scenes/latency.toml"):
+        command += f" --scene {args.scene}"
+    if (args.first_token_ms, args.tokens_per_s) != (300.0, 30.0):
+        command += f" --first-token-ms {args.first_token_ms:g} --tokens-per-s {args.tokens_per_s:g}"
+    write_report(result, args.report, command)
+    print(f"report: {args.report} (+ .json); runs in {args.out}/")
+    unanswered = 0
+    for name, backend in result["backends"].items():
+        stats, target = backend["stats"], backend["target"]
+        unanswered += sum(r["questions"] - r["answered"] for r in backend["runs"])
+        print(
+            f"{NAMES[name]}: speech end -> first audio p50/p95 {stats['speech_end_to_first_audio']['p50']}/"
+            f"{stats['speech_end_to_first_audio']['p95']} ms; endpoint -> first audio "
+            f"{stats['endpoint_to_first_audio']['p50']}/{stats['endpoint_to_first_audio']['p95']} ms "
+            f"(target <= {target['target_ms']} ms: {'holds' if target['holds_p95'] else 'MISSED'}; "
+            f"ASR p50 {stats['asr']['p50']}, TTS p50 {stats['tts_first_chunk']['p50']} ms)"
+        )
+    if unanswered:
+        print(f"{unanswered} questions went unanswered: see the runs' summary.json")
+    return 1 if unanswered else 0
