@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from device.bench.latency import MEASURES, STAGES
+from device.bench.latency_measures import MEASURES, STAGES
 from device.cli import main
 
 pytestmark = pytest.mark.slow

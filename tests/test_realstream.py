@@ -14,6 +14,7 @@ import pytest
 from device.bench import realstream as rs
 from device.bench import realstream_analysis as an
 from device.bench import realstream_report as rr
+from device.bench.tables import write_report
 from device.core import commands as cmd
 from device.core import events as ev
 from device.runtime.eventlog import LoggedStep
@@ -248,7 +249,7 @@ def test_the_short_real_stream_bench_measures_four_talk_overs(tmp_path: Path, mo
     config = tmp_path / "models.toml"
     config.write_text(f'[models]\ndir = "{models_dir}"\n')
     result = rs.run_realstream(rs.short_plan(), tmp_path / "out", config, progress=print)
-    rr.write_report(result, tmp_path / "real-stream.md", "spine bench realstream --short")
+    write_report(tmp_path / "real-stream.md", rr.report_markdown(result, "spine bench realstream --short"), result)
     print((tmp_path / "real-stream.md").read_text())
     sessions = result["sessions"]
     assert [s["load"] for s in sessions] == [False, True]

@@ -108,7 +108,8 @@ def _cmd_bench_audio(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_echo(args: argparse.Namespace) -> int:
-    from device.bench.echo import aggregate, run_suite, write_report
+    from device.bench.echo import aggregate, report_json, report_markdown, run_suite
+    from device.bench.tables import write_report
     from device.config import load_config
 
     config = load_config(args.config)
@@ -121,7 +122,7 @@ def _cmd_bench_echo(args: argparse.Namespace) -> int:
     print(f"running {len(scenes)} scenes with AEC on{also} in {args.jobs} processes ...", flush=True)
     result = run_suite(config, scenes, args.out, args.jobs, compare_no_aec=not args.no_compare)
     command = "spine bench echo" + (f" --scenes {args.scenes}" if args.scenes != ECHO_SCENES else "")
-    write_report(result, args.report, command)
+    write_report(args.report, report_markdown(result, command), report_json(result))
     on = aggregate(result["runs"], True)
     print(f"report: {args.report} (+ .json); runs in {args.out}/")
     print(
@@ -140,7 +141,8 @@ def _cmd_bench_realstream(args: argparse.Namespace) -> int:
     import signal
 
     from device.bench.realstream import full_plan, reanalyse, run_realstream, short_plan
-    from device.bench.realstream_report import write_report
+    from device.bench.realstream_report import report_markdown
+    from device.bench.tables import write_report
 
     if args.sessions < 1:
         raise UserError(f"--sessions must be at least 1, got {args.sessions}")
@@ -159,7 +161,7 @@ def _cmd_bench_realstream(args: argparse.Namespace) -> int:
         command += f" --sessions {args.sessions}"
     if args.user_gain_db:
         command += f" --user-gain-db {args.user_gain_db:g}"
-    write_report(result, args.report, command)
+    write_report(args.report, report_markdown(result, command), result)
     print(f"report: {args.report} (+ .json); sessions in {args.out}/")
     for name, key in (("with load", "load"), ("without load", "no_load")):
         a = result["aggregates"][key]
@@ -173,7 +175,9 @@ def _cmd_bench_realstream(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_latency(args: argparse.Namespace) -> int:
-    from device.bench.latency import NAMES, run_latency, write_report
+    from device.bench.latency import run_latency
+    from device.bench.latency_report import NAMES, report_json, report_markdown
+    from device.bench.tables import write_report
     from device.config import load_config
 
     config = load_config(args.config)
@@ -190,7 +194,7 @@ def _cmd_bench_latency(args: argparse.Namespace) -> int:
         command += f" --scene {args.scene}"
     if (args.first_token_ms, args.tokens_per_s) != (300.0, 30.0):
         command += f" --first-token-ms {args.first_token_ms:g} --tokens-per-s {args.tokens_per_s:g}"
-    write_report(result, args.report, command)
+    write_report(args.report, report_markdown(result, command), report_json(result, command))
     print(f"report: {args.report} (+ .json); runs in {args.out}/")
     unanswered = 0
     for name, backend in result["backends"].items():

@@ -22,7 +22,6 @@ measured echo-to-user level, and one table of the issue's targets, each marked m
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import statistics
 import time
@@ -519,10 +518,9 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(result: dict[str, Any], markdown: Path, command: str) -> None:
-    markdown.parent.mkdir(parents=True, exist_ok=True)
-    markdown.write_text(report_markdown(result, command), encoding="utf-8")
-    slim = {
+def report_json(result: dict[str, Any]) -> dict[str, Any]:
+    """What goes beside the Markdown report (same name, .json): the aggregates and each run, slimmed."""
+    return {
         "targets": targets(result["aggregates"]["aec"]),
         "aggregates": result["aggregates"],
         "wall_time_s": result.get("wall_time_s"),
@@ -531,7 +529,6 @@ def write_report(result: dict[str, Any], markdown: Path, command: str) -> None:
             {k: v for k, v in r.items() if k != "summary"} | {"summary": _slim(r["summary"])} for r in result["runs"]
         ],
     }
-    markdown.with_suffix(".json").write_text(json.dumps(slim, indent=1) + "\n", encoding="utf-8")
 
 
 def _slim(summary: dict[str, Any]) -> dict[str, Any]:

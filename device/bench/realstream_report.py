@@ -3,8 +3,6 @@ issue 9, and its Markdown + JSON report (docs/real-stream.md)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from device.bench.realstream_analysis import OFFSETS_S
@@ -223,9 +221,3 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
     if lines[-1] == "":
         lines.append("None.")
     return "\n".join(lines) + "\n"
-
-
-def write_report(result: dict[str, Any], markdown: Path, command: str) -> None:
-    markdown.parent.mkdir(parents=True, exist_ok=True)
-    markdown.write_text(report_markdown(result, command), encoding="utf-8")
-    markdown.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

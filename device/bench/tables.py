@@ -1,7 +1,10 @@
-"""What the bench reports share: percentiles and table cells (one home, so every report rounds alike)."""
+"""What the bench reports share: percentiles, table cells and writing a report (one home, so every report rounds
+and is written alike)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 
@@ -23,3 +26,10 @@ def table_cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return str(value)
+
+
+def write_report(markdown: Path, text: str, document: Any) -> None:
+    """Write a bench's Markdown report, and its numbers as JSON beside it (same name, .json)."""
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    markdown.write_text(text, encoding="utf-8")
+    markdown.with_suffix(".json").write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")

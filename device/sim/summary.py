@@ -57,7 +57,13 @@ def strip_wake_phrase(text: str, wake_phrase: str) -> str:
 
 
 @dataclass
-class _Turn:
+class TurnMarks:
+    """When each step of one turn happened, in samples of the run's clock (None: not seen); from the event log.
+
+    `asr_from`..`asr_to` is the audio of the endpoint's transcription (the one that counts: up to the endpoint's
+    end of speech); `asr_started` and `transcript_at` are that transcription's own start and return, which may
+    both come before the endpoint decision when the transcript was made early, at the user's pause."""
+
     turn: int
     asr_from: int = 0
     asr_to: int = 0
@@ -87,23 +93,8 @@ def summarise(
 ) -> dict[str, Any]:
     """`user` and `echo` are the two sources at the mic, kept apart (for levels); silence when not given."""
     steps = list(steps)
-    turns: dict[int, _Turn] = {}
-    asr: _Transcriptions = _Transcriptions()
-    cuts: list[tuple[int, int]] = []  # (decision sample, epoch)
-    cancels: dict[int, int] = {}  # turn -> sample of CancelTurn
-    asked: list[tuple[int, int, str]] = []  # (turn, sample, prompt) of every StartReply
-    leaks = 0
-    states: list[str] = ["Idle"]
-    for step in steps:
-        _note_endpoint(step, states[-1], asr, turns)
-        if step.state != states[-1] and step.state != "?":
-            states.append(step.state)
-        leaks += _late_result(step, cancels)
-        _note_event(step, asr, turns)
-        for command in step.commands:
-            _note_command(step, command, asr, turns, cuts, cancels)
-            if isinstance(command, cmd.StartReply):
-                asked.append((command.turn, step.t, command.prompt))
+    read = _read(steps)
+    turns, asr, cuts, asked, leaks, states = read.turns, read.asr, read.cuts, read.asked, read.leaks, read.states
     # Earcons are not the assistant speaking: a user talking over the wake chime is no barge-in (nothing should
     # stop it), and its samples are not speech time.
     chimes = [c for step in steps for c in step.commands if isinstance(c, cmd.PlayEarcon)]
@@ -147,7 +138,42 @@ def summarise(
     }
 
 
-def _asked_reply(turn: int, at: int, prompt: str, turns: dict[int, _Turn], asr: _Transcriptions) -> bargein.AskedReply:
+def turn_marks(steps: Iterable[LoggedStep]) -> dict[int, TurnMarks]:
+    """The marks of every turn that reached an endpoint decision, by turn number."""
+    return _read(list(steps)).turns
+
+
+@dataclass
+class _Read:
+    """What one pass over the event log collects."""
+
+    turns: dict[int, TurnMarks] = field(default_factory=dict)
+    asr: _Transcriptions = field(default_factory=lambda: _Transcriptions())
+    cuts: list[tuple[int, int]] = field(default_factory=list)  # (decision sample, epoch)
+    cancels: dict[int, int] = field(default_factory=dict)  # turn -> sample of CancelTurn
+    asked: list[tuple[int, int, str]] = field(default_factory=list)  # (turn, sample, prompt) of every StartReply
+    leaks: int = 0
+    states: list[str] = field(default_factory=lambda: ["Idle"])
+
+
+def _read(steps: list[LoggedStep]) -> _Read:
+    read = _Read()
+    for step in steps:
+        _note_endpoint(step, read.states[-1], read.asr, read.turns)
+        if step.state != read.states[-1] and step.state != "?":
+            read.states.append(step.state)
+        read.leaks += _late_result(step, read.cancels)
+        _note_event(step, read.asr, read.turns)
+        for command in step.commands:
+            _note_command(step, command, read.asr, read.turns, read.cuts, read.cancels)
+            if isinstance(command, cmd.StartReply):
+                read.asked.append((command.turn, step.t, command.prompt))
+    return read
+
+
+def _asked_reply(
+    turn: int, at: int, prompt: str, turns: dict[int, TurnMarks], asr: _Transcriptions
+) -> bargein.AskedReply:
     """A reply asked for, with the audio its transcript came from: the turn's endpoint window, or else (a reply
     without an endpoint) its latest transcription's; none at all if nothing of the turn was transcribed."""
     row = turns.get(turn)
@@ -160,7 +186,7 @@ def _asked_reply(turn: int, at: int, prompt: str, turns: dict[int, _Turn], asr: 
     return bargein.AskedReply(turn, at, prompt, start, end)
 
 
-def _key(turn: _Turn) -> int:
+def _key(turn: TurnMarks) -> int:
     return turn.turn
 
 
@@ -200,20 +226,20 @@ def endpoint(step: LoggedStep, before: str) -> tuple[int, int] | None:
     return turn, end
 
 
-def _note_endpoint(step: LoggedStep, before: str, asr: _Transcriptions, turns: dict[int, _Turn]) -> None:
+def _note_endpoint(step: LoggedStep, before: str, asr: _Transcriptions, turns: dict[int, TurnMarks]) -> None:
     decided = endpoint(step, before)
     if decided is None:
         return
     turn, end = decided
     started = asr.started.get((turn, end))
     from_sample, asr_at = started if started is not None else (0, step.t)
-    row = _Turn(turn, from_sample, end, endpoint_decided=step.t, asr_started=asr_at)
+    row = TurnMarks(turn, from_sample, end, endpoint_decided=step.t, asr_started=asr_at)
     if (turn, end) in asr.ready:
         row.transcript, row.transcript_at = asr.ready[(turn, end)]
     turns[turn] = row
 
 
-def _note_event(step: LoggedStep, asr: _Transcriptions, turns: dict[int, _Turn]) -> None:
+def _note_event(step: LoggedStep, asr: _Transcriptions, turns: dict[int, TurnMarks]) -> None:
     event = step.event
     if isinstance(event, ev.TranscriptReady):
         asr.ready[(event.turn, event.to_sample)] = (event.text, step.t)
@@ -230,7 +256,7 @@ def _note_command(
     step: LoggedStep,
     command: cmd.Command,
     asr: _Transcriptions,
-    turns: dict[int, _Turn],
+    turns: dict[int, TurnMarks],
     cuts: list[tuple[int, int]],
     cancels: dict[int, int],
 ) -> None:
@@ -254,12 +280,12 @@ def _note_command(
             cancels.setdefault(turn, step.t)
 
 
-def _between(start: int | None, end: int | None) -> float | None:
+def between_ms(start: int | None, end: int | None) -> float | None:
     return None if start is None or end is None else _ms(end - start)
 
 
 def _turn_row(
-    turn: _Turn, utterances: list[Utterance], epochs_played: np.ndarray[Any, np.dtype[np.int32]], wake_phrase: str
+    turn: TurnMarks, utterances: list[Utterance], epochs_played: np.ndarray[Any, np.dtype[np.int32]], wake_phrase: str
 ) -> dict[str, Any] | None:
     if turn.transcript is None:
         return None
@@ -279,16 +305,16 @@ def _turn_row(
         "heard_text": commit.heard_text if commit else "",
         "interrupted": commit.interrupted if commit else True,
         "latency_ms": {
-            "endpointing": _between(turn.asr_to, turn.endpoint_decided),
-            "asr": _between(turn.asr_started, turn.transcript_at),
+            "endpointing": between_ms(turn.asr_to, turn.endpoint_decided),
+            "asr": between_ms(turn.asr_started, turn.transcript_at),
             "asr_after_endpoint": None
             if turn.transcript_at is None or turn.endpoint_decided is None
             else _ms(max(0, turn.transcript_at - turn.endpoint_decided)),
-            "reply_first_text": _between(turn.reply_started, turn.first_text_at),
-            "tts_first_chunk": _between(turn.first_tts_started, turn.first_chunk_at),
+            "reply_first_text": between_ms(turn.reply_started, turn.first_text_at),
+            "tts_first_chunk": between_ms(turn.first_tts_started, turn.first_chunk_at),
         },
-        "endpoint_to_first_audio_ms": _between(turn.endpoint_decided, first_audio),
-        "speech_end_to_first_audio_ms": _between(spoken.end_sample if spoken else None, first_audio),
+        "endpoint_to_first_audio_ms": between_ms(turn.endpoint_decided, first_audio),
+        "speech_end_to_first_audio_ms": between_ms(spoken.end_sample if spoken else None, first_audio),
     }
 
 
