@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from device.bench.echo import TARGETS, aggregate, describe, report_markdown, targets
+from device.bench.echo import describe
+from device.bench.echo_measures import TARGETS, aggregate, targets
+from device.bench.echo_report import report_markdown
 from device.core import commands as cmd
 from device.core import events as ev
 from device.rates import SPINE_RATE_HZ as RATE_HZ

@@ -13,18 +13,8 @@ import numpy.typing as npt
 import pytest
 
 from device.errors import UserError
-from device.sim.plot import (
-    DPI,
-    FIG_SIZE_IN,
-    Label,
-    Step,
-    Wave,
-    envelope,
-    place_labels,
-    read_wave,
-    render_timeline,
-    state_spans,
-)
+from device.sim.plot import DPI, FIG_SIZE_IN, render_timeline
+from device.sim.plot_data import Label, Step, Wave, envelope, place_labels, read_wave, state_spans
 
 RATE_HZ = 16000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -108,7 +108,9 @@ def _cmd_bench_audio(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_echo(args: argparse.Namespace) -> int:
-    from device.bench.echo import aggregate, report_json, report_markdown, run_suite
+    from device.bench.echo import run_suite
+    from device.bench.echo_measures import aggregate
+    from device.bench.echo_report import report_json, report_markdown
     from device.bench.tables import write_report
     from device.config import load_config
 
