@@ -1,4 +1,4 @@
-"""The real-stream suite (device/bench/realstream.py): its analysis on made-up sessions whose truth is known, the
+"""The real-stream suite (device/bench/realstream*.py): its analysis on made-up sessions whose truth is known, the
 PulseAudio room it runs in, and the bench itself on the short CI setting (real `spine run`, real time)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 
 from device.bench import realstream as rs
 from device.bench import realstream_analysis as an
+from device.bench import realstream_clock as clock
 from device.bench import realstream_report as rr
 from device.bench.tables import write_report
 from device.core import commands as cmd
@@ -37,7 +38,7 @@ def mic(seconds: float) -> int:
     return rec(seconds - MIC_BEHIND_S)
 
 
-def recording(story_until_s: float, gap_s: tuple[float, float] = (3.5, 3.6), length_s: float = 10.0) -> an.Recording:
+def recording(story_until_s: float, gap_s: tuple[float, float] = (3.5, 3.6), length_s: float = 10.0) -> clock.Recording:
     """Right: the request 0.5-2.0 s and "Stop." 4.0-4.4 s. Left: the wake chime 1.0-1.1 s and the story from
     3.0 s to `story_until_s`, with a short gap (between words: not a silence)."""
     out = np.zeros((rec(length_s), 2), np.int16)
@@ -51,8 +52,8 @@ def recording(story_until_s: float, gap_s: tuple[float, float] = (3.5, 3.6), len
 
 
 INJECTIONS = [
-    an.Injection(an.REQUEST, "request", 0, rec(0.45)),
-    an.Injection("Stop.", "talk_over", 0, rec(3.95), 1.0),
+    clock.Injection(an.REQUEST, "request", 0, rec(0.45)),
+    clock.Injection("Stop.", "talk_over", 0, rec(3.95), 1.0),
 ]
 
 
@@ -171,7 +172,7 @@ def test_a_reply_to_the_assistants_own_words_is_a_self_reply_from_echo() -> None
 
 def test_silent_runs_need_a_sustained_silence() -> None:
     left = recording(4.0, gap_s=(3.5, 3.6))[:, 0]
-    runs = an.silent_runs(an.sounding_frames(left))
+    runs = clock.silent_runs(clock.sounding_frames(left))
     assert (rec(3.5), rec(3.6)) not in runs  # 100 ms: between words
     assert runs == [(0, rec(1.0)), (rec(1.1), rec(3.0)), (rec(4.0), rec(10.0))]
 

@@ -34,16 +34,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from device.bench.realstream_analysis import (
-    FRAME_SAMPLES,
-    KINDS,
-    OFFSETS_S,
-    REQUEST,
-    SOUND_LEVEL,
-    Injection,
-    Recording,
-    analyse_directory,
-)
+from device.bench.realstream_analysis import KINDS, OFFSETS_S, REQUEST, analyse_directory
+from device.bench.realstream_clock import FRAME_SAMPLES, SOUND_LEVEL, Injection, Recording
 from device.bench.realstream_report import result_of
 from device.bench.realstream_room import LogTail, Recorder, cpu_load, room_server, spine_run
 from device.errors import UserError

@@ -1,6 +1,7 @@
 """The real-stream suite's measures, from one session's recording (left: what Spine played, right: the
 user's voice, sample-aligned), Spine's event log and what was played into the room when. Pure functions
-over arrays and logged steps: unit-tested on made-up sessions (tests/test_realstream.py).
+over arrays and logged steps: unit-tested on made-up sessions (tests/test_realstream.py). How the log and
+the recording are put on one time line: device/bench/realstream_clock.py.
 
 | measure              | definition                                                                            |
 |----------------------|---------------------------------------------------------------------------------------|
@@ -34,15 +35,31 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 import wave
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from device.bench.realstream_clock import (
+    FRAME_SAMPLES,
+    SOUNDING_BEFORE_S,
+    Decision,
+    Injection,
+    Recording,
+    Reply,
+    Utterance,
+    decisions,
+    find_utterances,
+    heard_at,
+    heard_sample,
+    log_offset,
+    mic_offsets,
+    replies,
+    silent_runs,
+    sounding_frames,
+)
 from device.bench.tables import percentile
 from device.core import commands as cmd
 from device.core import events as ev
@@ -50,15 +67,6 @@ from device.rates import SPINE_RATE_HZ as RATE_HZ  # the recording's rate and Sp
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.summary import word_error_rate, words
 
-FRAME_SAMPLES = 160
-SOUND_LEVEL = 100
-"""A 10 ms frame sounds when its peak exceeds this (-50 dBFS): the room is digital silence otherwise, and
-Piper's quietest voiced frames are far above it."""
-SILENT_RUN_S = 0.15
-"""Silence shorter than this inside the story is a stop consonant or a breath, not the speaker falling silent."""
-SOUNDING_BEFORE_S = 0.3
-"""As in the simulated suite (device/sim/bargein.py): a decision up to this long before an utterance's first
-sample counts as caused by it (the mapping of log time onto the recording is good to a few tens of ms)."""
 DECISION_GRACE_S = 2.0
 """A cut this long after the utterance ended still counts as its interruption. The simulated room allows 1 s;
 a real stream under load adds ASR and scheduling delay, and a stop phrase is only known once transcribed."""
@@ -71,162 +79,6 @@ REQUEST = "Hey Jarvis. Tell me a story."
 KINDS = ("Stop.", "Never mind.", "Hey Jarvis, stop.", "Hey Jarvis. What time is it?")
 STOP_KINDS = frozenset(KINDS[:3])
 OFFSETS_S = (0.3, 0.7, 1.5, 3.0, 6.0)
-
-Recording = npt.NDArray[np.int16]
-"""(samples, 2): left is what Spine played, right is the user's voice."""
-
-
-@dataclass
-class Injection:
-    """One utterance played into the room: its text and the recording position when it was started."""
-
-    text: str
-    role: str  # "request" or "talk_over"
-    conversation: int
-    started_at: int
-    planned_offset_s: float | None = None
-
-
-@dataclass(frozen=True)
-class Utterance:
-    text: str
-    role: str
-    conversation: int
-    onset: int
-    end: int
-    planned_offset_s: float | None
-
-
-def find_utterances(right: npt.NDArray[np.int16], injections: list[Injection]) -> list[Utterance]:
-    """Each injection's real first and last sounding sample in the user's channel (before the next one)."""
-    found: list[Utterance] = []
-    for i, injection in enumerate(injections):
-        stop = injections[i + 1].started_at if i + 1 < len(injections) else len(right)
-        part = np.abs(right[injection.started_at : stop].astype(np.int32))
-        loud = np.flatnonzero(part > SOUND_LEVEL)
-        if not len(loud):
-            continue
-        found.append(Utterance(injection.text, injection.role, injection.conversation,
-                               injection.started_at + int(loud[0]), injection.started_at + int(loud[-1]) + 1,
-                               injection.planned_offset_s))  # fmt: skip
-    return found
-
-
-def sounding_frames(left: npt.NDArray[np.int16]) -> npt.NDArray[np.bool_]:
-    """Per 10 ms frame of the assistant's channel: did it sound."""
-    whole = len(left) // FRAME_SAMPLES * FRAME_SAMPLES
-    frames = np.abs(left[:whole].astype(np.int32)).reshape(-1, FRAME_SAMPLES)
-    return np.asarray(frames.max(axis=1) > SOUND_LEVEL, dtype=np.bool_)
-
-
-def silent_runs(sounding: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
-    """[start, end) sample ranges where the assistant was silent for at least `SILENT_RUN_S`."""
-    minimum = round(SILENT_RUN_S * RATE_HZ / FRAME_SAMPLES)
-    runs: list[tuple[int, int]] = []
-    start: int | None = None
-    for i, value in enumerate([*sounding.tolist(), True]):
-        if not value and start is None:
-            start = i
-        elif value and start is not None:
-            if i - start >= minimum:
-                runs.append((start * FRAME_SAMPLES, i * FRAME_SAMPLES))
-            start = None
-    return runs
-
-
-def log_offset(steps: list[LoggedStep], sounding: npt.NDArray[np.bool_], fallback: int) -> int:
-    """Recording sample minus log sample, from the wake chimes played from Idle (median), else `fallback`."""
-    offsets: list[int] = []
-    state = "Idle"
-    for step in steps:
-        if state == "Idle" and isinstance(step.event, ev.WakeDetected):
-            for command in step.commands:
-                if isinstance(command, cmd.PlayEarcon):
-                    # From 1 s before to 1.5 s after where the fallback puts it: the first sound is the chime.
-                    low = max((step.t + fallback - RATE_HZ) // FRAME_SAMPLES, 0)
-                    high = min((step.t + fallback + 3 * RATE_HZ // 2) // FRAME_SAMPLES, len(sounding))
-                    hits = np.flatnonzero(sounding[low:high])
-                    if len(hits):
-                        offsets.append((low + int(hits[0])) * FRAME_SAMPLES - step.t)
-        state = step.state
-    return round(statistics.median(offsets)) if offsets else fallback
-
-
-@dataclass(frozen=True)
-class Decision:
-    at: int  # recording sample (when it was made, audible within the output latency)
-    epoch: int
-    kind: str  # "pause", "resume" or "cut"
-    heard: int | None
-    """The mic sample (Spine's hearing count) of what caused it: the sample its event names, or for a timer the
-    last one hearing named before it (the hint the confirmation window followed)."""
-
-
-HEARD_FIELDS = ("onset_sample", "at_sample", "end_sample", "to_sample")
-
-
-def heard_sample(event: ev.Event) -> int | None:
-    """The mic sample a hearing event names (the onset of a hint, the end of a wake word, ...), if any."""
-    for name in HEARD_FIELDS:
-        value = getattr(event, name, None)
-        if isinstance(value, int):
-            return value
-    return None
-
-
-def decisions(steps: list[LoggedStep], offset: int) -> list[Decision]:
-    """Playback decisions about the user, at their recording time (the end of the run and mutes excluded)."""
-    out: list[Decision] = []
-    last_heard: int | None = None
-    for step in steps:
-        named = heard_sample(step.event)
-        last_heard = named if named is not None else last_heard
-        if isinstance(step.event, ev.StopRequested | ev.MuteChanged):
-            continue
-        for command in step.commands:
-            if isinstance(command, cmd.PausePlayback):
-                out.append(Decision(step.t + offset, command.epoch, "pause", last_heard))
-            elif isinstance(command, cmd.ResumePlayback):
-                out.append(Decision(step.t + offset, command.epoch, "resume", last_heard))
-            elif isinstance(command, cmd.CutPlayback):
-                out.append(Decision(step.t + offset, command.epoch, "cut", last_heard))
-    return out
-
-
-def mic_offsets(steps: list[LoggedStep], utterances: list[Utterance], offset: int) -> list[tuple[int, int]]:
-    """(mic sample, recording sample minus mic sample) from each request: the first voice onset hearing reports
-    from its first sample on is its onset. Spine's hearing may run seconds behind the room when the machine is
-    busy, and its capture ring drops the oldest audio when it falls too far behind, so the mic count is mapped
-    onto the recording afresh at every request rather than through the log's clock."""
-    found: list[tuple[int, int]] = []
-    before = round(SOUNDING_BEFORE_S * RATE_HZ)
-    for u in utterances:
-        if u.role != "request":
-            continue
-        first = next((s for s in steps if isinstance(s.event, ev.VoiceHint | ev.SpeechStarted)
-                      and s.t + offset >= u.onset - before), None)  # fmt: skip
-        if first is not None:
-            onset = heard_sample(first.event)
-            assert onset is not None
-            found.append((onset, u.onset - onset))
-    return found
-
-
-def heard_at(heard: int, offsets: list[tuple[int, int]], fallback: int) -> int:
-    """The recording sample of mic sample `heard`, by the last request's mapping at or before it."""
-    usable = [o for m, o in offsets if m <= heard] or [o for _, o in offsets[:1]] or [fallback]
-    return heard + usable[-1]
-
-
-@dataclass(frozen=True)
-class Reply:
-    at: int  # recording sample
-    turn: int
-    prompt: str
-
-
-def replies(steps: list[LoggedStep], offset: int) -> list[Reply]:
-    return [Reply(s.t + offset, c.turn, c.prompt) for s in steps for c in s.commands if isinstance(c, cmd.StartReply)]
 
 
 def _meant(text: str) -> str:

@@ -20,9 +20,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from device.bench.realstream_analysis import (
-    Recording,
-)
+from device.bench.realstream_clock import Recording
 from device.errors import UserError
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "pulse-null-sink.sh"
