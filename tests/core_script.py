@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from device.config import Config, core_config
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.machine import step
-from device.core.states import CoreConfig, Spine, State, initial
+from device.core.states import Spine, State, initial
 
-CONFIG = CoreConfig(
-    rate_hz=16000,
-    listen_timeout_samples=8 * 16000,
-    max_utterance_samples=15 * 16000,
-    min_utterance_samples=3200,
-    preroll_samples=4800,
+DEFAULTS = core_config(Config())
+"""The core's parameters as the default settings give them (a CoreConfig is only ever built from settings)."""
+CONFIG = replace(
+    DEFAULTS,
     earcons=False,  # the scripted turns read clearer without chimes; tests/test_core_earcons.py has them on
 )
 

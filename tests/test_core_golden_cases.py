@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from device.core import commands as cmd
 from device.core import events as ev
-from device.core.machine import SELF_HEARD
+from device.core.voice import SELF_HEARD
 from device.runtime.eventlog import LoggedStep, read_log
 from tests.golden_scenes import GOLDEN_DIR
 

@@ -12,9 +12,9 @@ import pytest
 
 from device.core import commands as cmd
 from device.core import events as ev
-from device.core.machine import SELF_HEARD, is_own_voice
 from device.core.memory import Message, SpokenChunk, own_words_match, sounded_words
 from device.core.states import Hearing, Idle, Listening, Paused, Thinking, Transcribing, initial
+from device.core.voice import SELF_HEARD, is_own_voice
 from tests.core_script import CONFIG, Driver, chunk
 
 TAIL = CONFIG.echo_tail_samples

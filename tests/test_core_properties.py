@@ -1,4 +1,5 @@
-"""Property tests over random event interleavings: the invariants of design §2 that the core alone holds.
+"""Property tests over random event interleavings: the invariants (docs/architecture.md) that the core alone
+holds.
 
 The generator mixes events that make sense in the current state (so runs go deep: speaking, barge-ins,
 alarms) with arbitrary ones carrying random turns and epochs (late results, duplicates, nonsense).
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from device.core import commands as cmd
 from device.core import events as ev
-from device.core.machine import IGNORED, SELF_HEARD, TRANSITIONS, is_own_voice, step
+from device.core.machine import IGNORED, TRANSITIONS, step
 from device.core.memory import SpokenChunk, own_words_match, sounded_words, spoken_text
 from device.core.states import (
     Announcing,
@@ -34,6 +35,8 @@ from device.core.states import (
     current_turn,
     initial,
 )
+from device.core.table import trigger_of
+from device.core.voice import SELF_HEARD, is_own_voice
 from tests.core_script import CONFIG, Driver, chunk
 
 SMALL = st.integers(min_value=1, max_value=5)
@@ -254,7 +257,7 @@ def test_invariants_hold_over_random_interleavings(data: st.DataObject) -> None:
         before = d.spine
         out = d.feed(event, now)  # never raises: the tables are total
         after = d.spine
-        key = (type(before.state), type(event))
+        key = (type(before.state), trigger_of(event))
         voice.see(before, event, out, now)
 
         # The table is the truth: the handler leads only where its row says; an ignored pair changes nothing.

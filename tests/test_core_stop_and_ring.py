@@ -8,7 +8,6 @@ import pytest
 
 from device.core import commands as cmd
 from device.core import events as ev
-from device.core.machine import SELF_HEARD
 from device.core.memory import is_stop_phrase
 from device.core.states import (
     DEFAULT_STOP_PHRASES,
@@ -25,6 +24,7 @@ from device.core.states import (
     Thinking,
     initial,
 )
+from device.core.voice import SELF_HEARD
 from tests.core_script import CONFIG, Driver, chunk
 
 STOPS = [

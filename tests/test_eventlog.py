@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from device.core.states import BargeInMatrix, BargeInRule, CoreConfig, initial
 from device.errors import UserError
 from device.replay import Mismatch, replay
 from device.runtime.eventlog import EventLog, LoadedLog, LoggedStep, read_log
+from tests.core_script import DEFAULTS
 
 EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.WakeDetected("hey_jarvis", 0.731, 16000),
@@ -65,8 +67,8 @@ EVERY_COMMAND: tuple[cmd.Command, ...] = (
     cmd.NoteIgnored("ünïcode\nand a newline"),
 )
 
-ODD_CONFIG = CoreConfig(
-    rate_hz=16000,
+ODD_CONFIG = replace(
+    DEFAULTS,
     listen_timeout_samples=1234,
     max_utterance_samples=5678,
     min_utterance_samples=91,
@@ -121,7 +123,7 @@ def replace_line(path: Path, number: int, text: str) -> None:
 def small_log(path: Path) -> None:
     write_log(
         path,
-        CoreConfig(),
+        DEFAULTS,
         [
             (16000, ev.WakeDetected("hey_jarvis", 0.9, 16000), "Listening", (cmd.StartTimer("listen", 1, 144000),)),
             (20480, ev.SpeechStarted(19456), "Hearing", ()),
@@ -168,7 +170,7 @@ def test_a_file_that_is_not_a_spine_log_is_refused_at_line_1(tmp_path: Path) -> 
 
 def test_an_event_without_its_outcome_mid_log_is_a_step_with_unknown_outcome(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    log = EventLog(path, CoreConfig())
+    log = EventLog(path, DEFAULTS)
     log.event(100, ev.SpeechStarted(50))
     log.event(200, ev.SpeechEnded(150))
     log.outcome(200, "Idle", (cmd.NoteIgnored("x"),))
@@ -181,7 +183,7 @@ def test_an_event_without_its_outcome_mid_log_is_a_step_with_unknown_outcome(tmp
 
 def test_the_event_a_crash_left_at_the_end_of_the_log_is_read(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    log = EventLog(path, CoreConfig())
+    log = EventLog(path, DEFAULTS)
     log.event(100, ev.SpeechStarted(50))
     log.outcome(100, "Idle", (cmd.NoteIgnored("x"),))
     log.event(200, ev.SpeechEnded(150))  # the step for this event crashed: no outcome
@@ -214,7 +216,7 @@ SCRIPT: tuple[tuple[int, ev.Event], ...] = (
 
 def record_script(path: Path) -> list[tuple[str, tuple[cmd.Command, ...]]]:
     """Step the real core over SCRIPT, logging exactly as the spine loop does; return what it decided."""
-    config = CoreConfig(earcons=False)  # the script's epochs are numbered for a machine that does not chime
+    config = replace(DEFAULTS, earcons=False)  # the script's epochs are numbered for a machine that does not chime
     log = EventLog(path, config)
     spine = initial(config)
     decided = []
@@ -234,7 +236,7 @@ def test_the_scripted_run_decides_what_a_reader_expects(tmp_path: Path) -> None:
         *("Listening", "Hearing", "Transcribing", "Thinking", "Thinking", "Speaking", "Speaking"),
         *("Listening", "Listening", "Listening", "Listening", "Idle", "Stopping"),
     ]
-    assert decided[0][1] == (cmd.StartTimer("listen", 1, 16000 + CoreConfig().listen_timeout_samples),)
+    assert decided[0][1] == (cmd.StartTimer("listen", 1, 16000 + DEFAULTS.listen_timeout_samples),)
     assert decided[8][1] == (cmd.CommitHeard(1, STORY, "Once upon a", interrupted=True),)
 
 

@@ -1,22 +1,25 @@
-"""The machine drawn and checked from its tables: a Mermaid diagram, totality and reachability."""
+"""The machine drawn and checked from its tables: a Mermaid diagram, totality and reachability.
+
+Edges are labelled with their triggers: an event type, or for a fired timer its kind (`TimerFired(confirm)`).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
 
-from device.core.events import EVENT_TYPES
-from device.core.machine import IGNORED, ILLEGAL, TRANSITIONS
+from device.core.machine import IGNORED, TRANSITIONS
 from device.core.states import STATE_TYPES, Idle
+from device.core.table import TRIGGERS, trigger_name
 
 
 def edges() -> dict[tuple[str, str], list[str]]:
-    """(from, to) -> the events that may cause that move; self-loops are left out (they change no state)."""
+    """(from, to) -> the triggers that may cause that move; self-loops are left out (they change no state)."""
     out: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for (state, event), row in TRANSITIONS.items():
+    for (state, trigger), row in TRANSITIONS.items():
         for target in row.targets:
             if target is not state:
-                out[(state.__name__, target.__name__)].append(event.__name__)
+                out[(state.__name__, target.__name__)].append(trigger_name(trigger))
     return dict(out)
 
 
@@ -39,14 +42,14 @@ class CheckReport:
 
 
 def check() -> CheckReport:
-    """Every (state, event) pair handled, ignored with a reason, or illegal - exactly one; every state reachable."""
+    """Every (state, trigger) pair handled or ignored with a reason - exactly one; every state reachable."""
     unclassified: list[str] = []
     twice: list[str] = []
     for state in STATE_TYPES:
-        for event in EVENT_TYPES:
-            key = (state, event)
-            hits = (key in TRANSITIONS) + (key in IGNORED) + (key in ILLEGAL)
-            name = f"({state.__name__}, {event.__name__})"
+        for trigger in TRIGGERS:
+            key = (state, trigger)
+            hits = (key in TRANSITIONS) + (key in IGNORED)
+            name = f"({state.__name__}, {trigger_name(trigger)})"
             if hits == 0:
                 unclassified.append(name)
             elif hits > 1:

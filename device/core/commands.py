@@ -7,6 +7,7 @@ continuous stretch of the assistant's voice; cutting it drops everything queued 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 from device.core.events import TimerKind
 from device.core.memory import Message
@@ -182,23 +183,4 @@ Command = (
     | NoteIgnored
 )
 
-COMMAND_TYPES: tuple[type[Command], ...] = (
-    StartTimer,
-    CancelTimer,
-    StartAsr,
-    StartReply,
-    StartTts,
-    OpenPlayback,
-    QueuePlayback,
-    FinishPlayback,
-    CutPlayback,
-    PausePlayback,
-    ResumePlayback,
-    PlayEarcon,
-    SetMicrophone,
-    CancelTurn,
-    CommitHeard,
-    ReopenAudio,
-    VoiceBargeIn,
-    NoteIgnored,
-)
+COMMAND_TYPES: tuple[type[Command], ...] = get_args(Command)

@@ -8,7 +8,7 @@ can be dropped as data (invariant 2). Times are sample indices at the device rat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 JobKind = Literal["asr", "reply", "tts"]
 TimerKind = Literal["listen", "utterance", "alarm", "reopen", "confirm", "lookahead", "ring", "breaker"]
@@ -240,28 +240,7 @@ Event = (
     | StopRequested
 )
 
-EVENT_TYPES: tuple[type[Event], ...] = (
-    WakeDetected,
-    VoiceHint,
-    EchoCancellerChanged,
-    VoiceGateChanged,
-    SpeechStarted,
-    SpeechEnded,
-    SpeechPaused,
-    TranscriptReady,
-    ReplyDelta,
-    ReplyFinished,
-    AlarmRequested,
-    TtsChunkReady,
-    PlaybackDrained,
-    PlaybackStopped,
-    TimerFired,
-    JobCancelled,
-    JobLeaked,
-    EngineFailed,
-    AudioDeviceLost,
-    AudioDeviceRestored,
-    MuteChanged,
-    Started,
-    StopRequested,
-)
+EVENT_TYPES: tuple[type[Event], ...] = get_args(Event)
+
+TurnResult = TranscriptReady | ReplyDelta | ReplyFinished | AlarmRequested | TtsChunkReady | EngineFailed
+"""What a turn's work posts back: each carries the turn it belongs to, so a late one is recognised."""

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, assert_never, get_args
 
 from device.core.memory import Message, SpokenChunk
 
@@ -46,83 +46,83 @@ class BargeInMatrix:
 DEFAULT_STOP_PHRASES = ("stop", "cancel", "never mind", "nevermind", "be quiet", "quiet", "shut up", "enough")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CoreConfig:
-    """The decision parameters of the machine, in samples at the device rate (the shell converts seconds)."""
+    """The decision parameters of the machine, in samples at the device rate.
 
-    rate_hz: int = 16000
-    listen_timeout_samples: int = 8 * 16000
-    """How long to wait for speech after the wake word before going back to idle."""
-    max_utterance_samples: int = 15 * 16000
-    """An utterance longer than this is cut and transcribed as it is."""
-    min_utterance_samples: int = 3200
-    """Speech shorter than this (a cough, a click) is not an utterance: keep listening."""
-    preroll_samples: int = 4800
-    """Audio before the detected onset included in the transcription (the onset detector lags the voice)."""
-    barge_in: BargeInMatrix = BargeInMatrix()
-    confirm_samples: int = 6400
-    """After a hint paused playback, confirmed speech must start within this long, else playback resumes."""
-    follow_up_samples: int = 5 * 16000
-    """After a reply was heard to its end, listen this long for a follow-up without the wake word (0: off)."""
+    Built only from the settings: `device.config.core_config()` converts the TOML (where each setting is
+    described) to this; tests take `core_config(Config())` and override fields with `dataclasses.replace`. So
+    no field that comes from a setting has a default here that could drift from the TOML's. The few fields
+    with a default have no TOML setting: they are fixed here, and described here.
+    """
+
+    rate_hz: int
+    """`device.config.RATE_HZ`: the device rate every sample count here is in."""
+    listen_timeout_samples: int
+    """`[listen] timeout_s`: after the wake word, how long to wait for speech."""
+    max_utterance_samples: int
+    """`[listen] max_utterance_s`: a longer utterance is cut and transcribed as it is."""
+    min_utterance_samples: int
+    """`[listen] min_utterance_s`: shorter speech (a cough, a click) is no utterance."""
+    preroll_samples: int
+    """`[listen] preroll_s`: audio before the detected onset that is transcribed too."""
+    barge_in: BargeInMatrix
+    """`[barge_in] transcribing`, `thinking`, `speaking`, `announcing`: each over its `BargeInMatrix` default."""
+    confirm_samples: int
+    """`[barge_in] confirm_ms`: how long a paused playback waits for the hint to be confirmed."""
+    follow_up_samples: int
+    """`[listen] follow_up_s`: the follow-up window after a reply was heard to its end (0: off)."""
     tts_lookahead_samples: int = 6 * 16000
-    """Synthesise a sentence only while less than this much synthesised audio waits ahead of the speaker
-    (and at most `tts_in_flight` sentences are being synthesised): a cancel wastes little work."""
+    """No TOML setting: synthesise a sentence only while less than this much synthesised audio waits ahead of
+    the speaker (and at most `tts_in_flight` sentences are being synthesised), so a cancel wastes little work."""
     tts_in_flight: int = 2
-    early_asr: bool = True
-    """Start transcribing when the user pauses (`SpeechPaused`) instead of when the utterance ends; if the
-    endpoint then confirms the same end, the transcript is ready or on its way (hides ASR in the endpointer's
-    wait). A pause the user talks on past costs one wasted transcription."""
+    """No TOML setting: at most this many sentences are being synthesised at once."""
+    early_asr: bool
+    """`[asr] early_pause_s` > 0: transcribe at the user's pause (`SpeechPaused`), not only at the endpoint."""
     first_clause_min_words: int = 6
-    """Before the first sentence is complete, a clause of at least this many words ending in , ; or : goes
-    to speech at once, so a long first sentence does not delay the first audio."""
-    stop_phrases: tuple[str, ...] = DEFAULT_STOP_PHRASES
-    """An interrupting utterance that says one of these (and nothing else) ends the exchange unanswered."""
+    """No TOML setting: before the first sentence is complete, a clause of at least this many words ending in
+    , ; or : goes to speech at once, so a long first sentence does not delay the first audio."""
+    stop_phrases: tuple[str, ...]
+    """`[barge_in] stop_phrases`: an utterance that says only these ends the exchange unanswered."""
     reopen_first_samples: int = 16000
-    """Back-off before the first attempt to reopen a lost sound card; it doubles each attempt."""
+    """No TOML setting: back-off before the first attempt to reopen a lost sound card; it doubles each time."""
     reopen_max_samples: int = 30 * 16000
-    earcons: bool = True
-    """Chime when the wake word is accepted, when a wake-word listening window closes unused, and on (un)mute."""
-    startup_sound: bool = True
-    """Play the start-up sound when the loop begins (`Started`): it goes through the real output, so the echo
-    canceller converges and the echo model is calibrated before the first answer. Independent of `earcons`."""
-    wake_phrase: str = "hey jarvis"
-    """Stripped from the start of a transcript before it is checked for a stop phrase ("Hey Jarvis, stop."),
-    tolerant of how whisper writes it ("Hey, Jarvis.", a dropped "hey", one letter off)."""
-    echo_tail_samples: int = 8000
-    """After the assistant's voice stopped sounding, its echo may still ring this long: an utterance whose onset
-    is while it sounded or within this tail, and whose words are the assistant's own, is not a user turn."""
+    """No TOML setting: the longest back-off between two attempts to reopen a lost sound card."""
+    earcons: bool
+    """`[earcons] enabled`: chime on the wake word, on a listening window closing unused, on (un)mute."""
+    startup_sound: bool
+    """`[earcons] startup`: play the start-up sound on `Started` (independent of `earcons`)."""
+    wake_phrase: str
+    """`[wake] model` (or `custom_model_path`'s name), as words: stripped from a transcript's start."""
+    echo_tail_samples: int
+    """`[barge_in] echo_tail_s`: how long the assistant's echo may ring after its voice stopped."""
     own_words_window_words: int = 20
-    """The guard compares a transcript with this many of the last words the speaker played."""
+    """No TOML setting: the guard compares a transcript with this many of the last words the speaker played."""
     own_words_min_fraction: float = 0.6
-    """At least this share of a transcript's words, in order, among those played words make it the assistant's
-    own (two of two, two of three, three of four, three of five ...)."""
+    """No TOML setting: at least this share of a transcript's words, in order, among those played words make it
+    the assistant's own (two of two, two of three, three of four, three of five ...)."""
     own_one_word_tail_words: int = 3
-    short_interruption_max_words: int = 2
-    """An utterance that talked over the assistant (began while its voice sounded or in the echo tail) and says
-    at most this many words, the wake phrase aside, that are no stop phrase is still taken as a stop, never
-    answered: a one- or two-word talk-over is how people say stop, and whisper mishears a stop said over
-    echo ("Cancel." read "So.", "Never mind." "Then reminded."). A two-word request ("What time?") is lost
-    and must be asked again. 0: answer every talk-over that is no stop phrase."""
-    """A one-word transcript is the assistant's own only if it is one of this many last played words."""
-    breaker_self_heard: int = 2
-    """Hearing its own voice this many times within `breaker_window_samples` trips the breaker: voice barge-in
-    is suspended and only the wake word interrupts, until hearing is trusted again (0: no breaker)."""
-    breaker_window_samples: int = 60 * 16000
-    """How far back self-hearings count towards the breaker."""
-    breaker_hold_samples: int = 60 * 16000
-    """A tripped breaker restores voice barge-in when the echo canceller next reports convergence, or after this
-    long at the latest."""
-    alarm_ring_gap_samples: int = 2 * 16000
-    """A timer that is done says its line, waits this long, and says it again, until it is stopped."""
-    alarm_ring_max_samples: int = 60 * 16000
-    """No repetition of a ringing timer's line starts this long after the ring began (kitchen timers stop too)."""
+    """No TOML setting: a one-word transcript is the assistant's own only if it is one of this many last played
+    words."""
+    short_interruption_max_words: int
+    """`[barge_in] short_interruption_max_words`: a talk-over this short that is no stop phrase is a stop."""
+    breaker_self_heard: int
+    """`[barge_in] breaker_self_heard`: hearing itself this often within the window trips the breaker (0: off)."""
+    breaker_window_samples: int
+    """`[barge_in] breaker_window_s`: how far back self-hearings count towards the breaker."""
+    breaker_hold_samples: int
+    """`[barge_in] breaker_hold_s`: a tripped breaker restores voice barge-in after this long at the latest."""
+    alarm_ring_gap_samples: int
+    """`[listen] alarm_ring_gap_s`: the gap between two sayings of a ringing timer's line."""
+    alarm_ring_max_samples: int
+    """`[listen] alarm_ring_max_s`: no saying of a ringing timer's line starts this long after it began."""
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> CoreConfig:
         """The inverse of `dataclasses.asdict` (the event log's header)."""
         value = dict(value)
-        matrix = BargeInMatrix(**{name: BargeInRule(**row) for name, row in value.pop("barge_in", {}).items()})
-        phrases = tuple(value.pop("stop_phrases", DEFAULT_STOP_PHRASES))
+        matrix = BargeInMatrix(**{name: BargeInRule(**row) for name, row in value.pop("barge_in").items()})
+        phrases = tuple(value.pop("stop_phrases"))
         return CoreConfig(**value, barge_in=matrix, stop_phrases=phrases)
 
 
@@ -278,20 +278,7 @@ State = (
     | Stopping
 )
 
-STATE_TYPES: tuple[type[State], ...] = (
-    Idle,
-    Listening,
-    Hearing,
-    Transcribing,
-    Thinking,
-    Speaking,
-    Paused,
-    Announcing,
-    Ringing,
-    Muted,
-    Degraded,
-    Stopping,
-)
+STATE_TYPES: tuple[type[State], ...] = get_args(State)
 
 
 @dataclass(frozen=True)
@@ -346,7 +333,7 @@ class OwnVoice:
 class Context:
     """What outlives a single state."""
 
-    config: CoreConfig = field(default_factory=CoreConfig)
+    config: CoreConfig
     next_turn: int = 1
     next_epoch: int = 1
     next_alarm: int = 1
@@ -367,8 +354,8 @@ class Context:
 class Spine:
     """The whole value the machine steps."""
 
-    state: State = field(default_factory=Idle)
-    context: Context = field(default_factory=Context)
+    state: State
+    context: Context
 
 
 def initial(config: CoreConfig) -> Spine:
@@ -377,6 +364,10 @@ def initial(config: CoreConfig) -> Spine:
 
 def current_turn(state: State) -> int | None:
     """The turn whose work is running in `state`, if any."""
-    if isinstance(state, Idle | Ringing | Muted | Degraded | Stopping):
-        return None
-    return state.turn
+    match state:
+        case Idle() | Ringing() | Muted() | Degraded() | Stopping():
+            return None
+        case Listening() | Hearing() | Transcribing() | Thinking() | Speaking() | Paused() | Announcing():
+            return state.turn
+        case _:
+            assert_never(state)

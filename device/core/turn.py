@@ -1,0 +1,181 @@
+"""The way in: the start-up sound, the wake word, the listening window, the utterance and its end, the
+transcript, and the decision whether it is a request to answer (rules 6, 8 and 10 in `machine.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from device.core import commands as cmd
+from device.core import events as ev
+from device.core.memory import Message, is_stop_phrase, normalise_space
+from device.core.moves import (
+    abandon,
+    chime,
+    hear_from,
+    listen_after_wake,
+    new_epoch,
+    new_turn,
+    open_listening,
+    preceded_by,
+    remember,
+    stale,
+    to_idle,
+)
+from device.core.states import Context, Hearing, Idle, Listening, Reply, Ringing, Thinking, Transcribing
+from device.core.table import Outcome
+from device.core.voice import (
+    SELF_HEARD,
+    heard_itself_again,
+    is_own_voice,
+    is_short_interruption,
+    maybe_trip,
+    suspended,
+)
+
+OWN_SPEECH = "the wake word was in the assistant's own speech (found in the played audio first)"
+
+
+def on_started(state: Idle, ctx: Context, event: ev.Started, now: int) -> Outcome:
+    """The loop began: play the start-up sound, through the real output, so the echo canceller converges (and
+    the echo model is calibrated) before the first answer."""
+    if not ctx.config.startup_sound:
+        return state, ctx, (cmd.NoteIgnored("the start-up sound is off"),)
+    epoch, ctx = new_epoch(ctx)
+    return state, replace(ctx, earcon_epoch=epoch, startup_epoch=epoch), (cmd.PlayEarcon(epoch, "startup"),)
+
+
+def on_wake(state: Idle | Ringing, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
+    """The wake word while no turn runs: a new turn listens (a ringing timer stops: the user called)."""
+    if event.in_own_speech:  # the tail of a reply that said the wake word, still echoing after it drained
+        return state, ctx, (cmd.NoteIgnored(OWN_SPEECH),)
+    ctx, out = abandon(state, ctx)  # a ring's next saying is not due any more
+    turn, ctx = new_turn(ctx)
+    return listen_after_wake(ctx, turn, now, *out)
+
+
+def on_wake_again(state: Listening | Hearing, ctx: Context, event: ev.WakeDetected, now: int) -> Outcome:
+    """The wake word again while listening: start the listening window afresh, same turn."""
+    if event.in_own_speech:
+        return state, ctx, (cmd.NoteIgnored(OWN_SPEECH),)
+    cancel = (cmd.CancelTimer("utterance", state.turn),) if isinstance(state, Hearing) else ()
+    return listen_after_wake(ctx, state.turn, now, *cancel)
+
+
+def on_speech_started(state: Listening, ctx: Context, event: ev.SpeechStarted, now: int) -> Outcome:
+    # No floor at the wake detection: it lags the wake word, and the user may already be speaking. Hearing
+    # places the onset after the pause that follows the wake word.
+    hearing = hear_from(ctx, state.turn, event.onset_sample, now, state.follow_up)
+    return preceded_by(hearing, cmd.CancelTimer("listen", state.turn))
+
+
+def on_listen_timeout(state: Listening, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
+    """Nobody spoke in the listening window: rest (after a wake word, a chime says the window closed)."""
+    if event.ref != state.turn:
+        return state, ctx, (cmd.NoteIgnored(stale(state, event.ref, "listen timer")),)
+    if state.follow_up or ctx.alarms_due:  # a follow-up window lapses quietly; an alarm speaks for itself
+        return to_idle(ctx, now)
+    ctx, sound = chime(ctx, "timeout")  # the wake word was heard but nothing followed: say we stopped
+    return preceded_by(to_idle(ctx, now), *sound)
+
+
+def on_speech_paused(state: Hearing, ctx: Context, event: ev.SpeechPaused, now: int) -> Outcome:
+    """The user paused: transcribe what they said so far now, so the endpoint finds the text (nearly) ready."""
+    if not ctx.config.early_asr:
+        return state, ctx, (cmd.NoteIgnored("early transcription is off: the endpoint starts it"),)
+    if event.end_sample - state.onset_sample < ctx.config.min_utterance_samples:
+        return state, ctx, (cmd.NoteIgnored("too short to be a request yet: no early transcription"),)
+    early = replace(state, early_to_sample=event.end_sample, early_text=None)
+    return early, ctx, (cmd.StartAsr(state.turn, state.from_sample, event.end_sample),)
+
+
+def on_early_transcript(state: Hearing, ctx: Context, event: ev.TranscriptReady, now: int) -> Outcome:
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(stale(state, event.turn, "transcript")),)
+    if event.to_sample != state.early_to_sample:
+        return state, ctx, (cmd.NoteIgnored(outdated(event, state.early_to_sample)),)
+    return replace(state, early_text=event.text), ctx, ()
+
+
+def on_early_failure(state: Hearing, ctx: Context, event: ev.EngineFailed, now: int) -> Outcome:
+    """An early transcription failed: forget it, so the endpoint starts one of its own (or apologises then)."""
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(stale(state, event.turn, f"{event.job} failure")),)
+    forgot = replace(state, early_to_sample=None, early_text=None)
+    return forgot, ctx, (cmd.NoteIgnored(f"early transcription failed ({event.reason}): the endpoint retries"),)
+
+
+def outdated(event: ev.TranscriptReady, wanted: int | None) -> str:
+    return f"transcript up to sample {event.to_sample} is outdated: the user spoke on (waiting for {wanted})"
+
+
+def on_speech_ended(state: Hearing, ctx: Context, event: ev.SpeechEnded, now: int) -> Outcome:
+    if event.end_sample - state.onset_sample < ctx.config.min_utterance_samples:
+        # Too short to be a request: keep listening in the same window (its timer restarts).
+        cancel = cmd.CancelTimer("utterance", state.turn)
+        return preceded_by(open_listening(ctx, state.turn, now, follow_up=state.follow_up), cancel)
+    if event.end_sample == state.early_to_sample:  # the pause was the end: its transcription is the one
+        cancel = cmd.CancelTimer("utterance", state.turn)
+        if state.early_text is None:
+            return Transcribing(state.turn, event.end_sample, state.onset_sample), ctx, (cancel,)
+        return preceded_by(answer(state.turn, state.early_text, ctx, now, state.onset_sample), cancel)
+    return transcribe(state, ctx, event.end_sample)
+
+
+def on_utterance_limit(state: Hearing, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
+    """The user spoke for `max_utterance_samples`: transcribe what there is."""
+    if event.ref != state.turn:
+        return state, ctx, (cmd.NoteIgnored(stale(state, event.ref, "utterance timer")),)
+    return transcribe(state, ctx, now)
+
+
+def transcribe(state: Hearing, ctx: Context, end_sample: int) -> Outcome:
+    out = (cmd.CancelTimer("utterance", state.turn), cmd.StartAsr(state.turn, state.from_sample, end_sample))
+    return Transcribing(state.turn, end_sample, state.onset_sample), ctx, out
+
+
+def on_transcript(state: Transcribing, ctx: Context, event: ev.TranscriptReady, now: int) -> Outcome:
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(stale(state, event.turn, "transcript")),)
+    if event.to_sample != state.to_sample:
+        return state, ctx, (cmd.NoteIgnored(outdated(event, state.to_sample)),)
+    return answer(state.turn, event.text, ctx, now, state.onset_sample)
+
+
+def answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int) -> Outcome:
+    """The words of an utterance that began at `onset_sample` are known: ask for a reply, unless there is
+    nothing to answer, it is a stop, or it is the assistant's own voice (then rest or listen on)."""
+    prompt = normalise_space(text)
+    if not prompt:
+        return preceded_by(to_idle(ctx, now), cmd.NoteIgnored("empty transcript: nothing to answer"))
+    if is_stop_phrase(prompt, ctx.config.stop_phrases, ctx.config.wake_phrase):
+        # Whatever was going on was cancelled when this utterance interrupted it; a stop starts nothing new, and
+        # silences a ringing timer.
+        ctx = replace(ctx, ring=None)
+        note = cmd.NoteIgnored(f"stop phrase {prompt!r}: stopped, nothing to answer")
+        return preceded_by(to_idle(ctx, now), note)
+    if is_own_voice(ctx, prompt, onset_sample):
+        return heard_itself(ctx, turn, prompt, now)
+    if is_short_interruption(ctx, prompt, onset_sample):
+        ctx = replace(ctx, ring=None)
+        why = f"short interruption {prompt!r}: taken as a stop (a talk-over of a word or two), nothing to answer"
+        return preceded_by(to_idle(ctx, now), cmd.NoteIgnored(why))
+    ctx = replace(ctx, ring=None)  # the user asked for something: they heard the ring
+    history = ctx.memory
+    ctx = remember(ctx, Message("user", prompt))
+    return Thinking(turn, Reply(prompt)), ctx, (cmd.StartReply(turn, prompt, history),)
+
+
+def heard_itself(ctx: Context, turn: int, prompt: str, now: int) -> Outcome:
+    """The transcript is the assistant's own voice: answer nothing, count it, and listen on (a ring goes on)."""
+    config = ctx.config
+    ctx = heard_itself_again(ctx, now)
+    window_s = config.breaker_window_samples / config.rate_hz
+    note = cmd.NoteIgnored(
+        f"{SELF_HEARD}: {prompt!r} is the assistant's own voice (it began while that voice sounded or in its echo "
+        f"tail, and repeats what it just said): not a user turn ({len(ctx.own_voice.self_heard_at)} within "
+        f"{window_s:g} s)"
+    )
+    ctx, breaker = maybe_trip(ctx, now)
+    if ctx.ring is not None or ctx.alarms_due or suspended(ctx) or config.follow_up_samples <= 0:
+        return preceded_by(to_idle(ctx, now), note, *breaker)
+    return preceded_by(open_listening(ctx, turn, now, follow_up=True), note, *breaker)
