@@ -51,13 +51,12 @@ class CoreConfig:
     """The decision parameters of the machine, in samples at the device rate.
 
     Built only from the settings: `device.config.core_config()` converts the TOML (where each setting is
-    described) to this; tests take `core_config(Config())` and override fields with `dataclasses.replace`. So
-    no field that comes from a setting has a default here that could drift from the TOML's. The few fields
-    with a default have no TOML setting: they are fixed here, and described here.
+    described, once) to this; tests take `core_config(Config())` and override fields with `dataclasses.replace`.
+    No field has a default here, so none can drift from the TOML's.
     """
 
     rate_hz: int
-    """`device.config.RATE_HZ`: the device rate every sample count here is in."""
+    """`device.rates.SPINE_RATE_HZ`: the rate every sample count here is in (no TOML setting)."""
     listen_timeout_samples: int
     """`[listen] timeout_s`: after the wake word, how long to wait for speech."""
     max_utterance_samples: int
@@ -72,22 +71,20 @@ class CoreConfig:
     """`[barge_in] confirm_ms`: how long a paused playback waits for the hint to be confirmed."""
     follow_up_samples: int
     """`[listen] follow_up_s`: the follow-up window after a reply was heard to its end (0: off)."""
-    tts_lookahead_samples: int = 6 * 16000
-    """No TOML setting: synthesise a sentence only while less than this much synthesised audio waits ahead of
-    the speaker (and at most `tts_in_flight` sentences are being synthesised), so a cancel wastes little work."""
-    tts_in_flight: int = 2
-    """No TOML setting: at most this many sentences are being synthesised at once."""
+    tts_lookahead_samples: int
+    """`[tts] lookahead_s`: synthesise only while less than this much synthesised audio waits to play."""
+    tts_in_flight: int
+    """`[tts] in_flight`: at most this many sentences are being synthesised at once."""
     early_asr: bool
     """`[asr] early_pause_s` > 0: transcribe at the user's pause (`SpeechPaused`), not only at the endpoint."""
-    first_clause_min_words: int = 6
-    """No TOML setting: before the first sentence is complete, a clause of at least this many words ending in
-    , ; or : goes to speech at once, so a long first sentence does not delay the first audio."""
+    first_clause_min_words: int
+    """`[tts] first_clause_min_words`: a first clause this long goes to speech before its sentence ends."""
     stop_phrases: tuple[str, ...]
     """`[barge_in] stop_phrases`: an utterance that says only these ends the exchange unanswered."""
-    reopen_first_samples: int = 16000
-    """No TOML setting: back-off before the first attempt to reopen a lost sound card; it doubles each time."""
-    reopen_max_samples: int = 30 * 16000
-    """No TOML setting: the longest back-off between two attempts to reopen a lost sound card."""
+    reopen_first_samples: int
+    """`[audio] reopen_first_s`: the back-off before the first attempt to reopen a lost sound card."""
+    reopen_max_samples: int
+    """`[audio] reopen_max_s`: the longest back-off between two attempts to reopen it."""
     earcons: bool
     """`[earcons] enabled`: chime on the wake word, on a listening window closing unused, on (un)mute."""
     startup_sound: bool
@@ -96,14 +93,12 @@ class CoreConfig:
     """`[wake] model` (or `custom_model_path`'s name), as words: stripped from a transcript's start."""
     echo_tail_samples: int
     """`[barge_in] echo_tail_s`: how long the assistant's echo may ring after its voice stopped."""
-    own_words_window_words: int = 20
-    """No TOML setting: the guard compares a transcript with this many of the last words the speaker played."""
-    own_words_min_fraction: float = 0.6
-    """No TOML setting: at least this share of a transcript's words, in order, among those played words make it
-    the assistant's own (two of two, two of three, three of four, three of five ...)."""
-    own_one_word_tail_words: int = 3
-    """No TOML setting: a one-word transcript is the assistant's own only if it is one of this many last played
-    words."""
+    own_words_window_words: int
+    """`[barge_in] own_words_window_words`: how many last played words a transcript is compared with."""
+    own_words_min_fraction: float
+    """`[barge_in] own_words_min_fraction`: the share of a transcript's words among them that makes it own."""
+    own_one_word_tail_words: int
+    """`[barge_in] own_one_word_tail_words`: a one-word transcript must be among this many last words."""
     short_interruption_max_words: int
     """`[barge_in] short_interruption_max_words`: a talk-over this short that is no stop phrase is a stop."""
     breaker_self_heard: int
