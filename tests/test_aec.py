@@ -21,9 +21,9 @@ from device.engines.aec import (
     DIVERGE_COHERENCE,
     FRAME_SAMPLES,
     OUTPUT_DELAY_SAMPLES,
-    RATE_HZ,
     EchoCanceller,
 )
+from device.rates import SPINE_RATE_HZ
 from device.sim.room import EchoPath, RoomNoise
 from device.sim.scene import RoomSpec
 from device.sim.speech import synthesize
@@ -68,7 +68,7 @@ def to_int16(signal: Signal) -> Audio:
 
 def room_echo(speaker: Audio, room: RoomSpec) -> Signal:
     """What the microphone hears of `speaker`, plus the room's noise, streamed in frames as the card does."""
-    path = EchoPath(room, RATE_HZ)
+    path = EchoPath(room, SPINE_RATE_HZ)
     noise = RoomNoise(room.noise_dbfs, room.seed)
     frames = [
         path.process(speaker[start : start + FRAME_SAMPLES]) + noise.next(FRAME_SAMPLES)
@@ -128,10 +128,10 @@ def test_a_delayed_reference_is_cancelled(delay_ms: float) -> None:
 
     run = cancel(canceller, mic, reference)
 
-    settled = round(SETTLE_S * RATE_HZ)
+    settled = round(SETTLE_S * SPINE_RATE_HZ)
     erle_db = ratio_db(mic[settled:], run.cleaned[settled:])
     assert canceller.converged_at_frame is not None
-    converged_after_s = (canceller.converged_at_frame * FRAME_SAMPLES - speech_onset_samples(reference)) / RATE_HZ
+    converged_after_s = (canceller.converged_at_frame * FRAME_SAMPLES - speech_onset_samples(reference)) / SPINE_RATE_HZ
     print(
         f"\ndelay {delay_ms:.0f} ms: ERLE {erle_db:.1f} dB after {SETTLE_S} s, estimate {canceller.erle_db:.1f} dB, "
         f"converged {converged_after_s:.2f} s after the speech started, coherence {canceller.echo_coherence:.2f} "
@@ -156,7 +156,7 @@ def test_a_quiet_echo_as_in_the_default_room_still_converges() -> None:
 
     run = cancel(canceller, mic, reference)
 
-    settled = round(SETTLE_S * RATE_HZ)
+    settled = round(SETTLE_S * SPINE_RATE_HZ)
     print(
         f"\ndefault room: ERLE {ratio_db(mic[settled:], run.cleaned[settled:]):.1f} dB over all frames, estimate "
         f"{canceller.erle_db:.1f} dB (frames above the mic floor), converged at frame {canceller.converged_at_frame}"
@@ -166,7 +166,7 @@ def test_a_quiet_echo_as_in_the_default_room_still_converges() -> None:
 
 def test_not_converged_before_a_reference_and_the_estimate_tracks_the_measured_erle() -> None:
     reference = assistant_speech()
-    silence_samples = RATE_HZ  # one second of room noise and a user speaking, nothing played
+    silence_samples = SPINE_RATE_HZ  # one second of room noise and a user speaking, nothing played
     user = synthesize(USER_TEXT, USER_VOICE)[:silence_samples].astype(np.float32)
     before = to_int16(RoomNoise(-60.0, seed=2).next(silence_samples) + np.pad(user, (0, silence_samples - user.size)))
     canceller = EchoCanceller()
@@ -179,7 +179,7 @@ def test_not_converged_before_a_reference_and_the_estimate_tracks_the_measured_e
     mic = to_int16(room_echo(reference, echo_room(150.0)))
     run = cancel(canceller, mic, reference)
 
-    last_second = slice(-RATE_HZ, None)
+    last_second = slice(-SPINE_RATE_HZ, None)
     measured_db = ratio_db(mic[last_second], run.cleaned[last_second])
     print(f"\nERLE measured over the last second {measured_db:.1f} dB, estimate {canceller.erle_db:.1f} dB")
     assert canceller.converged
@@ -191,7 +191,7 @@ def test_double_talk_keeps_the_users_voice_and_the_estimate() -> None:
     room = echo_room(150.0)
     echo = room_echo(reference, room)
     # The user starts after the initial state, 12 dB below their default level: the echo is louder than the user.
-    user_start = round(4.5 * RATE_HZ)
+    user_start = round(4.5 * SPINE_RATE_HZ)
     user_speech = synthesize(USER_TEXT, USER_VOICE, gain_db=-12.0).astype(np.float32)
     user_speech = user_speech[: reference.size - user_start]
     user = np.zeros(reference.size, dtype=np.float32)
@@ -203,7 +203,7 @@ def test_double_talk_keeps_the_users_voice_and_the_estimate() -> None:
     user_processed = cancel(EchoCanceller(), user_alone, np.zeros_like(reference)).cleaned
     # The caller's belief that the user speaks, with 100 ms of slack either side.
     near_end_quiet = np.ones(reference.size, dtype=np.bool_)
-    near_end_quiet[user_start - RATE_HZ // 10 : talk.stop + RATE_HZ // 10] = False
+    near_end_quiet[user_start - SPINE_RATE_HZ // 10 : talk.stop + SPINE_RATE_HZ // 10] = False
 
     flagged_canceller = EchoCanceller()
     flagged = cancel(flagged_canceller, mic, reference, near_end_quiet)
@@ -251,8 +251,8 @@ def test_an_unrelated_reference_never_converges(text: str, voice: str) -> None:
 
     run = cancel(canceller, mic, unrelated)
 
-    initial_state = slice(round(0.5 * RATE_HZ), round(2.0 * RATE_HZ))
-    after = slice(round(4.0 * RATE_HZ), None)
+    initial_state = slice(round(0.5 * SPINE_RATE_HZ), round(2.0 * SPINE_RATE_HZ))
+    after = slice(round(4.0 * SPINE_RATE_HZ), None)
     initial_db = ratio_db(mic[initial_state], run.cleaned[initial_state])
     after_db = ratio_db(mic[after], run.cleaned[after])
     print(
@@ -277,11 +277,11 @@ def test_an_echo_path_change_diverges_then_converges_again() -> None:
     run = cancel(canceller, mic, reference)
 
     flips_s = [
-        (end / RATE_HZ, now)
+        (end / SPINE_RATE_HZ, now)
         for end, before, now in zip(run.period_end_samples[1:], run.converged[:-1], run.converged[1:], strict=True)
         if now != before
     ]
-    change_s = speech.size / RATE_HZ
+    change_s = speech.size / SPINE_RATE_HZ
     print(
         f"\necho path change at {change_s:.2f} s: converged changes {flips_s}, delay now {canceller.echo_delay_ms} ms"
     )
@@ -297,13 +297,13 @@ def test_a_reference_later_than_its_echo_never_converges() -> None:
     """A reference fed 200 ms after the speaker played it: the echo comes first, and no canceller can use it."""
     speaker = assistant_speech()
     mic = to_int16(room_echo(speaker, echo_room(20.0)))
-    late_samples = round(0.2 * RATE_HZ)
+    late_samples = round(0.2 * SPINE_RATE_HZ)
     late_reference = np.concatenate((np.zeros(late_samples, dtype=np.int16), speaker[:-late_samples]))
     canceller = EchoCanceller()
 
     run = cancel(canceller, mic, late_reference)
 
-    after = slice(round(4.0 * RATE_HZ), None)
+    after = slice(round(4.0 * SPINE_RATE_HZ), None)
     print(
         f"\nreference 200 ms late: mic reduced {ratio_db(mic[after], run.cleaned[after]):.1f} dB after 4 s, "
         f"coherence {canceller.echo_coherence:.3f}"
@@ -336,7 +336,7 @@ def test_wrong_types_and_thresholds_raise() -> None:
 
 
 def test_the_output_lags_the_input_by_the_documented_delay() -> None:
-    noise = (np.random.default_rng(0).standard_normal(RATE_HZ) * 3000.0).astype(np.int16)
+    noise = (np.random.default_rng(0).standard_normal(SPINE_RATE_HZ) * 3000.0).astype(np.int16)
     cleaned = cancel(EchoCanceller(), noise, np.zeros_like(noise)).cleaned
     start, stop = 2000, 14000
     window = cleaned[start:stop].astype(np.float64)
@@ -359,7 +359,7 @@ def test_reset_starts_over() -> None:
 
 
 def _determinism_input() -> tuple[Audio, Audio]:
-    reference = assistant_speech()[: 5 * RATE_HZ]
+    reference = assistant_speech()[: 5 * SPINE_RATE_HZ]
     return to_int16(room_echo(reference, echo_room(150.0))), reference
 
 
@@ -405,7 +405,7 @@ def test_a_delay_jump_of_one_xrun_is_seen_within_a_second_and_nothing_before_it(
     from device.sim.scene import DelayJump
 
     speech = np.concatenate([assistant_speech()] * 3)
-    jump_s = 2 * assistant_speech().size / RATE_HZ
+    jump_s = 2 * assistant_speech().size / SPINE_RATE_HZ
     room = RoomSpec(
         echo_delay_ms=60.0, echo_gain_db=-6.0, rt60_s=0.3, noise_dbfs=-60.0, seed=4,
         delay_jumps=(DelayJump(jump_s, jump_ms),),
@@ -413,7 +413,7 @@ def test_a_delay_jump_of_one_xrun_is_seen_within_a_second_and_nothing_before_it(
     mic = to_int16(room_echo(speech, room))
     canceller = EchoCanceller()
     run = cancel(canceller, mic, speech)
-    ends_s = np.array(run.period_end_samples) / RATE_HZ
+    ends_s = np.array(run.period_end_samples) / SPINE_RATE_HZ
     converged = np.array(run.converged)
     assert converged[ends_s < jump_s].any(), "never converged before the jump"
     first = float(ends_s[np.flatnonzero(converged)[0]])

@@ -42,7 +42,8 @@ def echoed(chime: np.ndarray[Any, np.dtype[np.int16]], gain_db: float, rt60_s: f
     room = RoomSpec(echo_delay_ms=40.0, echo_gain_db=gain_db, rt60_s=rt60_s, noise_dbfs=-55.0, seed=3)
     played = np.concatenate([np.zeros(1600, np.int16), chime, np.zeros(8000, np.int16)])
     mic = EchoPath(room, 16000).process(played) + RoomNoise(-55.0, 3).next(len(played))
-    return np.clip(mic, -32768, 32767).astype(np.int16)
+    heard: np.ndarray[Any, Any] = np.clip(mic, -32768, 32767).astype(np.int16)
+    return heard
 
 
 @pytest.mark.slow

@@ -51,7 +51,8 @@ def judge_all(
 
 def room_mic(echo: Floats, user: Floats, seed: int) -> npt.NDArray[np.int16]:
     noise = RoomNoise(-60.0, seed).next(len(echo))
-    return np.clip(np.rint(echo + user + noise), -32768, 32767).astype(np.int16)
+    mic: npt.NDArray[np.int16] = np.clip(np.rint(echo + user + noise), -32768, 32767).astype(np.int16)
+    return mic
 
 
 ROOMS = [

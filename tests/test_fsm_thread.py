@@ -301,11 +301,12 @@ def daemon_steps(fsm: FsmThread) -> int:
 
 def test_set_microphone_sets_the_mics_state() -> None:
     executor = make_executor(Timers())
-    assert executor.mic is MicState.OPEN
+    states = [executor.mic]
     executor.execute((cmd.SetMicrophone(False),), 0)
-    assert executor.mic is MicState.MUTED
+    states.append(executor.mic)
     executor.execute((cmd.SetMicrophone(True),), 0)
-    assert executor.mic is MicState.OPEN
+    states.append(executor.mic)
+    assert states == [MicState.OPEN, MicState.MUTED, MicState.OPEN]
 
 
 def test_the_playing_chime_is_cleared_when_its_epoch_drains_or_stops_and_not_by_an_older_epochs_report(

@@ -20,9 +20,18 @@ PERIOD = 10
 FADE = 8
 
 
-def gate_with_reports(fade_samples: int = FADE) -> tuple[PlaybackGate, list[Event]]:
-    reports: list[Event] = []
-    return PlaybackGate(fade_samples, reports.append), reports
+Report = PlaybackDrained | PlaybackStopped
+
+
+def gate_with_reports(fade_samples: int = FADE) -> tuple[PlaybackGate, list[Report]]:
+    """A gate whose reports are collected; the gate reports only the end of an epoch, nothing else."""
+    reports: list[Report] = []
+
+    def collect(event: Event) -> None:
+        assert isinstance(event, PlaybackDrained | PlaybackStopped), event
+        reports.append(event)
+
+    return PlaybackGate(fade_samples, collect), reports
 
 
 def const(samples: int, value: int) -> np.ndarray:
@@ -349,7 +358,7 @@ def test_random_op_sequences_keep_the_gate_invariants(script: tuple[int, int, li
         assert int(np.count_nonzero(faded)) <= fade
         assert set(pull_of[epochs == epoch][faded].tolist()) <= {cut_at}
 
-    by_epoch: dict[int, list[Event]] = defaultdict(list)
+    by_epoch: dict[int, list[Report]] = defaultdict(list)
     for report in reports:
         assert isinstance(report, PlaybackDrained | PlaybackStopped)
         # Every report counts exactly the samples that carried the epoch's tag, fade included (invariant 5).

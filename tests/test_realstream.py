@@ -18,10 +18,11 @@ from device.bench import realstream_report as rr
 from device.bench.tables import write_report
 from device.core import commands as cmd
 from device.core import events as ev
+from device.rates import SPINE_RATE_HZ
 from device.runtime.eventlog import LoggedStep
 from tests.pulse import pulse_server
 
-RATE = an.RATE_HZ
+RATE = SPINE_RATE_HZ
 LOG_BEHIND_S = 0.5  # the log's clock starts this long after the recording
 MIC_BEHIND_S = 0.25  # the mic's sample count starts this long after the recording
 

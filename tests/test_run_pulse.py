@@ -121,7 +121,7 @@ def test_spine_run_answers_a_spoken_request_and_never_interrupts_itself_at_0_db_
                 daemon.kill()
     text = log.read_text(encoding="utf-8")
     assert '"TranscriptReady","turn":1,"text":"Tell me a story."' in text.replace(", ", ",")
-    states = [o["state"] for o in outcomes(log)]
+    states = [str(o["state"]) for o in outcomes(log)]
     speaking_from = states.index("Speaking")
     # Speaking until the stop: never paused, cut, or hearing its own voice as the user.
     assert set(states[speaking_from:-1]) == {"Speaking"}, sorted(set(states[speaking_from:]))
