@@ -24,16 +24,26 @@ def on_alarm_requested(state: Thinking | Speaking, ctx: Context, event: ev.Alarm
     return state, ctx, (cmd.StartTimer("alarm", alarm.alarm, due),)
 
 
-def on_alarm_due(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
-    """A timer is done: announce it now in Idle; anywhere else, when the machine is next idle, rather than talk
-    over the user or over itself."""
+def on_alarm_due_at_rest(state: Idle, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
+    """A timer is done while nothing goes on: announce it now."""
     alarm = next((a for a in ctx.alarms_armed if a.alarm == event.ref), None)
     if alarm is None:
         return state, ctx, (cmd.NoteIgnored(f"alarm {event.ref} is not armed"),)
-    ctx = replace(ctx, alarms_armed=tuple(a for a in ctx.alarms_armed if a.alarm != event.ref))
-    if isinstance(state, Idle):
-        return announce(ctx, alarm, now)
+    return announce(_disarmed(ctx, alarm), alarm, now)
+
+
+def on_alarm_due_while_busy(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
+    """A timer is done while the machine is busy (or ringing, muted, without a sound card): announce it when
+    it is next idle (`moves.to_idle`), rather than talk over the user or over itself."""
+    alarm = next((a for a in ctx.alarms_armed if a.alarm == event.ref), None)
+    if alarm is None:
+        return state, ctx, (cmd.NoteIgnored(f"alarm {event.ref} is not armed"),)
+    ctx = _disarmed(ctx, alarm)
     return state, replace(ctx, alarms_due=(*ctx.alarms_due, alarm)), ()
+
+
+def _disarmed(ctx: Context, alarm: Alarm) -> Context:
+    return replace(ctx, alarms_armed=tuple(a for a in ctx.alarms_armed if a.alarm != alarm.alarm))
 
 
 def on_ring_due(state: Ringing, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:

@@ -193,8 +193,8 @@ TRANSITIONS = table(
     row(ALL_STATES, ev.EchoCancellerChanged, interrupt.on_echo_canceller),
     row(ALL_STATES, Timer("breaker"), interrupt.on_breaker_hold_over),
     # --- user timers: armed by a reply; due, announced in Idle (later elsewhere); then they ring until stopped
-    row(Idle, Timer("alarm"), alarms.on_alarm_due, Announcing, may_stay=True),
-    row(every_state_but(Idle), Timer("alarm"), alarms.on_alarm_due),
+    row(Idle, Timer("alarm"), alarms.on_alarm_due_at_rest, Announcing, may_stay=True),
+    row(every_state_but(Idle), Timer("alarm"), alarms.on_alarm_due_while_busy),
     row(Ringing, Timer("ring"), alarms.on_ring_due, *TO_IDLE, may_stay=True),
     row(every_state_but(Ringing), Timer("ring"), alarms.on_ring_timer_elsewhere),
     # --- the sound card: lost, reopened with back-off, restored

@@ -5,6 +5,7 @@ to its end, or stopped after a cut with the exact played-sample count (rules 2 a
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import assert_never
 
 from device.core import commands as cmd
 from device.core import events as ev
@@ -57,10 +58,14 @@ def on_reply_finished(state: Thinking | Speaking, ctx: Context, event: ev.ReplyF
 
 def ahead_samples(state: Thinking | Speaking, now: int) -> int:
     """Synthesised audio not yet played, estimated from the sample clock (0 while nothing plays yet)."""
-    if isinstance(state, Thinking):
-        return 0
-    queued = sum(chunk.samples for chunk in state.reply.chunks)
-    return max(0, queued - (now - state.playing_since_sample))
+    match state:
+        case Thinking():
+            return 0
+        case Speaking():
+            queued = sum(chunk.samples for chunk in state.reply.chunks)
+            return max(0, queued - (now - state.playing_since_sample))
+        case _:
+            assert_never(state)
 
 
 def synthesise_ahead(state: Thinking | Speaking, ctx: Context, now: int) -> Outcome:
@@ -92,15 +97,18 @@ def on_tts_chunk(state: Thinking | Speaking, ctx: Context, event: ev.TtsChunkRea
     chunk = SpokenChunk(event.seq, event.text, event.samples, event.word_end_samples)
     reply = replace(state.reply, chunks=(*state.reply.chunks, chunk))
     out: list[cmd.Command] = []
-    if isinstance(state, Thinking):
-        epoch, ctx = new_epoch(ctx)
-        ctx = voice_opened(ctx, epoch)
-        out.append(cmd.OpenPlayback(epoch, state.turn))
-        speaking = Speaking(state.turn, epoch, reply, playing_since_sample=now)
-    else:
-        speaking = replace(state, reply=reply)
-        if ahead_samples(state, now) == 0:  # the speaker ran dry waiting for this chunk: it starts now
-            speaking = replace(speaking, playing_since_sample=now - sum(c.samples for c in state.reply.chunks))
+    match state:
+        case Thinking():  # the first audio of the reply: it plays under an epoch of its own
+            epoch, ctx = new_epoch(ctx)
+            ctx = voice_opened(ctx, epoch)
+            out.append(cmd.OpenPlayback(epoch, state.turn))
+            speaking = Speaking(state.turn, epoch, reply, playing_since_sample=now)
+        case Speaking():
+            speaking = replace(state, reply=reply)
+            if ahead_samples(state, now) == 0:  # the speaker ran dry waiting for this chunk: it starts now
+                speaking = replace(speaking, playing_since_sample=now - sum(c.samples for c in state.reply.chunks))
+        case _:
+            assert_never(state)
     out.append(cmd.QueuePlayback(speaking.epoch, state.turn, event.seq))
     nxt, ctx, more = synthesise_ahead(speaking, ctx, now)
     assert isinstance(nxt, Speaking)
@@ -132,12 +140,16 @@ def on_drained(state: Speaking | Announcing, ctx: Context, event: ev.PlaybackDra
     """The current epoch played to its end: what it said was heard whole."""
     if event.epoch != state.epoch:
         return on_stale_drain(state, ctx, event, now)
-    if isinstance(state, Announcing):
-        return to_idle(voice_ended(ctx, state.epoch, now, tuple(state.text.split())), now)
-    text = spoken_text(state.reply.chunks)
-    ctx = voice_ended(ctx, state.epoch, now, tuple(text.split()))
-    ctx = remember(ctx, Message("assistant", text))
-    return preceded_by(follow_up(ctx, now), cmd.CommitHeard(state.turn, text, text, interrupted=False))
+    match state:
+        case Announcing():
+            return to_idle(voice_ended(ctx, state.epoch, now, tuple(state.text.split())), now)
+        case Speaking():
+            text = spoken_text(state.reply.chunks)
+            ctx = voice_ended(ctx, state.epoch, now, tuple(text.split()))
+            ctx = remember(ctx, Message("assistant", text))
+            return preceded_by(follow_up(ctx, now), cmd.CommitHeard(state.turn, text, text, interrupted=False))
+        case _:
+            assert_never(state)
 
 
 def follow_up(ctx: Context, now: int) -> Outcome:
