@@ -4,8 +4,9 @@ The user's request is real audio in the simulated room ("Hey Jarvis. Tell me a s
 speech to text (whisper), the local responder's word-by-word stream, speech synthesis (Piper) and the real
 playback gate all run. `tests/rig_driver.py` runs the rig exactly like `run_virtual` and injects a
 `WakeDetected` (barge-in by wake word; its audio path is measured by the echo suite) at the first point where
-the case's boundary predicate holds. Each case then checks the interruption contract (design.md §2) against
-the ground truth of the virtual card, which tags every speaker sample with its playback epoch:
+the case's boundary predicate holds. Each case then checks the interruption contract (docs/architecture.md,
+invariants) against the ground truth of the virtual card, which tags every speaker sample with its playback
+epoch:
 
 * no stale audio: no sample of the cut epoch later than one period after the cut decision (invariants 3, 4);
 * heard accounting: the committed heard text is what `heard_text` gives for the samples really played, that
