@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite as CI runs it: lint, types, the state machine check, then every test (slow ones too).
+# The whole test suite as CI runs it: lint and mypy --strict over device/ and tests/, the state machine check, then
+# every test (slow ones too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"

@@ -27,7 +27,11 @@ def test_every_field_names_the_setting_it_comes_from_in_one_line() -> None:
     docs = {
         field.target.id: doc.value.value
         for field, doc in itertools.pairwise(body)
-        if isinstance(field, ast.AnnAssign) and isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant)
+        if isinstance(field, ast.AnnAssign)
+        and isinstance(field.target, ast.Name)
+        and isinstance(doc, ast.Expr)
+        and isinstance(doc.value, ast.Constant)
+        and isinstance(doc.value.value, str)
     }
     assert set(docs) == {f.name for f in dataclasses.fields(CoreConfig)}
     for name, doc in docs.items():
