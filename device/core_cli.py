@@ -21,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     fsm = subparsers.add_parser("fsm", help="print the state machine as a Mermaid diagram, or check it")
     fsm.add_argument(
         "--check", action="store_true",
-        help="verify every (state, event) pair is handled, ignored with a reason, or illegal, and every state "
-        "is reachable",
+        help="verify every (state, trigger) pair (an event, or a timer kind) is handled or ignored with a reason, "
+        "and every state is reachable",
     )  # fmt: skip
     fsm.set_defaults(func=_cmd_fsm)
 
@@ -50,7 +50,7 @@ def _cmd_fsm(args: argparse.Namespace) -> int:
         return 0
     report = chart.check()
     for name in report.unclassified:
-        print(f"unclassified pair (neither handled, ignored nor illegal): {name}")
+        print(f"unclassified pair (neither handled nor ignored with a reason): {name}")
     for name in report.classified_twice:
         print(f"pair in more than one table: {name}")
     for name in report.unreachable:

@@ -12,7 +12,7 @@ Who writes what (each field has exactly one writer; that is the whole synchronis
 
 Theory of operation. The counters count samples since the ring was made and never wrap (Python ints), so
 `written - read` is the fill level without any "full versus empty" ambiguity, and a sample's slot is
-`counter & mask` (hence the power-of-two capacity). The RT callback must never wait (design §2, invariant 8):
+`counter & mask` (hence the power-of-two capacity). The RT callback must never wait (docs/architecture.md, invariant 8):
 no locks, so the two threads agree through publication order alone:
 
 * the producer copies the samples in first and only then stores `_written`; the consumer copies the samples

@@ -66,7 +66,7 @@ class Daemon:
         self.playback = playback(self.inbox.post)
         self.timers = Timers()
         self.capture = CaptureHistory(CAPTURE_HISTORY_S * RATE_HZ)
-        # The canceller is made here, on the thread that will use it (design: no fork, one instance for good).
+        # The canceller is made here, on the thread that will use it (docs/architecture.md, threads: no fork, one instance for good).
         self.aec = EchoCanceller(converge_erle_db=config.aec.converge_erle_db) if config.aec.enabled else None
         self.hearing = Hearing(
             engines.vad,
