@@ -168,6 +168,19 @@ def test_a_file_that_is_not_a_spine_log_is_refused_at_line_1(tmp_path: Path) -> 
     assert read_error(path).where == f"{path}:1"
 
 
+def test_a_log_of_another_version_names_the_settings_that_differ_and_the_way_out(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    small_log(path)
+    header = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    del header["core_config"]["echo_tail_samples"]
+    header["core_config"]["future_setting"] = 1
+    replace_line(path, 1, json.dumps(header))
+    error = read_error(path)
+    assert error.where == f"{path}:1"
+    assert "another version of Spine" in error.message and "replay it with the version that wrote it" in error.message
+    assert "lacks: echo_tail_samples" in error.message and "does not know: future_setting" in error.message
+
+
 def test_an_event_without_its_outcome_mid_log_is_a_step_with_unknown_outcome(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     log = EventLog(path, DEFAULTS)

@@ -81,10 +81,7 @@ def read_log(path: Path) -> LoadedLog:
     header = _parse(path, 1, lines[0])
     if header.get("spine_log") != LOG_VERSION:
         raise UserError(f"not a spine event log (version {LOG_VERSION} header missing)", where=f"{path}:1")
-    try:
-        config = CoreConfig.from_json(header["core_config"])
-    except (KeyError, TypeError, AttributeError) as error:
-        raise UserError(f"bad core_config in header: {error}", where=f"{path}:1") from None
+    config = _core_config_of(path, header.get("core_config"))
     return LoadedLog(config, tuple(_steps(path, lines)))
 
 
@@ -107,6 +104,32 @@ def _steps(path: Path, lines: list[str]) -> Iterator[LoggedStep]:
             raise UserError(f"bad record: {error}", where=f"{path}:{number}") from None
     if pending is not None:  # the last step crashed: its event is on disk, its outcome never was
         yield LoggedStep(pending[0], pending[1], pending[2], "?", ())
+
+
+def _core_config_of(path: Path, value: object) -> CoreConfig:
+    """The header's core settings. A log written by another version of Spine has other settings, and replay needs
+    exactly the ones the core decided with: say which differ, and that the writing version can replay it."""
+    if not isinstance(value, dict):
+        raise UserError("bad core_config in header: not a table of settings", where=f"{path}:1")
+    expected = {field.name for field in dataclasses.fields(CoreConfig)}
+    missing, unknown = sorted(expected - set(value)), sorted(set(value) - expected)
+    if missing or unknown:
+        differ = "; ".join(
+            part
+            for part in (
+                f"settings this version needs and the log lacks: {', '.join(missing)}" if missing else "",
+                f"settings this version does not know: {', '.join(unknown)}" if unknown else "",
+            )
+            if part
+        )
+        raise UserError(
+            f"this log was written by another version of Spine ({differ}); replay it with the version that wrote it",
+            where=f"{path}:1",
+        )
+    try:
+        return CoreConfig.from_json(value)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise UserError(f"bad core_config in header: {error}", where=f"{path}:1") from None
 
 
 def _parse(path: Path, number: int, text: str) -> dict[str, Any]:
