@@ -30,7 +30,27 @@ if TYPE_CHECKING:
     from device.sim.demo import Rig
 
 
-class VirtualTime:
+class _SimulatedCard:
+    """What both simulated cards answer alike: the gate posts its reports into the inbox itself, no signals
+    arrive, the card never fails, and the playout cursor is the gate's."""
+
+    rig: Rig
+
+    def reports(self) -> list[Event]:
+        return []
+
+    def requests(self) -> list[Event]:
+        return []
+
+    def health(self, _state: State) -> Event | None:
+        return None
+
+    def playout_samples(self) -> int | None:
+        gate = self.rig.gate
+        return gate.callback.played_samples if gate.busy() else None
+
+
+class VirtualTime(_SimulatedCard):
     """The virtual card as the loop's audio side, and virtual time as its clock: `now` is the card's position."""
 
     one_instant = True
@@ -72,21 +92,8 @@ class VirtualTime:
         # stall, the card's reports from the frozen time come after the backlog, as in the real loop.
         return [] if self._stalled else self.rig.inbox.drain()
 
-    def reports(self) -> list[Event]:
-        return []  # the gate posts them into the inbox as it plays
-
-    def requests(self) -> list[Event]:
-        return []
-
     def pump(self) -> None:
         pass  # the gate tops the ring up in `pull` (and not during a stall: the frozen thread would)
-
-    def health(self, _state: State) -> Event | None:
-        return None
-
-    def playout_samples(self) -> int | None:
-        gate = self.rig.gate
-        return gate.callback.played_samples if gate.busy() else None
 
     def close(self) -> None:
         pass
@@ -112,7 +119,7 @@ class VirtualTime:
             yield due
 
 
-class WallTime:
+class WallTime(_SimulatedCard):
     """The virtual card ticking in real time on its own thread; the loop's thread is the FSM thread."""
 
     one_instant = False
@@ -158,21 +165,8 @@ class WallTime:
     def early_reports(self) -> list[Event]:
         return []
 
-    def reports(self) -> list[Event]:
-        return []  # the gate posts them into the inbox from the card thread
-
-    def requests(self) -> list[Event]:
-        return []
-
     def pump(self) -> None:
         self.rig.gate.pump()
-
-    def health(self, _state: State) -> Event | None:
-        return None
-
-    def playout_samples(self) -> int | None:
-        gate = self.rig.gate
-        return gate.callback.played_samples if gate.busy() else None
 
     def close(self) -> None:
         self._stop.set()
