@@ -11,7 +11,7 @@ from device.runtime.hearing import Hearing
 from device.sim.room import EchoPath
 from device.sim.scene import RoomSpec
 from device.sim.speech import synthesize
-from tests.test_runtime_units import CONFIG, PeakWake, RmsVoice
+from tests.hearing_fakes import CONFIG, PeakWake, RmsVoice
 
 RATE = 16000
 PERIOD = 160

@@ -1,4 +1,6 @@
-"""Whole-value checks of (state, commands) along the paths that matter, with explicit sample times."""
+"""Whole-value checks of (state, commands) along a turn's main paths, with explicit sample times: a whole turn,
+sentences streamed to speech (the first long clause, the bounded lookahead), barge-in by wake word or speech,
+timeouts, engine failures, alarms, stop, a lost sound card and the privacy mute; heard text and sentence splits."""
 
 from __future__ import annotations
 
@@ -10,14 +12,11 @@ from device.core.memory import Message, SpokenChunk, heard_text, split_sentences
 from device.core.states import (
     Alarm,
     Announcing,
-    BargeInMatrix,
-    BargeInRule,
     Degraded,
     Hearing,
     Idle,
     Listening,
     Muted,
-    Paused,
     Reply,
     Speaking,
     Stopping,
@@ -26,20 +25,7 @@ from device.core.states import (
     initial,
 )
 from tests.core_script import CONFIG, Driver, chunk
-
-
-def wake(d: Driver, now: int) -> tuple[cmd.Command, ...]:
-    return d.feed(ev.WakeDetected("hey_jarvis", 0.9, now), now)
-
-
-def ask(d: Driver, text: str, at: int) -> int:
-    """Wake, speak, end, transcribe: returns the turn now thinking."""
-    wake(d, at)
-    d.feed(ev.SpeechStarted(at + 4000), at + 8000)
-    d.feed(ev.SpeechEnded(at + 30000), at + 40000)
-    turn = d.spine.state.turn  # type: ignore[union-attr]
-    d.feed(ev.TranscriptReady(turn, text, at + 30000), at + 45000)
-    return turn
+from tests.core_steps import ask, speaking, wake
 
 
 def test_a_whole_turn_from_wake_word_to_idle() -> None:
@@ -251,129 +237,6 @@ def test_a_lost_sound_card_degrades_retries_with_growing_back_off_and_recovers()
     assert d.state() == Idle()
 
 
-# ------------------------------------------------------------------ barge-in policy (issue 4): pause, confirm
-
-
-def speaking(d: Driver) -> int:
-    """Ask for a story and let its first two sentences play: returns the speaking turn (epoch 1)."""
-    turn = ask(d, "tell me a story", 0)
-    d.feed(ev.ReplyDelta(turn, "Once upon a time. There was a fox. "), 50000)
-    d.feed(chunk(turn, 0, "Once upon a time."), 52000)
-    d.feed(chunk(turn, 1, "There was a fox."), 53000)
-    return turn
-
-
-def test_a_hint_of_voice_pauses_and_an_unconfirmed_hint_resumes_where_it_paused() -> None:
-    d = Driver()
-    turn = speaking(d)
-    out = d.feed(ev.VoiceHint(60000, 0.8), 61024)
-    assert isinstance(d.spine.state, Paused) and d.spine.state.hint_onset_sample == 60000
-    assert out == (cmd.PausePlayback(1), cmd.StartTimer("confirm", turn, 61024 + CONFIG.confirm_samples))
-    # The reply keeps streaming and synthesising while paused; its audio is queued behind the pause.
-    assert d.feed(ev.ReplyDelta(turn, "The end. "), 61500) == (cmd.StartTts(turn, 2, "The end."),)
-    assert d.feed(chunk(turn, 2, "The end."), 62000) == (cmd.QueuePlayback(1, turn, 2),)
-    out = d.feed(ev.TimerFired("confirm", turn), 61024 + CONFIG.confirm_samples)
-    assert out == (cmd.ResumePlayback(1),)
-    assert isinstance(d.spine.state, Speaking) and len(d.spine.state.reply.chunks) == 3
-
-
-def test_confirmed_speech_after_a_pause_cancels_and_hears_the_user_from_the_hint() -> None:
-    d = Driver()
-    turn = speaking(d)
-    d.feed(ev.VoiceHint(60000, 0.8), 61024)
-    out = d.feed(ev.SpeechStarted(60512), 64000)
-    assert d.spine.state == Hearing(turn + 1, 60000, 60000 - CONFIG.preroll_samples)
-    assert out == (
-        cmd.CancelTimer("confirm", turn),
-        cmd.CutPlayback(1),
-        cmd.CancelTurn(turn),
-        cmd.StartTimer("utterance", turn + 1, 64000 + CONFIG.max_utterance_samples),
-    )
-    out = d.feed(ev.PlaybackStopped(1, 4000), 64100)  # paused after four words: those were heard
-    assert out == (cmd.CommitHeard(turn, "Once upon a time. There was a fox.", "Once upon a time.", True),)
-
-
-def test_a_reply_that_drains_while_paused_ends_the_pause() -> None:
-    d = Driver()
-    turn = speaking(d)
-    d.feed(ev.ReplyFinished(turn), 54000)
-    d.feed(ev.VoiceHint(60000, 0.8), 61024)
-    out = d.feed(ev.PlaybackDrained(1, 8000), 61100)
-    assert out[0] == cmd.CancelTimer("confirm", turn)
-    assert d.spine.state == Listening(
-        turn + 1, 61100, follow_up=True
-    )  # the follow-up window: the user was about to speak
-
-
-def test_the_stop_phrase_ends_the_exchange_without_an_answer() -> None:
-    d = Driver()
-    turn = speaking(d)
-    d.feed(ev.SpeechStarted(60000), 63200)
-    d.feed(ev.PlaybackStopped(1, 2000), 63300)
-    d.feed(ev.SpeechEnded(70000), 81200)
-    out = d.feed(ev.TranscriptReady(turn + 1, "Stop!", 70000), 85000)
-    assert d.spine.state == Idle()
-    assert out == (cmd.NoteIgnored("stop phrase 'Stop!': stopped, nothing to answer"),)
-    assert d.spine.context.memory == (
-        Message("user", "tell me a story"),
-        Message("assistant", "Once upon", interrupted=True),
-    )
-
-
-def test_the_stop_phrase_or_the_wake_word_ends_an_announcement() -> None:
-    d = Driver()
-    d.feed(ev.TimerFired("alarm", 1), 0)  # not armed: ignored
-    d.spine = replace(d.spine, context=replace(d.spine.context, alarms_armed=(Alarm(1, "tea"),)))
-    d.feed(ev.TimerFired("alarm", 1), 1000)
-    assert isinstance(d.spine.state, Announcing)
-    d.feed(chunk(1, 0, "Your tea timer is done."), 2000)
-    out = d.feed(ev.VoiceHint(5000, 0.9), 6000)
-    assert isinstance(d.spine.state, Paused) and out[0] == cmd.PausePlayback(1)
-    d.feed(ev.SpeechStarted(5000), 8000)
-    assert isinstance(d.spine.state, Hearing)
-    d.feed(ev.SpeechEnded(15000), 26000)
-    d.feed(ev.TranscriptReady(2, "Okay, stop it.", 15000), 30000)
-    assert d.state() == Idle()
-
-
-def test_a_wake_word_in_the_assistants_own_speech_is_ignored() -> None:
-    d = Driver()
-    speaking(d)
-    before = d.spine
-    out = d.feed(ev.WakeDetected("hey_jarvis", 0.95, 60000, in_own_speech=True), 60000)
-    assert d.spine == before
-    assert out == (
-        cmd.NoteIgnored("the wake word was in the assistant's own speech (found in the played audio first)"),
-    )
-
-
-def test_the_matrix_decides_which_signal_interrupts_which_state() -> None:
-    # Default: speech does not interrupt thinking (the user may be thinking aloud).
-    d = Driver()
-    ask(d, "tell me a story", 0)
-    before = d.spine
-    assert d.feed(ev.SpeechStarted(50000), 53200) == (
-        cmd.NoteIgnored("the barge-in matrix does not let speech interrupt thinking"),
-    )
-    assert d.spine == before
-    # A matrix that lets it: speech cancels the thinking turn at once (nothing plays, nothing to pause).
-    lets = replace(CONFIG, barge_in=BargeInMatrix(thinking=BargeInRule(wake=True, speech=True)))
-    d = Driver(initial(lets))
-    turn = ask(d, "tell me a story", 0)
-    d.feed(ev.SpeechStarted(50000), 53200)
-    assert d.spine.state == Hearing(turn + 1, 50000, 50000 - CONFIG.preroll_samples)
-    # A row's thresholds: a weak wake score does not interrupt speaking when the row asks for more.
-    strict = replace(CONFIG, barge_in=BargeInMatrix(speaking=BargeInRule(wake=True, speech=False, wake_threshold=0.8)))
-    d = Driver(initial(strict))
-    speaking(d)
-    before = d.spine
-    out = d.feed(ev.WakeDetected("hey_jarvis", 0.6, 60000), 60000)
-    assert out == (cmd.NoteIgnored("wake score 0.6 is below the 0.8 needed to interrupt speaking"),)
-    out = d.feed(ev.VoiceHint(61000, 0.99), 61500)
-    assert out == (cmd.NoteIgnored("the barge-in matrix does not let speech interrupt speaking"),)
-    assert d.spine == before
-
-
 # ------------------------------------------------------------ speaking while thinking: first clause, lookahead
 
 
@@ -435,73 +298,3 @@ def test_a_muted_assistant_stays_muted_through_a_lost_sound_card() -> None:
     assert d.spine.state == Degraded("unplugged", 1, then="muted")
     d.feed(ev.AudioDeviceRestored(), 20000)
     assert d.state() == Muted()
-
-
-def test_a_pause_is_transcribed_early_and_the_endpoint_answers_at_once() -> None:
-    d = Driver()
-    wake(d, 0)
-    d.feed(ev.SpeechStarted(10000), 13200)
-    out = d.feed(ev.SpeechPaused(40000), 44800)
-    assert out == (cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000),)
-    assert d.spine.state == Hearing(1, 10000, 10000 - CONFIG.preroll_samples, early_to_sample=40000)
-    assert d.feed(ev.TranscriptReady(1, "What time is it?", 40000), 49800) == ()
-    # The endpoint confirms the pause as the end: no second transcription, the question goes out at once.
-    out = d.feed(ev.SpeechEnded(40000), 51200)
-    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartReply(1, "What time is it?", ()))
-    assert d.state() == Thinking(1, Reply("What time is it?"))
-
-
-def test_an_early_transcript_still_running_at_the_endpoint_is_awaited_not_repeated() -> None:
-    d = Driver()
-    wake(d, 0)
-    d.feed(ev.SpeechStarted(10000), 13200)
-    d.feed(ev.SpeechPaused(40000), 44800)
-    out = d.feed(ev.SpeechEnded(40000), 51200)
-    assert out == (cmd.CancelTimer("utterance", 1),) and d.spine.state == Transcribing(1, 40000, 10000)
-    d.feed(ev.TranscriptReady(1, "What time is it?", 40000), 53000)
-    assert d.state() == Thinking(1, Reply("What time is it?"))
-
-
-def test_a_pause_the_user_speaks_on_past_is_never_answered() -> None:
-    d = Driver()
-    wake(d, 0)
-    d.feed(ev.SpeechStarted(10000), 13200)
-    d.feed(ev.SpeechPaused(30000), 34800)  # "Set a timer ..."
-    d.feed(ev.SpeechPaused(50000), 54800)  # "... for five minutes": the later pause supersedes the first
-    out = d.feed(ev.TranscriptReady(1, "Set a timer", 30000), 56000)
-    assert out == (cmd.NoteIgnored("transcript up to sample 30000 is outdated: the user spoke on (waiting for 50000)"),)
-    d.feed(ev.SpeechEnded(50000), 61200)
-    assert d.spine.state == Transcribing(1, 50000, 10000)
-    d.feed(ev.TranscriptReady(1, "Set a timer for five minutes.", 50000), 64000)
-    assert d.state() == Thinking(1, Reply("Set a timer for five minutes."))
-
-
-def test_an_end_after_the_last_pause_transcribes_afresh_and_ignores_the_early_text() -> None:
-    d = Driver()
-    wake(d, 0)
-    d.feed(ev.SpeechStarted(10000), 13200)
-    d.feed(ev.SpeechPaused(30000), 34800)
-    d.feed(ev.TranscriptReady(1, "Set a timer", 30000), 40000)
-    out = d.feed(ev.SpeechEnded(52000), 63200)  # spoke on after the pause, without a second pause report
-    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 52000))
-    assert d.spine.state == Transcribing(1, 52000, 10000)
-
-
-def test_a_failed_early_transcription_is_retried_at_the_endpoint() -> None:
-    d = Driver()
-    wake(d, 0)
-    d.feed(ev.SpeechStarted(10000), 13200)
-    d.feed(ev.SpeechPaused(40000), 44800)
-    d.feed(ev.EngineFailed(1, "asr", "RuntimeError: busy"), 46000)
-    out = d.feed(ev.SpeechEnded(40000), 51200)
-    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000))
-
-
-def test_with_early_transcription_off_a_pause_starts_nothing() -> None:
-    d = Driver(initial(replace(CONFIG, early_asr=False)))
-    wake(d, 0)
-    d.feed(ev.SpeechStarted(10000), 13200)
-    out = d.feed(ev.SpeechPaused(40000), 44800)
-    assert out == (cmd.NoteIgnored("early transcription is off: the endpoint starts it"),)
-    out = d.feed(ev.SpeechEnded(40000), 51200)
-    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000))
