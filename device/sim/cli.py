@@ -85,5 +85,7 @@ def _digest(summary: dict[str, object], wall_s: float, out: Path) -> str:
             f"  echo canceller: converged at {aec['converged_at_s']} s, ERLE after it "
             f"{aec['erle_after_convergence_db']} dB, {aec['cost_per_frame_us']} us per 10 ms frame"
         )
+    notes = summary.get("notes")
+    rows += [f"  note: {note}" for note in notes] if isinstance(notes, list) else []
     rows.append(f"  files in {out}/: events.jsonl mic.wav cleaned.wav speaker.wav summary.json timeline.png")
     return "\n".join(rows)

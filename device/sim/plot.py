@@ -128,6 +128,9 @@ def _draw(fig: Figure, run: Run) -> None:
         ax.grid(axis="x", color="#dddddd", linewidth=0.6)
         ax.set_axisbelow(True)
     fig.suptitle(_title(run), fontsize=14, y=0.985)
+    notes = [str(note) for note in run.summary.get("notes", [])]
+    if notes:  # a run with nothing to measure says so, rather than leaving the reader to wonder at empty panels
+        fig.text(0.5, 0.935, "; ".join(notes), ha="center", va="top", fontsize=LABEL_FONT_PT + 1, color=CUT_COLOUR)
     _legends(fig, run, duration_s)
 
 
@@ -334,7 +337,7 @@ def _draw_speech_ticks(ax: Axes, run: Run) -> None:
     # joins each start to its end, so the lane reads as "the device believed the user spoke from here to here".
     onsets = [_sample_s(run, step, "onset_sample") for step in _steps_of(run, "SpeechStarted")]
     ends = [_sample_s(run, step, "end_sample") for step in _steps_of(run, "SpeechEnded")]
-    for onset_s, next_onset_s in zip(onsets, [*onsets[1:], math.inf], strict=True):
+    for onset_s, next_onset_s in zip(onsets, [*onsets[1:], math.inf][: len(onsets)], strict=True):
         end_s = next((e for e in ends if onset_s <= e <= next_onset_s), None)
         if end_s is not None:  # an onset without an end (the run stopped mid-utterance) keeps just its tick
             ax.plot([onset_s, end_s], [_SPEECH_Y, _SPEECH_Y], color="#1f78b4", linewidth=2.0, alpha=0.6)

@@ -6,6 +6,7 @@ sample by sample, tagged with its playback epoch) and the scene's ground truth (
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -135,7 +136,25 @@ def summarise(
             {"text": u.text, "voice": u.voice, "start_s": _s(u.start_sample), "end_s": _s(u.end_sample)}
             for u in utterances
         ],
+        "notes": run_notes(utterances, steps),
     }
+
+
+def run_notes(utterances: list[Utterance], steps: list[LoggedStep]) -> list[str]:
+    """What a reader of the numbers above must know to read them: a run with nothing to measure, or a script
+    whose utterances ran into each other (their voices were mixed at the mic). Empty for an ordinary run."""
+    notes = []
+    if not utterances:
+        notes.append("the user never spoke (no [[say]] was due before the end): no turn, no talk-over to measure")
+    elif not any(isinstance(step.event, ev.SpeechStarted) for step in steps):
+        notes.append("hearing found no user speech onset: no turn, no talk-over to measure")
+    for number, (before, after) in enumerate(itertools.pairwise(utterances), start=2):
+        if after.start_sample < before.end_sample:
+            notes.append(
+                f"utterances {number - 1} and {number} overlapped: {number} began at {_s(after.start_sample)} s, "
+                f"while {number - 1} ran to {_s(before.end_sample)} s (their voices are mixed at the mic)"
+            )
+    return notes
 
 
 def turn_marks(steps: Iterable[LoggedStep]) -> dict[int, TurnMarks]:
