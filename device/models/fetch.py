@@ -19,9 +19,9 @@ import requests
 from tqdm import tqdm
 
 from device.errors import UserError
+from device.models.integrity import CHUNK_BYTES, sha256_file
 from device.models.manifest import ModelFile, load_manifest
 
-CHUNK_BYTES = 1 << 20
 # (connect, read) timeouts: a stalled hub should fail with a message, not hang a device's setup forever.
 HTTP_TIMEOUT_S = (15.0, 60.0)
 MIRROR_SUMS_NAME = "SHA256SUMS"
@@ -32,14 +32,6 @@ class Status(StrEnum):
     MISSING = "missing"
     WRONG_SIZE = "wrong size"
     CHECKSUM_MISMATCH = "checksum mismatch"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_status(models_dir: Path, model: ModelFile) -> Status:

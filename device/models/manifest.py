@@ -116,8 +116,8 @@ def default_models_dir() -> Path:
 def require_model(models_dir: Path, relative_path: str) -> Path:
     """Return the installed model file, or raise a UserError saying how to fetch it.
 
-    Checks existence and size only: this runs at start-up, where hashing ~150 MB of models every time would
-    be a waste; `spine models fetch` and `spine models list` do the hashing.
+    Checks existence and size only (cheap, for tools that only need the file there); start-up checks every
+    byte as well, hashing each file once (device/models/integrity.py).
     """
     model = _manifest_entry(relative_path)
     path = models_dir / model.path
