@@ -208,7 +208,7 @@ def test_close_before_the_first_read_sends_nothing(server: FakeLlmServer) -> Non
 def test_silence_before_the_first_token_is_a_first_token_timeout(server: FakeLlmServer) -> None:
     server.config = replace(FAST, fault="hang_before_first_token")
     message, received, took_s = failure(client(server, first_token_timeout_s=0.2, idle_timeout_s=5.0))
-    assert "sent nothing for 0.2 s before the first word" in message and "first_token_timeout_s" in message
+    assert "sent no word for 0.2 s after the request ([reply] first_token_timeout_s)" in message
     assert received == ""
     assert 0.2 <= took_s < 1.5
 
@@ -216,7 +216,7 @@ def test_silence_before_the_first_token_is_a_first_token_timeout(server: FakeLlm
 def test_silence_mid_reply_is_an_idle_timeout(server: FakeLlmServer) -> None:
     server.config = replace(FAST, fault="hang", fault_after_tokens=2)
     message, received, took_s = failure(client(server, first_token_timeout_s=5.0, idle_timeout_s=0.2))
-    assert "sent nothing for 0.2 s mid-reply" in message and "idle_timeout_s" in message
+    assert "sent no word for 0.2 s mid-reply ([reply] idle_timeout_s)" in message
     assert received == "".join(tokens_of(DEFAULT_REPLY)[:2])
     assert 0.2 <= took_s < 1.5
     assert server.wait(lambda: server.disconnects == 1, WAIT_S)  # the client hung up on the stuck stream

@@ -64,7 +64,9 @@ def test_every_field_of_the_reply_table_loads() -> None:
         system_prompt = "Be brief."
         connect_timeout_s = 2
         first_token_timeout_s = 30.5
+        first_sentence_timeout_s = 40
         idle_timeout_s = 4.0
+        reply_timeout_s = 90
         max_tokens = 200
         temperature = 0.7
         token_interval_ms = 15
@@ -78,7 +80,9 @@ def test_every_field_of_the_reply_table_loads() -> None:
         system_prompt="Be brief.",
         connect_timeout_s=2.0,
         first_token_timeout_s=30.5,
+        first_sentence_timeout_s=40.0,
         idle_timeout_s=4.0,
+        reply_timeout_s=90.0,
         max_tokens=200,
         temperature=0.7,
         token_interval_ms=15.0,
@@ -100,6 +104,9 @@ def test_every_field_of_the_reply_table_loads() -> None:
         ("idle_timeout_s = -1", "`idle_timeout_s` must be a number of seconds > 0"),
         ("first_token_timeout_s = inf", "`first_token_timeout_s` must be a number of seconds > 0, got inf"),
         ("first_token_timeout_s = nan", "`first_token_timeout_s` must be a number of seconds > 0, got nan"),
+        ("first_sentence_timeout_s = 0", "`first_sentence_timeout_s` must be 0.1..3600"),
+        ("first_token_timeout_s = 45", "`first_sentence_timeout_s` (30) must be at least `first_token_timeout_s` (45)"),
+        ("reply_timeout_s = 25", "`reply_timeout_s` (25) must be at least `first_sentence_timeout_s` (30)"),
         ("max_tokens = 0", "`max_tokens` must be >= 1, got 0"),
         ("max_tokens = 1.5", "`reply.max_tokens` must be an integer, got float"),
         ("temperature = 2.5", "`temperature` must be 0..2, got 2.5"),
@@ -141,7 +148,9 @@ def test_the_openai_backend_gets_every_setting_and_the_key_from_the_environment(
         system_prompt="Be brief.",
         connect_timeout_s=1.0,
         first_token_timeout_s=2.0,
+        first_sentence_timeout_s=2.5,
         idle_timeout_s=3.0,
+        reply_timeout_s=60.0,
         max_tokens=50,
         temperature=0.2,
     )
@@ -156,6 +165,7 @@ def test_the_openai_backend_gets_every_setting_and_the_key_from_the_environment(
     )
     assert (config.system_prompt, config.connect_timeout_s, config.first_token_timeout_s) == ("Be brief.", 1.0, 2.0)
     assert (config.idle_timeout_s, config.max_tokens, config.temperature) == (3.0, 50, 0.2)
+    assert (config.first_sentence_timeout_s, config.reply_timeout_s) == (2.5, 60.0)
     assert KEY not in repr(config) and KEY not in repr(reply) and KEY not in repr(responder)
 
 

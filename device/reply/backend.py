@@ -41,7 +41,9 @@ def openai_config(config: ReplyConfig, api_key: str | None) -> OpenAIConfig:
         system_prompt=DEFAULT_SYSTEM_PROMPT if config.system_prompt is None else config.system_prompt,
         connect_timeout_s=config.connect_timeout_s,
         first_token_timeout_s=config.first_token_timeout_s,
+        first_sentence_timeout_s=config.first_sentence_timeout_s,
         idle_timeout_s=config.idle_timeout_s,
+        reply_timeout_s=config.reply_timeout_s,
         max_tokens=config.max_tokens,
         temperature=config.temperature,
     )

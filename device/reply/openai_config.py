@@ -3,7 +3,7 @@
 the one error every part of the client raises (`ReplyBackendError`).
 
 The API key is never printed: it is kept out of `repr(OpenAIConfig)`, and a key that is not a valid header value
-is refused without quoting it.
+is refused without quoting it. Text a server sent is shown only through `printable`, which escapes control bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +19,15 @@ DEFAULT_SYSTEM_PROMPT = (
     "short, plain spoken sentences: usually one to three. Never use markdown, lists, headings, tables, code, "
     "emoji or URLs. Write numbers, units and symbols the way they are said. If the user interrupted you, do "
     "not repeat what they already heard; answer what they say now."
+)
+
+
+TIMEOUT_NAMES = (
+    "connect_timeout_s",
+    "first_token_timeout_s",
+    "first_sentence_timeout_s",
+    "idle_timeout_s",
+    "reply_timeout_s",
 )
 
 
@@ -43,9 +52,14 @@ class OpenAIConfig:
     connect_timeout_s: float = 5.0
     """Max time to open the connection (DNS, TCP and TLS)."""
     first_token_timeout_s: float = 20.0
-    """Max silence (no bytes at all) from sending the request until the first word arrives."""
+    """Max time from the start of the request to the first word, on the turn's clock: keep-alive comments and
+    chunks without text do not reset it (device/reply/openai_deadlines.py)."""
+    first_sentence_timeout_s: float = 30.0
+    """Max time from the start of the request to the first complete sentence."""
     idle_timeout_s: float = 10.0
-    """Max silence between chunks once the first word has arrived."""
+    """Max time between two words once the first has arrived (keep-alives do not count as words)."""
+    reply_timeout_s: float = 120.0
+    """Max time for the whole reply, from the start of the request to its end."""
     max_tokens: int | None = None
     """Cap on the reply's length in tokens; None lets the server decide."""
     temperature: float | None = None
@@ -55,7 +69,7 @@ class OpenAIConfig:
         problem = base_url_problem(self.base_url, "[reply] base_url")
         if problem is not None:
             return problem
-        for name in ("connect_timeout_s", "first_token_timeout_s", "idle_timeout_s"):
+        for name in TIMEOUT_NAMES:
             if not getattr(self, name) > 0:
                 return f"[reply] {name} must be > 0, got {getattr(self, name)}"
         if self.api_key is not None and not _is_header_safe(self.api_key):
@@ -86,6 +100,15 @@ def load_api_key(env_name: str | None, file: Path | None) -> str | None:
             )
         return key
     return None
+
+
+def printable(text: str) -> str:
+    """Text from a server made safe to show in a terminal or a log line: every character that is not printable
+    (ANSI escape sequences, NUL, bells, line breaks, bidi overrides) is written as its escape, e.g. `\\x1b`, so
+    a server can neither drive the terminal nor forge a log line; the rest reads as sent."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def _is_header_safe(value: str) -> bool:

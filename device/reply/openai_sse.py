@@ -2,7 +2,9 @@
 events (`SseLines`), and each payload into its text and whether the reply ends there (`parse_chunk`).
 
 No I/O here: device/reply/openai_stream.py reads the socket and feeds the bytes in. A malformed chunk, an error
-the server reports mid-stream or a line without end is a `ReplyBackendError` quoting the line (truncated).
+the server reports mid-stream or a line longer than `MAX_SSE_LINE_BYTES` is a `ReplyBackendError` quoting the
+line (truncated, control bytes escaped). Control characters in the reply's text are dropped: nothing can speak
+them, and a reply is logged and may be shown on a terminal.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ import json
 import re
 from dataclasses import dataclass
 
-from device.reply.openai_config import ReplyBackendError
+from device.reply.openai_config import ReplyBackendError, printable
 
-_MAX_LINE_BYTES = 1 << 20  # a server that never ends a line must not grow our memory without bound
+MAX_SSE_LINE_BYTES = 64 * 1024
+"""The longest SSE line accepted, in bytes. One chunk of a chat stream is a few hundred bytes (a token and its
+envelope, a little more with log-probabilities); a longer line is a server gone wrong, and buffering it whole
+would let one line grow our memory without bound. Not a setting: no real server comes near it."""
 _LINE_SHOWN_CHARS = 120
+# C0 and C1 control characters other than tab, line feed and carriage return: no voice says them.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class SseLines:
@@ -38,13 +45,11 @@ class SseLines:
         for match in self._LINE_END.finditer(buffer):
             if match.group() == b"\r" and match.end() == len(buffer):
                 break  # this CR may be the first half of a CRLF split across reads: wait for the next byte
+            _check_length(buffer[start : match.start()])
             payloads.extend(self._payload(buffer[start : match.start()]))
             start = match.end()
         self._pending = buffer[start:]
-        if len(self._pending) > _MAX_LINE_BYTES:
-            raise ReplyBackendError(
-                f"the reply server sent a line longer than {_MAX_LINE_BYTES} bytes: {_shown(self._pending)}"
-            )
+        _check_length(self._pending)  # a line still without its end: it must not grow past the bound either
         return payloads
 
     def finish(self) -> list[str]:
@@ -62,6 +67,14 @@ class SseLines:
             return []
         value = value.removeprefix(" ")
         return [value] if value else []
+
+
+def _check_length(line: bytes) -> None:
+    if len(line) > MAX_SSE_LINE_BYTES:
+        raise ReplyBackendError(
+            f"the reply server sent a stream line longer than {MAX_SSE_LINE_BYTES} bytes (a chunk is a few hundred): "
+            f"{_shown(line[: 4 * _LINE_SHOWN_CHARS])}; is it an OpenAI-compatible server?"
+        )
 
 
 @dataclass(frozen=True)
@@ -94,18 +107,18 @@ def parse_chunk(payload: str) -> StreamChunk:
         raise ReplyBackendError(f"the reply server sent a malformed choice in a stream chunk: {_shown(payload)}")
     delta = choice.get("delta")
     content = delta.get("content") if isinstance(delta, dict) else None
-    text = content if isinstance(content, str) else ""
+    text = _CONTROL_CHARACTERS.sub("", content) if isinstance(content, str) else ""
     return StreamChunk(text, finished=choice.get("finish_reason") is not None)
 
 
 def _error_text(error: object) -> str:
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        return _truncated(error["message"])
-    return _truncated(json.dumps(error))
+        return printable(_truncated(error["message"]))
+    return printable(_truncated(json.dumps(error)))
 
 
 def _shown(text: str | bytes) -> str:
-    """A line from the server, quoted (so blanks and control characters show) and truncated."""
+    """A line from the server, quoted and truncated; repr escapes its control characters, as `printable` does."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     return repr(_truncated(text))

@@ -6,8 +6,14 @@ edge (status, content type), then reads server-sent events (device/reply/openai_
 non-empty `choices[0].delta.content` as a `TextPiece`. The stream ends normally at `data: [DONE]` or at the first
 chunk with a `finish_reason`.
 
-Deadlines: `connect_timeout_s` for DNS, TCP and TLS; then the socket's timeout is `first_token_timeout_s` until
-the first word and `idle_timeout_s` between words after it.
+Deadlines: `connect_timeout_s` for DNS, TCP and TLS; then the reply's own deadlines, on the turn's clock (the
+first word, the first sentence, the gap between words, the whole reply: device/reply/openai_deadlines.py). Each
+read waits at most until the nearest one, and each is checked after every read, so keep-alive comments and
+chunks without text cannot hold a turn open. The clock is injectable (`clock`), for tests.
+
+Bounds: one SSE line is at most `MAX_SSE_LINE_BYTES` (device/reply/openai_sse.py); the reply is at most
+`MAX_REPLY_CHARS`: a longer one ends there, at a word boundary, as if the server had finished (what was said
+stays said), and the connection is closed.
 
 One thread reads; any thread may `close()`. Closing shuts the socket down, which makes a read blocked in the
 reader return at once; the reader sees the stream is closed and ends quietly (StopIteration). The descriptor
@@ -25,10 +31,13 @@ Every failure is one `ReplyBackendError` whose message says what happened and wh
   | any other status                           | the status and the first 200 characters of the body        |
   | content type not text/event-stream         | the content type that came                                 |
   | a data line not JSON, or without choices   | the line (truncated)                                       |
-  | silence before the first word / mid-reply  | which timeout, and its value                               |
+  | a deadline passed (keep-alives or not)     | which deadline ([reply] key), and its value                |
+  | a line longer than MAX_SSE_LINE_BYTES      | the bound, the line's start                                |
   | connection closed before the end           | the stream ended mid-reply                                 |
 
-The API key is never printed: it is scrubbed from echoed error bodies.
+The API key is never printed: it is scrubbed from echoed error bodies. Server text in a message (the body,
+the reason phrase, headers) goes through `printable`, so control bytes show as escapes and never reach a
+terminal raw.
 """
 
 from __future__ import annotations
@@ -38,24 +47,36 @@ import http.client
 import socket
 import ssl
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from urllib.parse import urlsplit
 
 from device.reply import RemoteStream
 from device.reply.local import TextPiece
-from device.reply.openai_config import OpenAIConfig, ReplyBackendError
+from device.reply.openai_config import OpenAIConfig, ReplyBackendError, printable
+from device.reply.openai_deadlines import Deadline, ReplyDeadlines
 from device.reply.openai_sse import SseLines, parse_chunk
 
 _READ_BYTES = 16384
 _BODY_SHOWN_CHARS = 200
+_LEAST_WAIT_S = 0.001  # a socket timeout of 0 would mean "never block", not "the deadline is now"
+
+MAX_REPLY_CHARS = 4000
+"""The longest reply spoken, in characters: about four minutes of speech, far beyond the few sentences a voice
+assistant's prompt asks for. A server that runs on (one 1 MB sentence once drove the process to 6.3 GB in
+synthesis) is cut off here, at a word boundary, and the reply ends as if finished. Not a setting: a reply that
+long is a fault to contain, not a preference."""
 
 
 class OpenAIStream(RemoteStream):
     """One reply being streamed: an iterator of `TextPiece`s, read by one thread, closable from any thread."""
 
-    def __init__(self, config: OpenAIConfig, body: bytes) -> None:
+    def __init__(self, config: OpenAIConfig, body: bytes, clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock`: seconds on a monotonic clock; the reply's deadlines are kept on it."""
         self._config = config
+        self._clock = clock
         self._body = body
         self._endpoint = config.base_url.rstrip("/") + "/chat/completions"
         self._lock = threading.Lock()  # guards the three fields below between the reader and close()
@@ -67,7 +88,9 @@ class OpenAIStream(RemoteStream):
         self._response: http.client.HTTPResponse | None = None
         self._lines = SseLines()
         self._texts: deque[str] = deque()
-        self._words_arrived = False
+        self._deadlines: ReplyDeadlines | None = None
+        self._waiting_for: Deadline | None = None  # the deadline the socket's timeout was set to
+        self._chars_given = 0
         self._finished = False
 
     def __next__(self) -> TextPiece:
@@ -141,7 +164,21 @@ class OpenAIStream(RemoteStream):
                 self._take(self._lines.finish(), at_end=True)
                 if not self._finished:
                     raise ReplyBackendError(self._ended_mid_reply("the server closed the connection"))
+            if not self._finished:
+                self._check_deadlines()  # after every read: keep-alives and a trickle must not hold the turn
         return self._texts.popleft() if self._texts else None
+
+    def _check_deadlines(self) -> None:
+        assert self._deadlines is not None
+        passed = self._deadlines.passed(self._clock())
+        if passed is not None:
+            raise ReplyBackendError(self._late(passed))
+
+    def _wait_at_most_until_the_next_deadline(self) -> None:
+        assert self._deadlines is not None
+        self._waiting_for = self._deadlines.nearest()
+        if self._sock is not None:
+            self._sock.settimeout(max(_LEAST_WAIT_S, self._waiting_for.at_s - self._clock()))
 
     def _take(self, payloads: list[str], at_end: bool) -> None:
         for payload in payloads:
@@ -157,33 +194,43 @@ class OpenAIStream(RemoteStream):
                     return  # a last line without its line break was cut off with the connection
                 raise
             if chunk.text:
-                self._texts.append(chunk.text)
-                self._on_word()
-            self._finished = chunk.finished
+                self._give(chunk.text)
+            self._finished = self._finished or chunk.finished
 
-    def _on_word(self) -> None:
-        if self._words_arrived:
-            return
-        self._words_arrived = True
-        if self._sock is not None:
-            # The model is producing: from now on a gap longer than the idle timeout means it is stuck.
-            self._sock.settimeout(self._config.idle_timeout_s)
+    def _give(self, text: str) -> None:
+        """Queue `text` for the reader, within `MAX_REPLY_CHARS` (past it, the reply ends at a word boundary)."""
+        assert self._deadlines is not None
+        room = MAX_REPLY_CHARS - self._chars_given
+        if len(text) > room:
+            text = _cut_at_word_boundary(text, room, mid_word_ok=self._chars_given == 0)
+            self._finished = True  # the rest is not read: close() hangs up on the server
+        if text:
+            self._texts.append(text)
+            self._chars_given += len(text)
+            self._deadlines.on_text(text, self._clock())
 
     def _start(self) -> None:
+        config = self._config
+        self._deadlines = ReplyDeadlines(
+            self._clock(),
+            config.first_token_timeout_s,
+            config.first_sentence_timeout_s,
+            config.idle_timeout_s,
+            config.reply_timeout_s,
+        )
         connection = self._connect()
         with self._lock:
             self._connection = connection
             self._sock = connection.sock
             if self._closed:
                 return  # closed during connect: the caller sees it and ends quietly
-        if self._sock is not None:
-            # From here every wait is for the server's answer; it must speak within the first-token timeout.
-            self._sock.settimeout(self._config.first_token_timeout_s)
+        # From here every wait is for the server's answer, and the reply's deadlines bound it.
+        self._wait_at_most_until_the_next_deadline()
         try:
             connection.request("POST", urlsplit(self._endpoint).path, body=self._body, headers=self._headers())
             self._response = connection.getresponse()
         except TimeoutError:
-            raise ReplyBackendError(self._silence()) from None
+            raise ReplyBackendError(self._late(self._waiting_for)) from None
         except (OSError, http.client.HTTPException) as error:
             raise ReplyBackendError(
                 f"lost the connection to the reply server at {self._endpoint}: {_why(error)}"
@@ -242,7 +289,7 @@ class OpenAIStream(RemoteStream):
 
     def _status_problem(self, response: http.client.HTTPResponse) -> str:
         status, body = response.status, self._body_excerpt(response)
-        said = f"HTTP {status} {response.reason}: {body}"
+        said = f"HTTP {status} {printable(response.reason)}: {body}"
         env = self._config.api_key_env
         if status in (401, 403) and not self._config.api_key:
             where = f"set the environment variable {env}" if env else "set [reply] api_key_env or api_key_file"
@@ -257,7 +304,7 @@ class OpenAIStream(RemoteStream):
             )
         if status == 429:
             retry_after = response.getheader("Retry-After")
-            wait = f"retry after {retry_after} s" if retry_after else "wait and retry"
+            wait = f"retry after {printable(retry_after[:20])} s" if retry_after else "wait and retry"
             return f"the reply server at {self._endpoint} is rate-limiting requests ({said}); {wait}"
         return f"the reply server at {self._endpoint} failed the request ({said})"
 
@@ -269,19 +316,21 @@ class OpenAIStream(RemoteStream):
         text = " ".join(raw.decode("utf-8", errors="replace").split())
         if self._config.api_key:
             text = text.replace(self._config.api_key, "***")  # a server may echo the key back
-        return (text[:_BODY_SHOWN_CHARS] + "…" if len(text) > _BODY_SHOWN_CHARS else text) or "(empty body)"
+        shown = text[:_BODY_SHOWN_CHARS] + "…" if len(text) > _BODY_SHOWN_CHARS else text
+        return printable(shown) or "(empty body)"
 
     def _read(self) -> bytes:
         """Whatever bytes have arrived (b"" at the end of the stream, or once closed)."""
         response = self._response
         if response is None:
             return b""
+        self._wait_at_most_until_the_next_deadline()
         try:
             data = response.read1(_READ_BYTES)
         except TimeoutError:
             if self._is_closed():
                 return b""
-            raise ReplyBackendError(self._silence()) from None
+            raise ReplyBackendError(self._late(self._waiting_for)) from None
         except (http.client.IncompleteRead, ConnectionResetError):
             # The server went away inside the chunked body (or close() pulled the socket from under us).
             if self._is_closed():
@@ -294,15 +343,9 @@ class OpenAIStream(RemoteStream):
             raise ReplyBackendError(self._ended_mid_reply(_why(error))) from None
         return data
 
-    def _silence(self) -> str:
-        if self._words_arrived:
-            when, timeout_s, name = "mid-reply", self._config.idle_timeout_s, "idle_timeout_s"
-        else:
-            when, timeout_s, name = "before the first word", self._config.first_token_timeout_s, "first_token_timeout_s"
-        return (
-            f"the reply server at {self._endpoint} sent nothing for {timeout_s:g} s {when} ([reply] {name}); "
-            "it may be overloaded or stuck"
-        )
+    def _late(self, deadline: Deadline | None) -> str:
+        what = deadline.message if deadline is not None else "did not answer in time"
+        return f"the reply server at {self._endpoint} {what}; it may be overloaded or stuck"
 
     def _ended_mid_reply(self, why: str) -> str:
         return f"the stream ended mid-reply: {why} before `data: [DONE]` or a finish_reason (from {self._endpoint})"
@@ -313,6 +356,20 @@ def _shutdown(sock: socket.socket) -> None:
     # reader thread may be using at this very moment. OSError: already shut down, so nothing is blocked on it.
     with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _cut_at_word_boundary(text: str, room: int, mid_word_ok: bool) -> str:
+    """The start of `text` that fits in `room` characters, ending at a word boundary: a word is never spoken in
+    half, unless the reply is one word too long to fit (`mid_word_ok`), which is then cut where the room ends."""
+    if room <= 0:
+        return ""
+    if text[room].isspace():
+        return text[:room]
+    head = text[:room]
+    boundary = max(head.rfind(" "), head.rfind("\n"), head.rfind("\t"))
+    if boundary >= 0:
+        return head[: boundary + 1]
+    return head if mid_word_ok else ""
 
 
 def _why(error: BaseException) -> str:

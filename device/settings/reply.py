@@ -43,10 +43,18 @@ class ReplyConfig:
     connect_timeout_s: float = 5.0
     """Max time to open the connection (DNS, TCP and TLS), in seconds; more than 0."""
     first_token_timeout_s: float = 20.0
-    """Max silence from sending the request to the first word, in seconds (a cold model loads meanwhile); more
-    than 0."""
+    """Max time from the request to the first word, in seconds (a cold model loads meanwhile); more than 0. On
+    the turn's clock: keep-alive comments and chunks without text do not reset it."""
+    first_sentence_timeout_s: float = field(default=30.0, metadata=within(0.1, 3600.0))
+    """Max time from the request to the first complete sentence, in seconds (a model that trickles words but
+    never ends a sentence leaves nothing to say); at least `first_token_timeout_s`."""
     idle_timeout_s: float = 10.0
-    """Max silence between words once the first has come, in seconds; more than 0."""
+    """Max time between two words once the first has come, in seconds; more than 0. Keep-alive comments and
+    chunks without text do not count as words."""
+    reply_timeout_s: float = field(default=120.0, metadata=within(0.1, 3600.0))
+    """Max time for the whole reply, from the request to its end, in seconds; at least
+    `first_sentence_timeout_s`. When a deadline passes the stream is closed and Spine says it could not get an
+    answer."""
     max_tokens: int | None = field(default=None, metadata=example(200))
     """Cap on a reply's length, in tokens, 1 or more; unset: the server decides."""
     temperature: float | None = field(default=None, metadata={**within(0.0, 2.0), **example(0.7)})
@@ -70,6 +78,16 @@ class ReplyConfig:
             value = getattr(self, name)
             if not 0 < value < math.inf:
                 return f"`{name}` must be a number of seconds > 0, got {value}"
+        if self.first_sentence_timeout_s < self.first_token_timeout_s:
+            return (
+                f"`first_sentence_timeout_s` ({self.first_sentence_timeout_s:g}) must be at least "
+                f"`first_token_timeout_s` ({self.first_token_timeout_s:g}): raise it, or lower the other"
+            )
+        if self.reply_timeout_s < self.first_sentence_timeout_s:
+            return (
+                f"`reply_timeout_s` ({self.reply_timeout_s:g}) must be at least `first_sentence_timeout_s` "
+                f"({self.first_sentence_timeout_s:g}): raise it, or lower the other"
+            )
         if self.max_tokens is not None and self.max_tokens < 1:
             return f"`max_tokens` must be >= 1, got {self.max_tokens}"
         return None

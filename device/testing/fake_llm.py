@@ -17,6 +17,12 @@ Faults, each what a real server or network does to a client sooner or later:
   | http_500                 | answers 500 with an OpenAI-style error body                            |
   | http_429                 | answers 429 with `Retry-After: 1`                                      |
   | wrong_content_type       | answers 200 with a whole (non-streamed) completion as application/json |
+  | keepalive                | streams `fault_after_tokens` tokens, then only `: keepalive` comments  |
+  |                          | every `keepalive_interval_s`, never closing                            |
+  | empty_deltas             | the same with chunks without text (`{}` and `{"content": ""}` deltas)  |
+  | error_mid_stream         | streams `fault_after_tokens` tokens, then a data line with an error    |
+  |                          | whose message is `error_message`                                       |
+  | http_500_raw             | answers 500 with `error_message` as a raw text/plain body              |
 
 It records what clients did, for tests: every request body, the Authorization header of each, how many streams
 the client closed before their end (`disconnects`), and how many are open now (`open_streams`). The server
@@ -29,14 +35,24 @@ trying the remote reply path: the daemon never uses it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from device.testing.fake_llm_protocol import (
+    Chunks,
+    Sender,
+    completion,
+    drop,
+    error_response,
+    last_user_text,
+    sleep_until,
+)
 
 # aiohttp is imported where it is used: `spine` builds its parser with this module's add_arguments, and
 # importing aiohttp there would more than double the start-up time of every `spine` command.
@@ -44,8 +60,9 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 Fault = Literal[
-    "none", "hang", "hang_before_first_token", "disconnect", "malformed", "http_500", "http_429", "wrong_content_type"
-]
+    "none", "hang", "hang_before_first_token", "disconnect", "malformed", "http_500", "http_429", "wrong_content_type",
+    "keepalive", "empty_deltas", "error_mid_stream", "http_500_raw",
+]  # fmt: skip
 FAULTS: tuple[Fault, ...] = get_args(Fault)
 
 DEFAULT_REPLY = (
@@ -72,7 +89,13 @@ class FakeLlmConfig:
     fault: Fault = "none"
     """What goes wrong (see the module's table)."""
     fault_after_tokens: int = 3
-    """For hang, disconnect and malformed: content tokens sent before the fault."""
+    """For hang, disconnect, malformed, keepalive, empty_deltas and error_mid_stream: content tokens sent before
+    the fault."""
+    keepalive_interval_s: float = 2.0
+    """For keepalive and empty_deltas: the time between two of them."""
+    error_message: str = "The fake server had an error while processing your request."
+    """The error's message for http_500, http_500_raw and error_mid_stream (may hold control bytes, as a
+    broken server's may)."""
     required_api_key: str | None = field(default=None, repr=False)
     """When set, requests without `Authorization: Bearer <this>` get 401, as from a real API."""
     line_end: Literal["\n", "\r\n"] = "\n"
@@ -245,21 +268,23 @@ class FakeLlmServer:
         try:
             body = await request.json()
         except json.JSONDecodeError:
-            return _error(400, "the request body is not JSON", "invalid_request_error")
+            return error_response(400, "the request body is not JSON", "invalid_request_error")
         if not isinstance(body, dict):
-            return _error(400, "the request body is not a JSON object", "invalid_request_error")
+            return error_response(400, "the request body is not a JSON object", "invalid_request_error")
         authorization = request.headers.get("Authorization")
         self._record(body, authorization)
         if config.required_api_key is not None and authorization != f"Bearer {config.required_api_key}":
-            return _error(401, "Incorrect API key provided.", "invalid_request_error")
+            return error_response(401, "Incorrect API key provided.", "invalid_request_error")
         if config.fault == "http_500":
-            return _error(500, "The fake server had an error while processing your request.", "server_error")
+            return error_response(500, config.error_message, "server_error")
+        if config.fault == "http_500_raw":
+            return web.Response(status=500, body=config.error_message.encode(), content_type="text/plain")
         if config.fault == "http_429":
-            return _error(429, "Rate limit reached for requests.", "requests", headers={"Retry-After": "1"})
+            return error_response(429, "Rate limit reached for requests.", "requests", headers={"Retry-After": "1"})
         model = str(body.get("model", "fake-llm"))
-        text = config.reply if isinstance(config.reply, str) else config.reply(_last_user_text(body))
+        text = config.reply if isinstance(config.reply, str) else config.reply(last_user_text(body))
         if config.fault == "wrong_content_type":
-            return web.json_response(_completion(model, text))
+            return web.json_response(completion(model, text))
         return await self._stream(request, config, model, tokens_of(text))
 
     async def _stream(
@@ -268,8 +293,8 @@ class FakeLlmServer:
         from aiohttp import web
 
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        chunks = _Chunks(model)
-        send = _Sender(response, config)
+        chunks = Chunks(model)
+        send = Sender(response, config.line_end, config.write_bytes)
         self._count(opened=1)
         ended_by_server = False
         try:
@@ -279,24 +304,36 @@ class FakeLlmServer:
             if config.fault == "hang_before_first_token":
                 await self._hang()
                 return response
-            faulty = config.fault in ("hang", "disconnect", "malformed")
+            faulty = config.fault in (
+                "hang",
+                "disconnect",
+                "malformed",
+                "keepalive",
+                "empty_deltas",
+                "error_mid_stream",
+            )
             before_fault = tokens[: config.fault_after_tokens] if faulty else tokens
             loop = asyncio.get_running_loop()
             first_at = loop.time() + config.first_token_delay_s
             for index, token in enumerate(before_fault):
-                await _sleep_until(loop, first_at + index / config.tokens_per_s)
+                await sleep_until(loop, first_at + index / config.tokens_per_s)
                 await send.chunk(chunks.content(token))
             if config.fault == "hang":
                 await self._hang()
                 return response
+            if config.fault in ("keepalive", "empty_deltas"):
+                await self._keep_alive(send, chunks, config)
+                return response
+            if config.fault == "error_mid_stream":
+                await send.chunk({"error": {"message": config.error_message, "type": "server_error"}})
             if config.fault == "disconnect":
                 ended_by_server = True
-                _drop(request)
+                drop(request)
                 return response
             if config.fault == "malformed":
                 await send.line('data: {"choices": [{"delta": {"content": "oops"')
             for index, token in enumerate(tokens[len(before_fault) :], start=len(before_fault)):
-                await _sleep_until(loop, first_at + index / config.tokens_per_s)
+                await sleep_until(loop, first_at + index / config.tokens_per_s)
                 await send.chunk(chunks.content(token))
             await send.chunk(chunks.stop())
             await send.line("data: [DONE]")
@@ -317,83 +354,17 @@ class FakeLlmServer:
         assert self._stopping is not None
         await self._stopping.wait()
 
+    async def _keep_alive(self, send: Sender, chunks: Chunks, config: FakeLlmConfig) -> None:
+        """Keep the connection busy without a word, until the client goes away or the server stops: what a
+        proxy or a server waiting on a stuck model does."""
+        for count in itertools.count():
+            if self._is_stopping():
+                return
+            await asyncio.sleep(config.keepalive_interval_s)
+            if config.fault == "keepalive":
+                await send.line(": keepalive")
+            else:
+                await send.chunk(chunks.empty(with_content=count % 2 == 1))
+
     def _is_stopping(self) -> bool:
         return self._stopping is not None and self._stopping.is_set()
-
-
-class _Chunks:
-    """The `chat.completion.chunk` documents of one stream, all with the same id and creation time."""
-
-    def __init__(self, model: str) -> None:
-        self._head: dict[str, Any] = {
-            "id": f"chatcmpl-fake-{time.monotonic_ns()}",
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": model,
-        }
-
-    def role(self) -> dict[str, Any]:
-        return self._chunk({"role": "assistant", "content": ""}, None)
-
-    def content(self, token: str) -> dict[str, Any]:
-        return self._chunk({"content": token}, None)
-
-    def stop(self) -> dict[str, Any]:
-        return self._chunk({}, "stop")
-
-    def _chunk(self, delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
-        return {**self._head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
-
-
-class _Sender:
-    """Writes SSE lines, each followed by a blank line, with the configured line ends and write sizes."""
-
-    def __init__(self, response: web.StreamResponse, config: FakeLlmConfig) -> None:
-        self._response, self._end, self._piece_bytes = response, config.line_end, config.write_bytes
-
-    async def chunk(self, document: dict[str, Any]) -> None:
-        await self.line(f"data: {json.dumps(document, ensure_ascii=False)}")
-
-    async def line(self, text: str) -> None:
-        data = f"{text}{self._end}{self._end}".encode()
-        step = self._piece_bytes if self._piece_bytes > 0 else len(data)
-        for start in range(0, len(data), step):
-            await self._response.write(data[start : start + step])
-
-
-async def _sleep_until(loop: asyncio.AbstractEventLoop, at: float) -> None:
-    # Against a schedule, not a sleep per token, so the pace does not drift with the time spent writing.
-    await asyncio.sleep(max(0.0, at - loop.time()))
-
-
-def _drop(request: web.Request) -> None:
-    """Close the connection mid-stream (what was written is flushed first), as a crashing server would."""
-    if request.transport is not None:
-        request.transport.close()
-
-
-def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> web.Response:
-    from aiohttp import web
-
-    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return web.json_response(body, status=status, headers=headers)
-
-
-def _completion(model: str, text: str) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-fake-{time.monotonic_ns()}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-    }
-
-
-def _last_user_text(body: dict[str, Any]) -> str:
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        return ""
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user" and isinstance(message.get("content"), str):
-            return str(message["content"])
-    return ""
