@@ -367,12 +367,8 @@ def test_step_is_pure(data: st.DataObject) -> None:
     assert d.spine is snapshot and d.spine == snapshot
 
 
-SIGNALS = ("wake", "speech")
 INTERRUPTED_TO = (Listening, Hearing, Paused)  # where an interruption leads
-
-
-def signal_event(signal: str, now: int) -> ev.Event:
-    return ev.WakeDetected("hey_jarvis", 0.9, now) if signal == "wake" else ev.SpeechStarted(now)
+SPEECH = (ev.VoiceHint, ev.SpeechStarted)  # the speech signals of the barge-in matrix
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -399,6 +395,3 @@ def test_a_signal_the_matrix_does_not_allow_never_interrupts(data: st.DataObject
             assert d.spine.state == before and all(isinstance(c, cmd.NoteIgnored) for c in out), (signal, before)
         if isinstance(d.spine.state, INTERRUPTED_TO) and not isinstance(before, INTERRUPTED_TO):
             assert signal is not None and getattr(row, signal), (event, before)
-
-
-SPEECH = (ev.VoiceHint, ev.SpeechStarted)

@@ -26,18 +26,10 @@ from device.runtime.endpointer import (
     Speaking,
     State,
 )
+from tests.hearing_fakes import CHUNK
+from tests.hearing_fakes import CONFIG as HEARING_CONFIG
 
-CHUNK = 512  # Silero's chunk
-
-CONFIG = EndpointerConfig(
-    on_threshold=0.5,
-    off_threshold=0.35,
-    hint_samples=2 * CHUNK,
-    start_samples=3 * CHUNK,
-    end_silence_samples=4 * CHUNK,
-    pause_samples=4800,
-    onset_lookback_samples=8000,
-)
+CONFIG = HEARING_CONFIG.endpointer  # the endpointer of the hearing tests, in chunks of CHUNK samples
 
 
 def push_all(
