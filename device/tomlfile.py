@@ -8,9 +8,9 @@ line each table header and each key sits.
 Supported field types: `int`, `float` (an integer is accepted), `str`, `bool`, `pathlib.Path` (from a
 string), `Literal[...]`, `X | None` (None only as a default: TOML has no null), a nested dataclass (a TOML
 table) and `tuple[X, ...]` of any of these (an array; of tables for `[[name]]` blocks). A field's metadata may give its
-range (`within(low, high)`, device/tomlfile_fields.py): a value outside it is an error at the key's line. A
-dataclass may define `validate(self) -> str | None` for what spans fields; a returned message becomes an error at
-the line of the table.
+range (`within(low, high)`, device/tomlfile_fields.py): a value outside it is an error at the key's line; so is a
+value its `checked_by(problem)` function finds fault with. A dataclass may define `validate(self) -> str | None` for
+what spans fields; a returned message becomes an error at the line of the table.
 
 The way back, `commented_toml`, is device/tomlfile_writer.py. This module re-exports it and the field metadata,
 so `device.tomlfile` is the one import for reading, writing and describing fields.
@@ -28,13 +28,15 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 from device.errors import UserError
-from device.tomlfile_fields import EXAMPLE, RANGE, example, number_text, within
+from device.tomlfile_fields import CHECK, EXAMPLE, RANGE, checked_by, example, number_text, within
 from device.tomlfile_lines import KeyLines, KeyPath
 from device.tomlfile_writer import commented_toml, field_docs, toml_value
 
 __all__ = [
+    "CHECK",
     "EXAMPLE",
     "RANGE",
+    "checked_by",
     "commented_toml",
     "example",
     "field_docs",
@@ -209,6 +211,9 @@ class _Converter:
 
 
 def _range_problem(field: dataclasses.Field[Any], value: object) -> str | None:
+    check = field.metadata.get(CHECK)
+    if check is not None and value is not None:
+        return typing.cast(str | None, check(value))
     bounds = field.metadata.get(RANGE)
     if bounds is None or value is None:
         return None

@@ -7,10 +7,13 @@ commented out, for a field that is None by default.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 RANGE = "range"
 """Field metadata key: inclusive (low, high) bounds of a number; see `within`."""
+CHECK = "check"
+"""Field metadata key: a function naming what is wrong with a value, or None; see `checked_by`."""
 EXAMPLE = "example"
 """Field metadata key: the value shown, commented out, for a field that is None by default; see `example`."""
 
@@ -18,6 +21,12 @@ EXAMPLE = "example"
 def within(low: float, high: float) -> dict[str, Any]:
     """Field metadata: the loader refuses a value outside low..high (inclusive; None, an unset value, passes)."""
     return {RANGE: (low, high)}
+
+
+def checked_by(problem: Callable[[Any], str | None]) -> dict[str, Any]:
+    """Field metadata: the loader refuses a value for which `problem(value)` returns a message (beyond its type),
+    at the key's line; for what a range cannot say, such as a date's format."""
+    return {CHECK: problem}
 
 
 def example(value: object, **more: Any) -> dict[str, Any]:

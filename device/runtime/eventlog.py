@@ -36,7 +36,13 @@ class EventLog:
     """Appends records to a file, flushing each line (a log that stops mid-run is still readable)."""
 
     def __init__(self, path: Path, core_config: CoreConfig) -> None:
-        self._file: IO[str] = path.open("w", encoding="utf-8")
+        try:
+            self._file: IO[str] = path.open("w", encoding="utf-8")
+        except OSError as error:  # a directory, a missing parent, no permission: the run cannot keep its record
+            raise UserError(
+                f"cannot write the event log: {error.strerror}; give a file path in a writable directory",
+                where=str(path),
+            ) from None
         self._write({"spine_log": LOG_VERSION, "core_config": dataclasses.asdict(core_config)})
 
     def event(self, now: int, event: Event) -> None:

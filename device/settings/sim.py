@@ -6,8 +6,20 @@ Part of the settings' one home (device/config.py); a leaf like it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from device.tomlfile import within
+from device.tomlfile import checked_by, within
+
+START_TIME_EXAMPLE = "2026-11-25T09:41:00"
+
+
+def iso_datetime_problem(value: object) -> str | None:
+    """Why `value` is not a date and time `datetime.fromisoformat` reads (what the daemon does with it), or None."""
+    try:
+        datetime.fromisoformat(str(value))
+    except ValueError:
+        return f'`start_time` must be a date and time in ISO 8601, like "{START_TIME_EXAMPLE}"; got "{value}"'
+    return None
 
 
 @dataclass(frozen=True)
@@ -32,5 +44,5 @@ class SimConfig:
     long, in seconds."""
     max_duration_s: float = field(default=600.0, metadata=within(1.0, 86400.0))
     """A scene never runs longer than this, in seconds (a stuck assistant ends the run instead of hanging it)."""
-    start_time: str = "2026-11-25T09:41:00"
+    start_time: str = field(default=START_TIME_EXAMPLE, metadata=checked_by(iso_datetime_problem))
     """Local date and time at the scene's start in virtual time (so the time skill answers the same each run)."""

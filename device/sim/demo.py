@@ -22,6 +22,7 @@ from device.config import Config, samples, wake_phrase
 from device.core.events import EchoCancellerChanged, Event
 from device.core.states import Idle
 from device.engines.load import Engines, load_engines
+from device.errors import UserError
 from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.daemon import ClockKind, Daemon
 from device.runtime.eventlog import LoggedStep, read_log
@@ -132,10 +133,29 @@ def _aec_summary(rig: Rig, steps: tuple[LoggedStep, ...], cleaned: npt.NDArray[n
     }
 
 
+def make_out_dir(out_dir: Path) -> None:
+    """Create the output directory (and its parents); a path that cannot be one is a `UserError` naming it."""
+    refuse_a_file_as_out_dir(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"cannot create the output directory: {error.strerror}; give --out another directory", where=str(out_dir)
+        ) from None
+
+
+def refuse_a_file_as_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(
+            "is a file, not a directory; give --out a directory (it is created if missing)", where=str(out_dir)
+        )
+
+
 def demo(config: Config, scene: Scene, scene_name: str, out_dir: Path, clock: ClockKind) -> dict[str, Any]:
     """Run a scene end to end and write events.jsonl, mic.wav, speaker.wav, summary.json, timeline.png."""
+    refuse_a_file_as_out_dir(out_dir)  # before the models load: a bad --out fails at once
     engines = load_engines(config, deterministic=clock == "virtual")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_out_dir(out_dir)  # after them: a run that cannot start leaves nothing behind
     rig = Rig(config, scene, engines, out_dir / "events.jsonl", clock)
     run = run_virtual(rig, scene) if clock == "virtual" else run_wall(rig, scene)
     card = run.card

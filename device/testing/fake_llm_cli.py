@@ -49,7 +49,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = FakeLlmConfig()
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default: 8080)")
+    parser.add_argument(
+        "--port", type=port_number, default=8080, help="port to listen on, 0..65535; 0 picks a free one (default: 8080)"
+    )
     parser.add_argument(
         "--first-token-ms",
         type=float,
@@ -75,6 +77,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="require `Authorization: Bearer $NAME` (the key read from this environment variable), else 401",
     )
+
+
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0..65535 (0: the system picks a free one)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r} (give 0..65535; 0 picks a free one)") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range: give 0..65535 (0 picks a free one)")
+    return port
 
 
 def serve(args: argparse.Namespace) -> int:
