@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,11 @@ import pytest
 from device.cli import main
 from device.config import load_config
 from device.engines.load import load_engines
-from device.engines.model_files import ASR, EMBEDDING, MELSPEC, VAD, WAKE_FILES, verified_model_paths, voice_files
+from device.engines.model_files import EMBEDDING, MELSPEC, VAD, WAKE_FILES, verified_model_paths, voice_files
 from device.errors import UserError
 from device.models.integrity import VerifiedCache, default_cache_path, sha256_file, verify_model_files
-from device.models.manifest import ModelFile, load_manifest
+from device.models.manifest import ModelFile
+from tests.model_copies import copy_models, flip_one_byte
 
 
 class CountingHasher:
@@ -31,13 +31,6 @@ class CountingHasher:
     def __call__(self, path: Path) -> str:
         self.hashed.append(path)
         return sha256_file(path)
-
-
-def flip_one_byte(path: Path) -> None:
-    """Damage `path` in place, keeping its size (what a bad SD card or an interrupted copy does)."""
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
 
 
 def small_tree(root: Path) -> tuple[Path, list[ModelFile]]:
@@ -129,17 +122,8 @@ def test_the_cache_lives_in_the_state_directory(monkeypatch: pytest.MonkeyPatch,
 
 @pytest.fixture
 def models_copy(models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The default configuration's model files: the small ones copied (to damage), the large ones linked."""
     monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
-    copy = tmp_path / "models"
-    sizes = {model.path: model.size_bytes for model in load_manifest()}
-    for relative in (WAKE_FILES["hey_jarvis"], MELSPEC, EMBEDDING, VAD, ASR, *voice_files("en_US-joe-medium")):
-        (copy / relative).parent.mkdir(parents=True, exist_ok=True)
-        if sizes[relative] < 4_000_000:
-            shutil.copyfile(models_dir / relative, copy / relative)
-        else:
-            (copy / relative).symlink_to((models_dir / relative).resolve())
-    return copy
+    return copy_models(models_dir, tmp_path / "models")
 
 
 def config_file(tmp_path: Path, models: Path) -> Path:

@@ -11,6 +11,8 @@ from device.errors import UserError
 
 if TYPE_CHECKING:  # the modules that load PortAudio are imported when a command runs, not with `spine`
     from device.audio.devices import DeviceInfo
+    from device.audio.doctor import Finding
+    from device.config import Config
 
 _DEVICE_HELP = "an index or a part of a name from `spine devices` (default: the system default)"
 
@@ -31,12 +33,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "doctor",
         help="check that Spine can record and play on the audio devices, and say how to fix what is wrong",
         description=(
-            "Find the input and output devices, check they take 16 kHz, and run them together in one "
-            "full-duplex stream with 10 ms periods for half a second, as Spine does. Prints a line per check "
-            "with a fix for each failure; exits with status 1 if any check fails."
+            "Load the configuration as `spine run` does (a bad file is refused the same way, exit 2), check the "
+            "model files it needs against the manifest's sha256, find the input and output devices, check they "
+            "take 16 kHz, and run them together in one full-duplex stream with 10 ms periods for half a second, "
+            "as Spine does. Prints a line per check with a fix for each failure; exits with status 1 if any "
+            "check fails."
         ),
     )
-    doctor.add_argument("--config", type=Path, help="take the devices and period from this configuration TOML")
+    doctor.add_argument(
+        "--config", type=Path, help="check this configuration TOML, and take the models, devices and period from it"
+    )
     doctor.add_argument("--input", metavar="DEV", help=f"the microphone: {_DEVICE_HELP}")
     doctor.add_argument("--output", metavar="DEV", help=f"the speaker: {_DEVICE_HELP}")
     doctor.set_defaults(func=run_doctor)
@@ -65,16 +71,18 @@ def run_devices(args: argparse.Namespace) -> int:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    try:
-        from device.audio.doctor import check
-    except ImportError as error:
-        raise _portaudio_missing(error) from error
-
     from device.config import load_config
     from device.rates import SPINE_RATE_HZ as RATE_HZ
 
+    # The loader `spine run` and `spine config --check` use: a file they refuse is refused here, with the same line.
     config = load_config(args.config)
-    findings = check(
+    try:
+        from device.audio.doctor import Finding, check
+    except ImportError as error:
+        raise _portaudio_missing(error) from error
+
+    findings = [_models_finding(config, Finding)]
+    findings += check(
         args.input if args.input is not None else config.audio.input_device,
         args.output if args.output is not None else config.audio.output_device,
         rate_hz=RATE_HZ,
@@ -85,6 +93,18 @@ def run_doctor(args: argparse.Namespace) -> int:
         if finding.fix:
             print(f"    fix: {finding.fix}")
     return 0 if all(f.ok for f in findings) else 1
+
+
+def _models_finding(config: Config, finding: type[Finding]) -> Finding:
+    """The model files `spine run` would load, checked as it checks them (a failure names the file and the fix)."""
+    from device.engines.model_files import models_dir, verified_model_paths
+
+    try:
+        verified_model_paths(config)
+    except UserError as error:
+        what, _, fix = error.message.partition("; ")
+        return finding(False, what, fix or None)
+    return finding(True, f"model files in {models_dir(config)} match the manifest")
 
 
 def device_table(devices: Sequence[DeviceInfo]) -> list[str]:
