@@ -168,3 +168,17 @@ def test_start_up_verifies_the_real_files_once_then_reads_the_cache(models_copy:
     paths = verified_model_paths(config, VerifiedCache(cache_path), second)
     assert second.hashed == []
     assert paths.melspec == (models_copy / MELSPEC).absolute()
+
+
+def test_a_models_directory_from_the_environment_that_is_a_file_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_a_dir = tmp_path / "models"
+    not_a_dir.write_text("")
+    monkeypatch.setenv("SPINE_MODELS_DIR", str(not_a_dir))
+    with pytest.raises(UserError) as caught:
+        verified_model_paths(load_config(None))
+    assert str(caught.value) == (
+        f"$SPINE_MODELS_DIR {not_a_dir} is a file, not a directory: point it at the directory `spine models fetch` "
+        "installed the models into"
+    )

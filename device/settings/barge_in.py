@@ -68,7 +68,7 @@ class BargeInConfig:
     """While a timer rings or an apology plays."""
     confirm_ms: float = field(default=400.0, metadata=within(50.0, 2000.0))
     """After a hint of voice paused playback, speech must be confirmed within this long, in milliseconds, or
-    playback resumes."""
+    playback resumes (more than `[vad] start_s` - `[vad] hint_s`, the time from a hint to its confirmation)."""
     stop_phrases: tuple[str, ...] = DEFAULT_STOP_PHRASES
     """An interrupting utterance that says only one of these (lower case, no punctuation) ends the exchange."""
     echo_tail_s: float = field(default=0.5, metadata=within(0.0, 5.0))

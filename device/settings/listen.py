@@ -20,8 +20,8 @@ class WakeConfig:
     """An openWakeWord ONNX head of your own (e.g. trained with openWakeWord's notebook); overrides `model`. The
     file's name, without a version suffix, is the wake phrase ("hey_spine_v0.1.onnx": "hey spine")."""
     threshold: float = field(default=0.5, metadata=within(0.0, 1.0))
-    """The wake word model's score (a probability) at or above which the wake word is detected: higher, fewer
-    false wakes and more missed ones. A state's `[barge_in.<state>] wake_threshold` may ask for more."""
+    """The wake word model's score (a probability) at or above which the wake word is detected (more than 0):
+    higher, fewer false wakes and more missed ones. A state's `[barge_in.<state>] wake_threshold` may ask for more."""
     refractory_s: float = field(default=1.0, metadata=within(0.0, 10.0))
     """After a detection, ignore the wake word this long, in seconds (the score stays high for a few frames)."""
     own_speech_window_s: float = field(default=1.0, metadata=within(0.0, 10.0))
@@ -37,11 +37,11 @@ class WakeConfig:
 @dataclass(frozen=True)
 class VadConfig:
     on_threshold: float = field(default=0.5, metadata=within(0.0, 1.0))
-    """The voice detector's probability at or above which a 32 ms chunk is voice: a run of such chunks is a hint
-    (`hint_s`), then the start of speech (`start_s`)."""
+    """The voice detector's probability at or above which a 32 ms chunk is voice (more than 0): a run of such
+    chunks is a hint (`hint_s`), then the start of speech (`start_s`)."""
     off_threshold: float = field(default=0.35, metadata=within(0.0, 1.0))
     """Within speech, a chunk below this probability is silence (`end_silence_s` of it end the utterance). At
-    most `on_threshold`: between the two, speech goes on but none starts (hysteresis)."""
+    most `on_threshold` and more than 0: between the two, speech goes on but none starts (hysteresis)."""
     start_s: float = field(default=0.2, metadata=within(0.0, 5.0))
     """A run of voice this long, in seconds, starts an utterance."""
     end_silence_s: float = field(default=0.7, metadata=within(0.05, 10.0))
@@ -65,9 +65,11 @@ class VadConfig:
 @dataclass(frozen=True)
 class ListenConfig:
     timeout_s: float = field(default=8.0, metadata=within(0.5, 120.0))
-    """After the wake word, wait this long, in seconds, for speech before going back to idle."""
+    """After the wake word, wait this long, in seconds, for speech before going back to idle (more than `[vad]
+    start_s`)."""
     max_utterance_s: float = field(default=15.0, metadata=within(1.0, 120.0))
-    """An utterance longer than this, in seconds, is cut there and transcribed as it is."""
+    """An utterance longer than this, in seconds, is cut there and transcribed as it is (more than
+    `min_utterance_s` and than `[vad] end_silence_s`)."""
     min_utterance_s: float = field(default=0.2, metadata=within(0.0, 5.0))
     """Speech shorter than this, in seconds (a cough, a click), is not an utterance: keep listening."""
     preroll_s: float = field(default=0.15, metadata=within(0.0, 2.0))
@@ -75,7 +77,7 @@ class ListenConfig:
     voice by a chunk)."""
     follow_up_s: float = field(default=5.0, metadata=within(0.0, 60.0))
     """After a reply is heard to its end, listen this long, in seconds, for a follow-up without the wake word
-    (0: off)."""
+    (0: off; else more than `[vad] start_s`)."""
     alarm_ring_gap_s: float = field(default=2.0, metadata=within(0.0, 60.0))
     """A finished timer says its line, waits this long, in seconds, and says it again until it is stopped..."""
     alarm_ring_max_s: float = field(default=60.0, metadata=within(0.0, 3600.0))

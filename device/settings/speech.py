@@ -16,7 +16,8 @@ from device.tomlfile import example, within
 @dataclass(frozen=True)
 class ModelsConfig:
     dir: Path | None = field(default=None, metadata=example("/var/lib/spine/models"))
-    """Where `spine models fetch` put the models; unset: $SPINE_MODELS_DIR, else ~/.local/share/spine/models."""
+    """Where `spine models fetch` put the models (a directory; start-up checks each file's sha256 against the
+    manifest); unset: $SPINE_MODELS_DIR, else ~/.local/share/spine/models."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class AsrConfig:
 @dataclass(frozen=True)
 class TtsConfig:
     voice: str = "en_US-joe-medium"
-    """Piper voice file stem under the models dir's tts/ folder."""
+    """Piper voice file stem under the models dir's tts/ folder: one the model manifest (models/manifest.toml)
+    lists."""
     lookahead_s: float = field(default=6.0, metadata=within(0.5, 120.0))
     """Synthesise the next sentence only while less than this much synthesised audio, in seconds, waits ahead of
     the speaker (and at most `in_flight` sentences are being synthesised): a cancel wastes little work."""
