@@ -19,7 +19,17 @@ from device.core.memory import (
     split_sentences,
     spoken_text,
 )
-from device.core.moves import new_epoch, new_turn, open_listening, preceded_by, remember, stale, to_idle
+from device.core.moves import (
+    APOLOGIES,
+    new_epoch,
+    new_turn,
+    open_listening,
+    preceded_by,
+    remember,
+    say,
+    stale,
+    to_idle,
+)
 from device.core.states import Announcing, Context, Speaking, State, Thinking
 from device.core.table import Commands, Outcome
 from device.core.voice import suspended, voice_ended, voice_opened
@@ -49,8 +59,11 @@ def on_reply_finished(state: Thinking | Speaking, ctx: Context, event: ev.ReplyF
         reply = replace(reply, sentences_cut_at=len(reply.text), waiting=(*reply.waiting, rest))
     reply = replace(reply, stream="closed")
     if reply.requested == 0 and not reply.waiting:
+        # The reply ended without a word. Silence would leave the user unsure they were heard at all: it is a
+        # reply that failed, and gets the same short apology (invariant 10), then rest.
         ctx = remember(ctx, Message("assistant", ""))
-        return preceded_by(to_idle(ctx, now), cmd.CommitHeard(state.turn, "", "", interrupted=False))
+        said, ctx, spoken = say(ctx, APOLOGIES["reply"])
+        return said, ctx, (cmd.CommitHeard(state.turn, "", "", interrupted=False), *spoken)
     nxt, ctx, out = synthesise_ahead(replace(state, reply=reply), ctx, now)
     assert isinstance(nxt, Thinking | Speaking)
     return nxt, ctx, out + finish_if_complete(nxt)

@@ -4,6 +4,12 @@ Each job computes, reports its results as events (audio goes to the `AudioStore`
 states the modelled cost of each result, which the virtual clock uses. On the wall clock only the local
 responder's words wait out their cost (`pace`): there the cost stands in for a model's token rate, while a
 remote model's words come at the model's own pace and are passed on as they arrive.
+
+A sentence longer than `MAX_TTS_PIECE_CHARS` is synthesised in pieces cut at word boundaries and joined into one
+chunk (audio end to end, word ends offset), so no text is lost and the heard accounting stays exact, while no
+single synthesis gets more text than the bound (a voice's memory grows with its input: one 1 MB sentence once
+took the process to 6.3 GB). The reply itself is bounded where it enters (device/reply/openai_stream.py), so
+the joined audio is bounded too.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from device.reply.local import ReplyPiece, TextPiece
 from device.runtime.jobs import Job, Output
 
 Audio = npt.NDArray[np.int16]
+
+MAX_TTS_PIECE_CHARS = 400
+"""The most text given to the synthesiser at once, in characters: a long spoken sentence (about 25 s of
+speech). Longer sentences are synthesised in pieces; a word longer than this (no voice can say it) is cut."""
 
 
 class Transcriber(Protocol):
@@ -130,10 +140,52 @@ def _close(pieces: Iterator[ReplyPiece]) -> None:
 
 def tts_job(turn: int, seq: int, text: str, tts: Synthesiser, store: AudioStore, costs: Costs) -> Job:
     def run() -> Generator[Output, None, None]:
-        speech = tts.synthesize(text)
-        store.put(turn, seq, speech.audio)
-        samples = len(speech.audio)
+        spoken, audio, word_end_samples = synthesize_in_pieces(tts, text)
+        store.put(turn, seq, audio)
+        samples = len(audio)
         cost = costs.tts_fixed_samples + round(costs.tts_rtf * samples)
-        yield Output(TtsChunkReady(turn, seq, text, samples, speech.word_end_samples), cost)
+        yield Output(TtsChunkReady(turn, seq, spoken, samples, word_end_samples), cost)
 
     return Job(turn, "tts", run)
+
+
+def synthesize_in_pieces(tts: Synthesiser, text: str) -> tuple[str, Audio, tuple[int, ...]]:
+    """`text` spoken (what was given to the voice, the audio, each word's end), at most `MAX_TTS_PIECE_CHARS` at
+    a time. The text comes back as given unless a word had to be cut; then its pieces are words of their own,
+    so the word ends still match the words one for one."""
+    pieces = text_pieces(text, MAX_TTS_PIECE_CHARS)
+    if len(pieces) <= 1:  # it fits (or is only white space)
+        speech = tts.synthesize(text)
+        return text, speech.audio, speech.word_end_samples
+    audio: list[Audio] = []
+    ends: list[int] = []
+    offset = 0
+    for piece in pieces:
+        speech = tts.synthesize(piece)
+        audio.append(speech.audio)
+        ends.extend(offset + end for end in speech.word_end_samples)
+        offset += len(speech.audio)
+    return " ".join(pieces), np.concatenate(audio), tuple(ends)
+
+
+def text_pieces(text: str, max_chars: int) -> list[str]:
+    """`text` in pieces of at most `max_chars`, cut between words (a longer word is cut where the bound
+    falls); one piece, `text` itself, when it fits."""
+    if len(text) <= max_chars:
+        return [text]
+    pieces: list[str] = []
+    current = ""
+    for word in text.split():
+        while len(word) > max_chars:  # no voice says it whole anyway
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(word[:max_chars])
+            word = word[max_chars:]
+        if current and len(current) + 1 + len(word) > max_chars:
+            pieces.append(current)
+            current = ""
+        current = f"{current} {word}" if current else word
+    if current:
+        pieces.append(current)
+    return pieces
