@@ -34,11 +34,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from device.config import load_config
+    from device.errors import UserError
+    from device.rates import SPINE_RATE_HZ as RATE_HZ
     from device.sim.demo import demo
-    from device.sim.scene import load_scene
+    from device.sim.scene import load_scene, refuse_overlapping_says, scene_line
 
     config = load_config(args.config)
     scene = load_scene(args.scene)
+    refuse_overlapping_says(scene, args.scene, RATE_HZ)
+    if scene.duration_s is not None and scene.duration_s > config.sim.max_duration_s:
+        raise UserError(
+            f"`duration_s` = {scene.duration_s:g} s is longer than [sim] max_duration_s = "
+            f"{config.sim.max_duration_s:g} s: shorten the scene, or raise max_duration_s in the --config file",
+            where=scene_line(args.scene, ("duration_s",)),
+        )
     name = str(args.scene) if args.scene else "built-in default"
     began = time.perf_counter()
     summary = demo(config, scene, name, args.out, args.clock)

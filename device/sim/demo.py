@@ -70,7 +70,9 @@ class Rig(Daemon):
     def finished(self, now: int, scene: Scene) -> bool:
         """The scene's end: its duration, or the script done and the assistant idle for a while."""
         sim = self.config.sim
-        if now >= samples(scene.duration_s if scene.duration_s is not None else sim.max_duration_s):
+        # Never past max_duration_s, whatever the scene asks (`spine demo` refuses such a scene up front).
+        limit_s = sim.max_duration_s if scene.duration_s is None else min(scene.duration_s, sim.max_duration_s)
+        if now >= samples(limit_s):
             return True
         if scene.duration_s is not None:
             return False

@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from device.tomlfile import load_dataclass, loads_dataclass
+from device.errors import UserError
+from device.tomlfile import load_dataclass, loads_dataclass, within
+from device.tomlfile_lines import KeyLines, KeyPath
+
+# The longest a scene may say anything about, in seconds: a day, as `[sim] max_duration_s` allows at most. A time
+# beyond it (or inf, or nan: TOML has both) is refused at its key's line instead of running on while memory grows.
+SCENE_TIME_LIMIT_S = 86400.0
 
 # What the assistant did that an `after` utterance waits for: it started speaking, or it fell silent.
 Trigger = Literal["speaking", "silent"]
@@ -38,13 +44,11 @@ class DelayJump:
         100 either way.
     """
 
-    at_s: float
+    at_s: float = field(metadata=within(0.0, SCENE_TIME_LIMIT_S))
     ms: float
 
     def validate(self) -> str | None:
-        if not 0.0 <= self.at_s < math.inf:  # written so that nan fails too (TOML has nan and inf)
-            return f"`at_s` must be at least 0, got {self.at_s}"
-        if not 0.0 < abs(self.ms) <= 100.0:
+        if not 0.0 < abs(self.ms) <= 100.0:  # written so that nan fails too
             return f"`ms` must be non-zero and between -100 and 100 (milliseconds), got {self.ms}"
         return None
 
@@ -77,12 +81,12 @@ class RoomSpec:
     def validate(self) -> str | None:
         if not 0.0 <= self.echo_delay_ms <= 1000.0:
             return f"`echo_delay_ms` must be between 0 and 1000, got {self.echo_delay_ms}"
-        if self.echo_gain_db > 20.0:
+        if not self.echo_gain_db <= 20.0:  # `not <=`: nan fails too
             return f"`echo_gain_db` must be at most 20 (dB), got {self.echo_gain_db}"
         # Bounded so the impulse response (1.5 x RT60 long) keeps the per-frame cost small.
         if not 0.01 <= self.rt60_s <= 2.0:
             return f"`rt60_s` must be between 0.01 and 2.0, got {self.rt60_s}"
-        if self.noise_dbfs > 0.0:
+        if not self.noise_dbfs <= 0.0:
             return f"`noise_dbfs` must be at most 0 (full scale), got {self.noise_dbfs}"
         if not -1000.0 <= self.drift_ppm <= 1000.0:
             return f"`drift_ppm` must be between -1000 and 1000, got {self.drift_ppm}"
@@ -120,19 +124,15 @@ class Say:
     text: str
     voice: str = "en-us"
     gain_db: float = 0.0
-    at_s: float | None = None
+    at_s: float | None = field(default=None, metadata=within(0.0, SCENE_TIME_LIMIT_S))
     after: Trigger | None = None
-    delay_s: float = 0.0
+    delay_s: float = field(default=0.0, metadata=within(0.0, SCENE_TIME_LIMIT_S))
 
     def validate(self) -> str | None:
         if not self.text.strip():
             return "`text` must not be empty"
         if (self.at_s is None) == (self.after is None):
             return 'give exactly one of `at_s` (seconds from the scene start) or `after` ("speaking" or "silent")'
-        if self.at_s is not None and self.at_s < 0.0:
-            return f"`at_s` must be at least 0, got {self.at_s}"
-        if self.delay_s < 0.0:
-            return f"`delay_s` must be at least 0, got {self.delay_s}"
         if self.at_s is not None and self.delay_s != 0.0:
             return "`delay_s` only applies with `after`; with `at_s`, put the time in `at_s`"
         return None
@@ -146,12 +146,10 @@ class Stall:
     ms: for how long, milliseconds (more than 0, at most 2000).
     """
 
-    at_s: float
+    at_s: float = field(metadata=within(0.0, SCENE_TIME_LIMIT_S))
     ms: float
 
     def validate(self) -> str | None:
-        if not 0.0 <= self.at_s < math.inf:
-            return f"`at_s` must be at least 0, got {self.at_s}"
         if not 0.0 < self.ms <= 2000.0:
             return f"`ms` must be more than 0 and at most 2000 (milliseconds), got {self.ms}"
         return None
@@ -164,7 +162,7 @@ class Scene:
 
     room: RoomSpec = field(default_factory=RoomSpec)
     say: tuple[Say, ...] = ()
-    duration_s: float | None = None
+    duration_s: float | None = field(default=None, metadata=within(0.0, SCENE_TIME_LIMIT_S))
     stall: tuple[Stall, ...] = ()
 
     def validate(self) -> str | None:
@@ -184,5 +182,68 @@ def default_scene_text() -> str:
 def load_scene(path: Path | None) -> Scene:
     """Load a scene file, or the built-in default scene when `path` is None; errors are `UserError`s."""
     if path is None:
-        return loads_dataclass(Scene, default_scene_text(), f"<built-in {DEFAULT_SCENE_NAME}>")
-    return load_dataclass(Scene, path)
+        scene = loads_dataclass(Scene, default_scene_text(), f"<built-in {DEFAULT_SCENE_NAME}>")
+    else:
+        scene = load_dataclass(Scene, path)
+    out_of_order = _says_out_of_order(scene.say)
+    if out_of_order is not None:
+        earlier, later = out_of_order
+        raise UserError(
+            f"`say[{later + 1}].at_s` = {scene.say[later].at_s:g} s comes before `say[{earlier + 1}].at_s` = "
+            f"{scene.say[earlier].at_s:g} s ({_quoted(scene.say[later])} after {_quoted(scene.say[earlier])}): "
+            "the user says the [[say]] entries one after another; put them in order of `at_s`",
+            where=say_line(path, later, "at_s"),
+        )
+    return scene
+
+
+def _says_out_of_order(says: tuple[Say, ...]) -> tuple[int, int] | None:
+    """The first (earlier entry, later entry) whose `at_s` go backwards. `after` entries start when the
+    assistant does something, so only the `at_s` entries are compared: each against the latest before it."""
+    latest: tuple[int, float] | None = None
+    for index, say in enumerate(says):
+        if say.at_s is None:
+            continue
+        if latest is not None and say.at_s < latest[1]:
+            return latest[0], index
+        latest = (index, say.at_s)
+    return None
+
+
+def refuse_overlapping_says(scene: Scene, path: Path | None, rate_hz: int) -> None:
+    """Two `at_s` entries in a row whose voices would overlap (the first still being said when the second is
+    due) are refused, naming both: their lengths are known once espeak-ng has voiced them (it is memoised, so
+    the run pays nothing more). An `at_s` entry after an `after` entry depends on the run; if it overlaps,
+    summary.json notes it."""
+    from device.sim.speech import synthesize
+
+    for index, (first, second) in enumerate(itertools.pairwise(scene.say)):
+        if first.at_s is None or second.at_s is None:
+            continue
+        length_s = len(synthesize(first.text, first.voice, rate_hz=rate_hz, gain_db=first.gain_db)) / rate_hz
+        if second.at_s < first.at_s + length_s:
+            ends_s = math.ceil((first.at_s + length_s) * 100) / 100  # rounded up: starting there is fine
+            raise UserError(
+                f"`say[{index + 2}].at_s` = {second.at_s:g} s starts while `say[{index + 1}]` is still being said "
+                f"({_quoted(first)} runs from {first.at_s:g} s to {ends_s:g} s): the user says one thing at a time; "
+                f"start {_quoted(second)} at {ends_s:g} s or later",
+                where=say_line(path, index + 1, "at_s"),
+            )
+
+
+def say_line(path: Path | None, index: int, key: str) -> str:
+    """FILE:LINE of `key` in the scene's [[say]] entry `index` (from 0)."""
+    return scene_line(path, ("say", index, key))
+
+
+def scene_line(path: Path | None, key_path: KeyPath) -> str:
+    """FILE:LINE of a key in a scene loaded from `path` (None: the built-in one), for a problem found after
+    loading; the file was read a moment ago, so it is read again only to name the line."""
+    text = default_scene_text() if path is None else path.read_text(encoding="utf-8")
+    name = f"<built-in {DEFAULT_SCENE_NAME}>" if path is None else str(path)
+    return f"{name}:{KeyLines(text).line_of(key_path)}"
+
+
+def _quoted(say: Say) -> str:
+    text = say.text if len(say.text) <= 30 else say.text[:29] + "…"
+    return f'"{text}"'
