@@ -23,7 +23,8 @@ device/reply/openai_stream.py). The API key is never printed.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -73,11 +74,13 @@ def _content(message: Message) -> str:
 class OpenAIResponder:
     """Opens one reply stream per turn; also a `Responder` (prompt, history, now) -> pieces."""
 
-    def __init__(self, config: OpenAIConfig) -> None:
+    def __init__(self, config: OpenAIConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        """`clock`: the monotonic seconds each stream keeps its reply's deadlines on (tests inject one)."""
         problem = config.validate()
         if problem is not None:
             raise ReplyBackendError(problem)
         self.config = config
+        self._clock = clock
 
     def open(self, prompt: str, history: Sequence[Message]) -> OpenAIStream:
         body: dict[str, Any] = {
@@ -89,7 +92,7 @@ class OpenAIResponder:
             body["max_tokens"] = self.config.max_tokens
         if self.config.temperature is not None:
             body["temperature"] = self.config.temperature
-        return OpenAIStream(self.config, json.dumps(body).encode("utf-8"))
+        return OpenAIStream(self.config, json.dumps(body).encode("utf-8"), self._clock)
 
     def __call__(self, prompt: str, history: tuple[Message, ...], now: datetime) -> OpenAIStream:
         # `now` is part of the Responder signature for the local skills; the model is not told the time.
