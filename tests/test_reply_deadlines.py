@@ -94,8 +94,22 @@ def server() -> Iterator[FakeLlmServer]:
         yield running
 
 
-def client(server: FakeLlmServer, **timeouts: float) -> OpenAIResponder:
-    return OpenAIResponder(replace(OpenAIConfig(base_url=server.base_url, model="m"), **timeouts))
+def client(
+    server: FakeLlmServer,
+    first_token_timeout_s: float = 20.0,
+    first_sentence_timeout_s: float = 30.0,
+    idle_timeout_s: float = 10.0,
+    reply_timeout_s: float = 120.0,
+) -> OpenAIResponder:
+    config = OpenAIConfig(
+        base_url=server.base_url,
+        model="m",
+        first_token_timeout_s=first_token_timeout_s,
+        first_sentence_timeout_s=first_sentence_timeout_s,
+        idle_timeout_s=idle_timeout_s,
+        reply_timeout_s=reply_timeout_s,
+    )
+    return OpenAIResponder(config)
 
 
 def failure(responder: OpenAIResponder) -> tuple[str, str, float]:
