@@ -202,7 +202,7 @@ class OpenAIStream(RemoteStream):
         assert self._deadlines is not None
         room = MAX_REPLY_CHARS - self._chars_given
         if len(text) > room:
-            text = _cut_at_word_boundary(text, room, mid_word_ok=self._chars_given == 0)
+            text = cut_at_word_boundary(text, room, mid_word_ok=self._chars_given == 0)
             self._finished = True  # the rest is not read: close() hangs up on the server
         if text:
             self._texts.append(text)
@@ -358,7 +358,7 @@ def _shutdown(sock: socket.socket) -> None:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def _cut_at_word_boundary(text: str, room: int, mid_word_ok: bool) -> str:
+def cut_at_word_boundary(text: str, room: int, mid_word_ok: bool) -> str:
     """The start of `text` that fits in `room` characters, ending at a word boundary: a word is never spoken in
     half, unless the reply is one word too long to fit (`mid_word_ok`), which is then cut where the room ends."""
     if room <= 0:
