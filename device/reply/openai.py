@@ -6,7 +6,7 @@ simplest way to guarantee that is to own the socket. `http.client` gives us that
 Theory of operation
 -------------------
 `OpenAIResponder(config).open(prompt, history)` builds the request and returns an `OpenAIStream` that has done
-no I/O yet, so whoever may cancel the turn can hold the stream before anything blocks. The client is four
+no I/O yet, so whoever may cancel the turn can hold the stream before anything blocks. The client is five
 modules; this one is the responder glue and re-exports the rest, so `device.reply.openai` is the one import:
 
   | module                          | what it does                                                           |
@@ -15,6 +15,7 @@ modules; this one is the responder glue and re-exports the rest, so `device.repl
   | device/reply/openai_config.py   | `OpenAIConfig`, `load_api_key`, `ReplyBackendError`                    |
   | device/reply/openai_stream.py   | `OpenAIStream`: HTTP, the deadlines, close from any thread, the errors |
   | device/reply/openai_sse.py      | `SseLines`, `parse_chunk`: the stream's bytes into text (no I/O)       |
+  | device/reply/openai_deadlines.py| `ReplyDeadlines`: the reply's deadlines on the turn's clock (pure)     |
 
 Every failure is one `ReplyBackendError` whose message says what happened and what to check (the table is in
 device/reply/openai_stream.py). The API key is never printed.
