@@ -12,7 +12,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     replay = subparsers.add_parser(
         "replay", help="re-run the state machine over an event log and check it decides the same",
         description="Re-run the pure core over LOG, print a readable timeline, and exit 1 if any recomputed "
-        "state or command differs from the recorded one.",
+        "state or command differs from the recorded one, or if a record's running checksum does not match (the "
+        "log was edited after it was written). Logs written before the checksum (spine_log 1) are replayed with "
+        "a note that their events are not checked. A malformed log is a one-line error at FILE:LINE, exit 2.",
     )  # fmt: skip
     replay.add_argument("log", type=Path, metavar="LOG", help="an events.jsonl written by `spine demo`")
     replay.add_argument("--quiet", action="store_true", help="print only the verdict")
@@ -28,18 +30,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from device.replay import replay
+    from device.replay import EDITED, NOT_CHAINED, replay_checked
     from device.timeline import lines
 
-    steps, mismatches = replay(args.log)
+    checked = replay_checked(args.log)
     if not args.quiet:
-        for line in lines(steps):
+        for line in lines(checked.steps):
             print(line)
-    for mismatch in mismatches[:10]:
+    for mismatch in checked.mismatches[:10]:
         print(f"{args.log}:{mismatch.line}: recorded {mismatch.recorded}\n    recomputed {mismatch.recomputed}")
-    verdict = "differs" if mismatches else "reproduced"
-    print(f"replay: {len(steps)} steps, {len(mismatches)} differing: {verdict}", file=sys.stderr)
-    return 1 if mismatches else 0
+    for edited_line in checked.edited[:10]:
+        print(f"{args.log}:{edited_line}: {EDITED}")
+    if not checked.chained:
+        print(f"replay: {NOT_CHAINED}", file=sys.stderr)
+    edited = f", {len(checked.edited)} edited" if checked.chained else ""
+    verdict = "reproduced" if checked.reproduced else "differs"
+    print(
+        f"replay: {len(checked.steps)} steps, {len(checked.mismatches)} differing{edited}: {verdict}", file=sys.stderr
+    )
+    return 0 if checked.reproduced else 1
 
 
 def _cmd_fsm(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from device.core.machine import step
 from device.core.memory import Message
 from device.core.states import BargeInMatrix, BargeInRule, CoreConfig, initial
 from device.errors import UserError
-from device.replay import Mismatch, replay
+from device.replay import EDITED, Mismatch, replay
 from device.runtime.eventlog import EventLog, LoadedLog, LoggedStep, read_log
 from tests.core_script import DEFAULTS
 
@@ -282,7 +282,10 @@ def test_replay_finds_exactly_the_edited_step(tmp_path: Path) -> None:
     original, edited = edit_first_timer(path)
     steps, mismatches = replay(path)
     assert len(steps) == len(SCRIPT)
-    assert mismatches == [Mismatch(2, f"Listening {(edited,)}", f"Listening {(original,)}")]
+    assert mismatches == [
+        Mismatch(2, f"Listening {(edited,)}", f"Listening {(original,)}"),
+        Mismatch(2, "checksum", EDITED),  # the outcome no longer matches the checksum it was written with
+    ]
 
 
 def test_spine_replay_exits_0_when_the_log_reproduces(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -290,7 +293,7 @@ def test_spine_replay_exits_0_when_the_log_reproduces(tmp_path: Path, capsys: py
     record_script(path)
     assert main(["replay", "--quiet", str(path)]) == 0
     out, err = capsys.readouterr()
-    assert (out, err) == ("", f"replay: {len(SCRIPT)} steps, 0 differing: reproduced\n")
+    assert (out, err) == ("", f"replay: {len(SCRIPT)} steps, 0 differing, 0 edited: reproduced\n")
 
 
 def test_spine_replay_exits_1_and_names_the_line_when_a_step_differs(
@@ -301,8 +304,10 @@ def test_spine_replay_exits_1_and_names_the_line_when_a_step_differs(
     original, edited = edit_first_timer(path)
     assert main(["replay", "--quiet", str(path)]) == 1
     out, err = capsys.readouterr()
-    assert out == f"{path}:2: recorded Listening {(edited,)}\n    recomputed Listening {(original,)}\n"
-    assert err == f"replay: {len(SCRIPT)} steps, 1 differing: differs\n"
+    assert out == (
+        f"{path}:2: recorded Listening {(edited,)}\n    recomputed Listening {(original,)}\n{path}:2: {EDITED}\n"
+    )
+    assert err == f"replay: {len(SCRIPT)} steps, 1 differing, 1 edited: differs\n"
 
 
 def test_spine_replay_prints_a_timeline_without_quiet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -311,7 +316,7 @@ def test_spine_replay_prints_a_timeline_without_quiet(tmp_path: Path, capsys: py
     assert main(["replay", str(path)]) == 0
     out, err = capsys.readouterr()
     assert "wake word hey_jarvis (0.90)" in out
-    assert err == f"replay: {len(SCRIPT)} steps, 0 differing: reproduced\n"
+    assert err == f"replay: {len(SCRIPT)} steps, 0 differing, 0 edited: reproduced\n"
 
 
 def test_spine_replay_of_a_malformed_log_is_a_one_line_error(

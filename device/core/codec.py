@@ -34,15 +34,21 @@ def encode(value: Any) -> JsonValue:
     return value
 
 
-def decode(value: JsonValue) -> Any:
+MAX_DEPTH = 16
+"""How deep a record may nest; the vocabulary goes four levels deep (a command, its history, a message, a field)."""
+
+
+def decode(value: JsonValue, depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:  # refused before Python's recursion limit could be reached
+        raise DecodeError(f"nested deeper than {MAX_DEPTH} levels: not a spine record")
     if isinstance(value, list):
-        return tuple(decode(v) for v in value)
+        return tuple(decode(v, depth + 1) for v in value)
     if isinstance(value, dict):
         name = value.get("type")
         cls = _TYPES.get(name) if isinstance(name, str) else None
         if cls is None:
             raise DecodeError(f"unknown record type {name!r}")
-        fields = {k: decode(v) for k, v in value.items() if k != "type"}
+        fields = {k: decode(v, depth + 1) for k, v in value.items() if k != "type"}
         try:
             return cls(**fields)
         except TypeError as error:

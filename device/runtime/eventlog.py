@@ -1,13 +1,19 @@
 """The JSON-lines event log: the input of `spine replay` and the ground of every summary.
 
-Layout: one header line `{"spine_log": 1, "core_config": {...}}`, then for each step two lines, the event
-(written BEFORE the step, so a crash inside the step still leaves its cause on disk) and its outcome:
+Layout: one header line `{"spine_log": 2, "core_config": {...}}`, then for each step two lines, the event
+(written BEFORE the step, so a crash inside the step still leaves its cause on disk) and its outcome, which
+ends with a running checksum over everything before it (device/runtime/logchain.py):
 
     {"t": 48000, "event": {"type": "WakeDetected", ...}}
-    {"t": 48000, "state": "Listening", "commands": [{"type": "StartTimer", ...}]}
+    {"t": 48000, "state": "Listening", "commands": [{"type": "StartTimer", ...}], "chain": "3f9c0a5e1b7d2c48"}
 
-`t` is the sample time at the device rate. Keys keep field order and floats come from the organs already
-rounded, so the same run gives the same bytes.
+`t` is the sample time at the device rate; it never goes backwards, and an outcome has its event's `t`. Keys
+keep field order and floats come from the organs already rounded, so the same run gives the same bytes.
+Version 1 logs (before the checksum) are still read; `LoadedLog.chained` is False for them.
+
+Reading is bounded, because a log may come from anywhere: a line longer than `MAX_LINE_BYTES`, text that is
+not UTF-8 or not JSON, numbers JSON cannot hold exactly (NaN, Infinity, 1e400), values nested deeper than the
+vocabulary ever is, or a `t` that is not a sample count, each give one `UserError` naming FILE:LINE.
 """
 
 from __future__ import annotations
@@ -24,8 +30,14 @@ from device.core.commands import Command
 from device.core.events import Event
 from device.core.states import CoreConfig
 from device.errors import UserError
+from device.runtime.logchain import chain_start, link, split_chain, with_chain
 
-LOG_VERSION = 1
+LOG_VERSION = 2
+"""2: every outcome record carries the chain; 1: written before chained checks (read, not checked)."""
+READABLE_VERSIONS = (1, 2)
+MAX_LINE_BYTES = 1 << 20
+"""The longest line a reader accepts, in bytes (1 MiB). The longest real records, a reply prompt with its
+history, are a few kilobytes; this bound keeps a corrupt or hostile file from being read whole into memory."""
 
 
 def _dumps(value: Any) -> str:
@@ -43,19 +55,27 @@ class EventLog:
                 f"cannot write the event log: {error.strerror}; give a file path in a writable directory",
                 where=str(path),
             ) from None
-        self._write({"spine_log": LOG_VERSION, "core_config": dataclasses.asdict(core_config)})
+        header = _dumps({"spine_log": LOG_VERSION, "core_config": dataclasses.asdict(core_config)})
+        self._chain = chain_start(header)
+        self._events_since_outcome: list[str] = []
+        self._write(header)
 
     def event(self, now: int, event: Event) -> None:
-        self._write({"t": now, "event": codec.encode(event)})
+        line = _dumps({"t": now, "event": codec.encode(event)})
+        self._events_since_outcome.append(line)
+        self._write(line)
 
     def outcome(self, now: int, state_name: str, commands: tuple[Command, ...]) -> None:
-        self._write({"t": now, "state": state_name, "commands": codec.encode(commands)})
+        body = _dumps({"t": now, "state": state_name, "commands": codec.encode(commands)})
+        self._chain = link(self._chain, self._events_since_outcome, body)
+        self._events_since_outcome = []
+        self._write(with_chain(body, self._chain))
 
     def close(self) -> None:
         self._file.close()
 
-    def _write(self, record: dict[str, Any]) -> None:
-        self._file.write(_dumps(record) + "\n")
+    def _write(self, line: str) -> None:
+        self._file.write(line + "\n")
         self._file.flush()
 
 
@@ -72,44 +92,123 @@ class LoggedStep:
 
 @dataclass(frozen=True)
 class LoadedLog:
+    """A log as read. `chained`: it carries checksums (version 2), and `broken_links` lists the line of each step
+    whose checksum does not match (the step's event line): edited, or a step before it removed, duplicated or moved.
+    """
+
     core_config: CoreConfig
     steps: tuple[LoggedStep, ...]
+    chained: bool = True
+    broken_links: tuple[int, ...] = ()
 
 
 def read_log(path: Path) -> LoadedLog:
     """Parse a log; a malformed line is a UserError naming the file and line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise UserError(f"cannot read event log: {error.strerror}", where=str(path)) from None
-    if not lines:
+    lines = _lines(path)
+    first = next(lines, None)
+    if first is None:
         raise UserError("empty event log", where=str(path))
-    header = _parse(path, 1, lines[0])
-    if header.get("spine_log") != LOG_VERSION:
+    header = _parse(path, 1, first[1])
+    version = header.get("spine_log")
+    if type(version) is not int or version not in READABLE_VERSIONS:
         raise UserError(f"not a spine event log (version {LOG_VERSION} header missing)", where=f"{path}:1")
     config = _core_config_of(path, header.get("core_config"))
-    return LoadedLog(config, tuple(_steps(path, lines)))
+    reader = _StepReader(path, chained=version >= 2, header_line=first[1])
+    steps = tuple(reader.steps(lines))
+    return LoadedLog(config, steps, chained=version >= 2, broken_links=tuple(reader.broken_links))
 
 
-def _steps(path: Path, lines: list[str]) -> Iterator[LoggedStep]:
-    pending: tuple[int, int, Event] | None = None
-    for number, text in enumerate(lines[1:], start=2):
-        record = _parse(path, number, text)
-        try:
-            if "event" in record:
-                if pending is not None:  # the step before this one crashed: no outcome was written
-                    yield LoggedStep(pending[0], pending[1], pending[2], "?", ())
-                pending = (number, int(record["t"]), codec.decode_event(record["event"]))
-            elif pending is not None and "commands" in record:
-                commands = codec.decode_commands(record["commands"])
-                yield LoggedStep(pending[0], pending[1], pending[2], str(record["state"]), commands)
-                pending = None
-            else:
-                raise codec.DecodeError("an outcome without its event")
-        except (codec.DecodeError, KeyError, ValueError) as error:
-            raise UserError(f"bad record: {error}", where=f"{path}:{number}") from None
-    if pending is not None:  # the last step crashed: its event is on disk, its outcome never was
-        yield LoggedStep(pending[0], pending[1], pending[2], "?", ())
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text without its newline), reading at most MAX_LINE_BYTES + 1 bytes per line. Split on
+    "\\n" only: a transcript may hold other line separators (U+2028), which JSON writes unescaped."""
+    try:
+        file = path.open("rb")
+    except OSError as error:
+        raise UserError(f"cannot read event log: {error.strerror}", where=str(path)) from None
+    with file:
+        number = 0
+        while True:
+            number += 1
+            try:
+                raw = file.readline(MAX_LINE_BYTES + 1)
+            except OSError as error:  # a directory opens on some systems and fails here
+                raise UserError(f"cannot read event log: {error.strerror}", where=str(path)) from None
+            if not raw:
+                return
+            body = raw.removesuffix(b"\n")
+            if len(body) > MAX_LINE_BYTES:
+                raise UserError(
+                    f"line longer than {MAX_LINE_BYTES} bytes (1 MiB): no spine record is that long; "
+                    "this is not an event log, or it is damaged",
+                    where=f"{path}:{number}",
+                )
+            try:
+                yield number, body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UserError(
+                    "not UTF-8 text: not a spine event log, or a damaged one", where=f"{path}:{number}"
+                ) from None
+
+
+class _StepReader:
+    """Pairs each event with its outcome, checks the clock and the chain, and notes which links are broken."""
+
+    def __init__(self, path: Path, chained: bool, header_line: str) -> None:
+        self.path = path
+        self.chained = chained
+        self.chain = chain_start(header_line)
+        self.events_since_outcome: list[str] = []
+        self.broken_links: list[int] = []
+        self.last_t = 0
+
+    def steps(self, lines: Iterator[tuple[int, str]]) -> Iterator[LoggedStep]:
+        pending: tuple[int, int, Event] | None = None
+        for number, text in lines:
+            record = _parse(self.path, number, text)
+            where = f"{self.path}:{number}"
+            try:
+                t = self._time_of(record)
+                if "event" in record:
+                    if pending is not None:  # the step before this one crashed: no outcome was written
+                        yield LoggedStep(pending[0], pending[1], pending[2], "?", ())
+                    pending = (number, t, codec.decode_event(record["event"]))
+                    self.events_since_outcome.append(text)
+                elif pending is not None and "commands" in record:
+                    if t != pending[1]:
+                        raise codec.DecodeError(
+                            f"outcome at t={t}, but its event (line {pending[0]}) is at t={pending[1]}"
+                        )
+                    self._check_link(pending[0], text, where)
+                    commands = codec.decode_commands(record["commands"])
+                    yield LoggedStep(pending[0], pending[1], pending[2], str(record["state"]), commands)
+                    pending = None
+                else:
+                    raise codec.DecodeError("an outcome without its event")
+            except (codec.DecodeError, KeyError, ValueError, RecursionError) as error:
+                problem = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+                raise UserError(f"bad record: {problem}", where=where) from None
+        if pending is not None:  # the last step crashed: its event is on disk, its outcome never was
+            yield LoggedStep(pending[0], pending[1], pending[2], "?", ())
+
+    def _time_of(self, record: dict[str, Any]) -> int:
+        t = record.get("t")
+        if type(t) is not int or t < 0:
+            raise codec.DecodeError(f"`t` must be a sample count (an integer, at least 0), got {json.dumps(t)}")
+        if t < self.last_t:  # a step copied in, or moved: the sample clock only runs forwards
+            raise codec.DecodeError(f"`t` goes backwards: {t} after {self.last_t}; records are in time order")
+        self.last_t = t
+        return t
+
+    def _check_link(self, step_line: int, text: str, where: str) -> None:
+        if not self.chained:
+            return
+        split = split_chain(text)
+        if split is None:
+            raise codec.DecodeError('an outcome of a version 2 log must end with its "chain" field')
+        body, recorded = split
+        if link(self.chain, self.events_since_outcome, body) != recorded:
+            self.broken_links.append(step_line)
+        self.chain, self.events_since_outcome = recorded, []  # the next link is checked on its own
 
 
 def _core_config_of(path: Path, value: object) -> CoreConfig:
@@ -134,15 +233,35 @@ def _core_config_of(path: Path, value: object) -> CoreConfig:
         )
     try:
         return CoreConfig.from_json(value)
-    except (KeyError, TypeError, AttributeError, ValueError) as error:
+    except (KeyError, TypeError, AttributeError, ValueError, RecursionError) as error:
         raise UserError(f"bad core_config in header: {error}", where=f"{path}:1") from None
 
 
+class _NotExact(ValueError):
+    """A number JSON allows but a float cannot hold (1e400), or a constant JSON does not allow (NaN)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _NotExact(f"number {text} is out of range")
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise _NotExact(f"{text} is not a JSON number")
+
+
 def _parse(path: Path, number: int, text: str) -> dict[str, Any]:
+    where = f"{path}:{number}"
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
     except json.JSONDecodeError as error:
-        raise UserError(f"not JSON: {error.msg}", where=f"{path}:{number}") from None
+        raise UserError(f"not JSON: {error.msg}", where=where) from None
+    except ValueError as error:  # 1e400, NaN, or an integer of thousands of digits
+        raise UserError(f"bad number: {error}", where=where) from None
+    except RecursionError:
+        raise UserError("not a spine record: arrays or objects nested too deeply", where=where) from None
     if not isinstance(value, dict):
-        raise UserError("a record must be a JSON object", where=f"{path}:{number}")
+        raise UserError("a record must be a JSON object", where=where)
     return value
