@@ -1,10 +1,20 @@
-"""`spine run`: the daemon on the real sound card, logging every event and decision."""
+"""`spine run`: the daemon on the real sound card, logging every event and decision.
+
+SIGINT and SIGTERM stop it cleanly at any moment, also while it starts (exit 0, the log ending with
+`StopRequested`); SIGUSR1 / SIGUSR2 mute / unmute. The handlers are installed first thing, before anything slow
+is imported (device/runtime/signals.py says why).
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import threading
 import time
 from pathlib import Path
+
+from device.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -13,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "run", help="run the assistant on the real sound card (until Ctrl-C or SIGTERM)",
         description="Run the daemon on the configured microphone and speaker (`[audio] input_device` and "
         "`output_device`; `spine devices` lists them, `spine doctor` checks them). Every event and decision "
-        "goes to a JSON-lines log that `spine replay` reads.",
+        "goes to a JSON-lines log that `spine replay` reads. SIGINT or SIGTERM stop it (exit 0, also while it "
+        "starts); SIGUSR1 mutes the microphone, SIGUSR2 unmutes it.",
     )  # fmt: skip
     run.add_argument("--config", type=Path, help="configuration TOML (default: built-in defaults)")
     run.add_argument(
@@ -23,19 +34,36 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from device.runtime.signals import RunSignals
+
+    signals = RunSignals().install()  # first: a signal from here on has a defined outcome
+    log = args.log or _default_log_path()
+    check_log_path(log)
     from device.config import load_config
 
     config = load_config(args.config)
-    from device.runtime.card import run
+    from device.runtime.card import run  # the slow imports (numpy, ONNX Runtime, whisper.cpp, PortAudio)
 
-    log = args.log or _default_log_path()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    return run(config, log)
+    code = run(config, log, signals)
+    if any(thread.name.startswith("spine-") and thread.is_alive() for thread in threading.enumerate()):
+        # A worker still inside native code (its leak is logged): finalising the interpreter under it can abort.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def check_log_path(log: Path) -> None:
+    """`--log` must name a file that can be created: a one-line error otherwise, before anything loads."""
+    if log.is_dir():
+        raise UserError(f"--log is a directory: give a file path (e.g. {log / 'events.jsonl'})", str(log))
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the event log's directory: {error.strerror}", str(log.parent)) from None
 
 
 def _default_log_path() -> Path:
     """A new log per run under $STATE_DIRECTORY (systemd) or ~/.local/state/spine: no run overwrites another."""
-    import os
-
     state = os.environ.get("STATE_DIRECTORY") or os.path.expanduser("~/.local/state/spine")
     return Path(state) / time.strftime("events-%Y%m%d-%H%M%S.jsonl")

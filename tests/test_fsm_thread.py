@@ -107,8 +107,11 @@ class FakeDaemon:
     def hear(self, mic: Audio, start: int, played: Audio) -> list[ev.Event]:
         return [ev.StopRequested(f"heard {start}") for _ in range(self.facts_per_period)]
 
-    def stop(self, now: int, reason: str) -> None:
-        self.stopped.append(reason)
+    def request_stop(self, now: int, reason: str) -> None:
+        self.stopped.append(f"stop stepped: {reason}")
+
+    def finish(self, now: int) -> None:
+        self.stopped.append("finished")
         self.log.close()
 
 
@@ -159,7 +162,8 @@ class Side:
         return self.playing
 
     def close(self) -> None:
-        pass
+        assert self.daemon is not None
+        self.daemon.stopped.append("audio closed")
 
     def now(self) -> int:
         return self._now
@@ -333,3 +337,29 @@ def test_the_playing_chime_is_cleared_when_its_epoch_drains_or_stops_and_not_by_
 def test_a_command_the_executor_does_not_know_fails_loudly() -> None:
     with pytest.raises(AssertionError):
         make_executor(Timers()).execute((object(),), 0)  # type: ignore[arg-type]
+
+
+def test_the_stop_is_stepped_before_the_audio_side_closes_and_the_daemon_finishes(tmp_path: Path) -> None:
+    """Whatever blocks at the end (a sound card that does not close, a worker that does not return), the log
+    already ends with the stop; its reason is read when the loop ends (a signal names it then)."""
+    side = Side(one_instant=False, rounds=2)
+    daemon = FakeDaemon(tmp_path / "events.jsonl")
+    side.daemon = daemon
+    reasons = iter(["SIGTERM"])
+    FsmThread(cast(Daemon, daemon), side, side).run(lambda: next(reasons))
+    assert daemon.stopped == ["stop stepped: SIGTERM", "audio closed", "finished"]
+
+
+def test_a_failing_round_still_steps_the_stop_and_finishes(tmp_path: Path) -> None:
+    side = Side(one_instant=False, rounds=5)
+    daemon = FakeDaemon(tmp_path / "events.jsonl")
+    side.daemon = daemon
+
+    def broken() -> Iterator[list[ev.Event]]:
+        raise RuntimeError("a bug in a round")
+        yield []
+
+    side.waits = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="a bug in a round"):
+        FsmThread(cast(Daemon, daemon), side, side).run("end")
+    assert daemon.stopped == ["stop stepped: end", "audio closed", "finished"]

@@ -1,5 +1,10 @@
 """`spine run`: the daemon on the real sound card, until SIGINT/SIGTERM.
 
+Start-up, in this order: the signals are handled (device/runtime/signals.py, before anything here is even
+imported), the event log is opened, the models load (a stop requested meanwhile ends the start-up between two
+models, and the log says so), the card opens, the loop runs. A stop steps `StopRequested` first, then closes the
+card and ends the jobs; the process is over within `STOP_BOUND_S` of the loop seeing the stop.
+
 The FSM thread (this one) runs the one loop (device/runtime/fsm_thread.py) with the card as its audio side: it
 moves audio from the capture and reference rings into hearing, tops up the playback ring, steps the callback's
 reports, and watches the stream's health. A stream that stops or stalls becomes `AudioDeviceLost`; the spine
@@ -9,21 +14,19 @@ answers with `ReopenAudio` after its back-off, and the result comes back as `Aud
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from types import FrameType
 
 import numpy as np
 
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
 from device.audio.rate import RateBridge
 from device.audio.stream import DeviceChoice, DuplexStream
-from device.config import Config
+from device.config import Config, core_config
 from device.core.events import (
     AudioDeviceLost,
     AudioDeviceRestored,
@@ -31,15 +34,18 @@ from device.core.events import (
     MuteChanged,
     PlaybackDrained,
     PlaybackStopped,
+    StopRequested,
 )
-from device.core.states import Degraded, State
+from device.core.states import Degraded, State, initial
 from device.engines.load import load_engines
 from device.errors import UserError
 from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.clock import WallClock
 from device.runtime.daemon import Daemon
+from device.runtime.eventlog import EventLog
 from device.runtime.fsm_thread import FsmThread, Period, inbox_waits
-from device.runtime.loop import Inbox, Observer
+from device.runtime.loop import Inbox, NothingStarted, Observer, SpineLoop
+from device.runtime.signals import RunSignals, StopBeforeStart, StopGuard
 
 RING_SAMPLES = 1 << 17  # 8.2 s: the FSM thread may fall behind by seconds (a model load) without losing audio
 STALL_S = 1.0
@@ -76,7 +82,7 @@ class CardSide:
         stream: DuplexStream,
         bridge: RateBridge,
         period_samples: int,
-        mute_requests: list[MuteChanged],
+        mute_requests: deque[tuple[bool, str]],
     ) -> None:
         self._callback, self._feeder, self._stream, self._bridge = callback, feeder, stream, bridge
         self._period = period_samples
@@ -113,7 +119,8 @@ class CardSide:
     def requests(self) -> list[Event]:
         pending: list[Event] = []
         while self._mute_requests:
-            pending.append(self._mute_requests.pop(0))
+            muted, source = self._mute_requests.popleft()
+            pending.append(MuteChanged(muted, source))
         return pending
 
     def pump(self) -> None:
@@ -139,12 +146,13 @@ class CardSide:
 
 
 class RealTime:
-    """The wall clock of `spine run`: it runs until `stop` is set; between rounds the loop waits on the inbox."""
+    """The wall clock of `spine run`: it runs until a stop is requested; between rounds the loop waits on the inbox
+    (half a period at most, so a stop is seen within a round). The round that sees the stop arms the guard."""
 
     one_instant = False
 
-    def __init__(self, inbox: Inbox, stop: threading.Event, period_samples: int) -> None:
-        self._inbox, self._stop = inbox, stop
+    def __init__(self, inbox: Inbox, signals: RunSignals, period_samples: int, guard: StopGuard) -> None:
+        self._inbox, self._signals, self._guard = inbox, signals, guard
         self._clock = WallClock(RATE_HZ)
         self._wait_s = period_samples / RATE_HZ / 2
 
@@ -152,7 +160,10 @@ class RealTime:
         return self._clock.now_samples()
 
     def ended(self) -> bool:
-        return self._stop.is_set()
+        if not self._signals.stop_requested():
+            return False
+        self._guard.arm("the stop: stepping it, closing the sound card or ending the jobs")
+        return True
 
     def due(self, _now: int) -> list[Event]:
         return []  # the workers post their results into the inbox
@@ -161,15 +172,49 @@ class RealTime:
         return inbox_waits(self._inbox, self._wait_s)
 
 
-def run(config: Config, log_path: Path, stop: threading.Event | None = None, observers: Iterable[Observer] = ()) -> int:
-    stop = stop or _stop_on_signals()
-    mute_requests: list[MuteChanged] = []  # appended by the signal handlers, stepped by the loop
-    if threading.current_thread() is threading.main_thread():  # signals reach the main thread only
-        # `systemctl kill -s USR1 spine` mutes the microphone, USR2 unmutes it.
-        signal.signal(signal.SIGUSR1, lambda _n, _f: mute_requests.append(MuteChanged(True, "SIGUSR1")))
-        signal.signal(signal.SIGUSR2, lambda _n, _f: mute_requests.append(MuteChanged(False, "SIGUSR2")))
-    sys.setswitchinterval(config.audio.switch_interval_ms / 1000)
-    engines = load_engines(config)
+def open_event_log(log_path: Path, config: Config) -> EventLog:
+    """The run's event log, opened before anything slow so a stop at any moment is logged; a path that cannot be
+    written is a one-line error."""
+    if log_path.is_dir():
+        raise UserError(f"--log is a directory: give a file path (e.g. {log_path / 'events.jsonl'})", str(log_path))
+    try:
+        return EventLog(log_path, core_config(config))
+    except OSError as error:
+        raise UserError(f"cannot write the event log: {error.strerror}", str(log_path)) from None
+
+
+def stop_before_start(log: EventLog, config: Config, reason: str) -> None:
+    """Steps `StopRequested` from the initial state into a run's log when it was stopped before its organs exist
+    (nothing started: the step commands nothing), then closes the log."""
+    SpineLoop(initial(core_config(config)), log, NothingStarted()).handle(StopRequested(reason), 0)
+    log.close()
+
+
+def run(
+    config: Config,
+    log_path: Path,
+    signals: RunSignals,
+    observers: Iterable[Observer] = (),
+    guard: StopGuard | None = None,
+) -> int:
+    """`spine run` until `signals` asks for a stop: 0 then. `signals` must already be installed (`spine run` does
+    it first thing); a stop while the models load ends the start-up between two models, logged all the same.
+    Once a stop has begun the process ends within `STOP_BOUND_S` (`guard`)."""
+    guard = guard or StopGuard()
+    log = open_event_log(log_path, config)
+    try:
+        sys.setswitchinterval(config.audio.switch_interval_ms / 1000)
+        engines = load_engines(config, between=signals.raise_if_stopped)
+        signals.raise_if_stopped()
+    except StopBeforeStart as stopped:
+        guard.arm("logging a stop during start-up")
+        stop_before_start(log, config, str(stopped))
+        print(f"spine: stopped by {stopped} while loading the models (log {log_path})", flush=True)
+        guard.done()
+        return 0
+    except BaseException:
+        log.close()  # a start-up that failed (a missing model: a one-line error) leaves its log's header
+        raise
     period = config.period_samples
     devices, device_rate_hz = choose_devices_and_rate(config)
     bridge = RateBridge(device_rate_hz, RATE_HZ)
@@ -188,15 +233,17 @@ def run(config: Config, log_path: Path, stop: threading.Event | None = None, obs
         daemon.inbox.post(_open(stream))
 
     daemon = Daemon(
-        config, engines, log_path, "wall", playback=lambda _report: feeder, reopen_audio=reopen, observers=observers
+        config, engines, log, "wall", playback=lambda _report: feeder, reopen_audio=reopen, observers=observers
     )
-    clock = RealTime(daemon.inbox, stop, period)
-    fsm = FsmThread(daemon, CardSide(callback, feeder, stream, bridge, period, mute_requests), clock)
-    opened = _open(stream)
-    if isinstance(opened, AudioDeviceLost):
-        daemon.loop.handle(opened, clock.now())  # start degraded: the spine retries with back-off
-    print(f"spine: running at {device_rate_hz} Hz on the device (log {log_path}); Ctrl-C to stop", flush=True)
-    fsm.run("stop requested")
+    clock = RealTime(daemon.inbox, signals, period, guard)
+    fsm = FsmThread(daemon, CardSide(callback, feeder, stream, bridge, period, signals.mute_requests), clock)
+    if not signals.stop_requested():  # a stop now: the loop ends before its first round, stepping the stop
+        opened = _open(stream)
+        if isinstance(opened, AudioDeviceLost):
+            daemon.loop.handle(opened, clock.now())  # start degraded: the spine retries with back-off
+        print(f"spine: running at {device_rate_hz} Hz on the device (log {log_path}); Ctrl-C to stop", flush=True)
+    fsm.run(lambda: signals.stop_reason or "stop requested")
+    guard.done()
     return 0
 
 
@@ -213,14 +260,3 @@ def _open(stream: DuplexStream) -> AudioDeviceLost | AudioDeviceRestored:
     except UserError as error:
         return AudioDeviceLost(str(error))
     return AudioDeviceRestored()
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def on_signal(_number: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    return stop

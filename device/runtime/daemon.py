@@ -52,13 +52,14 @@ class Daemon:
         self,
         config: Config,
         engines: Engines,
-        log_path: Path,
+        log: Path | EventLog,
         clock: ClockKind,
         playback: Callable[[Callable[[Event], None]], Playback],
         reopen_audio: Callable[[int], None] = lambda _attempt: None,
         observers: Iterable[Observer] = (),
     ) -> None:
-        """`playback` builds the playback side, given where it posts its reports. `observers` see every step
+        """`log` is a path, or a log already open (`spine run` opens it before loading the models). `playback`
+        builds the playback side, given where it posts its reports. `observers` see every step
         (device/runtime/loop.py says what they may do)."""
         self.config = config
         self.period = config.period_samples
@@ -66,7 +67,8 @@ class Daemon:
         self.playback = playback(self.inbox.post)
         self.timers = Timers()
         self.capture = CaptureHistory(CAPTURE_HISTORY_S * RATE_HZ)
-        # The canceller is made here, on the thread that will use it (docs/architecture.md, threads: no fork, one instance for good).
+        # The canceller is made here, on the thread that will use it (docs/architecture.md, threads: no fork,
+        # one instance for good).
         self.aec = EchoCanceller(converge_erle_db=config.aec.converge_erle_db) if config.aec.enabled else None
         self.hearing = Hearing(
             engines.vad,
@@ -78,12 +80,14 @@ class Daemon:
             period_samples=self.period,
         )
         self.last_cleaned: npt.NDArray[np.int16] = np.zeros(0, np.int16)
+        self.leaked_threads = False
+        """Set by `finish`: a worker thread was still running a job when the run ended (see `ThreadRunner.stop`)."""
         self.runner: VirtualRunner | ThreadRunner = (
             VirtualRunner(samples(config.sim.cancel_ack_ms / 1000))
             if clock == "virtual"
             else ThreadRunner(self.inbox.post, RATE_HZ, on_leak=self._post_leak)
         )
-        self.log = EventLog(log_path, core_config(config))
+        self.log = log if isinstance(log, EventLog) else EventLog(log, core_config(config))
         runner: Runner = self.runner
         self.executor = Executor(
             runner=runner,
@@ -137,7 +141,22 @@ class Daemon:
         return facts + self.hearing.hear(cleaned, start, played, raw=mic)
 
     def stop(self, now: int, reason: str) -> None:
+        self.request_stop(now, reason)
+        self.finish(now)
+
+    def request_stop(self, now: int, reason: str) -> None:
+        """Steps the stop first of all: from here on, whatever else hangs, the log says the run was stopped."""
         self.loop.handle(StopRequested(reason), now)
+
+    def finish(self, now: int) -> None:
+        """After the stop was stepped: cancel every job and give them `STOP_JOIN_S` to return; a job still running
+        then is abandoned and logged as `JobLeaked` (invariant 6), as is a leak the watchdog posted that the loop
+        did not step. Then the log is closed. `leaked_threads` says whether a worker thread is left running."""
+        leaks: list[Event] = [event for event in self.inbox.drain() if isinstance(event, JobLeaked)]
         if isinstance(self.runner, ThreadRunner):
-            self.runner.stop()
+            stuck = self.runner.stop()
+            self.leaked_threads = self.runner.leaks > 0  # stuck now, or abandoned earlier and maybe still stuck
+            leaks += [JobLeaked(leak.turn, leak.kind, leak.waited_ms) for leak in stuck]
+        for leak in leaks:
+            self.loop.handle(leak, now)
         self.log.close()

@@ -26,7 +26,7 @@ steps the core, executes the commands and tells the observers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -81,7 +81,7 @@ class AudioSide(Protocol):
         ...
 
     def close(self) -> None:
-        """The run is over: stop the audio side (before the daemon's stop is stepped)."""
+        """The run is over: stop the audio side (after the stop was stepped, before the workers are joined)."""
         ...
 
 
@@ -149,14 +149,20 @@ class FsmThread:
         self.clock = clock
         self.liveness = Liveness(daemon)
 
-    def run(self, reason: str) -> None:
-        """Rounds until the run ends; then the audio side closes and the daemon stops (with `reason`)."""
+    def run(self, reason: str | Callable[[], str]) -> None:
+        """Rounds until the run ends; then the stop is stepped (with `reason`, or what it returns then), the audio
+        side closes and the daemon finishes its jobs and log.
+
+        The stop is stepped first, before anything that can block (closing a sound card, joining workers), so
+        the log ends with it whatever happens next; its commands (cutting the start-up sound) reach a card that
+        still runs."""
         try:
             while not self.clock.ended():
                 self.round()
         finally:
+            self.daemon.request_stop(self.clock.now(), reason if isinstance(reason, str) else reason())
             self.audio.close()
-            self.daemon.stop(self.clock.now(), reason)
+            self.daemon.finish(self.clock.now())
 
     def round(self) -> None:
         """One round of the loop, in the order of the module's docstring."""

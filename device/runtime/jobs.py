@@ -51,8 +51,9 @@ from device.core.events import EngineFailed, Event, JobCancelled, JobKind
 KINDS: tuple[JobKind, ...] = ("asr", "reply", "tts")
 CANCEL_DEADLINE_S = 0.5
 """Default time a cancelled job has to acknowledge before it counts as leaked."""
-STOP_JOIN_S = 3.0
-"""On stop, how long in all the running jobs get to return (a sentence of Piper takes ~0.2-1 s)."""
+STOP_JOIN_S = 2.0
+"""On stop, how long in all the cancelled running jobs get to return (a sentence of Piper takes ~0.2-1 s; a
+cancelled one stops at its next output). Within `device.runtime.signals.STOP_BOUND_S`, the whole stop's bound."""
 
 
 @dataclass(frozen=True)
@@ -208,16 +209,39 @@ class _Worker:
             self._thread = self._start_thread()  # it waits for the lock, then takes the next task in the queue
             return Leak(task.job.turn, task.job.kind, round((now_s - task.cancelled_at_s) * 1000, 1))
 
-    def stop(self) -> None:
+    def stop(self, now_s: float) -> list[Callable[[], None]]:
+        """Take no more tasks, drop the queued ones, and cancel the running one (its thread then posts nothing
+        more); returns its abort hook, if any, to be called outside the lock."""
         with self._changed:
             self._stopping = True
+            self._queue.clear()
             self._changed.notify_all()
+            task = self._running
+            if task is None or task.cancelled_at_s is not None:
+                return []
+            task.cancelled_at_s = now_s
+            task.stop.set()
+            return [task.job.abort] if task.job.abort is not None else []
 
     def join(self, timeout_s: float) -> None:
         """Wait up to `timeout_s` for the current thread to finish its job and leave (abandoned ones are stuck)."""
         with self._lock:
             thread = self._thread
-        thread.join(timeout_s)
+        if thread is not _NO_THREAD:
+            thread.join(timeout_s)
+
+    def abandon_if_running(self, now_s: float) -> Leak | None:
+        """After the stop's join: a thread still running its (cancelled) job has leaked; it is abandoned."""
+        with self._lock:
+            task = self._running
+            if task is None or not self._thread.is_alive():
+                return None
+            self._running = None
+            self.leaks += 1
+            self._generation += 1  # no thread is current any more: the stuck one posts nothing, ever
+            self._thread = _NO_THREAD
+            waited_s = now_s - (task.cancelled_at_s if task.cancelled_at_s is not None else now_s)
+            return Leak(task.job.turn, task.job.kind, round(waited_s * 1000, 1))
 
     # ------------------------------------------------------------------------------ the worker thread
 
@@ -345,20 +369,29 @@ class ThreadRunner:
                 self._on_leak(leak.turn, leak.kind, leak.waited_ms)
         return leaks
 
-    def stop(self, join_timeout_s: float = STOP_JOIN_S) -> None:
-        """Stop taking jobs, and give the running ones up to `join_timeout_s` in all to return.
+    def stop(self, join_timeout_s: float = STOP_JOIN_S) -> list[Leak]:
+        """Stop taking jobs, drop the queued ones, cancel the running ones (calling their abort hooks), and give
+        them up to `join_timeout_s` in all to return. Returns the jobs whose thread was still running then:
+        each is abandoned (it posts nothing more) and counted as a leak - never waited on longer. They are
+        returned, not reported to `on_leak`: after a stop nobody reads the inbox, so the caller logs them.
 
         Why wait at all: a job inside native code (Piper's ONNX Runtime, whisper.cpp) while the interpreter
         finalises aborts the process. Measured: `spine run` stopped by SIGTERM mid-story exited with SIGABRT
-        ("terminate called without an active exception") in 1 of about 8 runs of tests/test_run_pulse.py."""
+        ("terminate called without an active exception") in 1 of about 8 runs of tests/test_run_pulse.py. A
+        caller that gets leaks back should therefore not finalise the interpreter (`os._exit` after its log)."""
         with self._watch_changed:
             self._stopping = True
             self._watch_changed.notify()
-        for worker in self._workers.values():
-            worker.stop()
+        at_s = self._monotonic()
+        aborts = [abort for worker in self._workers.values() for abort in worker.stop(at_s)]
+        for abort in aborts:
+            with contextlib.suppress(Exception):  # a failed abort shows up as a leak if the job does not stop
+                abort()
         until_s = time.monotonic() + join_timeout_s
         for worker in self._workers.values():
             worker.join(max(0.0, until_s - time.monotonic()))
+        found = [worker.abandon_if_running(self._monotonic()) for worker in self._workers.values()]
+        return [leak for leak in found if leak is not None]
 
     def _watch(self) -> None:
         while True:
@@ -371,6 +404,10 @@ class ThreadRunner:
                     self._watch_changed.wait(wait_s)
                     continue
             self.check_leaks(self._monotonic())
+
+
+_NO_THREAD = threading.Thread(name="spine-no-worker")
+"""A worker's `_thread` once its stuck thread was abandoned at the stop: never started, never anyone's `me`."""
 
 
 def _why(error: Exception) -> str:

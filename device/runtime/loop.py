@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from device.core.commands import Command
 from device.core.events import Event, PlaybackDrained, PlaybackStopped
 from device.core.machine import step
 from device.core.states import Spine, State
 from device.runtime.eventlog import EventLog
-from device.runtime.executor import Executor
 
 
 class Inbox:
@@ -49,8 +49,29 @@ they must be quick and must never block or raise (no I/O that can wait, no lock 
 long). One that needs more hands the step to its own thread (e.g. `queue.SimpleQueue.put`) and returns."""
 
 
+class Executes(Protocol):
+    """What the loop needs of the executor (device/runtime/executor.py): carry out commands, hear of an ended epoch."""
+
+    def execute(self, commands: tuple[Command, ...], now: int) -> None: ...
+
+    def playback_ended(self, epoch: int) -> None: ...
+
+
+class NothingStarted:
+    """The executor of a run stopped before its organs exist (`spine run` stopped while loading the models): the
+    only event it steps is `StopRequested` from the initial state, and that commands nothing (nothing plays, no
+    work or alarm is running). A command here is a bug, and says so."""
+
+    def execute(self, commands: tuple[Command, ...], now: int) -> None:
+        if commands:
+            raise AssertionError(f"commands before anything started: {commands}")
+
+    def playback_ended(self, epoch: int) -> None:
+        raise AssertionError(f"epoch {epoch} ended before anything started")
+
+
 class SpineLoop:
-    def __init__(self, spine: Spine, log: EventLog, executor: Executor, observers: Iterable[Observer] = ()) -> None:
+    def __init__(self, spine: Spine, log: EventLog, executor: Executes, observers: Iterable[Observer] = ()) -> None:
         self.spine = spine
         self._log = log
         self._executor = executor
