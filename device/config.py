@@ -35,6 +35,7 @@ from device.rates import SPINE_RATE_HZ
 from device.settings.audio import AecConfig, AudioConfig, EarconsConfig
 from device.settings.barge_in import BargeInConfig, BargeInRow
 from device.settings.listen import ListenConfig, VadConfig, WakeConfig
+from device.settings.monitor import MonitorConfig
 from device.settings.reply import ReplyConfig, base_url_problem
 from device.settings.sim import SimConfig
 from device.settings.speech import AsrConfig, ModelsConfig, TtsConfig
@@ -91,6 +92,8 @@ class Config:
     """The reply backend."""
     sim: SimConfig = field(default_factory=SimConfig)
     """The simulated room (`spine demo` and the benches), in virtual time."""
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    """The monitoring page in a browser (WebRTC), remote control and Prometheus `/metrics`."""
 
     @property
     def period_samples(self) -> int:

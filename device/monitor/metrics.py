@@ -1,0 +1,100 @@
+"""`/metrics`: the live counters in Prometheus' text format (prometheus_client), `spine_` names, base units.
+
+A custom collector reads `LiveStats` at scrape time instead of updating prometheus_client's metrics from the
+FSM thread: their updates take a lock the scrape also takes, and the FSM thread must never wait. CPU and
+memory come from prometheus_client's process collector (`spine_process_cpu_seconds_total`,
+`spine_process_resident_memory_bytes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from device.core.states import STATE_TYPES
+from device.monitor.feed import Histogram, MonitorFeed
+
+
+@dataclass
+class AudioHealth:
+    """The card's trouble so far: periods it ran late (xruns) and samples it had to fill with silence."""
+
+    xruns: int = 0
+    underrun_samples: int = 0
+
+
+class SpineCollector(Collector):
+    def __init__(self, feed: MonitorFeed, audio_health: Callable[[], AudioHealth], sessions: Callable[[], int]) -> None:
+        self._feed = feed
+        self._audio_health = audio_health
+        self._sessions = sessions
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._feed.stats
+        state = GaugeMetricFamily("spine_state", "1 for the state the machine is in, else 0", labels=["state"])
+        for state_type in STATE_TYPES:
+            state.add_metric([state_type.__name__], 1.0 if state_type.__name__ == stats.state else 0.0)
+        yield state
+        yield CounterMetricFamily("spine_steps", "Events stepped by the machine", value=stats.steps)
+        transitions = CounterMetricFamily("spine_transitions", "State changes, by from and to", labels=["from", "to"])
+        for (source, target), count in sorted(dict(stats.transitions).items()):
+            transitions.add_metric([source, target], count)
+        yield transitions
+        barge_ins = CounterMetricFamily("spine_barge_ins", "Replies cut by the user, by signal", labels=["signal"])
+        for signal in ("voice", "wake_word", "remote"):
+            barge_ins.add_metric([signal], dict(stats.barge_ins).get(signal, 0))
+        yield barge_ins
+        yield CounterMetricFamily(
+            "spine_false_barge_ins", "Pauses on a voice hint that resumed (the hint was not the user)",
+            value=stats.false_barge_ins,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "spine_missed_barge_ins", "Confirmed speech over the assistant that did not interrupt it (matrix, breaker)",
+            value=stats.missed_barge_ins,
+        )  # fmt: skip
+        yield CounterMetricFamily("spine_leaked_jobs", "Cancelled jobs never acknowledged", value=stats.leaked_jobs)
+        yield CounterMetricFamily("spine_failed_jobs", "Jobs that failed (model, backend)", value=stats.failed_jobs)
+        yield _histogram("spine_onset_to_silence_seconds", "Voice onset to the reply's silence", stats.onset_to_silence)
+        yield _histogram("spine_turn_latency_seconds", "End of speech to the reply's first audio", stats.turn_latency)
+        health = self._audio_health()
+        yield CounterMetricFamily("spine_xruns", "Audio periods the card ran a whole period late", value=health.xruns)
+        yield CounterMetricFamily(
+            "spine_underrun_samples", "Samples played as silence: playback ran dry", value=health.underrun_samples
+        )
+        if stats.erle_db is not None:
+            yield GaugeMetricFamily(
+                "spine_erle_decibels", "Echo return loss enhancement (canceller)", value=stats.erle_db
+            )
+        yield GaugeMetricFamily(
+            "spine_voice_barge_in_armed", "1 while voice may interrupt the assistant (coupling known, breaker closed)",
+            value=1.0 if stats.voice_gate != "none" and not stats.voice_barge_in_suspended else 0.0,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "spine_monitor_dropped_records", "Records the monitor's thread fell too far behind to take",
+            value=self._feed.dropped_records,
+        )  # fmt: skip
+        yield GaugeMetricFamily("spine_monitor_sessions", "Browsers connected", value=self._sessions())
+
+
+def _histogram(name: str, documentation: str, histogram: Histogram) -> HistogramMetricFamily:
+    counts = list(histogram.counts)  # one copy: the FSM thread may observe meanwhile
+    cumulative, buckets = 0, []
+    for bound, count in zip((*histogram.bounds_s, float("inf")), counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), float(cumulative)))
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=histogram.total_s)
+
+
+def make_registry(collector: SpineCollector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(collector)
+    ProcessCollector(namespace="spine", registry=registry)
+    return registry
+
+
+def exposition(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
