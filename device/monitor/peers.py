@@ -95,7 +95,7 @@ class Sessions:
     # ---- making a session
     def parse_offer(self, body: bytes) -> RTCSessionDescription:
         if len(body) > self.max_offer_bytes:
-            raise OfferRefused(413, f"offer larger than {self.max_offer_bytes} bytes ([monitor] max_offer_bytes)")
+            raise self.too_large()
         try:
             offer = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -105,6 +105,9 @@ class Sessions:
         if not offer["sdp"].startswith("v=0"):
             raise OfferRefused(400, "malformed offer: the sdp does not start with v=0")
         return RTCSessionDescription(sdp=offer["sdp"], type="offer")
+
+    def too_large(self) -> OfferRefused:
+        return OfferRefused(413, f"offer larger than {self.max_offer_bytes} bytes ([monitor] max_offer_bytes)")
 
     async def open(self, offer: RTCSessionDescription, access: Access) -> RTCSessionDescription:
         if len(self.live) >= self.max_sessions:

@@ -33,6 +33,7 @@ from device.monitor.tracks import AudioFanout
 from device.settings.monitor import MonitorConfig
 
 COOKIE = "spine_monitor_token"
+ACCESS = web.RequestKey("access", Access)
 HISTORY_STEPS = 300  # steps a browser that connects late is sent at once, to fill its timeline
 STATIC_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -183,7 +184,7 @@ class Monitor:
             return web.Response(
                 status=401, text="401: a monitor token is needed; open the URL `spine monitor-url` prints\n"
             )
-        request["access"] = access
+        request[ACCESS] = access
         return await handler(request)
 
     # ---- routes
@@ -210,10 +211,10 @@ class Monitor:
 
     async def _offer(self, request: web.Request) -> web.StreamResponse:
         if (request.content_length or 0) > self.sessions.max_offer_bytes:
-            return _refusal(OfferRefused(413, f"offer larger than {self.sessions.max_offer_bytes} bytes"))
+            return _refusal(self.sessions.too_large())
         body = await request.content.read(self.sessions.max_offer_bytes + 1)
         try:
-            answer = await self.sessions.open(self.sessions.parse_offer(body), request["access"])
+            answer = await self.sessions.open(self.sessions.parse_offer(body), request[ACCESS])
         except OfferRefused as refused:
             return _refusal(refused)
         return web.json_response({"type": answer.type, "sdp": answer.sdp})
