@@ -12,10 +12,13 @@ from device.audio import cli as audio_cli
 from device.bench import cli as bench_cli
 from device.errors import UserError
 from device.models import cli as models_cli
+from device.monitor import cli as monitor_cli
 from device.sim import cli as demo_cli
 from device.testing import fake_llm_cli
 
-COMMAND_GROUPS = (demo_cli, run_cli, bench_cli, core_cli, fake_llm_cli, models_cli, audio_cli, config_cli)
+COMMAND_GROUPS = (
+    demo_cli, run_cli, monitor_cli, bench_cli, core_cli, fake_llm_cli, models_cli, audio_cli, config_cli
+)  # fmt: skip
 """In the order `spine --help` lists their commands."""
 
 

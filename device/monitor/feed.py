@@ -36,6 +36,14 @@ BARGE_IN_SIGNALS: dict[type[Event], str] = {ev.SpeechStarted: "voice", ev.WakeDe
 SPEAKING_STATES = frozenset({"Speaking", "Paused", "Announcing"})
 
 
+@dataclass
+class AudioHealth:
+    """The card's trouble so far: periods it ran late (xruns) and samples it had to fill with silence."""
+
+    xruns: int = 0
+    underrun_samples: int = 0
+
+
 @dataclass(frozen=True)
 class StepRecord:
     """One step as the observer saw it, with the wall time it was seen (for transition -> browser latency)."""

@@ -9,22 +9,15 @@ memory come from prometheus_client's process collector (`spine_process_cpu_secon
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from device.core.states import STATE_TYPES
-from device.monitor.feed import Histogram, MonitorFeed
+from device.monitor.feed import AudioHealth, Histogram, MonitorFeed
 
-
-@dataclass
-class AudioHealth:
-    """The card's trouble so far: periods it ran late (xruns) and samples it had to fill with silence."""
-
-    xruns: int = 0
-    underrun_samples: int = 0
+__all__ = ["AudioHealth", "SpineCollector", "exposition", "make_registry"]
 
 
 class SpineCollector(Collector):

@@ -236,13 +236,21 @@ def run(
         config, engines, log, "wall", playback=lambda _report: feeder, reopen_audio=reopen, observers=observers
     )
     clock = RealTime(daemon.inbox, signals, period, guard)
-    fsm = FsmThread(daemon, CardSide(callback, feeder, stream, bridge, period, signals.mute_requests), clock)
+    from device.monitor.attach import with_monitor  # here: the monitor sits above runtime (docs/architecture.md)
+    from device.monitor.feed import AudioHealth
+
+    card_side = CardSide(callback, feeder, stream, bridge, period, signals.mute_requests)
+    health = lambda: AudioHealth(underrun_samples=callback.underrun_samples)  # noqa: E731
+    audio, monitor = with_monitor(config.monitor, daemon, card_side, log_path, health)  # off: card_side, None
+    fsm = FsmThread(daemon, audio, clock)
     if not signals.stop_requested():  # a stop now: the loop ends before its first round, stepping the stop
         opened = _open(stream)
         if isinstance(opened, AudioDeviceLost):
             daemon.loop.handle(opened, clock.now())  # start degraded: the spine retries with back-off
         print(f"spine: running at {device_rate_hz} Hz on the device (log {log_path}); Ctrl-C to stop", flush=True)
     fsm.run(lambda: signals.stop_reason or "stop requested")
+    if monitor is not None:
+        monitor.stop()
     guard.done()
     return 0
 

@@ -29,6 +29,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--clock", choices=("virtual", "wall"), default="virtual",
         help="virtual: as fast as possible and reproducible (default); wall: paced in real time",
     )  # fmt: skip
+    demo.add_argument(
+        "--monitor", action="store_true",
+        help="with --clock wall: serve the monitoring page during the run (the [monitor] settings; see "
+        "`spine monitor-url`)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--monitor-hold-s", type=float, default=0.0, metavar="SECONDS",
+        help="with --monitor: keep serving this long after the scene ends (default 0)",
+    )  # fmt: skip
     demo.set_defaults(func=_cmd_demo)
 
 
@@ -48,9 +57,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             f"{config.sim.max_duration_s:g} s: shorten the scene, or raise max_duration_s in the --config file",
             where=scene_line(args.scene, ("duration_s",)),
         )
+    if args.monitor and args.clock != "wall":
+        raise UserError("--monitor needs --clock wall: in virtual time the scene runs faster than a browser watches")
     name = str(args.scene) if args.scene else "built-in default"
     began = time.perf_counter()
-    summary = demo(config, scene, name, args.out, args.clock)
+    hold_s = max(0.0, args.monitor_hold_s) if args.monitor else None
+    summary = demo(config, scene, name, args.out, args.clock, hold_s)
     from device.runtime.eventlog import read_log
     from device.timeline import lines
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from device.errors import UserError
 from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.daemon import ClockKind, Daemon
 from device.runtime.eventlog import LoggedStep, read_log
-from device.runtime.fsm_thread import FsmThread
+from device.runtime.fsm_thread import AudioSide, FsmThread
 from device.runtime.jobs import VirtualRunner
 from device.sim.bargein import erle_db
 from device.sim.card import VirtualCard
@@ -100,11 +100,25 @@ def run_virtual(rig: Rig, scene: Scene) -> Run:
     return Run(rig.card, clock.now(), xruns=0, wall_time_s=time.perf_counter() - began)
 
 
-def run_wall(rig: Rig, scene: Scene) -> Run:
-    """The scene on the wall clock: the card paces itself on its own thread; this thread is the FSM thread."""
+def run_wall(rig: Rig, scene: Scene, monitor_hold_s: float | None = None, log_path: Path | None = None) -> Run:
+    """The scene on the wall clock: the card paces itself on its own thread; this thread is the FSM thread.
+
+    `monitor_hold_s` not None: the monitor (device/monitor/) serves the run, and `monitor_hold_s` seconds more
+    after the scene ends (to download its log); `log_path` is the log it offers."""
     began = time.perf_counter()
     clock = WallTime(rig, scene)
-    FsmThread(rig, clock, clock).run("end of scene")
+    audio: AudioSide = clock
+    monitor = None
+    if monitor_hold_s is not None and log_path is not None:
+        from device.monitor.attach import with_monitor
+        from device.monitor.feed import AudioHealth
+
+        health = lambda: AudioHealth(clock.xruns, rig.gate.underrun_samples)  # noqa: E731
+        audio, monitor = with_monitor(replace(rig.config.monitor, enabled=True), rig, clock, log_path, health)
+    FsmThread(rig, audio, clock).run("end of scene")
+    if monitor is not None:
+        time.sleep(monitor_hold_s or 0.0)
+        monitor.stop()
     return Run(rig.card, clock.now(), xruns=clock.xruns, wall_time_s=time.perf_counter() - began)
 
 
@@ -153,13 +167,21 @@ def refuse_a_file_as_out_dir(out_dir: Path) -> None:
         )
 
 
-def demo(config: Config, scene: Scene, scene_name: str, out_dir: Path, clock: ClockKind) -> dict[str, Any]:
+def demo(
+    config: Config,
+    scene: Scene,
+    scene_name: str,
+    out_dir: Path,
+    clock: ClockKind,
+    monitor_hold_s: float | None = None,
+) -> dict[str, Any]:
     """Run a scene end to end and write events.jsonl, mic.wav, speaker.wav, summary.json, timeline.png."""
     refuse_a_file_as_out_dir(out_dir)  # before the models load: a bad --out fails at once
     engines = load_engines(config, deterministic=clock == "virtual")
     make_out_dir(out_dir)  # after them: a run that cannot start leaves nothing behind
     rig = Rig(config, scene, engines, out_dir / "events.jsonl", clock)
-    run = run_virtual(rig, scene) if clock == "virtual" else run_wall(rig, scene)
+    log_path = out_dir / "events.jsonl"
+    run = run_virtual(rig, scene) if clock == "virtual" else run_wall(rig, scene, monitor_hold_s, log_path)
     card = run.card
     cleaned = np.concatenate(rig.cleaned) if rig.cleaned else np.zeros(0, np.int16)
     write_wav(out_dir / "mic.wav", card.mic[: run.end_sample])
