@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,8 +119,8 @@ class MonitorFeed:
         """Set by the monitor's thread while a browser's audio track plays: only then are periods copied."""
         self.cleaned_audio: deque[Audio] = deque(maxlen=rate_hz // 160)  # about a second of 10 ms periods
         self.played_audio: deque[Audio] = deque(maxlen=rate_hz // 160)
-        self.wake_monitor: Callable[[], None] = lambda: None
-        """Tells the monitor's thread that records wait (set by the server; must not block)."""
+        self.fsm_thread_ns = 0
+        """Time the FSM thread spent in the observer and the tap (what the monitor costs the loop)."""
         self._levels_interval = levels_interval_samples
         self._levels_since = 0
         self._peaks = [SILENCE_DBFS, SILENCE_DBFS, SILENCE_DBFS]
@@ -131,16 +130,19 @@ class MonitorFeed:
 
     # ---- the FSM thread
     def observe(self, now: int, event: Event, state_name: str, commands: tuple[Command, ...]) -> None:
+        began_ns = time.perf_counter_ns()
         stats = self.stats
         previous = stats.state
         self._count(now, event, previous, state_name, commands)
         stats.state = state_name
         stats.steps += 1
         self._append(StepRecord(now, event, previous, state_name, commands, time.time()))
+        self.fsm_thread_ns += time.perf_counter_ns() - began_ns
 
     def period(
         self, start: int, mic: Audio, cleaned: Audio, played: Audio, vad: float, wake: float, erle_db: float | None
     ) -> None:
+        began_ns = time.perf_counter_ns()
         peaks = self._peaks
         peaks[0] = max(peaks[0], dbfs(mic))
         peaks[1] = max(peaks[1], dbfs(cleaned))
@@ -154,12 +156,12 @@ class MonitorFeed:
             self._levels_since = 0
             self._append(LevelsRecord(start, peaks[0], peaks[1], peaks[2], vad, wake, erle_db))
             self._peaks = [SILENCE_DBFS, SILENCE_DBFS, SILENCE_DBFS]
+        self.fsm_thread_ns += time.perf_counter_ns() - began_ns
 
     def _append(self, record: Record) -> None:
         if len(self.records) == self.records.maxlen:
             self.dropped_records += 1  # the deque drops the oldest itself; only this thread appends
         self.records.append(record)
-        self.wake_monitor()
 
     def _count(self, now: int, event: Event, previous: str, state: str, commands: tuple[Command, ...]) -> None:
         stats = self.stats

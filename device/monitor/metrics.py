@@ -8,6 +8,7 @@ memory come from prometheus_client's process collector (`spine_process_cpu_secon
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -71,6 +72,14 @@ class SpineCollector(Collector):
             value=self._feed.dropped_records,
         )  # fmt: skip
         yield GaugeMetricFamily("spine_monitor_sessions", "Browsers connected", value=self._sessions())
+        yield CounterMetricFamily(
+            "spine_monitor_fsm_thread_seconds", "Time the FSM thread spent handing records to the monitor",
+            value=self._feed.fsm_thread_ns / 1e9,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            # the scrape runs on the monitor's own thread, so this is that thread's CPU time (server, WebRTC)
+            "spine_monitor_thread_cpu_seconds", "CPU time of the monitor's thread", value=time.thread_time(),
+        )  # fmt: skip
 
 
 def _histogram(name: str, documentation: str, histogram: Histogram) -> HistogramMetricFamily:
