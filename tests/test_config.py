@@ -22,7 +22,7 @@ from device.tomlfile import EXAMPLE, RANGE, field_docs, loads_dataclass
 
 ROOT = Path(__file__).resolve().parent.parent
 
-UNIT_SUFFIXES = ("_s", "_ms", "_hz", "_db", "_dbfs", "_words")
+UNIT_SUFFIXES = ("_s", "_ms", "_hz", "_db", "_dbfs", "_words", "_bytes")
 UNITLESS = {
     # probabilities, scores, shares and real-time factors (no unit), and counts of things named in the name
     "threshold",
@@ -38,6 +38,9 @@ UNITLESS = {
     "threads",
     "in_flight",
     "max_tokens",
+    "port",
+    "max_sessions",
+    "feed_records",
 }
 RANGE_IN_DOCSTRING = {
     # bounds that depend on another setting or are open (checked by a `validate`, stated in the docstring)
