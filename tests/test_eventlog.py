@@ -42,6 +42,7 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.AudioDeviceLost("stream error: device unavailable"),
     ev.AudioDeviceRestored(),
     ev.MuteChanged(True, "SIGUSR1"),
+    ev.BargeInRequested("monitor"),
     ev.Started(),
     ev.StopRequested("end of scene"),
 )

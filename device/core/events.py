@@ -203,6 +203,15 @@ class MuteChanged:
 
 
 @dataclass(frozen=True)
+class BargeInRequested:
+    """Someone asked, by a control outside the mic (the monitor page's admin), to interrupt the assistant and be
+    heard: the turn is cancelled and listening opens, as for an accepted wake word. The barge-in matrix does
+    not apply: it weighs signals heard through the mic, and this one was asked for in so many words."""
+
+    source: str
+
+
+@dataclass(frozen=True)
 class Started:
     """The loop began: posted once by the shell, before any other event (the start-up sound plays on it)."""
 
@@ -236,6 +245,7 @@ Event = (
     | AudioDeviceLost
     | AudioDeviceRestored
     | MuteChanged
+    | BargeInRequested
     | Started
     | StopRequested
 )

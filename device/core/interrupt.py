@@ -61,6 +61,13 @@ def on_barge_in_wake(state: Interruptible, ctx: Context, event: ev.WakeDetected,
     return listen_after_wake(ctx, turn, now, *out)
 
 
+def on_barge_in_request(state: Interruptible, ctx: Context, event: ev.BargeInRequested, now: int) -> Outcome:
+    """A request from outside the mic to interrupt (the monitor): cancel the turn and listen, like the wake word."""
+    ctx, out = abandon(state, ctx)
+    turn, ctx = new_turn(ctx)
+    return listen_after_wake(ctx, turn, now, *out)
+
+
 def on_voice_hint(state: Speaking | Announcing, ctx: Context, event: ev.VoiceHint, now: int) -> Outcome:
     """A hint of the user's voice over playback: pause at once (the echo stops, so the user becomes clear)."""
     name, rule = rule_of(state, ctx)

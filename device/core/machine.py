@@ -182,6 +182,7 @@ TRANSITIONS = table(
     row(PLAYING, ev.VoiceHint, interrupt.on_voice_hint, Paused, may_stay=True),
     row(INTERRUPTIBLE, ev.SpeechStarted, interrupt.on_barge_in_speech, Hearing, may_stay=True),
     row(Paused, Timer("confirm"), interrupt.on_confirm_lapsed, Speaking, Announcing, may_stay=True),
+    row(INTERRUPTIBLE, ev.BargeInRequested, interrupt.on_barge_in_request, Listening),
     # --- while paused, the reply's work goes on as while speaking (an announcement's as while announcing)
     row(Paused, ev.ReplyDelta, in_paused(reply.on_reply_delta, leftovers.on_result_without_work)),
     row(Paused, ev.ReplyFinished, in_paused(reply.on_reply_finished, leftovers.on_result_without_work)),
@@ -264,6 +265,10 @@ IGNORED: dict[Key, str] = {
     (Stopping, ev.AudioDeviceLost): "stopping: the sound card is no longer needed",
     (Stopping, ev.AudioDeviceRestored): "stopping: the sound card is no longer needed",
     **{(s, ev.AudioDeviceRestored): "the sound card was not lost in this state" for s in (*RUNNING, Muted)},
+    **{
+        (s, ev.BargeInRequested): f"a barge-in was requested, but nothing of a turn's answer runs in {s.__name__}"
+        for s in (Idle, Listening, Hearing, Ringing, Muted, Degraded, Stopping)
+    },
 }
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from device.core.events import Event, MuteChanged
+from device.core.events import BargeInRequested, Event, MuteChanged
 
 SOURCE = "monitor"
 MAX_TYPED_CHARS = 500
 
-REMOTE_BARGE_IN_TYPES: tuple[type[Event], ...] = ()
+REMOTE_BARGE_IN_TYPES: tuple[type[Event], ...] = (BargeInRequested,)
 """Events by which a browser asks to interrupt the assistant (counted as barge-ins of the signal `remote`)."""
 
 CONTROL_TYPES = ("mute", "say", "barge_in")
@@ -32,6 +32,8 @@ def control_event(message: dict[str, Any]) -> Event:
         if not isinstance(muted, bool):
             raise ControlRefused('"mute" needs "muted": true or false')
         return MuteChanged(muted, SOURCE)
+    if kind == "barge_in":
+        return BargeInRequested(SOURCE)
     if kind in CONTROL_TYPES:
         raise ControlRefused(f'"{kind}" is not supported by this version of the machine')
     raise ControlRefused(f'unknown control "{kind}"; one of: {", ".join(CONTROL_TYPES)}')
