@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from device.core.events import Event, JobCancelled, JobKind, ReplyDelta, ReplyFinished, TtsChunkReady
-from device.runtime.jobs import Job, Leak, Output, ThreadRunner
+from device.runtime.job_threads import ThreadRunner
+from device.runtime.jobs import Job, Leak, Output
 
 RATE_HZ = 16000
 DEADLINE_S = 0.5

@@ -21,7 +21,8 @@ from device.core.events import (
     TranscriptReady,
     TtsChunkReady,
 )
-from device.runtime.jobs import Job, Output, ThreadRunner, VirtualRunner
+from device.runtime.job_threads import ThreadRunner
+from device.runtime.jobs import Job, Output, VirtualRunner
 
 RATE_HZ = 16000
 

@@ -22,7 +22,8 @@ from device.reply import RemoteStream
 from device.reply.backend import make_responder
 from device.reply.local import TextPiece, respond
 from device.reply.openai import DEFAULT_SYSTEM_PROMPT, OpenAIResponder
-from device.runtime.jobs import ThreadRunner, VirtualRunner
+from device.runtime.job_threads import ThreadRunner
+from device.runtime.jobs import VirtualRunner
 from device.runtime.work import Costs, Responder, reply_job
 from device.testing.fake_llm import DEFAULT_REPLY, FakeLlmConfig, FakeLlmServer, Fault, tokens_of
 from device.tomlfile import loads_dataclass

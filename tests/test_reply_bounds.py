@@ -17,7 +17,7 @@ from device.core.events import EngineFailed, Event, ReplyDelta, ReplyFinished, T
 from device.reply.openai import OpenAIConfig, OpenAIResponder, ReplyBackendError, SseLines
 from device.reply.openai_sse import MAX_SSE_LINE_BYTES
 from device.reply.openai_stream import MAX_REPLY_CHARS, cut_at_word_boundary
-from device.runtime.jobs import ThreadRunner
+from device.runtime.job_threads import ThreadRunner
 from device.runtime.work import MAX_TTS_PIECE_CHARS, AudioStore, Costs, reply_job, text_pieces, tts_job
 from device.testing.fake_llm import FakeLlmConfig, FakeLlmServer
 

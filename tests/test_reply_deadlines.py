@@ -21,7 +21,7 @@ import pytest
 from device.core.events import EngineFailed, Event, ReplyDelta
 from device.reply.openai import OpenAIConfig, OpenAIResponder, ReplyBackendError
 from device.reply.openai_deadlines import ReplyDeadlines
-from device.runtime.jobs import ThreadRunner
+from device.runtime.job_threads import ThreadRunner
 from device.runtime.work import Costs, reply_job
 from device.testing.fake_llm import DEFAULT_REPLY, FakeLlmConfig, FakeLlmServer, Fault, tokens_of
 

@@ -33,7 +33,8 @@ from device.core.states import initial
 from device.replay import replay
 from device.runtime.daemon import Daemon
 from device.runtime.eventlog import EventLog, read_log
-from device.runtime.jobs import Job, Leak, Output, ThreadRunner
+from device.runtime.job_threads import ThreadRunner
+from device.runtime.jobs import Job, Leak, Output
 from device.runtime.loop import Inbox, SpineLoop
 from device.runtime.signals import EXIT_STUCK, STOP_BOUND_S, RunSignals, StopBeforeStart, StopGuard
 from tests.pulse import pulse_server

@@ -14,7 +14,7 @@ import pytest
 from device.core.events import EngineFailed, Event
 from device.reply.openai import OpenAIConfig, OpenAIResponder, ReplyBackendError, parse_chunk
 from device.reply.openai_config import printable
-from device.runtime.jobs import ThreadRunner
+from device.runtime.job_threads import ThreadRunner
 from device.runtime.work import Costs, reply_job
 from device.testing.fake_llm import FakeLlmConfig, FakeLlmServer, Fault
 

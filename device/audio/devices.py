@@ -1,7 +1,7 @@
 """The audio devices PortAudio sees (through PyAudio): list them, and pick one by index or by name.
 
-Devices are validated here, at the edge (docs/architecture.md, invariant 10): a device the user names that does not exist,
-or that cannot record (or play), is a `UserError` that lists what does exist, in one line.
+Devices are validated here, at the edge (docs/architecture.md, invariant 10): a device the user names that does
+not exist, or that cannot record (or play), is a `UserError` that lists what does exist, in one line.
 
 PortAudio's ALSA host API opens every ALSA PCM it knows when it initialises, to probe it, and ALSA and JACK
 print each failure on stderr ("cannot find card '0'", "jack server is not running"). That noise comes from C

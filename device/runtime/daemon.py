@@ -26,7 +26,8 @@ from device.runtime.capture import CaptureHistory
 from device.runtime.eventlog import EventLog
 from device.runtime.executor import Executor, MicState, Playback, Runner
 from device.runtime.hearing import Hearing, hearing_config
-from device.runtime.jobs import ThreadRunner, VirtualRunner
+from device.runtime.job_threads import ThreadRunner
+from device.runtime.jobs import VirtualRunner
 from device.runtime.loop import Inbox, Observer, SpineLoop
 from device.runtime.timers import Timers
 from device.runtime.work import Costs
