@@ -10,6 +10,7 @@ import sys
 from device import __version__, config_cli, core_cli, run_cli
 from device.audio import cli as audio_cli
 from device.bench import cli as bench_cli
+from device.entry import restore_default_signals
 from device.errors import UserError
 from device.models import cli as models_cli
 from device.monitor import cli as monitor_cli
@@ -37,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not getattr(args, "handles_signals", False):
+        restore_default_signals()  # `spine run` replaces the entry point's early handlers itself, first thing
     try:
         code: int = args.func(args)
     except UserError as error:

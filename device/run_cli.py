@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     run.add_argument(
         "--log", type=Path, help="event log path (default: $STATE_DIRECTORY or ~/.local/state/spine, one per run)"
     )
-    run.set_defaults(func=_cmd_run)
+    run.set_defaults(func=_cmd_run, handles_signals=True)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
