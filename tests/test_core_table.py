@@ -78,7 +78,7 @@ def test_diagram_has_the_interruption_edges() -> None:
 def test_diagram_has_the_ring() -> None:
     diagram = chart.mermaid()
     assert re.search(r"Announcing --> Ringing: .*PlaybackDrained", diagram)  # the line played: the gap
-    assert "Ringing --> Announcing: TimerFired(ring)" in diagram  # the gap is over: the line again
+    assert re.search(r"Ringing --> Announcing: .*TimerFired\(ring\)", diagram)  # the gap is over: the line again
     assert re.search(r"Ringing --> Hearing: .*SpeechStarted", diagram)  # "stop" needs no wake word
     assert re.search(r"Ringing --> Listening: .*WakeDetected", diagram)
     assert re.search(r"Transcribing --> Ringing: .*TranscriptReady", diagram)  # its own echo: the ring goes on
@@ -87,6 +87,6 @@ def test_diagram_has_the_ring() -> None:
 def test_diagram_names_the_timer_that_fires() -> None:
     diagram = chart.mermaid()
     assert "Idle --> Announcing: TimerFired(alarm)" in diagram  # a timer the user set is done
-    assert "Listening --> Idle: TimerFired(listen)" in diagram  # nobody spoke after the wake word
+    assert re.search(r"Listening --> Idle: .*TimerFired\(listen\)", diagram)  # nobody spoke after the wake word
     assert "Hearing --> Transcribing: SpeechEnded, TimerFired(utterance)" in diagram
     assert re.search(r"TimerFired\b(?!\()", diagram) is None  # never a bare TimerFired

@@ -43,6 +43,7 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.AudioDeviceRestored(),
     ev.MuteChanged(True, "SIGUSR1"),
     ev.BargeInRequested("monitor"),
+    ev.TextTyped("what time is it", "monitor"),
     ev.Started(),
     ev.StopRequested("end of scene"),
 )

@@ -7,7 +7,7 @@ import pytest
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.states import Idle, Listening
-from device.monitor.remote import ControlRefused, control_event
+from device.monitor.remote import MAX_TYPED_CHARS, ControlRefused, control_event
 from tests.core_script import Driver
 from tests.core_steps import speaking
 
@@ -19,6 +19,22 @@ def test_control_messages_become_events_or_are_refused_with_the_reason() -> None
         control_event({"type": "mute"})
     with pytest.raises(ControlRefused, match="unknown control"):
         control_event({"type": "reboot"})
+
+
+def test_typed_text_is_checked_at_the_edge() -> None:
+    assert control_event({"type": "say", "text": "  what time is it\n"}) == ev.TextTyped("what time is it", "monitor")
+    assert control_event({"type": "say", "text": "é" * MAX_TYPED_CHARS}) == ev.TextTyped("é" * 500, "monitor")
+    for bad, phrase in (
+        ({"type": "say"}, "as a string"),
+        ({"type": "say", "text": 7}, "as a string"),
+        ({"type": "say", "text": " \t\n "}, "empty"),
+        ({"type": "say", "text": "x" * (MAX_TYPED_CHARS + 1)}, "at most 500"),
+        ({"type": "say", "text": "what\ntime"}, r"U\+000A"),
+        ({"type": "say", "text": "a\x1b[2Jb"}, r"U\+001B"),
+        ({"type": "say", "text": "left\u202eright"}, r"U\+202E"),
+    ):
+        with pytest.raises(ControlRefused, match=phrase):
+            control_event(bad)
 
 
 def test_a_requested_barge_in_cuts_the_reply_and_listens_like_the_wake_word() -> None:

@@ -212,6 +212,17 @@ class BargeInRequested:
 
 
 @dataclass(frozen=True)
+class TextTyped:
+    """Someone typed a request (the monitor page's admin): the machine answers it as if it were the transcript of
+    an utterance - stop phrases still stop, but the guard against the assistant's own voice does not apply (the
+    text was typed, not heard). In a busy state it interrupts as the wake word would, if the barge-in matrix
+    lets the wake word interrupt that state. The text was checked at the edge (non-empty, bounded, printable)."""
+
+    text: str
+    source: str
+
+
+@dataclass(frozen=True)
 class Started:
     """The loop began: posted once by the shell, before any other event (the start-up sound plays on it)."""
 
@@ -246,6 +257,7 @@ Event = (
     | AudioDeviceRestored
     | MuteChanged
     | BargeInRequested
+    | TextTyped
     | Started
     | StopRequested
 )

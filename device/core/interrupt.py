@@ -23,7 +23,7 @@ from device.core.states import (
     Transcribing,
 )
 from device.core.table import E, Handler, Outcome
-from device.core.turn import OWN_SPEECH
+from device.core.turn import OWN_SPEECH, answer_typed
 from device.core.voice import restore, suspended, voice_suspended
 
 Interruptible = Transcribing | Thinking | Speaking | Paused | Announcing
@@ -66,6 +66,16 @@ def on_barge_in_request(state: Interruptible, ctx: Context, event: ev.BargeInReq
     ctx, out = abandon(state, ctx)
     turn, ctx = new_turn(ctx)
     return listen_after_wake(ctx, turn, now, *out)
+
+
+def on_barge_in_text(state: Interruptible, ctx: Context, event: ev.TextTyped, now: int) -> Outcome:
+    """Typed text while a turn's answer runs: it interrupts as the wake word would (if the matrix lets the wake
+    word interrupt this state), then is answered as a transcript."""
+    name, rule = rule_of(state, ctx)
+    if not rule.wake:
+        why = f"the barge-in matrix does not let the wake word interrupt {name}, so typed text does not either"
+        return state, ctx, (cmd.NoteIgnored(why),)
+    return answer_typed(state, ctx, event, now)
 
 
 def on_voice_hint(state: Speaking | Announcing, ctx: Context, event: ev.VoiceHint, now: int) -> Outcome:

@@ -162,6 +162,10 @@ TRANSITIONS = table(
     row(Hearing, ev.SpeechEnded, turn.on_speech_ended, Transcribing, Thinking, Listening, *TO_IDLE),
     row(Hearing, Timer("utterance"), turn.on_utterance_limit, Transcribing, may_stay=True),
     row(Transcribing, ev.TranscriptReady, turn.on_transcript, Thinking, Listening, *TO_IDLE, may_stay=True),
+    # --- typed text (the monitor's admin): answered as a transcript; a listening window or an utterance gives way
+    row(Idle, ev.TextTyped, turn.on_typed, Thinking, Idle),
+    row(LISTENING, ev.TextTyped, turn.on_typed, Thinking, *TO_IDLE),
+    row(Ringing, ev.TextTyped, turn.on_typed, Thinking, *TO_IDLE),
     # --- the reply: text streams in, sentences are synthesised a little ahead of the speaker, and played
     row(REPLYING, ev.ReplyDelta, reply.on_reply_delta),
     row(Thinking, ev.ReplyFinished, reply.on_reply_finished, *TO_IDLE, may_stay=True),
@@ -183,6 +187,7 @@ TRANSITIONS = table(
     row(INTERRUPTIBLE, ev.SpeechStarted, interrupt.on_barge_in_speech, Hearing, may_stay=True),
     row(Paused, Timer("confirm"), interrupt.on_confirm_lapsed, Speaking, Announcing, may_stay=True),
     row(INTERRUPTIBLE, ev.BargeInRequested, interrupt.on_barge_in_request, Listening),
+    row(INTERRUPTIBLE, ev.TextTyped, interrupt.on_barge_in_text, Thinking, *TO_IDLE, may_stay=True),
     # --- while paused, the reply's work goes on as while speaking (an announcement's as while announcing)
     row(Paused, ev.ReplyDelta, in_paused(reply.on_reply_delta, leftovers.on_result_without_work)),
     row(Paused, ev.ReplyFinished, in_paused(reply.on_reply_finished, leftovers.on_result_without_work)),
@@ -269,6 +274,9 @@ IGNORED: dict[Key, str] = {
         (s, ev.BargeInRequested): f"a barge-in was requested, but nothing of a turn's answer runs in {s.__name__}"
         for s in (Idle, Listening, Hearing, Ringing, Muted, Degraded, Stopping)
     },
+    (Muted, ev.TextTyped): "muted: nothing is answered until the user unmutes",
+    (Degraded, ev.TextTyped): "no sound card: an answer could not be heard",
+    (Stopping, ev.TextTyped): "stopping: nothing new starts",
 }
 
 

@@ -21,7 +21,7 @@ from device.core.moves import (
     stale,
     to_idle,
 )
-from device.core.states import Context, Hearing, Idle, Listening, Reply, Ringing, Thinking, Transcribing
+from device.core.states import Context, Hearing, Idle, Listening, Reply, Ringing, State, Thinking, Transcribing
 from device.core.table import Outcome
 from device.core.voice import (
     SELF_HEARD,
@@ -141,9 +141,10 @@ def on_transcript(state: Transcribing, ctx: Context, event: ev.TranscriptReady, 
     return answer(state.turn, event.text, ctx, now, state.onset_sample)
 
 
-def answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int) -> Outcome:
+def answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int, *, heard: bool = True) -> Outcome:
     """The words of an utterance that began at `onset_sample` are known: ask for a reply, unless there is
-    nothing to answer, it is a stop, or it is the assistant's own voice (then rest or listen on)."""
+    nothing to answer, it is a stop, or it is the assistant's own voice (then rest or listen on). Typed words
+    (`heard=False`) cannot be its own voice nor a talk-over: only the stop phrases apply to them."""
     prompt = normalise_space(text)
     if not prompt:
         return preceded_by(to_idle(ctx, now), cmd.NoteIgnored("empty transcript: nothing to answer"))
@@ -153,9 +154,9 @@ def answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int) -> O
         ctx = replace(ctx, ring=None)
         note = cmd.NoteIgnored(f"stop phrase {prompt!r}: stopped, nothing to answer")
         return preceded_by(to_idle(ctx, now), note)
-    if is_own_voice(ctx, prompt, onset_sample):
+    if heard and is_own_voice(ctx, prompt, onset_sample):
         return heard_itself(ctx, turn, prompt, now)
-    if is_short_interruption(ctx, prompt, onset_sample):
+    if heard and is_short_interruption(ctx, prompt, onset_sample):
         ctx = replace(ctx, ring=None)
         why = f"short interruption {prompt!r}: taken as a stop (a talk-over of a word or two), nothing to answer"
         return preceded_by(to_idle(ctx, now), cmd.NoteIgnored(why))
@@ -163,6 +164,19 @@ def answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int) -> O
     history = ctx.memory
     ctx = remember(ctx, Message("user", prompt))
     return Thinking(turn, Reply(prompt)), ctx, (cmd.StartReply(turn, prompt, history),)
+
+
+def on_typed(state: Idle | Ringing | Listening | Hearing, ctx: Context, event: ev.TextTyped, now: int) -> Outcome:
+    """Typed text while no answer runs: a new turn answers it as a transcript. A ring stops (unless it is empty);
+    a listening window or an utterance being heard gives way to it, as to a wake word."""
+    return answer_typed(state, ctx, event, now)
+
+
+def answer_typed(state: State, ctx: Context, event: ev.TextTyped, now: int) -> Outcome:
+    """Cancel whatever runs in `state`, and answer the typed text in a new turn (shared with `interrupt`)."""
+    ctx, out = abandon(state, ctx)
+    turn, ctx = new_turn(ctx)
+    return preceded_by(answer(turn, event.text, ctx, now, now, heard=False), *out)
 
 
 def heard_itself(ctx: Context, turn: int, prompt: str, now: int) -> Outcome:

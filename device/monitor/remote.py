@@ -7,15 +7,17 @@ JSON objects: `{"type": "mute", "muted": true}`, `{"type": "say", "text": "..."}
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
-from device.core.events import BargeInRequested, Event, MuteChanged
+from device.core.events import BargeInRequested, Event, MuteChanged, TextTyped
 
 SOURCE = "monitor"
 MAX_TYPED_CHARS = 500
 
-REMOTE_BARGE_IN_TYPES: tuple[type[Event], ...] = (BargeInRequested,)
-"""Events by which a browser asks to interrupt the assistant (counted as barge-ins of the signal `remote`)."""
+REMOTE_BARGE_IN_TYPES: tuple[type[Event], ...] = (BargeInRequested, TextTyped)
+"""Events by which a browser may interrupt the assistant (counted as barge-ins of the signal `remote` when they
+cut its voice)."""
 
 CONTROL_TYPES = ("mute", "say", "barge_in")
 
@@ -34,6 +36,24 @@ def control_event(message: dict[str, Any]) -> Event:
         return MuteChanged(muted, SOURCE)
     if kind == "barge_in":
         return BargeInRequested(SOURCE)
-    if kind in CONTROL_TYPES:
-        raise ControlRefused(f'"{kind}" is not supported by this version of the machine')
+    if kind == "say":
+        return TextTyped(typed_text(message.get("text")), SOURCE)
     raise ControlRefused(f'unknown control "{kind}"; one of: {", ".join(CONTROL_TYPES)}')
+
+
+def typed_text(text: object) -> str:
+    """The text of a `say` message, checked: a string, not blank, at most `MAX_TYPED_CHARS` characters after
+    stripping, and no control characters (a line break or an escape is not something a user says)."""
+    if not isinstance(text, str):
+        raise ControlRefused('"say" needs "text": the words to answer, as a string')
+    text = text.strip()
+    if not text:
+        raise ControlRefused('"say" needs some words: "text" is empty')
+    if len(text) > MAX_TYPED_CHARS:
+        raise ControlRefused(f'"say" text is {len(text)} characters; at most {MAX_TYPED_CHARS}')
+    bad = next((c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Cs")), None)
+    if bad is not None:
+        raise ControlRefused(
+            f'"say" text holds the control or format character U+{ord(bad):04X}; send plain words on one line'
+        )
+    return text
