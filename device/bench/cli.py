@@ -95,6 +95,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     realstream.add_argument("--out", type=Path, default=Path("out/realstream"), help="where each session's files go")
     realstream.set_defaults(func=_cmd_bench_realstream)
 
+    monitor = bench_sub.add_parser(
+        "monitor",
+        help="what the browser monitor costs spine run's audio: xruns, FSM loop timing, CPU, with and without "
+        "a headless Chromium listening (private PulseAudio room; needs /usr/bin/chromium and Playwright)",
+    )
+    monitor.add_argument("--seconds", type=float, default=60.0, help="length of each phase (default 60)")
+    monitor.add_argument("--config", type=Path, default=None, help="settings for spine run (no [monitor], [audio])")
+    monitor.add_argument("--json", type=Path, default=Path("docs/monitor-cost.json"), help="where to write")
+    monitor.set_defaults(func=_cmd_bench_monitor)
+
 
 def _cmd_bench_audio(args: argparse.Namespace) -> int:
     from device.config import load_config
@@ -173,6 +183,21 @@ def _cmd_bench_realstream(args: argparse.Namespace) -> int:
             f"{a['self_interruptions']}, self-replies {a['self_replies']}, stop phrases honoured "
             f"{a['stop_phrases_honoured']} of {a['stop_phrases']}"
         )
+    return 0
+
+
+def _cmd_bench_monitor(args: argparse.Namespace) -> int:
+    import signal
+
+    from device.bench.monitor import bench_monitor, report_markdown, write
+
+    if args.seconds <= 0:
+        raise UserError(f"--seconds must be positive, got {args.seconds}")
+    signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(143))  # the `finally`s stop what it started
+    result = bench_monitor(args.seconds, args.config)
+    command = "spine bench monitor" + (f" --seconds {args.seconds:g}" if args.seconds != 60 else "")
+    write(result, args.json, command)
+    print(report_markdown(result, command) + f"written: {args.json}")
     return 0
 
 

@@ -41,6 +41,12 @@ class AudioHealth:
 
     xruns: int = 0
     underrun_samples: int = 0
+    fsm_rounds: int = 0
+    """Rounds of the FSM loop, and the time they spent working (not waiting for the card)."""
+    fsm_work_s: float = 0.0
+    fsm_work_max_s: float = 0.0
+    fsm_rounds_over_budget: int = 0
+    """Rounds whose work took longer than one audio period."""
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,15 @@ class SpineCollector(Collector):
         yield CounterMetricFamily(
             "spine_underrun_samples", "Samples played as silence: playback ran dry", value=health.underrun_samples
         )
+        yield CounterMetricFamily("spine_fsm_rounds", "Rounds of the FSM loop", value=health.fsm_rounds)
+        yield CounterMetricFamily(
+            "spine_fsm_work_seconds", "Time the FSM loop's rounds spent working (not waiting)", value=health.fsm_work_s
+        )
+        yield GaugeMetricFamily("spine_fsm_work_max_seconds", "The longest round's work", value=health.fsm_work_max_s)
+        yield CounterMetricFamily(
+            "spine_fsm_rounds_over_budget", "Rounds whose work took longer than one audio period per period heard",
+            value=health.fsm_rounds_over_budget,
+        )  # fmt: skip
         if stats.erle_db is not None:
             yield GaugeMetricFamily(
                 "spine_erle_decibels", "Echo return loss enhancement (canceller)", value=stats.erle_db

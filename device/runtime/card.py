@@ -240,9 +240,23 @@ def run(
     from device.monitor.feed import AudioHealth
 
     card_side = CardSide(callback, feeder, stream, bridge, period, signals.mute_requests)
-    health = lambda: AudioHealth(underrun_samples=callback.underrun_samples)  # noqa: E731
+    loops: list[FsmThread] = []  # the loop below, once made (a scrape may come before)
+
+    def health() -> AudioHealth:
+        live = loops[0].liveness if loops else None
+        return AudioHealth(
+            xruns=stream.input_overflows + stream.output_underflows,
+            underrun_samples=callback.underrun_samples,
+            fsm_rounds=live.rounds if live else 0,
+            fsm_work_s=live.work_s_total if live else 0.0,
+            fsm_work_max_s=live.work_s_max if live else 0.0,
+            fsm_rounds_over_budget=live.rounds_over_budget if live else 0,
+        )
+
     audio, monitor = with_monitor(config.monitor, daemon, card_side, log_path, health)  # off: card_side, None
     fsm = FsmThread(daemon, audio, clock)
+    fsm.liveness.budget_s = period / RATE_HZ
+    loops.append(fsm)
     if not signals.stop_requested():  # a stop now: the loop ends before its first round, stepping the stop
         opened = _open(stream)
         if isinstance(opened, AudioDeviceLost):

@@ -26,6 +26,7 @@ steps the core, executes the commands and tells the observers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol
 
@@ -133,6 +134,22 @@ class Liveness:
         self.playout_samples: int | None = None
         """The playing epoch's playout cursor as of the last round (frozen while playing: playback is stuck);
         None while nothing plays."""
+        self.budget_s = 0.010
+        """A round's work must stay under one audio period, or the capture ring fills while the loop is busy
+        (`spine run` sets the card's period)."""
+        self.work_s_total = 0.0
+        """Time the rounds spent working (hearing, stepping, pumping), not waiting for the card."""
+        self.work_s_max = 0.0
+        self.rounds_over_budget = 0
+        """Rounds whose work took longer than `budget_s` per period they heard (at least one): the loop fell
+        behind the card (read by `/metrics` and `spine bench monitor`)."""
+
+    def worked(self, seconds: float, periods: int) -> None:
+        self.work_s_total += seconds
+        if seconds > self.work_s_max:
+            self.work_s_max = seconds
+        if seconds > self.budget_s * max(1, periods):
+            self.rounds_over_budget += 1
 
     @property
     def steps(self) -> int:
@@ -167,6 +184,7 @@ class FsmThread:
     def round(self) -> None:
         """One round of the loop, in the order of the module's docstring."""
         audio, clock, daemon = self.audio, self.clock, self.daemon
+        began, heard = time.perf_counter(), self.liveness.periods_heard
         self.liveness.rounds += 1
         periods = audio.periods()
         pending = audio.early_reports()
@@ -188,6 +206,7 @@ class FsmThread:
         problem = audio.health(daemon.loop.state)
         if problem is not None:
             self.step(problem)
+        self.liveness.worked(time.perf_counter() - began, self.liveness.periods_heard - heard)
         for arrived in clock.waits():
             self.step_all(arrived)
         self.liveness.playout_samples = audio.playout_samples()
