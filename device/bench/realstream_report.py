@@ -177,8 +177,8 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         "",
         "## Conversations",
         "",
-        "Offset: planned / measured (the story's first sample to the user's). Echo/user: Spine's level in the 0.5 s",
-        "before the onset over the user's voice.",
+        "Offset: planned / measured (the story's first sample to the user's). Echo/user: Spine's active level in",
+        "the second before the onset over the user's (frames within 20 dB of the loudest; pauses do not count).",
         "",
         "| session | load | # | talk-over | offset s | echo/user dB | interrupted | onset → silence ms | pauses |"
         " honoured | replies asked after it |",
