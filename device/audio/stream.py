@@ -5,6 +5,15 @@ the mic bytes), lets `DuplexCallback` copy between rings, and records its own du
 preallocated arrays for the bench. It never logs, locks or waits (invariant 8). Errors of the stream are
 facts for the spine: the FSM loop polls `health()` and posts `AudioDeviceLost`; the spine decides when to
 `ReopenAudio`.
+
+A stream that ran late once can latch into a busy loop: PortAudio 19.6's ALSA full-duplex loop, on the `pulse`
+ALSA plugin, after one late callback (an output underflow) polls the plugin's always-ready descriptors without
+pause, about a whole core, for as long as the stream runs (measured: 2 % of a core before one 0.3 s late
+callback, 99 % after, at 100 callbacks a second either way). Whatever ran late (a GIL held elsewhere, a
+browser's WebRTC session starting), it never recovered by itself. So the callback notes its thread's CPU
+time, and `resync_if_spinning` (the FSM loop's health check) stops and starts the stream when that thread has
+used more than `SPIN_SHARE` of a core over `SPIN_WINDOW_NS`: the stop (about 11 ms) puts capture and playback
+back in step, and the loop waits again.
 """
 
 from __future__ import annotations
@@ -20,6 +29,9 @@ from device.audio.duplex import DuplexCallback
 from device.errors import UserError
 
 STATS_PERIODS = 1 << 14  # the last ~2.7 minutes of callback timings at 10 ms periods
+SPIN_WINDOW_NS = 1_000_000_000
+SPIN_SHARE = 0.5
+"""The callback's own work is about 2 % of a core; PortAudio's latched poll loop about 100 %."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,10 @@ class DuplexStream:
         self.output_underflows = 0
         self.output_latency_s = 0.0
         self.failure: str | None = None  # set by the callback if it ever fails; the stream is then aborted
+        self.thread_cpu_ns = 0
+        """CPU time of PortAudio's callback thread at its latest callback (its poll loop included)."""
+        self.resyncs = 0
+        self._window = (0, 0)  # (wall ns, thread CPU ns) where the current spin window began
 
     def open(self) -> None:
         """Open and start the stream; any failure is a UserError saying what and how to look into it."""
@@ -69,6 +85,7 @@ class DuplexStream:
             )
             self.output_latency_s = float(self._stream.get_output_latency())
             self._stream.start_stream()
+            self._window = (0, 0)
         except (OSError, ValueError) as error:
             self.close()
             raise UserError(
@@ -105,6 +122,26 @@ class DuplexStream:
             return f"no audio callback for {(now_ns - last) / 1e9:.1f} s (device stalled)"
         return None
 
+    def resync_if_spinning(self, now_ns: int) -> bool:
+        """On the FSM thread: True if the callback's thread used more than `SPIN_SHARE` of a core over the last
+        window, and the stream was stopped and started again to end PortAudio's busy loop."""
+        began_ns, began_cpu_ns = self._window
+        if now_ns - began_ns < SPIN_WINDOW_NS:
+            return False
+        cpu_ns = self.thread_cpu_ns
+        self._window = (now_ns, cpu_ns)
+        stream = self._stream
+        if began_ns == 0 or stream is None or (cpu_ns - began_cpu_ns) < SPIN_SHARE * (now_ns - began_ns):
+            return False  # a new thread after a start begins at 0: a negative difference, not a spin
+        try:
+            stream.stop_stream()
+            stream.start_stream()
+        except OSError:
+            return False  # the device is going away: `health` reports it
+        self.resyncs += 1
+        self._window = (0, 0)
+        return True
+
     def _on_period(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
         started = time.perf_counter_ns()
         out = self._out[:frame_count]
@@ -117,5 +154,6 @@ class DuplexStream:
         slot = self.calls % STATS_PERIODS
         self.starts_ns[slot] = started
         self.durations_ns[slot] = time.perf_counter_ns() - started
+        self.thread_cpu_ns = time.thread_time_ns()
         self.calls += 1
         return out.tobytes(), 0  # 0 = paContinue; PyAudio wants bytes back: its one allocation per period

@@ -34,6 +34,8 @@ COUNTERS = {
     "fsm_work_s": "spine_fsm_work_seconds_total",
     "fsm_rounds_over_budget": "spine_fsm_rounds_over_budget_total",
     "monitor_thread_cpu_s": "spine_monitor_thread_cpu_seconds_total",
+    "audio_thread_cpu_s": "spine_audio_thread_cpu_seconds_total",
+    "audio_resyncs": "spine_audio_resyncs_total",
     "fsm_to_monitor_s": "spine_monitor_fsm_thread_seconds_total",
     "process_cpu_s": "spine_process_cpu_seconds_total",
 }
@@ -154,6 +156,8 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         ("FSM rounds over 10 ms per period heard", "fsm_rounds_over_budget", "{:.0f}"),
         ("monitor thread CPU, s (share of a core)", "monitor_thread_cpu_s", "{:.2f}"),
         ("FSM thread handing records to the monitor, s", "fsm_to_monitor_s", "{:.3f}"),
+        ("sound card's callback thread CPU, s", "audio_thread_cpu_s", "{:.2f}"),
+        ("stream restarts ending PortAudio's busy loop", "audio_resyncs", "{:.0f}"),
         ("spine process CPU, s", "process_cpu_s", "{:.1f}"),
     ]
     quiet, browser = result["phases"]["no_browser"], result["phases"]["browser"]

@@ -47,6 +47,9 @@ class AudioHealth:
     fsm_work_max_s: float = 0.0
     fsm_rounds_over_budget: int = 0
     """Rounds whose work took longer than one audio period."""
+    audio_thread_cpu_s: float = 0.0
+    """CPU time of the card's callback thread (PortAudio's), and the times its busy loop was ended by a restart."""
+    audio_resyncs: int = 0
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,14 @@ class SpineCollector(Collector):
             "spine_fsm_rounds_over_budget", "Rounds whose work took longer than one audio period per period heard",
             value=health.fsm_rounds_over_budget,
         )  # fmt: skip
+        yield CounterMetricFamily(
+            "spine_audio_thread_cpu_seconds", "CPU time of the sound card's callback thread (and PortAudio's loop)",
+            value=health.audio_thread_cpu_s,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "spine_audio_resyncs", "Stream restarts that ended PortAudio's busy loop after a late callback",
+            value=health.audio_resyncs,
+        )  # fmt: skip
         if stats.erle_db is not None:
             yield GaugeMetricFamily(
                 "spine_erle_decibels", "Echo return loss enhancement (canceller)", value=stats.erle_db

@@ -130,7 +130,9 @@ class CardSide:
         if time.monotonic() < self._next_health_s:
             return None
         self._next_health_s = time.monotonic() + HEALTH_EVERY_S
-        problem = self._stream.health(time.perf_counter_ns(), int(STALL_S * 1e9))
+        now_ns = time.perf_counter_ns()
+        self._stream.resync_if_spinning(now_ns)  # PortAudio's busy loop after a late callback (device/audio/stream.py)
+        problem = self._stream.health(now_ns, int(STALL_S * 1e9))
         if problem is None or isinstance(state, Degraded):  # degraded: the spine already reopens with back-off
             return None
         self._stream.close()
@@ -251,6 +253,8 @@ def run(
             fsm_work_s=live.work_s_total if live else 0.0,
             fsm_work_max_s=live.work_s_max if live else 0.0,
             fsm_rounds_over_budget=live.rounds_over_budget if live else 0,
+            audio_thread_cpu_s=stream.thread_cpu_ns / 1e9,
+            audio_resyncs=stream.resyncs,
         )
 
     audio, monitor = with_monitor(config.monitor, daemon, card_side, log_path, health)  # off: card_side, None
