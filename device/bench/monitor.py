@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from device.bench.realstream_room import room_server
+from device.bench.realstream_room import room_server, stop_daemon
 from device.errors import UserError
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,12 +83,7 @@ def bench_monitor(seconds: float, config: Path | None, progress: bool = True) ->
                 phases["browser"]["audio_packets_received"] = packets
                 browser.close()
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+            stop_daemon(daemon)
     return {"seconds_per_phase": seconds, "cores": os.cpu_count(), "phases": phases}
 
 

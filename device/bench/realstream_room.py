@@ -134,12 +134,17 @@ def spine_run(config: Path, log: Path, stderr_path: Path, env: dict[str, str]) -
             yield daemon
         finally:
             if daemon.poll() is None:
-                daemon.send_signal(signal.SIGTERM)
-                try:
-                    daemon.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
-                    daemon.wait()
+                stop_daemon(daemon)
+
+
+def stop_daemon(daemon: subprocess.Popen[str], grace_s: float = 20.0) -> None:
+    """SIGTERM, as systemd stops it; a daemon still running `grace_s` later is killed."""
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        daemon.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
 
 
 @contextmanager
