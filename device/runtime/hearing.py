@@ -54,6 +54,11 @@ Audio = npt.NDArray[np.int16]
 
 
 SILENT_PEAK = 32
+PATH_SETTLE_SAMPLES = 16000
+"""After the canceller finds the echo path moved (a restarted stream, an xrun), the echo is judged at every delay
+it can have for this long, not around the delay just measured: one block's new lag is not yet a trusted delay,
+and a pause on the shifted echo is what it would cost (seen on a real stream at 0 dB: a path change, then a
+false hint 0.18 s later that paused the story)."""
 """A played period whose peak is at most this (-60 dBFS) is silence: resampling digital silence from a 48 kHz
 device leaves +-1 values in the reference, which must not count as the assistant playing."""
 
@@ -65,6 +70,8 @@ class EchoCanceller(Protocol):
     def erle_db(self) -> float: ...
     @property
     def echo_delay_ms(self) -> float | None: ...
+    @property
+    def path_changes(self) -> int: ...
 
     def process(self, mic: Audio, reference: Audio, *, near_end_quiet: bool = True) -> Audio: ...
 
@@ -173,6 +180,8 @@ class Hearing:
         self._own_wake_until = -1
         self._played_peaks: deque[int] = deque()  # peak of each recently played period, newest last
         self._converged = False
+        self._path_changes_seen = 0
+        self._wide_until_sample = -1
         self._quiet_samples = 0
         self.last_vad_probability = 0.0
         self.last_wake_score = 0.0
@@ -207,7 +216,7 @@ class Hearing:
         raw_mic = raw if raw is not None else period
         self._remember_played(played, len(period))
         self._echo.push_played(played if played is not None else np.zeros(len(period), np.int16))
-        self._echo.set_delay_ms(self._aec.echo_delay_ms if self._aec is not None else None)
+        self._echo.set_delay_ms(self.trusted_delay_ms(start_sample))
         facts: list[Event] = []
         if self._own_wake is not None and played is not None:
             self._listen_to_own_speech(played, start_sample)
@@ -229,6 +238,16 @@ class Hearing:
             facts += self._endpointer.push(believed, chunk_start, len(chunk))
             self._reset_vad_when_quiet(len(chunk))
         return facts
+
+    def trusted_delay_ms(self, now_sample: int) -> float | None:
+        """The echo's delay as the canceller measured it, or None (judge every delay) while it is unknown or for
+        `PATH_SETTLE_SAMPLES` after the path moved."""
+        if self._aec is None:
+            return None
+        if self._aec.path_changes != self._path_changes_seen:
+            self._path_changes_seen = self._aec.path_changes
+            self._wide_until_sample = now_sample + PATH_SETTLE_SAMPLES
+        return None if now_sample < self._wide_until_sample else self._aec.echo_delay_ms
 
     def _voice_gate(self) -> VoiceGate:
         if not self._echo.calibrated:

@@ -1,0 +1,47 @@
+"""After the echo canceller finds the echo path moved, hearing judges the echo at every delay it can have for a
+while (`PATH_SETTLE_SAMPLES`), not around the delay the canceller just measured: one block's new lag is not yet
+a trusted delay, and on a real stream at 0 dB a false hint followed a path change by 0.18 s."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from device.runtime.hearing import PATH_SETTLE_SAMPLES, Audio, Hearing
+from tests.hearing_fakes import CONFIG, PeakWake, RmsVoice
+
+
+@dataclass
+class MeasuredCanceller:
+    """What hearing reads of a canceller, set by the test: its measured delay and its count of path changes."""
+
+    echo_delay_ms: float | None = 40.0
+    path_changes: int = 0
+    converged: bool = True
+    erle_db: float = 30.0
+
+    def process(self, mic: Audio, reference: Audio, *, near_end_quiet: bool = True) -> Audio:
+        return mic
+
+
+def test_the_measured_delay_is_trusted_until_the_path_moves_then_every_delay_for_the_settling_time() -> None:
+    canceller = MeasuredCanceller()
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, canceller)
+    assert hearing.trusted_delay_ms(0) == 40.0
+    canceller.path_changes, canceller.echo_delay_ms = 1, 140.0  # the stream restarted: the echo came 100 ms later
+    moved_at = 32000
+    assert hearing.trusted_delay_ms(moved_at) is None
+    assert hearing.trusted_delay_ms(moved_at + PATH_SETTLE_SAMPLES - 1) is None
+    assert hearing.trusted_delay_ms(moved_at + PATH_SETTLE_SAMPLES) == 140.0
+    # A second move restarts the settling time from its own moment.
+    canceller.path_changes = 2
+    assert hearing.trusted_delay_ms(moved_at + 2 * PATH_SETTLE_SAMPLES) is None
+    assert hearing.trusted_delay_ms(moved_at + 3 * PATH_SETTLE_SAMPLES) == 140.0
+
+
+def test_hearing_without_a_canceller_never_knows_the_delay() -> None:
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG)
+    assert hearing.trusted_delay_ms(0) is None
+    period = np.zeros(160, np.int16)
+    assert hearing.hear(period, 0, period, raw=period) == []
