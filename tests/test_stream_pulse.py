@@ -84,7 +84,7 @@ def rig(pulse_env: dict[str, str]) -> Iterator[Rig]:
     stream = DuplexStream(callback, RATE_HZ, PERIOD, devices)
     stream.open()
     rig = Rig(callback, PlaybackFeeder(callback.playback, callback.controls), stream)
-    rig.run_for(0.2)  # let the stream settle before anything is measured
+    rig.run_for(0.5)  # let the stream settle before anything is measured (0.2 s once matched the loopback at 0.66)
     try:
         yield rig
     finally:
@@ -204,11 +204,19 @@ def test_a_device_at_48_khz_is_resampled_outside_the_callback_and_stays_aligned(
     block_ref = np.zeros(device_period, np.int16)
     stream.open()
     try:
+        tick = threading.Event()
+        # Let the stream settle before anything is measured, as the 16 kHz rig does: a fresh-clone run once
+        # matched the loopback at only 0.66 when the chirp was queued the instant the stream opened.
+        settled = time.monotonic() + 0.3
+        while time.monotonic() < settled:
+            tick.wait(0.005)
+            while callback.capture.available() >= device_period and callback.reference.available() >= device_period:
+                callback.capture.read_into(block)
+                callback.reference.read_into(block_ref)
         feeder.open(1)
         feeder.queue(1, signal)
         feeder.finish(1)
         deadline = time.monotonic() + 6
-        tick = threading.Event()
         while not reports or time.monotonic() < deadline - 5.4:
             assert time.monotonic() < deadline, "timed out"
             tick.wait(0.005)
