@@ -123,7 +123,10 @@ def test_stop_cancels_every_job_and_hands_back_a_stuck_one_as_a_leak_that_posts_
     assert [(leak.turn, leak.kind) for leak in leaks] == [(1, "asr")]
     assert isinstance(leaks[0], Leak) and runner.leaks == 1
     release.set()
-    time.sleep(0.1)  # let the abandoned thread run to its end: it posts nothing, not even an acknowledgement
+    # Let the abandoned thread run to its end (joined, not slept on): it posts nothing, not even an acknowledgement.
+    for worker in [t for t in threading.enumerate() if t.name.startswith("spine-asr")]:
+        worker.join(5)
+        assert not worker.is_alive()
     assert posted == [ev.JobCancelled(1, "reply")]
 
 
