@@ -13,6 +13,8 @@ if TYPE_CHECKING:  # the modules that load PortAudio are imported when a command
     from device.audio.devices import DeviceInfo
     from device.audio.doctor import Finding
     from device.config import Config
+    from device.engines.load import OnnxModel
+    from device.engines.model_files import ModelPaths
 
 _DEVICE_HELP = "an index or a part of a name from `spine devices` (default: the system default)"
 
@@ -34,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="check that Spine can record and play on the audio devices, and say how to fix what is wrong",
         description=(
             "Load the configuration as `spine run` does (a bad file is refused the same way, exit 2), check the "
-            "model files it needs against the manifest's sha256, find the input and output devices, check they "
+            "model files it needs against the manifest's sha256, load the ONNX Runtime models (voice detector, "
+            "wake word, voice) on the execution providers their `providers` settings choose and say which "
+            "providers onnxruntime offers and which each model's session runs on, find the input and output "
+            "devices, check they "
             "take 16 kHz, and run them together in one full-duplex stream with 10 ms periods for half a second, "
             "as Spine does. Prints a line per check with a fix for each failure; exits with status 1 if any "
             "check fails."
@@ -81,7 +86,8 @@ def run_doctor(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise _portaudio_missing(error) from error
 
-    findings = [_models_finding(config, Finding)]
+    models_finding, paths = _models_finding(config, Finding)
+    findings = [models_finding, *_provider_findings(config, paths, Finding)]
     findings += check(
         args.input if args.input is not None else config.audio.input_device,
         args.output if args.output is not None else config.audio.output_device,
@@ -95,16 +101,67 @@ def run_doctor(args: argparse.Namespace) -> int:
     return 0 if all(f.ok for f in findings) else 1
 
 
-def _models_finding(config: Config, finding: type[Finding]) -> Finding:
-    """The model files `spine run` would load, checked as it checks them (a failure names the file and the fix)."""
+def _models_finding(config: Config, finding: type[Finding]) -> tuple[Finding, ModelPaths | None]:
+    """The model files `spine run` would load, checked as it checks them (a failure names the file and the fix),
+    and their paths when they are all fine."""
     from device.engines.model_files import models_dir, verified_model_paths
 
     try:
-        verified_model_paths(config)
+        paths = verified_model_paths(config)
     except UserError as error:
         what, _, fix = error.message.partition("; ")
-        return finding(False, what, fix or None)
-    return finding(True, f"model files in {models_dir(config)} match the manifest")
+        return finding(False, what, fix or None), None
+    return finding(True, f"model files in {models_dir(config)} match the manifest"), paths
+
+
+def _provider_findings(config: Config, paths: ModelPaths | None, finding: type[Finding]) -> list[Finding]:
+    """What this onnxruntime offers, then per section the providers asked for and what its sessions run on
+    (loaded as `spine run` loads them). A provider asked for that is not used fails the check."""
+    try:
+        import onnxruntime
+
+        from device.engines.load import load_onnx_models
+        from device.engines.providers import GPU_PROVIDERS, available_providers
+    except ImportError as error:
+        return [finding(False, f"cannot load ONNX Runtime ({error})", "reinstall Spine: scripts/setup.sh")]
+    available = available_providers()
+    offered = f"onnxruntime {onnxruntime.__version__} offers {', '.join(available)}"
+    if not set(available) & set(GPU_PROVIDERS):
+        offered += " (no GPU provider: every model runs on the CPU)"
+    findings = [finding(True, offered)]
+    if paths is None:
+        why = "not checked which execution provider each model runs on: the model files must be fixed first"
+        return [*findings, finding(False, why)]
+    try:
+        models = load_onnx_models(config, paths)
+    except UserError as error:
+        what, _, fix = error.message.partition("; ")
+        return [*findings, finding(False, what, fix or None)]
+    return findings + [_provider_finding(model, finding) for model in models]
+
+
+def _provider_finding(model: OnnxModel, finding: type[Finding]) -> Finding:
+    from device.engines.providers import INSTALL_HINT
+    from device.tomlfile import toml_value
+
+    section, choice = model.section, model.choice
+    runs = {names for names in model.sessions.values()}
+    if len(runs) == 1:
+        labels = list(model.sessions)
+        subject = labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + f" and {labels[-1]}"
+        verb = "runs" if len(labels) == 1 else "run"
+        on = f"{subject} {verb} on {', '.join(runs.pop())}"
+    else:
+        on = "; ".join(f"{label} runs on {', '.join(names)}" for label, names in model.sessions.items())
+    what = f"[{section}] providers = {toml_value(choice.wanted)}: {on}"
+    if choice.missing:
+        fix = (
+            f"this onnxruntime does not offer {', '.join(choice.missing)}. {INSTALL_HINT}, or set "
+            f"`[{section}] providers` to what it offers"
+        )
+        return finding(False, what, fix)
+    unused = model.unused_warning()
+    return finding(unused is None, what, unused)
 
 
 def device_table(devices: Sequence[DeviceInfo]) -> list[str]:

@@ -25,7 +25,7 @@ ms per sentence of 1-3 s (about 0.05 of real time).
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
@@ -35,6 +35,7 @@ import numpy.typing as npt
 from piper import PiperVoice, SynthesisConfig
 
 from device.engines import model_load_error, require_model_file
+from device.engines.providers import CPU, ProviderSpec, move_session, spec_names
 from device.engines.resample import resample_int16
 from device.rates import SPINE_RATE_HZ
 
@@ -69,8 +70,18 @@ class PiperTts:
 
     sample_rate_hz = SPINE_RATE_HZ
 
-    def __init__(self, model_path: Path, config_path: Path, deterministic: bool = False) -> None:
-        """`deterministic`: turn off the voice's sampled noise (VITS draws it from an unseeded generator, so the
+    def __init__(
+        self,
+        model_path: Path,
+        config_path: Path,
+        deterministic: bool = False,
+        providers: Sequence[ProviderSpec] = (CPU,),
+    ) -> None:
+        """`providers`: the ONNX Runtime execution providers (device/engines/providers.py). Piper loads the voice
+        on the CPU (its `use_cuda` would mean CUDA alone), then the session moves to them: on a GPU the voice
+        loads twice, ~0.4 s more at start.
+
+        `deterministic`: turn off the voice's sampled noise (VITS draws it from an unseeded generator, so the
         same text gives slightly different audio and length each process; `onnxruntime.set_seed` does not
         reach it). With noise_scale = noise_w = 0 the audio is the same bytes every time - the virtual clock
         needs that for reproducible runs; the voice is a little flatter."""
@@ -82,8 +93,14 @@ class PiperTts:
             raise model_load_error(config_path, "TTS voice config", err) from err
         except Exception as err:  # ONNX Runtime's load errors share no base class beyond Exception
             raise model_load_error(f"{model_path} with {config_path}", "TTS voice", err) from err
+        if spec_names(providers) != (CPU,):
+            move_session(self._voice.session, providers)
         self._voice_rate_hz: int = self._voice.config.sample_rate
         self._synthesis = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if deterministic else None
+
+    def session_providers(self) -> dict[str, tuple[str, ...]]:
+        """The execution providers its ONNX Runtime session registered, best first."""
+        return {"Piper voice": tuple(self._voice.session.get_providers())}
 
     def synthesize(self, text: str) -> SpokenText:
         """The whole text: every sentence's audio concatenated, word ends offset accordingly."""

@@ -7,6 +7,7 @@ so the model's training, used). Measured: ~0.1 ms per chunk on one x86 core.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from device.engines import model_load_error, require_model_file
+from device.engines.providers import CPU, ProviderSpec, new_session
 from device.rates import SPINE_RATE_HZ
 
 Audio = npt.NDArray[np.int16]
@@ -34,7 +36,8 @@ class SileroVad:
     _state: npt.NDArray[np.float32]
     _context: npt.NDArray[np.float32]
 
-    def __init__(self, model_path: Path) -> None:
+    def __init__(self, model_path: Path, providers: Sequence[ProviderSpec] = (CPU,)) -> None:
+        """`providers`: the ONNX Runtime execution providers, as device/engines/providers.py chose them."""
         require_model_file(model_path, "VAD")
         options = ort.SessionOptions()
         # One thread, sequential: a 0.1 ms model gains nothing from a pool, and it runs on the FSM thread.
@@ -42,9 +45,7 @@ class SileroVad:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            self._session = ort.InferenceSession(
-                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            self._session = new_session(model_path, options, providers)
         except Exception as err:  # ONNX Runtime's load errors share no base class beyond Exception
             raise model_load_error(model_path, "VAD", err) from err
         inputs = {i.name for i in self._session.get_inputs()}
@@ -54,6 +55,10 @@ class SileroVad:
             raise model_load_error(model_path, "VAD", reason)
         self._rate = np.array(SPINE_RATE_HZ, dtype=np.int64)
         self.reset()
+
+    def session_providers(self) -> dict[str, tuple[str, ...]]:
+        """The execution providers its ONNX Runtime session registered, best first."""
+        return {"Silero VAD": tuple(self._session.get_providers())}
 
     def probability(self, chunk: Audio) -> float:
         """Speech probability in [0, 1] for exactly `CHUNK_SAMPLES` int16 samples, following the previous chunk."""

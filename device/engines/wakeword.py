@@ -4,17 +4,24 @@ openWakeWord runs three ONNX models per 80 ms frame: a melspectrogram, Google's 
 word head. All three sessions already run with one intra-op and one inter-op thread (openWakeWord hard-codes
 that for the head and uses `ncpu`, which we pass as 1, for the feature models): scores are deterministic and
 the detector never fans out over the cores of a small board. Measured: 1.6-1.9 ms per frame on one x86 core.
+
+openWakeWord creates its sessions on the CPU (its `device="gpu"` would mean CUDA alone, for the feature models
+alone), so other execution providers are set afterwards on all three (`set_providers` re-creates a session
+with its options kept): on a GPU the models load twice, on the CPU once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from openwakeword.model import Model
 
 from device.engines import model_load_error, require_model_file
+from device.engines.providers import CPU, ProviderSpec, move_session, spec_names
 
 Audio = npt.NDArray[np.int16]
 
@@ -32,7 +39,10 @@ class WakeWordDetector:
     FRAME_SAMPLES = 1280
     """80 ms at 16 kHz: the hop of openWakeWord's embedding model, so every frame yields a fresh score."""
 
-    def __init__(self, melspec_path: Path, embedding_path: Path, model_path: Path) -> None:
+    def __init__(
+        self, melspec_path: Path, embedding_path: Path, model_path: Path, providers: Sequence[ProviderSpec] = (CPU,)
+    ) -> None:
+        """`providers`: the ONNX Runtime execution providers of all three models (device/engines/providers.py)."""
         paths = [require_model_file(p, "wake word") for p in (melspec_path, embedding_path, model_path)]
         try:
             self._model = Model(
@@ -46,12 +56,29 @@ class WakeWordDetector:
             raise model_load_error(", ".join(map(str, paths)), "wake word", err) from err
         self.name: str = next(iter(self._model.models))  # openWakeWord keys scores by the head's file stem
         features = self._model.preprocessor
+        if spec_names(providers) != (CPU,):
+            for session in self._sessions().values():
+                move_session(session, providers)
+            # openWakeWord's batch methods (unused here) read this to pick a thread pool or a GPU batch size.
+            features.onnx_execution_provider = features.melspec_model.get_providers()[0]
         # openWakeWord pre-fills its feature window from *unseeded* random noise, in __init__ and again in
         # every reset() (~55 ms of embedding work on x86, too long for the 10 ms FSM period). Computing the
         # same kind of noise once, from a fixed seed, makes scores reproducible and reset() cheap.
         noise = np.random.default_rng(_NOISE_SEED).integers(-_NOISE_PEAK, _NOISE_PEAK, _NOISE_SAMPLES)
         self._initial_features = features._get_embeddings(noise.astype(np.int16))
         self.reset()
+
+    def _sessions(self) -> dict[str, Any]:
+        features = self._model.preprocessor
+        return {
+            "melspectrogram": features.melspec_model,
+            "embedding": features.embedding_model,
+            f"{self.name} head": self._model.models[self.name],
+        }
+
+    def session_providers(self) -> dict[str, tuple[str, ...]]:
+        """The execution providers each of its three ONNX Runtime sessions registered, best first."""
+        return {label: tuple(session.get_providers()) for label, session in self._sessions().items()}
 
     def score(self, frame: Audio) -> float:
         """The wake word probability after this frame (exactly `FRAME_SAMPLES` int16 samples).

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from device.settings.onnx import CPU_ONLY, ProviderName, providers_field
 from device.tomlfile import example, within
 
 
@@ -27,6 +28,12 @@ class WakeConfig:
     own_speech_window_s: float = field(default=1.0, metadata=within(0.0, 10.0))
     """A detection on the mic up to this long, in seconds, after the wake word was found in what the speaker
     played is the assistant saying it (marked `in_own_speech`): it never wakes or interrupts anything."""
+    providers: tuple[ProviderName, ...] = providers_field(CPU_ONLY)
+    """ONNX Runtime execution providers for openWakeWord's three models, in order of preference: ["auto"] (the
+    best GPU provider this onnxruntime offers, CUDA, else the CPU) or names from "TensorrtExecutionProvider",
+    "CUDAExecutionProvider", "CPUExecutionProvider". The CPU is always added last; a name this onnxruntime does
+    not offer is skipped with a warning at start. The CPU by default: 2 ms of work every 80 ms gains nothing
+    from a GPU round trip (docs/jetson.md). `spine doctor` shows what each model runs on."""
 
     @property
     def model_name(self) -> str:
@@ -55,6 +62,10 @@ class VadConfig:
     reset_quiet_s: float = field(default=1.0, metadata=within(0.1, 60.0))
     """After this long without voice, in seconds, the voice detector's recurrent state starts afresh: after many
     seconds of near-silence it answers an onset late (device/runtime/hearing.py says what was measured)."""
+    providers: tuple[ProviderName, ...] = providers_field(CPU_ONLY)
+    """ONNX Runtime execution providers for the voice detector, in order of preference: ["auto"] or names, as
+    `[wake] providers`. The CPU by default: 0.1 ms of work every 32 ms, on the loop that must answer every
+    10 ms, gains nothing from a GPU round trip."""
 
     def validate(self) -> str | None:
         if self.off_threshold > self.on_threshold:

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from device.settings.onnx import AUTO, ProviderName, providers_field
 from device.tomlfile import example, within
 
 
@@ -48,3 +49,7 @@ class TtsConfig:
     first_clause_min_words: int = field(default=6, metadata=within(1, 100))
     """Before the reply's first sentence is complete, a clause of at least this many words ending in , ; or :
     goes to speech at once, so a long first sentence does not delay the first audio."""
+    providers: tuple[ProviderName, ...] = providers_field((AUTO,))
+    """ONNX Runtime execution providers for the Piper voice, in order of preference: ["auto"] (CUDA when this
+    onnxruntime offers it, else the CPU: on a Pi, the CPU) or names, as `[wake] providers`. TensorRT only when
+    named: it compiles for each new sentence length the first time (docs/jetson.md)."""
