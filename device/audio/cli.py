@@ -13,8 +13,8 @@ if TYPE_CHECKING:  # the modules that load PortAudio are imported when a command
     from device.audio.devices import DeviceInfo
     from device.audio.doctor import Finding
     from device.config import Config
-    from device.engines.load import OnnxModel
     from device.engines.model_files import ModelPaths
+    from device.engines.providers import OnnxModel
 
 _DEVICE_HELP = "an index or a part of a name from `spine devices` (default: the system default)"
 

@@ -4,13 +4,20 @@ ONNX Runtime model on the execution providers its section's `providers` setting 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from device.config import Config
 from device.engines.asr import WhisperAsr
 from device.engines.model_files import ModelPaths, verified_model_paths
-from device.engines.providers import ProviderChoice, available_providers, choose_providers, session_providers, warn
+from device.engines.providers import (
+    OnnxModel,
+    ProviderChoice,
+    available_providers,
+    choose_providers,
+    session_providers,
+    warn,
+)
 from device.engines.tts import PiperTts
 from device.engines.vad import SileroVad
 from device.engines.wakeword import WakeWordDetector
@@ -26,26 +33,6 @@ class Engines:
     """The same wake word model, listening to what the speaker plays (self-trigger suppression)."""
     asr: WhisperAsr
     tts: PiperTts
-
-
-@dataclass(frozen=True)
-class OnnxModel:
-    """One section's ONNX Runtime models as loaded: what was asked for, chosen, and what each session runs on."""
-
-    section: str
-    """"vad", "wake" or "tts"."""
-    choice: ProviderChoice
-    sessions: Mapping[str, tuple[str, ...]]
-    """Each session's label and the providers it registered (`session.get_providers()`), best first."""
-
-    @property
-    def used(self) -> tuple[str, ...]:
-        """The providers every session of the section registered."""
-        first, *others = self.sessions.values()
-        return tuple(name for name in first if all(name in other for other in others))
-
-    def unused_warning(self) -> str | None:
-        return self.choice.unused_warning(self.section, self.used)
 
 
 def provider_choices(config: Config) -> dict[str, ProviderChoice]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,26 @@ class ProviderChoice:
             f"above says why): they run on {', '.join(used)}. On a Jetson, the onnxruntime-gpu wheel must match "
             "JetPack's CUDA, cuDNN and TensorRT (docs/jetson.md)"
         )
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """One section's ONNX Runtime models as loaded: what was asked for, chosen, and what each session runs on."""
+
+    section: str
+    """"vad", "wake" or "tts"."""
+    choice: ProviderChoice
+    sessions: Mapping[str, tuple[str, ...]]
+    """Each session's label and the providers it registered (`session.get_providers()`), best first."""
+
+    @property
+    def used(self) -> tuple[str, ...]:
+        """The providers every session of the section registered."""
+        first, *others = self.sessions.values()
+        return tuple(name for name in first if all(name in other for other in others))
+
+    def unused_warning(self) -> str | None:
+        return self.choice.unused_warning(self.section, self.used)
 
 
 INSTALL_HINT = "On a Jetson, install onnxruntime-gpu from NVIDIA's Jetson index (docs/jetson.md)"

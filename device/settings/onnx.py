@@ -33,6 +33,12 @@ def providers_problem(value: object) -> str | None:
     repeated = sorted({name for name in value if value.count(name) > 1})
     if repeated:
         return f"`providers` names {', '.join(repeated)} more than once"
+    if CPU_ONLY[0] in value[:-1]:
+        return (
+            f"`providers` lists {', '.join(value[value.index(CPU_ONLY[0]) + 1 :])} after CPUExecutionProvider, which "
+            "runs every model on its own, so they would never be used: put CPUExecutionProvider last or leave it "
+            "out (it is always added last)"
+        )
     return None
 
 
