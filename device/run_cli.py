@@ -2,7 +2,9 @@
 
 SIGINT and SIGTERM stop it cleanly at any moment, also while it starts (exit 0, the log ending with
 `StopRequested`); SIGUSR1 / SIGUSR2 mute / unmute. The handlers are installed first thing, before anything slow
-is imported (device/runtime/signals.py says why).
+is imported (device/runtime/signals.py says why). What systemd passes in the environment (NOTIFY_SOCKET,
+WATCHDOG_USEC, JOURNAL_STREAM) and the test-only SPINE_FAULT are read and checked next, before the models load
+(device/service/).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run the daemon on the configured microphone and speaker (`[audio] input_device` and "
         "`output_device`; `spine devices` lists them, `spine doctor` checks them). Every event and decision "
         "goes to a JSON-lines log that `spine replay` reads. SIGINT or SIGTERM stop it (exit 0, also while it "
-        "starts); SIGUSR1 mutes the microphone, SIGUSR2 unmutes it.",
+        "starts); SIGUSR1 mutes the microphone, SIGUSR2 unmutes it. Under systemd (a Type=notify unit) it "
+        "reports READY=1 once the models are loaded and the sound card runs (or is being retried), its state as "
+        "STATUS=, WATCHDOG=1 while the loop, the audio callback and playback all advance (WatchdogSec=), and "
+        "STOPPING=1; it logs to the journal when JOURNAL_STREAM says stderr is the journal.",
     )  # fmt: skip
     run.add_argument("--config", type=Path, help="configuration TOML (default: built-in defaults)")
     run.add_argument(
@@ -39,12 +44,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     signals = RunSignals().install()  # first: a signal from here on has a defined outcome
     log = args.log or _default_log_path()
     check_log_path(log)
+    from device.service.environment import read_service_environment
+
+    service = read_service_environment()  # a bad WATCHDOG_USEC or SPINE_FAULT: one line, before anything loads
     from device.config import load_config
 
     config = load_config(args.config)
     from device.runtime.card import run  # the slow imports (numpy, ONNX Runtime, whisper.cpp, PortAudio)
 
-    code = run(config, log, signals)
+    code = run(config, log, signals, service=service)
     if any(thread.name.startswith("spine-") and thread.is_alive() for thread in threading.enumerate()):
         # A worker still inside native code (its leak is logged): finalising the interpreter under it can abort.
         sys.stdout.flush()

@@ -41,6 +41,7 @@ UNITLESS = {
     "port",
     "max_sessions",
     "feed_records",
+    "realtime_priority",  # a SCHED_FIFO priority level (1-99)
 }
 RANGE_IN_DOCSTRING = {
     # bounds that depend on another setting or are open (checked by a `validate`, stated in the docstring)

@@ -14,10 +14,20 @@ browser's WebRTC session starting), it never recovered by itself. So the callbac
 time, and `resync_if_spinning` (the FSM loop's health check) stops and starts the stream when that thread has
 used more than `SPIN_SHARE` of a core over `SPIN_WINDOW_NS`: the stop (about 11 ms) puts capture and playback
 back in step, and the loop waits again.
+
+Real-time priority: on the first period of each stream the callback asks for SCHED_FIFO at `realtime_priority`
+(0: it does not ask) for PortAudio's thread - the only place that thread can be reached - and records the outcome
+in `realtime` for the FSM thread to log (device/service/realtime.py). Granted or refused, it carries on.
+
+A test may make the callback stop delivering (`stall_at`, from SPINE_FAULT: device/service/faults.py): from
+then on it returns silence at once and touches neither the rings nor its counters, as if PortAudio had stopped
+calling it.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +42,27 @@ STATS_PERIODS = 1 << 14  # the last ~2.7 minutes of callback timings at 10 ms pe
 SPIN_WINDOW_NS = 1_000_000_000
 SPIN_SHARE = 0.5
 """The callback's own work is about 2 % of a core; PortAudio's latched poll loop about 100 %."""
+NEVER_NS = 1 << 62
+
+
+@dataclass(frozen=True)
+class RealtimeOutcome:
+    """What the callback thread's request for SCHED_FIFO got."""
+
+    priority: int
+    error: int
+    """0: granted; otherwise the errno of the refusal (EPERM: no RLIMIT_RTPRIO, or RestrictRealtime=)."""
+
+
+def ask_for_realtime(priority: int) -> RealtimeOutcome:
+    """Puts the calling thread under SCHED_FIFO at `priority` (Linux); the outcome, never an exception."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as error:
+        return RealtimeOutcome(priority, error.errno or errno.EINVAL)
+    except AttributeError:  # not Linux: no sched_setscheduler
+        return RealtimeOutcome(priority, errno.ENOSYS)
+    return RealtimeOutcome(priority, 0)
 
 
 @dataclass(frozen=True)
@@ -41,7 +72,14 @@ class DeviceChoice:
 
 
 class DuplexStream:
-    def __init__(self, callback: DuplexCallback, rate_hz: int, period_samples: int, devices: DeviceChoice) -> None:
+    def __init__(
+        self,
+        callback: DuplexCallback,
+        rate_hz: int,
+        period_samples: int,
+        devices: DeviceChoice,
+        realtime_priority: int = 0,
+    ) -> None:
         self._callback = callback
         self._rate_hz = rate_hz
         self._period = period_samples
@@ -60,6 +98,17 @@ class DuplexStream:
         """CPU time of PortAudio's callback thread at its latest callback (its poll loop included)."""
         self.resyncs = 0
         self._window = (0, 0)  # (wall ns, thread CPU ns) where the current spin window began
+        self._realtime_priority = realtime_priority
+        self._ask_realtime = False  # set by `open`: the new stream's first callback asks
+        self.realtime: RealtimeOutcome | None = None
+        """What the latest stream's callback thread got when it asked for SCHED_FIFO (None: not asked yet)."""
+        self._stall_at_ns = NEVER_NS
+        self.stalled_at_ns = 0
+        """perf_counter_ns of the first period the injected stall swallowed (0: none yet)."""
+
+    def stall_at(self, at_ns: int) -> None:
+        """Test-only fault: from perf_counter_ns `at_ns` on, the callback stops delivering (see the docstring)."""
+        self._stall_at_ns = at_ns
 
     def open(self) -> None:
         """Open and start the stream; any failure is a UserError saying what and how to look into it."""
@@ -69,6 +118,7 @@ class DuplexStream:
 
         self.close()
         self.failure = None
+        self._ask_realtime = self._realtime_priority > 0
         try:
             with quiet_stderr():  # ALSA and JACK print pages of probing noise while PortAudio starts
                 self._pa = pyaudio.PyAudio()
@@ -145,6 +195,13 @@ class DuplexStream:
     def _on_period(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
         started = time.perf_counter_ns()
         out = self._out[:frame_count]
+        if started >= self._stall_at_ns:
+            self.stalled_at_ns = self.stalled_at_ns or started
+            out[:] = 0
+            return out.tobytes(), 0
+        if self._ask_realtime:  # once per stream, on its thread: a syscall, no I/O
+            self._ask_realtime = False
+            self.realtime = ask_for_realtime(self._realtime_priority)
         mic: npt.NDArray[np.int16] = np.frombuffer(in_data, np.int16) if in_data else np.zeros(frame_count, np.int16)
         self._callback.process(mic, out)
         if status & 2:  # paInputOverflow

@@ -10,14 +10,19 @@ moves audio from the capture and reference rings into hearing, tops up the playb
 reports, and watches the stream's health. A stream that stops or stalls becomes `AudioDeviceLost`; the spine
 answers with `ReopenAudio` after its back-off, and the result comes back as `AudioDeviceRestored` or another
 `AudioDeviceLost`.
+
+As a service (device/service/): once the stream runs (or could not be opened: Degraded, retrying) systemd hears
+READY=1; each change of state becomes STATUS= through a loop observer; a service thread pings WATCHDOG=1 by the
+watchdog's rule; the stop sends STOPPING=1 as it begins. The test-only faults of SPINE_FAULT are armed at READY.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +30,7 @@ import numpy as np
 
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
 from device.audio.rate import RateBridge
-from device.audio.stream import DeviceChoice, DuplexStream
+from device.audio.stream import DeviceChoice, DuplexStream, RealtimeOutcome
 from device.config import Config, core_config
 from device.core.events import (
     AudioDeviceLost,
@@ -46,10 +51,20 @@ from device.runtime.eventlog import EventLog
 from device.runtime.fsm_thread import FsmThread, Period, inbox_waits
 from device.runtime.loop import Inbox, NothingStarted, Observer, SpineLoop
 from device.runtime.signals import RunSignals, StopBeforeStart, StopGuard
+from device.service.environment import ServiceEnvironment, read_service_environment
+from device.service.journal import Level, ServiceLog
+from device.service.notify import Notifier, notify_message
+from device.service.realtime import describe_realtime
+from device.service.service_thread import ServiceThread
+from device.service.watchdog import Beat
 
 RING_SAMPLES = 1 << 17  # 8.2 s: the FSM thread may fall behind by seconds (a model load) without losing audio
 STALL_S = 1.0
 HEALTH_EVERY_S = 0.2
+SERVICE_CLOSE_S = 0.5
+"""The service thread's share of the stop's bound (`STOP_BOUND_S`): writing what it has queued."""
+
+Say = Callable[[Level, str], None]
 
 
 def choose_devices(config: Config) -> DeviceChoice:
@@ -83,8 +98,13 @@ class CardSide:
         bridge: RateBridge,
         period_samples: int,
         mute_requests: deque[tuple[bool, str]],
+        say: Say = lambda _level, _message: None,
     ) -> None:
+        """`say` queues a line for the service's log (the callback's real-time priority, an injected stall)."""
         self._callback, self._feeder, self._stream, self._bridge = callback, feeder, stream, bridge
+        self._say = say
+        self._realtime_said: RealtimeOutcome | None = None
+        self._stall_said = False
         self._period = period_samples
         self._device_period = period_samples * bridge.device_rate_hz // RATE_HZ
         self._mic = np.zeros(self._device_period, np.int16)
@@ -131,12 +151,25 @@ class CardSide:
             return None
         self._next_health_s = time.monotonic() + HEALTH_EVERY_S
         now_ns = time.perf_counter_ns()
+        self._say_what_the_callback_recorded(now_ns)
         self._stream.resync_if_spinning(now_ns)  # PortAudio's busy loop after a late callback (device/audio/stream.py)
         problem = self._stream.health(now_ns, int(STALL_S * 1e9))
         if problem is None or isinstance(state, Degraded):  # degraded: the spine already reopens with back-off
             return None
         self._stream.close()
         return AudioDeviceLost(problem)
+
+    def _say_what_the_callback_recorded(self, now_ns: int) -> None:
+        """The callback does no I/O: what it recorded is said from here, once."""
+        realtime = self._stream.realtime
+        if realtime is not None and realtime != self._realtime_said:
+            self._realtime_said = realtime
+            self._say(*describe_realtime(realtime))
+        stalled_ns = self._stream.stalled_at_ns
+        if stalled_ns and not self._stall_said:
+            self._stall_said = True
+            at_s = time.time() - (now_ns - stalled_ns) / 1e9
+            self._say("warning", f"fault injected (SPINE_FAULT): the audio callback stopped delivering at {at_s:.3f}")
 
     def playout_samples(self) -> int | None:
         if not self._callback.busy():
@@ -153,17 +186,35 @@ class RealTime:
 
     one_instant = False
 
-    def __init__(self, inbox: Inbox, signals: RunSignals, period_samples: int, guard: StopGuard) -> None:
-        self._inbox, self._signals, self._guard = inbox, signals, guard
+    def __init__(
+        self,
+        inbox: Inbox,
+        signals: RunSignals,
+        period_samples: int,
+        guard: StopGuard,
+        stopping: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`stopping` is told once, as the stop begins (STOPPING=1)."""
+        self._inbox, self._signals, self._guard, self._stopping = inbox, signals, guard, stopping
         self._clock = WallClock(RATE_HZ)
         self._wait_s = period_samples / RATE_HZ / 2
+        self._freeze_at_s = float("inf")
+        self._say: Say = lambda _level, _message: None
+
+    def freeze_at(self, at_s: float, say: Say) -> None:
+        """Test-only fault (SPINE_FAULT): from `time.monotonic()` `at_s` on, the loop blocks for good."""
+        self._freeze_at_s, self._say = at_s, say
 
     def now(self) -> int:
         return self._clock.now_samples()
 
     def ended(self) -> bool:
+        if time.monotonic() >= self._freeze_at_s:
+            self._say("warning", f"fault injected (SPINE_FAULT): the FSM loop freezes at {time.time():.3f}")
+            threading.Event().wait()  # for good: a deadlock does not see a stop either
         if not self._signals.stop_requested():
             return False
+        self._stopping()
         self._guard.arm("the stop: stepping it, closing the sound card or ending the jobs")
         return True
 
@@ -198,17 +249,23 @@ def run(
     signals: RunSignals,
     observers: Iterable[Observer] = (),
     guard: StopGuard | None = None,
+    service: ServiceEnvironment | None = None,
 ) -> int:
     """`spine run` until `signals` asks for a stop: 0 then. `signals` must already be installed (`spine run` does
     it first thing); a stop while the models load ends the start-up between two models, logged all the same.
-    Once a stop has begun the process ends within `STOP_BOUND_S` (`guard`)."""
+    Once a stop has begun the process ends within `STOP_BOUND_S` (`guard`). `service` is what systemd (and a
+    test's SPINE_FAULT) asked for, read from the environment when not given."""
     guard = guard or StopGuard()
+    service = service or read_service_environment()
+    service_log = ServiceLog(service.environ)
+    notifier = Notifier(service.environ, warn=service_log.warning)
     log = open_event_log(log_path, config)
     try:
         sys.setswitchinterval(config.audio.switch_interval_ms / 1000)
         engines = load_engines(config, between=signals.raise_if_stopped)
         signals.raise_if_stopped()
     except StopBeforeStart as stopped:
+        notifier.send(notify_message(("STOPPING", "1")))
         guard.arm("logging a stop during start-up")
         stop_before_start(log, config, str(stopped))
         print(f"spine: stopped by {stopped} while loading the models (log {log_path})", flush=True)
@@ -228,7 +285,7 @@ def run(
         period_samples=device_period,
     )
     feeder = PlaybackFeeder(callback.playback, callback.controls, None if bridge.identity else bridge.to_device)
-    stream = DuplexStream(callback, device_rate_hz, device_period, devices)
+    stream = DuplexStream(callback, device_rate_hz, device_period, devices, config.audio.realtime_priority)
     daemon: Daemon
 
     def reopen(_attempt: int) -> None:
@@ -237,12 +294,29 @@ def run(
     daemon = Daemon(
         config, engines, log, "wall", playback=lambda _report: feeder, reopen_audio=reopen, observers=observers
     )
-    clock = RealTime(daemon.inbox, signals, period, guard)
+    loops: list[FsmThread] = []  # the loop below, once made (a scrape or a beat may come before)
+
+    def beat(at_s: float, state: str) -> Beat:
+        live = loops[0].liveness if loops else None
+        return Beat(
+            at_s=at_s,
+            rounds=live.rounds if live else 0,
+            callback_periods=callback.periods,
+            periods_heard=live.periods_heard if live else 0,
+            playout_samples=live.playout_samples if live else None,
+            underrun_samples=callback.underrun_samples,
+            state=state,
+        )
+
+    service_thread = ServiceThread(
+        notifier, service_log, service.watchdog_interval_s, beat, lambda: daemon.loop.state
+    ).start()
+    daemon.loop.observers.append(service_thread.observe)
+    clock = RealTime(daemon.inbox, signals, period, guard, stopping=service_thread.stopping)
     from device.monitor.attach import with_monitor  # here: the monitor sits above runtime (docs/architecture.md)
     from device.monitor.feed import AudioHealth
 
-    card_side = CardSide(callback, feeder, stream, bridge, period, signals.mute_requests)
-    loops: list[FsmThread] = []  # the loop below, once made (a scrape may come before)
+    card_side = CardSide(callback, feeder, stream, bridge, period, signals.mute_requests, service_thread.say)
 
     def health() -> AudioHealth:
         live = loops[0].liveness if loops else None
@@ -265,12 +339,28 @@ def run(
         opened = _open(stream)
         if isinstance(opened, AudioDeviceLost):
             daemon.loop.handle(opened, clock.now())  # start degraded: the spine retries with back-off
+        # READY also when degraded: a daemon waiting for its USB microphone must not die of the start timeout.
+        service_thread.ready(daemon.loop.state)
+        _arm_faults(service, clock, stream, service_thread.say)
         print(f"spine: running at {device_rate_hz} Hz on the device (log {log_path}); Ctrl-C to stop", flush=True)
     fsm.run(lambda: signals.stop_reason or "stop requested")
     if monitor is not None:
         monitor.stop()
+    guard.stuck_in = "writing the service's last lines"
+    service_thread.close(SERVICE_CLOSE_S)
     guard.done()
     return 0
+
+
+def _arm_faults(service: ServiceEnvironment, clock: RealTime, stream: DuplexStream, say: Say) -> None:
+    """The test-only faults of SPINE_FAULT count from READY (device/service/faults.py)."""
+    faults = service.faults
+    if faults.freeze_fsm_after_s is not None:
+        clock.freeze_at(time.monotonic() + faults.freeze_fsm_after_s, say)
+    if faults.stop_audio_callback_after_s is not None:
+        stream.stall_at(time.perf_counter_ns() + round(faults.stop_audio_callback_after_s * 1e9))
+    if faults.any:
+        say("warning", f"fault injection armed (SPINE_FAULT={service.environ.get('SPINE_FAULT', '')}): test only")
 
 
 def _in_spine_samples(report: Event, bridge: RateBridge) -> Event:
