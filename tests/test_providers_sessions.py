@@ -21,7 +21,6 @@ from device.config import Config, ModelsConfig, VadConfig
 from device.engines.model_files import ModelPaths, verified_model_paths
 from device.engines.providers import (
     CPU,
-    CUDA,
     GPU_PROVIDERS,
     available_providers,
     choose_providers,
@@ -154,7 +153,7 @@ def test_spine_run_warns_once_per_section_and_runs_on_the_cpu(
 
     config = Config(
         models=ModelsConfig(dir=models_dir),
-        vad=VadConfig(providers=(CUDA, CPU)),
+        vad=VadConfig(providers=("CUDAExecutionProvider", "CPUExecutionProvider")),
     )
     engines = load_engines(config)
     err = capfd.readouterr().err
