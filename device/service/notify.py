@@ -62,10 +62,9 @@ class Notifier:
 
     def __init__(self, environ: Mapping[str, str], warn: Callable[[str], None], send: Send | None = None) -> None:
         """`warn` says once that messages cannot be sent; `send` replaces systemd.daemon.notify (tests)."""
-        self.enabled = bool(environ.get("NOTIFY_SOCKET"))
-        self._send: Send | None = send
-        if self.enabled and self._send is None:
-            self._send = _systemd_notify(warn)
+        self._send: Send | None = None
+        if environ.get("NOTIFY_SOCKET"):
+            self._send = send or _systemd_notify(warn)
         self.enabled = self._send is not None
 
     def send(self, message: str) -> None:
