@@ -1,10 +1,11 @@
 """Thin synchronous adapters around the model libraries: wake word, VAD, ASR, TTS, resampling.
 
 Each adapter takes explicit file paths (the caller resolves them from the models manifest), loads its model in
-its constructor, and then only computes: no threads, no events, no clock. The runtime wraps them. Audio is
-16 kHz mono int16 at every boundary (`SPINE_RATE_HZ`, device/rates.py). The adapters keep state between calls
-(stream buffers, whisper.cpp's context), so each one belongs to one thread at a time. ASR and TTS release the
-GIL while they compute (measured: the main thread kept running every ~5-10 ms during both).
+its constructor, and then only computes: no threads, no events, no clock. The ONNX Runtime ones (VAD, wake
+word, TTS) also take the execution providers their sessions run on (device/engines/providers.py). The runtime
+wraps them. Audio is 16 kHz mono int16 at every boundary (`SPINE_RATE_HZ`, device/rates.py). The adapters keep
+state between calls (stream buffers, whisper.cpp's context), so each one belongs to one thread at a time. ASR
+and TTS release the GIL while they compute (measured: the main thread kept running every ~5-10 ms during both).
 
 A missing or unreadable model file is a `UserError` naming the file and the fix (`spine models fetch`), so a
 bad install fails at start-up with one actionable line instead of a traceback from deep inside a library.
