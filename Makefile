@@ -9,7 +9,7 @@ MIRROR ?= $(firstword $(wildcard ../shared/models))
 MODELS_DIR ?= $(HOME)/.local/share/spine/models
 export SPINE_MODELS_DIR := $(MODELS_DIR)
 
-.PHONY: setup models demo demo-wall test test-fast lint diagram clean
+.PHONY: setup models demo demo-wall test test-fast lint diagram clean install uninstall bundle
 
 setup:
 	bash scripts/setup.sh
@@ -36,6 +36,19 @@ lint: setup
 
 diagram: setup
 	$(VENV)/bin/python scripts/update_readme_diagram.py
+
+# The service on this machine (as root; see README "On a Raspberry Pi"). BUNDLE=FILE installs offline from it.
+install:
+	scripts/install $(if $(BUNDLE),--bundle $(BUNDLE),$(if $(MIRROR),--models $(MIRROR)))
+
+# PURGE=1 also removes /etc/spine, /var/lib/spine and the spine user.
+uninstall:
+	scripts/uninstall $(if $(PURGE),--purge)
+
+# An offline install bundle for ARCH (aarch64 by default: a Raspberry Pi 4/5 or a Jetson) in out/.
+ARCH ?= aarch64
+bundle: setup
+	scripts/bundle --arch $(ARCH) $(if $(MIRROR),--models $(MIRROR))
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
