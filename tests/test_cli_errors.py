@@ -53,7 +53,7 @@ def test_config_with_an_unknown_key_names_file_line_and_key(tmp_path: Path, empt
     assert one_line_error(result) == (
         f"{config}:3: unknown key `fade_mss` in [audio]; allowed keys: "
         "period_ms, fade_ms, switch_interval_ms, card_rate_hz, input_device, output_device, reopen_first_s, "
-        "reopen_max_s"
+        "reopen_max_s, realtime_priority"
     )  # fmt: skip
 
 

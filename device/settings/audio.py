@@ -21,10 +21,6 @@ class AudioConfig:
     switch_interval_ms: float = field(default=1.0, metadata=within(0.1, 100.0))
     """Python's thread switch interval while running (sys.setswitchinterval), in milliseconds: how long a busy
     Python thread may keep the audio callback waiting for the GIL. 1 ms measured best (`spine bench audio`)."""
-    realtime_priority: int = field(default=10, metadata=within(0, 99))
-    """SCHED_FIFO priority the sound card's callback thread asks for (1-99; 0: do not ask). Real-time priority
-    keeps other processes from delaying the callback (an xrun). Refused (no `LimitRTPRIO=` in the unit, or an
-    rtprio limit for a user), spine says so once and runs at normal priority."""
     card_rate_hz: int | None = field(default=None, metadata={**within(8000, 192000), **example(48000)})
     """The sound card's sample rate, in Hz. Unset: 16000 (Spine's own rate) when both devices take it, else a
     rate both take; Spine resamples between the card's rate and its own on its own thread, never in the
@@ -38,6 +34,10 @@ class AudioConfig:
     the first attempt to reopen it; the wait doubles with each attempt..."""
     reopen_max_s: float = field(default=30.0, metadata=within(0.1, 3600.0))
     """...up to this long, in seconds (at least `reopen_first_s`)."""
+    realtime_priority: int = field(default=10, metadata=within(0, 99))
+    """SCHED_FIFO priority the sound card's callback thread asks for (1-99; 0: do not ask). Real-time priority
+    keeps other processes from delaying the callback (an xrun). Refused (no `LimitRTPRIO=` in the unit, or an
+    rtprio limit for a user), spine says so once and runs at normal priority."""
 
     @property
     def device_rate_hz(self) -> int | None:
