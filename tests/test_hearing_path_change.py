@@ -40,8 +40,29 @@ def test_the_measured_delay_is_trusted_until_the_path_moves_then_every_delay_for
     assert hearing.trusted_delay_ms(moved_at + 3 * PATH_SETTLE_SAMPLES) == 140.0
 
 
+def test_a_canceller_that_lost_its_convergence_has_its_delay_ignored_until_it_converges_again() -> None:
+    canceller = MeasuredCanceller(converged=False)
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, canceller)
+    assert hearing.trusted_delay_ms(0) == 40.0  # not yet converged: the delay found on the start-up sound is used
+    canceller.converged = True
+    assert hearing.trusted_delay_ms(160) == 40.0
+    canceller.converged = False  # diverged: the path moved and the canceller has not found it again
+    assert hearing.trusted_delay_ms(320) is None
+    canceller.converged = True
+    assert hearing.trusted_delay_ms(480) == 40.0
+
+
 def test_hearing_without_a_canceller_never_knows_the_delay() -> None:
     hearing = Hearing(RmsVoice(), PeakWake(), CONFIG)
     assert hearing.trusted_delay_ms(0) is None
     period = np.zeros(160, np.int16)
     assert hearing.hear(period, 0, period, raw=period) == []
+
+
+def test_an_xrun_reported_by_the_card_widens_the_judgement_from_its_moment_for_the_settling_time() -> None:
+    canceller = MeasuredCanceller()
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, canceller)
+    hearing.echo_path_moved(48000)
+    assert hearing.trusted_delay_ms(40000) is None  # the card's backlog: the xrun is ahead of what hearing hears
+    assert hearing.trusted_delay_ms(48000 + PATH_SETTLE_SAMPLES - 1) is None
+    assert hearing.trusted_delay_ms(48000 + PATH_SETTLE_SAMPLES) == 40.0

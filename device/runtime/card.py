@@ -99,8 +99,10 @@ class CardSide:
         period_samples: int,
         mute_requests: deque[tuple[bool, str]],
         say: Say = lambda _level, _message: None,
+        echo_path_moved: Callable[[int], None] = lambda _at_sample: None,
     ) -> None:
-        """`say` queues a line for the service's log (the callback's real-time priority, an injected stall)."""
+        """`say` queues a line for the service's log (the callback's real-time priority, an injected stall);
+        `echo_path_moved` hears of each xrun, with the Spine-rate sample it happened around."""
         self._callback, self._feeder, self._stream, self._bridge = callback, feeder, stream, bridge
         self._say = say
         self._realtime_said: RealtimeOutcome | None = None
@@ -112,9 +114,16 @@ class CardSide:
         self._heard_up_to = 0  # Spine-rate sample index of the next mic period for hearing
         self._mute_requests = mute_requests  # appended by the signal handlers
         self._next_health_s = 0.0
+        self._echo_path_moved = echo_path_moved
+        self._xruns_seen = 0
 
     def periods(self) -> Iterator[Period]:
         callback, device_period = self._callback, self._device_period
+        xruns = self._stream.input_overflows + self._stream.output_underflows
+        if xruns != self._xruns_seen:  # the newest captured sample is about when the callback saw it
+            self._xruns_seen = xruns
+            backlog = callback.capture.available() * RATE_HZ // self._bridge.device_rate_hz
+            self._echo_path_moved(self._heard_up_to + backlog)
         while callback.capture.available() >= device_period and callback.reference.available() >= device_period:
             callback.capture.read_into(self._mic)
             callback.reference.read_into(self._played)
@@ -316,7 +325,10 @@ def run(
     from device.monitor.attach import with_monitor  # here: the monitor sits above runtime (docs/architecture.md)
     from device.monitor.feed import AudioHealth
 
-    card_side = CardSide(callback, feeder, stream, bridge, period, signals.mute_requests, service_thread.say)
+    card_side = CardSide(
+        callback, feeder, stream, bridge, period, signals.mute_requests, service_thread.say,
+        daemon.hearing.echo_path_moved,
+    )  # fmt: skip
 
     def health() -> AudioHealth:
         live = loops[0].liveness if loops else None

@@ -181,6 +181,7 @@ class Hearing:
         self._played_peaks: deque[int] = deque()  # peak of each recently played period, newest last
         self._converged = False
         self._path_changes_seen = 0
+        self._has_converged = False
         self._wide_until_sample = -1
         self._quiet_samples = 0
         self.last_vad_probability = 0.0
@@ -239,10 +240,23 @@ class Hearing:
             self._reset_vad_when_quiet(len(chunk))
         return facts
 
+    def echo_path_moved(self, at_sample: int) -> None:
+        """The sound card reported an xrun around `at_sample`: a dropped or repeated period shifts the echo against
+        the reference at once, long before the canceller can tell. Judge every delay for `PATH_SETTLE_SAMPLES`."""
+        self._wide_until_sample = max(self._wide_until_sample, at_sample + PATH_SETTLE_SAMPLES)
+
     def trusted_delay_ms(self, now_sample: int) -> float | None:
-        """The echo's delay as the canceller measured it, or None (judge every delay) while it is unknown or for
-        `PATH_SETTLE_SAMPLES` after the path moved."""
+        """The echo's delay as the canceller measured it, or None (judge every delay) while it is unknown, for
+        `PATH_SETTLE_SAMPLES` after the path moved, and while a canceller that had converged is diverged."""
         if self._aec is None:
+            return None
+        if self._aec.converged:
+            self._has_converged = True
+        elif self._has_converged:
+            # Converged once, not now: the echo path moved (an xrun under load shifted it) and the canceller has
+            # not found it again, so its delay is not the echo's. Seen on a real stream at 0 dB with both cores
+            # busy: the canceller diverged, and 1.5 s later the delay it still reported made the echo look like
+            # someone else nine times in five seconds, each a pause of the story.
             return None
         if self._aec.path_changes != self._path_changes_seen:
             self._path_changes_seen = self._aec.path_changes
