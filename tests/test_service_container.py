@@ -241,6 +241,8 @@ def test_install_from_the_bundle_reaches_ready(container: Container, installed: 
     assert (shown["ActiveState"], shown["SubState"]) == ("active", "running"), shown
     assert shown["StatusText"], "the daemon sent no STATUS="
     assert shown["User"] == "spine"
+    # The administrator's command sees the service's models.
+    assert "models in /var/lib/spine/models" in container.check("spine models list")
     status = container.run("systemctl status --no-pager spine.service").stdout
     assert f'Status: "{shown["StatusText"]}"' in status, status
 
@@ -311,7 +313,8 @@ def test_stop_is_clean_and_the_event_log_complete(container: Container, installe
 
 def test_uninstall_keeps_config_and_data_and_purge_removes_them(container: Container, installed: str) -> None:
     container.check("/root/spine-bundle/scripts/uninstall")
-    assert container.run("test -e /opt/spine || test -e /etc/systemd/system/spine.service").returncode == 1
+    gone = "test -e /opt/spine || test -e /etc/systemd/system/spine.service || test -e /usr/local/bin/spine"
+    assert container.run(gone).returncode == 1
     container.check("test -f /etc/spine/spine.toml && test -d /var/lib/spine/models")
     container.check("/root/spine-bundle/scripts/uninstall --purge")
     assert container.run("test -e /etc/spine || test -e /var/lib/spine || id spine").returncode == 1
