@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device.runtime.hearing import PATH_SETTLE_SAMPLES, Audio, Hearing
+from device.runtime.hearing import PATH_SETTLE_SAMPLES, XRUN_DISTRUST_SAMPLES, Audio, Hearing
 from tests.hearing_fakes import CONFIG, PeakWake, RmsVoice
 
 
@@ -66,3 +66,34 @@ def test_an_xrun_reported_by_the_card_widens_the_judgement_from_its_moment_for_t
     assert hearing.trusted_delay_ms(40000) is None  # the card's backlog: the xrun is ahead of what hearing hears
     assert hearing.trusted_delay_ms(48000 + PATH_SETTLE_SAMPLES - 1) is None
     assert hearing.trusted_delay_ms(48000 + PATH_SETTLE_SAMPLES) == 40.0
+
+
+def _voice_after_playback(xrun_at: int | None, quiet_after_playback_s: float) -> list[str]:
+    """1 s of the assistant playing a tone into a silent mic, a quiet gap, then 0.3 s of voice on the mic: the
+    facts hearing reports for the voice (with an xrun reported at `xrun_at`, if given)."""
+    canceller = MeasuredCanceller(converged=False)
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, canceller)
+    period = 160
+    tone = (8000 * np.sin(2 * np.pi * 1000 * np.arange(period) / 16000)).astype(np.int16)
+    silence = np.zeros(period, np.int16)
+    now = 0
+    for _ in range(100):
+        hearing.hear(silence, now, tone, raw=silence)
+        now += period
+    for _ in range(round(quiet_after_playback_s * 100)):
+        hearing.hear(silence, now, silence, raw=silence)
+        now += period
+    if xrun_at is not None:
+        hearing.echo_path_moved(xrun_at)
+    facts: list[str] = []
+    for _ in range(30):
+        facts += [type(fact).__name__ for fact in hearing.hear(tone, now, silence, raw=tone)]
+        now += period
+    return facts
+
+
+def test_after_an_xrun_voice_soon_after_playback_is_not_believed_for_the_echo_may_come_late() -> None:
+    assert "VoiceHint" in _voice_after_playback(None, 0.8)  # no xrun: beyond the reference window, it is the user
+    assert "VoiceHint" not in _voice_after_playback(16000, 0.8)  # an xrun: the echo may come that late
+    assert "VoiceHint" in _voice_after_playback(16000, 2.5)  # past the echo's longest tail after an xrun
+    assert "VoiceHint" in _voice_after_playback(-XRUN_DISTRUST_SAMPLES, 0.8)  # the xrun is long past

@@ -59,6 +59,15 @@ PATH_SETTLE_SAMPLES = 16000
 it can have for this long, not around the delay just measured: one block's new lag is not yet a trusted delay,
 and a pause on the shifted echo is what it would cost (seen on a real stream at 0 dB: a path change, then a
 false hint 0.18 s later that paused the story)."""
+XRUN_DISTRUST_SAMPLES = 5 * 16000
+"""After the card reports an xrun, voice over the assistant's speech is not believed for this long: only the wake
+word interrupts (the voice gate reads "none"). An xrun shifts the echo against the reference by an unknown amount,
+and through a sound server each underrun can add to the delay, past what the canceller (500 ms) and the reference
+model can follow: on a PulseAudio null sink at 0 dB with both cores busy, the echo went on 0.5 s after the
+reference fell silent, was believed as the user, cut the story and was answered ("I love the clock maker
+named."). Five seconds give the canceller time to find the path again."""
+XRUN_ECHO_TAIL_SAMPLES = 2 * 16000
+"""Within that time, the assistant's echo may still sound this long after the last sample it played."""
 """A played period whose peak is at most this (-60 dBFS) is silence: resampling digital silence from a 48 kHz
 device leaves +-1 values in the reference, which must not count as the assistant playing."""
 
@@ -182,6 +191,8 @@ class Hearing:
         self._converged = False
         self._path_changes_seen = 0
         self._has_converged = False
+        self._distrust_until_sample = -1
+        self._played_until_sample = -(10**9)  # the end of the last period that played something
         self._wide_until_sample = -1
         self._quiet_samples = 0
         self.last_vad_probability = 0.0
@@ -215,7 +226,8 @@ class Hearing:
         """
         wake_input = raw if raw is not None and self._aec is not None and not self._aec.converged else period
         raw_mic = raw if raw is not None else period
-        self._remember_played(played, len(period))
+        if self._remember_played(played, len(period)):
+            self._played_until_sample = start_sample + len(period)
         self._echo.push_played(played if played is not None else np.zeros(len(period), np.int16))
         self._echo.set_delay_ms(self.trusted_delay_ms(start_sample))
         facts: list[Event] = []
@@ -225,7 +237,7 @@ class Hearing:
             detection = self._score_wake(frame, frame_start)
             if detection is not None:
                 facts.append(detection)
-        gate = self._voice_gate()
+        gate = self._voice_gate(start_sample)
         if gate != self._gate:
             self._gate = gate
             facts.append(VoiceGateChanged(gate))
@@ -242,8 +254,10 @@ class Hearing:
 
     def echo_path_moved(self, at_sample: int) -> None:
         """The sound card reported an xrun around `at_sample`: a dropped or repeated period shifts the echo against
-        the reference at once, long before the canceller can tell. Judge every delay for `PATH_SETTLE_SAMPLES`."""
+        the reference at once, long before the canceller can tell. Judge every delay for `PATH_SETTLE_SAMPLES`,
+        and believe no voice over playback for `XRUN_DISTRUST_SAMPLES`."""
         self._wide_until_sample = max(self._wide_until_sample, at_sample + PATH_SETTLE_SAMPLES)
+        self._distrust_until_sample = max(self._distrust_until_sample, at_sample + XRUN_DISTRUST_SAMPLES)
 
     def trusted_delay_ms(self, now_sample: int) -> float | None:
         """The echo's delay as the canceller measured it, or None (judge every delay) while it is unknown, for
@@ -263,14 +277,16 @@ class Hearing:
             self._wide_until_sample = now_sample + PATH_SETTLE_SAMPLES
         return None if now_sample < self._wide_until_sample else self._aec.echo_delay_ms
 
-    def _voice_gate(self) -> VoiceGate:
-        if not self._echo.calibrated:
+    def _voice_gate(self, now_sample: int) -> VoiceGate:
+        if not self._echo.calibrated or self._distrusted(now_sample):
             return "none"
         return "reference+canceller" if self._aec is not None and self._aec.converged else "reference"
 
     def _believed_probability(self, chunk_end: int, raw_chunk: Audio, raw_probability: float | None) -> float:
         """The voice probability hearing acts on: 0 for voice the played reference explains (see the module)."""
         verdict = self._echo.judge(raw_chunk)
+        if self._distrusted(chunk_end):
+            return 0.0
         if max(self._played_peaks, default=0) == 0:
             return self.last_vad_probability  # nothing played lately: nothing to mistake for the user
         # Once the reference has proven someone else, the louder of the two voice detectors is believed: before
@@ -284,6 +300,13 @@ class Hearing:
         if verdict.someone_else and probability >= self._config.endpointer.on_threshold:
             self._user_until = chunk_end + self._config.user_hold_samples
         return probability if chunk_end <= self._user_until else 0.0
+
+    def _distrusted(self, now_sample: int) -> bool:
+        """Within `XRUN_DISTRUST_SAMPLES` of an xrun while the assistant's echo may still sound: no voice over it
+        is believed."""
+        return now_sample < self._distrust_until_sample and now_sample <= (
+            self._played_until_sample + XRUN_ECHO_TAIL_SAMPLES
+        )
 
     def _reset_vad_when_quiet(self, chunk_samples: int) -> None:
         """Measured on the echo suite: after many seconds of echo-cancelled near-silence, Silero's recurrent
@@ -306,11 +329,13 @@ class Hearing:
                 self._own_wake_until = frame_start + len(frame) + self._config.own_speech_window_samples
                 self._own_wake.reset()
 
-    def _remember_played(self, played: Audio | None, period_samples: int) -> None:
+    def _remember_played(self, played: Audio | None, period_samples: int) -> bool:
+        """Note the period's played peak; whether anything sounded in it."""
         peak = int(np.abs(played.astype(np.int32)).max()) if played is not None and len(played) else 0
         self._played_peaks.append(peak if peak > SILENT_PEAK else 0)
         while len(self._played_peaks) * period_samples > self._config.reference_window_samples:
             self._played_peaks.popleft()
+        return peak > SILENT_PEAK
 
     def _score_wake(self, frame: Audio, frame_start: int) -> WakeDetected | None:
         score = self._wake.score(frame)
