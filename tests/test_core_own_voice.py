@@ -314,3 +314,14 @@ def test_is_own_voice_needs_both_the_time_and_the_words() -> None:
     assert not is_own_voice(ctx, "a fox", 70000 + TAIL + 1)
     assert not is_own_voice(ctx, "a cat", 70000)
     assert not is_own_voice(initial(CONFIG).context, "a fox", 0)  # it never spoke
+
+
+def test_own_words_match_a_compound_whisper_split_over_the_echo() -> None:
+    """Seen on a real stream at 0 dB under load: the echo of "...there lived a clockmaker named Ada" came back as
+    "I love the clock maker named." and, counted word by word (2 of 6), was answered as a request."""
+    played = (
+        "Once upon a time, in a small village at the edge of a great forest,",
+        "there lived a clockmaker named Ada.",
+    )
+    assert own_words_match("I love the clock maker named.", played, min_fraction=0.6, one_word_tail=3)
+    assert not own_words_match("Tell me about the clock.", played, min_fraction=0.6, one_word_tail=3)

@@ -173,13 +173,29 @@ def own_words_match(transcript: str, played: tuple[str, ...], *, min_fraction: f
     One word proves little ("yes", "okay"), so a one-word transcript matches only one of the last
     `one_word_tail` played words: the echo whisper picks up is of the words just before the speaker stopped.
     """
-    words = plain_words(transcript)
     window = tuple(w for text in played for w in plain_words(text))
+    words = _joined_as_played(plain_words(transcript), frozenset(window))
     if not words or not window:
         return False
     if len(words) == 1:
         return words[0] in window[-one_word_tail:]
     return _common_in_order(words, window) >= math.ceil(min_fraction * len(words))
+
+
+def _joined_as_played(words: tuple[str, ...], played: frozenset[str]) -> tuple[str, ...]:
+    """Two neighbouring words that make one played word, as one: whisper often splits a compound it hears over
+    echo ("clock maker" for the "clockmaker" the assistant said, seen on a real stream, where the split made its
+    own echo look like a new request and it answered itself)."""
+    joined: list[str] = []
+    index = 0
+    while index < len(words):
+        if index + 1 < len(words) and words[index] + words[index + 1] in played:
+            joined.append(words[index] + words[index + 1])
+            index += 2
+        else:
+            joined.append(words[index])
+            index += 1
+    return tuple(joined)
 
 
 def _common_in_order(a: tuple[str, ...], b: tuple[str, ...]) -> int:
