@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -16,7 +17,15 @@ from typing import Any
 
 from device.errors import UserError
 
-MANIFEST_PATH = Path(__file__).resolve().parents[2] / "models" / "manifest.toml"
+
+def _manifest_path() -> Path:
+    """models/manifest.toml beside the package in a source tree (an editable install), else where a wheel puts it:
+    <prefix>/share/spine/manifest.toml (pyproject.toml's data-files)."""
+    in_tree = Path(__file__).resolve().parents[2] / "models" / "manifest.toml"
+    return in_tree if in_tree.exists() else Path(sys.prefix) / "share" / "spine" / "manifest.toml"
+
+
+MANIFEST_PATH = _manifest_path()
 
 FETCH_HINT = "run `spine models fetch` (or `spine models fetch --mirror DIR` for a local mirror)"
 
