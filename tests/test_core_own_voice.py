@@ -143,6 +143,25 @@ def test_a_talk_over_of_a_word_or_two_is_a_stop_never_answered(text: str) -> Non
     assert not self_heard(out) and isinstance(d.state(), Idle)
 
 
+@pytest.mark.parametrize(
+    ("text", "stop"),
+    [
+        ("All of this stop.", True),  # "Hey Jarvis, stop." over the echo, as whisper wrote it on a real stream
+        ("All right, we stop.", True),
+        ("Could you stop?", True),
+        ("Tell me why they had to stop.", False),  # longer: a request
+        ("Stop the music and tell me.", False),  # a stop phrase, but not at the end
+    ],
+)
+def test_a_short_talk_over_ending_in_a_stop_phrase_is_a_stop(text: str, stop: bool) -> None:
+    d = Driver()
+    speaking(d)
+    d.feed(ev.SpeechStarted(56000), 57000)  # cuts the story
+    out = heard_out(d, text, 56000, 80000)
+    assert stopped_short(out) is stop
+    assert any(isinstance(c, cmd.StartReply) for c in out) is not stop
+
+
 def test_a_longer_talk_over_is_answered_and_so_is_a_short_request_after_the_echo_tail() -> None:
     d = Driver()
     speaking(d)

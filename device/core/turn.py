@@ -27,8 +27,8 @@ from device.core.voice import (
     SELF_HEARD,
     heard_itself_again,
     is_own_voice,
-    is_short_interruption,
     maybe_trip,
+    short_interruption,
     suspended,
 )
 
@@ -156,9 +156,10 @@ def answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int, *, h
         return preceded_by(to_idle(ctx, now), note)
     if heard and is_own_voice(ctx, prompt, onset_sample):
         return heard_itself(ctx, turn, prompt, now)
-    if heard and is_short_interruption(ctx, prompt, onset_sample):
+    short = short_interruption(ctx, prompt, onset_sample) if heard else None
+    if short is not None:
         ctx = replace(ctx, ring=None)
-        why = f"short interruption {prompt!r}: taken as a stop (a talk-over of a word or two), nothing to answer"
+        why = f"short interruption {prompt!r}: taken as a stop ({short}), nothing to answer"
         return preceded_by(to_idle(ctx, now), cmd.NoteIgnored(why))
     ctx = replace(ctx, ring=None)  # the user asked for something: they heard the ring
     history = ctx.memory

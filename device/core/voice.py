@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from device.core import commands as cmd
-from device.core.memory import own_words_match, words_after_wake
+from device.core.memory import ends_in_stop_phrase, own_words_match, words_after_wake
 from device.core.states import Context
 from device.core.table import Commands
 
@@ -61,11 +61,26 @@ def talked_over(ctx: Context, onset_sample: int) -> bool:
     return bool(voice.sounding) or (ended is not None and onset_sample <= ended + ctx.config.echo_tail_samples)
 
 
-def is_short_interruption(ctx: Context, prompt: str, onset_sample: int) -> bool:
-    """A talk-over of a word or two that is no stop phrase: taken as a stop (`short_interruption_max_words`)."""
-    limit = ctx.config.short_interruption_max_words
-    words = words_after_wake(prompt, ctx.config.wake_phrase)
-    return limit > 0 and len(words) <= limit and talked_over(ctx, onset_sample)
+STOP_TAIL_MAX_WORDS = 4
+"""A talk-over of at most this many words that ends in a stop phrase is a stop: whisper often garbles a wake word
+said over the assistant's echo ("Hey Jarvis, stop." came back as "All of this stop." and "All right, we stop."
+on a real stream, and both were answered). A longer one that ends so ("tell me why they had to stop") is a
+request."""
+
+
+def short_interruption(ctx: Context, prompt: str, onset_sample: int) -> str | None:
+    """Why a talk-over that is no stop phrase is still taken as a stop, or None: it is a word or two
+    (`short_interruption_max_words`), or short and ends in a stop phrase (`STOP_TAIL_MAX_WORDS`)."""
+    config = ctx.config
+    words = words_after_wake(prompt, config.wake_phrase)
+    if not talked_over(ctx, onset_sample):
+        return None
+    limit = config.short_interruption_max_words
+    if limit > 0 and len(words) <= limit:
+        return "a talk-over of a word or two"
+    if len(words) <= STOP_TAIL_MAX_WORDS and ends_in_stop_phrase(prompt, config.stop_phrases, config.wake_phrase):
+        return "a short talk-over ending in a stop phrase"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ breaker
