@@ -120,7 +120,12 @@ def test_spine_run_answers_a_spoken_request_and_never_interrupts_itself_at_0_db_
             if daemon.poll() is None:
                 daemon.kill()
     text = log.read_text(encoding="utf-8")
-    assert '"TranscriptReady","turn":1,"text":"Tell me a story."' in text.replace(", ", ",")
+    # The request was understood and answered with the story. Not the exact words: whisper tiny gives espeak's
+    # "Tell me a story." as "Tell the story." now and then, depending on where the stream's timing puts the
+    # utterance's window (speech-to-text accuracy is measured by `spine bench latency`, not here).
+    events = [json.loads(line)["event"] for line in text.splitlines() if '"TranscriptReady"' in line]
+    transcripts = [str(event["text"]) for event in events if event["type"] == "TranscriptReady"]
+    assert transcripts and "story" in transcripts[0].lower(), transcripts
     states = [str(o["state"]) for o in outcomes(log)]
     speaking_from = states.index("Speaking")
     # Speaking until the stop: never paused, cut, or hearing its own voice as the user.

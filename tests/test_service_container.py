@@ -258,6 +258,12 @@ def test_a_second_install_changes_nothing(container: Container, installed: str) 
 def test_the_service_logs_to_the_journal(container: Container, installed: str) -> None:
     journal = container.check("journalctl -u spine.service --no-pager -o cat")
     assert "running" in journal, journal[-2000:]
+    # A transition goes to the journal itself (JOURNAL_STREAM names its stderr), with the state as a field.
+    container.check("systemctl kill -s SIGUSR1 spine.service")  # mute: Idle -> Muted
+    muted = "journalctl -u spine.service --no-pager -o cat STATE=Muted"
+    wait_for(lambda: bool(container.check(muted).strip()), 30, "a journal line with STATE=Muted")
+    container.check("systemctl kill -s SIGUSR2 spine.service")  # unmute
+    wait_for(lambda: container.show("StatusText")["StatusText"] == "Idle", 30, "STATUS=Idle again")
 
 
 def host_allows_rtprio() -> bool:
