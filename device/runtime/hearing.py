@@ -54,6 +54,8 @@ Audio = npt.NDArray[np.int16]
 
 
 SILENT_PEAK = 32
+"""A played period whose peak is at most this (-60 dBFS) is silence: resampling digital silence from a 48 kHz
+device leaves +-1 values in the reference, which must not count as the assistant playing."""
 PATH_SETTLE_SAMPLES = 16000
 """After the canceller finds the echo path moved (a restarted stream, an xrun), the echo is judged at every delay
 it can have for this long, not around the delay just measured: one block's new lag is not yet a trusted delay,
@@ -68,8 +70,6 @@ reference fell silent, was believed as the user, cut the story and was answered 
 named."). Five seconds give the canceller time to find the path again."""
 XRUN_ECHO_TAIL_SAMPLES = 2 * 16000
 """Within that time, the assistant's echo may still sound this long after the last sample it played."""
-"""A played period whose peak is at most this (-60 dBFS) is silence: resampling digital silence from a 48 kHz
-device leaves +-1 values in the reference, which must not count as the assistant playing."""
 
 
 class EchoCanceller(Protocol):
