@@ -22,6 +22,9 @@ SCENES = Path(__file__).resolve().parent.parent / "scenes"
         # The story after a short answer: a chunk of room noise before the echo arrived read a few bands above
         # the noise floor, armed the user's hold, and the echo that followed cut the story 0.2 s in.
         ("echo/warm_6.0s_1_stop.toml", "noise before the echo"),
+        # After convergence, in a drifting room: AEC3's residual suppressor muted a user 1.3 dB louder than the
+        # echo (cleaned-mic voice 0.37 at most, raw 1.0) and "Stop." went unheard until both detectors counted.
+        ("echo/cold_6.0s_1_stop_drift.toml", "suppressed after convergence"),
     ],
 )
 def test_the_assistant_does_not_interrupt_itself_and_the_user_still_does(
