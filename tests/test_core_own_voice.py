@@ -148,6 +148,8 @@ def test_a_talk_over_of_a_word_or_two_is_a_stop_never_answered(text: str) -> Non
     [
         ("All of this stop.", True),  # "Hey Jarvis, stop." over the echo, as whisper wrote it on a real stream
         ("All right, we stop.", True),
+        ("Okay, now we're gonna stop.", True),  # fillers ("okay", "now") are not counted
+        ("Okay, y'all are missed. Stop.", True),
         ("Could you stop?", True),
         ("Tell me why they had to stop.", False),  # longer: a request
         ("Stop the music and tell me.", False),  # a stop phrase, but not at the end

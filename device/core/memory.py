@@ -148,9 +148,14 @@ def is_stop_phrase(transcript: str, phrases: tuple[str, ...], wake_phrase: str =
 def ends_in_stop_phrase(transcript: str, phrases: tuple[str, ...], wake_phrase: str = "hey jarvis") -> bool:
     """Whether the transcript's last words (after the wake phrase, fillers aside) are a stop phrase ("..., we
     stop."), whatever comes before them."""
-    words = tuple(w for w in words_after_wake(transcript, wake_phrase) if w not in _STOP_FILLERS)
+    words = words_without_fillers(transcript, wake_phrase)
     parsed = tuple(plain_words(p) for p in phrases)
     return any(p and len(words) >= len(p) and _only_phrases(words[-len(p) :], (p,)) for p in parsed)
+
+
+def words_without_fillers(transcript: str, wake_phrase: str = "hey jarvis") -> tuple[str, ...]:
+    """The plain words after a leading wake phrase, without the fillers a stop is said with ("okay", "now"...)."""
+    return tuple(w for w in words_after_wake(transcript, wake_phrase) if w not in _STOP_FILLERS)
 
 
 def words_after_wake(transcript: str, wake_phrase: str = "hey jarvis") -> tuple[str, ...]:

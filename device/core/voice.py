@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from device.core import commands as cmd
-from device.core.memory import ends_in_stop_phrase, own_words_match, words_after_wake
+from device.core.memory import ends_in_stop_phrase, own_words_match, words_after_wake, words_without_fillers
 from device.core.states import Context
 from device.core.table import Commands
 
@@ -62,10 +62,10 @@ def talked_over(ctx: Context, onset_sample: int) -> bool:
 
 
 STOP_TAIL_MAX_WORDS = 4
-"""A talk-over of at most this many words that ends in a stop phrase is a stop: whisper often garbles a wake word
-said over the assistant's echo ("Hey Jarvis, stop." came back as "All of this stop." and "All right, we stop."
-on a real stream, and both were answered). A longer one that ends so ("tell me why they had to stop") is a
-request."""
+"""A talk-over of at most this many words (fillers such as "okay" and "now" aside) that ends in a stop phrase is a
+stop: whisper often garbles a wake word said over the assistant's echo ("Hey Jarvis, stop." came back as "All of
+this stop.", "All right, we stop.", "Okay, now we're gonna stop." and "Okay, y'all are missed. Stop." on real
+streams, and all were answered). A longer one that ends so ("tell me why they had to stop") is a request."""
 
 
 def short_interruption(ctx: Context, prompt: str, onset_sample: int) -> str | None:
@@ -78,7 +78,8 @@ def short_interruption(ctx: Context, prompt: str, onset_sample: int) -> str | No
     limit = config.short_interruption_max_words
     if limit > 0 and len(words) <= limit:
         return "a talk-over of a word or two"
-    if len(words) <= STOP_TAIL_MAX_WORDS and ends_in_stop_phrase(prompt, config.stop_phrases, config.wake_phrase):
+    content = words_without_fillers(prompt, config.wake_phrase)
+    if len(content) <= STOP_TAIL_MAX_WORDS and ends_in_stop_phrase(prompt, config.stop_phrases, config.wake_phrase):
         return "a short talk-over ending in a stop phrase"
     return None
 
