@@ -82,6 +82,13 @@ def test_the_voice_and_the_voice_detector_move_too(paths: ModelPaths) -> None:
     assert len(voice.synthesize("Hello.").audio) > 0
 
 
+@pytest.fixture
+def doctor_without_a_sound_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`spine doctor` with its own state directory and its sound card checks left out (none here)."""
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    monkeypatch.setattr(device.audio.doctor, "check", lambda *args, **kwargs: [])
+
+
 def write_config(tmp_path: Path, models: Path, extra: str = "") -> Path:
     path = tmp_path / "spine.toml"
     path.write_text(f'[models]\ndir = "{models}"\n\n{extra}', encoding="utf-8")
@@ -92,11 +99,9 @@ def test_doctor_says_what_onnxruntime_offers_and_what_each_model_runs_on(
     models_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    doctor_without_a_sound_card: None,
     cpu_only_machine: None,
 ) -> None:
-    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
-    monkeypatch.setattr(device.audio.doctor, "check", lambda *args, **kwargs: [])
     config = write_config(tmp_path, models_dir)
     assert main(["doctor", "--config", str(config)]) == 0
     import onnxruntime
@@ -115,11 +120,9 @@ def test_doctor_fails_a_gpu_asked_for_and_not_there_with_the_fix(
     models_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    doctor_without_a_sound_card: None,
     cpu_only_machine: None,
 ) -> None:
-    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
-    monkeypatch.setattr(device.audio.doctor, "check", lambda *args, **kwargs: [])
     config = write_config(tmp_path, models_dir, '[tts]\nproviders = ["CUDAExecutionProvider"]\n')
     assert main(["doctor", "--config", str(config)]) == 1
     lines = capsys.readouterr().out.splitlines()
@@ -131,10 +134,8 @@ def test_doctor_fails_a_gpu_asked_for_and_not_there_with_the_fix(
 
 
 def test_doctor_with_a_damaged_model_does_not_load_the_models(
-    models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], doctor_without_a_sound_card: None
 ) -> None:
-    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
-    monkeypatch.setattr(device.audio.doctor, "check", lambda *args, **kwargs: [])
     models = copy_models(models_dir, tmp_path / "models")
     flip_one_byte(models / "vad" / "silero_vad.onnx")
     assert main(["doctor", "--config", str(write_config(tmp_path, models))]) == 1
