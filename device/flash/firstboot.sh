@@ -1,0 +1,157 @@
+#!/bin/sh
+# Spine's part of a flashed Raspberry Pi's first boot (written to the boot partition by `spine flash` as
+# spine-firstboot.sh; docs/flash-firstboot.md). Run as root:
+#
+#   spine-firstboot.sh stage BOOT_DIR BUNDLE [--start]
+#       by firstrun.sh or cloud-init: copy this script and BOOT_DIR/spine-firstboot.toml (if any) to
+#       /var/lib/spine-firstboot, wipe them from BOOT_DIR, and install and enable spine-firstboot.service,
+#       which runs `run` at every boot until it succeeds (--start: start it now, without waiting)
+#   spine-firstboot.sh run
+#       the unit's job: write /etc/spine/spine.toml from the staged config, run the bundle's
+#       `scripts/install --bundle BUNDLE`, and on success delete the bundle and mark it done
+#   spine-firstboot.sh retry
+#       after it gave up (3 failed attempts): try once more now
+#   spine-firstboot.sh wipe FILE...
+#       overwrite, then delete (secrets on the boot partition)
+#
+# Everything goes to /var/log/spine-firstboot.log and the journal. Re-runnable: a power cut at any point leaves
+# the unit enabled, and the next boot starts over from what is already in place (the installer is idempotent).
+# A failure is logged with what to do; after 3 failed attempts the unit stops trying (no boot loop).
+set -u
+
+STATE=/var/lib/spine-firstboot
+UNIT=/etc/systemd/system/spine-firstboot.service
+LOG=/var/log/spine-firstboot.log
+CONFIG=/etc/spine/spine.toml
+MAX_ATTEMPTS=3
+
+log() { echo "spine-firstboot: $*" | tee -a "$LOG"; }
+fail() {
+  log "FAILED: $*"
+  logger -p user.err -t spine-firstboot "FAILED: $*" 2> /dev/null || true
+}
+
+wipe() {
+  for file in "$@"; do
+    [ -e "$file" ] || continue
+    # shred overwrites in place; on a FAT on flash memory the card's controller may still keep the old blocks.
+    shred -u "$file" 2> /dev/null || { dd if=/dev/zero of="$file" bs=1k count=64 conv=notrunc 2> /dev/null; rm -f "$file"; }
+  done
+  sync
+}
+
+write_unit() {
+  cat > "$UNIT.partial" << EOF
+# Installed by Spine's first boot (spine-firstboot.sh): installs Spine from the offline bundle, once.
+[Unit]
+Description=Spine first boot: install Spine from the offline bundle
+Documentation=file://$LOG
+After=local-fs.target cloud-final.service
+ConditionPathExists=!$STATE/done
+ConditionPathExists=!$STATE/gave-up
+[Service]
+Type=oneshot
+ExecStart=/bin/sh $STATE/firstboot.sh run
+# pip installing every wheel on a Pi 4's SD card takes minutes; building sources there, much longer.
+TimeoutStartSec=60min
+[Install]
+WantedBy=multi-user.target
+EOF
+  mv "$UNIT.partial" "$UNIT"
+  # enable by hand: works before systemd runs the normal boot, and in a chroot
+  install -d /etc/systemd/system/multi-user.target.wants
+  ln -sf "$UNIT" /etc/systemd/system/multi-user.target.wants/spine-firstboot.service
+}
+
+stage() {
+  boot=${1:?stage needs the boot directory}
+  bundle=${2:?stage needs the bundle path}
+  start=${3:-}
+  install -d -m 0700 "$STATE"
+  log "staging from $boot (bundle $bundle)"
+  if [ -f "$boot/spine-firstboot.sh" ]; then
+    install -m 0700 "$boot/spine-firstboot.sh" "$STATE/firstboot.sh.partial" && mv "$STATE/firstboot.sh.partial" "$STATE/firstboot.sh"
+  fi
+  [ -f "$STATE/firstboot.sh" ] || { fail "no $boot/spine-firstboot.sh to stage"; return 1; }
+  if [ -f "$boot/spine-firstboot.toml" ]; then
+    install -m 0600 "$boot/spine-firstboot.toml" "$STATE/spine.toml.partial" && mv "$STATE/spine.toml.partial" "$STATE/spine.toml"
+  fi
+  printf '%s\n' "$bundle" > "$STATE/bundle-path"
+  write_unit
+  wipe "$boot/spine-firstboot.toml"
+  # This very script may be the FAT copy: sh has read all of it (main is one command), so it can go.
+  rm -f "$boot/spine-firstboot.sh"
+  sync
+  log "spine-firstboot.service enabled: it installs Spine from $bundle"
+  if [ "$start" = --start ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    systemctl start --no-block spine-firstboot.service
+    log "spine-firstboot.service started"
+  fi
+}
+
+run() {
+  [ ! -f "$STATE/done" ] || { log "already done"; return 0; }
+  attempts=$(( $(cat "$STATE/attempts" 2> /dev/null || echo 0) + 1 ))
+  echo "$attempts" > "$STATE/attempts"
+  sync
+  bundle=$(cat "$STATE/bundle-path" 2> /dev/null || true)
+  log "attempt $attempts of $MAX_ATTEMPTS started $(date -u +%FT%TZ): installing Spine from ${bundle:-?}"
+  if install_spine "$bundle"; then
+    rm -f "$bundle"
+    touch "$STATE/done"
+    rm -f "$UNIT" /etc/systemd/system/multi-user.target.wants/spine-firstboot.service
+    sync
+    log "done: Spine is installed and running (systemctl status spine); the bundle is deleted"
+    return 0
+  fi
+  if [ "$attempts" -ge "$MAX_ATTEMPTS" ]; then
+    touch "$STATE/gave-up"
+    sync
+    fail "gave up after $attempts attempts: fix the cause (above, in $LOG), then: sudo sh $STATE/firstboot.sh retry"
+  else
+    fail "attempt $attempts of $MAX_ATTEMPTS (above, in $LOG); it runs again at the next boot, or now: sudo systemctl start spine-firstboot"
+  fi
+  return 1
+}
+
+install_spine() {
+  bundle=$1
+  [ -n "$bundle" ] && [ -f "$bundle" ] || { fail "no bundle at '${bundle:-?}': flash again with spine flash --bundle"; return 1; }
+  if [ -f "$STATE/spine.toml" ]; then
+    # Before the install, which keeps an existing file; readable by the service once its group exists.
+    install -d -m 0755 /etc/spine
+    install -m 0644 "$STATE/spine.toml" "$CONFIG" || { fail "writing $CONFIG"; return 1; }
+    log "wrote $CONFIG from the flashed config"
+  fi
+  work=$(mktemp -d) || return 1
+  if ! tar -C "$work" -xf "$bundle" spine-bundle/scripts; then
+    rm -rf "$work"
+    fail "$bundle is not a Spine bundle (tar could not read spine-bundle/scripts)"
+    return 1
+  fi
+  log "running the bundle's scripts/install --bundle $bundle"
+  { "$work/spine-bundle/scripts/install" --bundle "$bundle" 2>&1; echo $? > "$work/status"; } | tee -a "$LOG"
+  status=$(cat "$work/status" 2> /dev/null || echo unknown)
+  rm -rf "$work"
+  [ "$status" = 0 ] || { fail "scripts/install exited $status"; return 1; }
+  if [ -f "$STATE/spine.toml" ] && getent group spine > /dev/null; then
+    chgrp spine "$CONFIG" && chmod 0640 "$CONFIG"  # as the installer makes it
+  fi
+  return 0
+}
+
+main() {
+  command=${1:-}
+  [ $# -gt 0 ] && shift
+  install -d -m 0755 "$(dirname "$LOG")"
+  case $command in
+    stage) stage "$@" ;;
+    run) run ;;
+    retry) rm -f "$STATE/gave-up" "$STATE/attempts"; run ;;
+    wipe) wipe "$@" ;;
+    *) echo "usage: $0 stage BOOT_DIR BUNDLE [--start] | run | retry | wipe FILE..." >&2; return 2 ;;
+  esac
+}
+
+main "$@"; exit $?
