@@ -12,13 +12,14 @@ from device.audio import cli as audio_cli
 from device.bench import cli as bench_cli
 from device.entry import restore_default_signals
 from device.errors import UserError
+from device.flash import cli as flash_cli
 from device.models import cli as models_cli
 from device.monitor import cli as monitor_cli
 from device.sim import cli as demo_cli
 from device.testing import fake_llm_cli
 
 COMMAND_GROUPS = (
-    demo_cli, run_cli, monitor_cli, bench_cli, core_cli, fake_llm_cli, models_cli, audio_cli, config_cli
+    demo_cli, run_cli, monitor_cli, bench_cli, core_cli, fake_llm_cli, models_cli, audio_cli, config_cli, flash_cli
 )  # fmt: skip
 """In the order `spine --help` lists their commands."""
 
