@@ -8,7 +8,6 @@ checked, and the progress bar shown, before the first byte is written.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import lzma
 import struct
@@ -107,27 +106,50 @@ def read_chunks(
     """
     end = image.image_bytes if end_bytes is None else min(end_bytes, image.image_bytes)
     done = 0
-    with contextlib.ExitStack() as closing:
-        raw = closing.enter_context(image.path.open("rb", buffering=0))
-        counted = closing.enter_context(io.BufferedReader(_CountingReader(raw, on_stored_bytes), CHUNK_BYTES))
-        stream: io.BufferedIOBase = counted
-        if image.compressed:
-            stream = closing.enter_context(lzma.LZMAFile(counted, "rb"))
+    with image.path.open("rb", buffering=0) as raw:
+        counted = io.BufferedReader(_CountingReader(raw, on_stored_bytes), CHUNK_BYTES)
+        pieces = _xz_pieces(counted, chunk_bytes) if image.compressed else iter(lambda: counted.read(chunk_bytes), b"")
         try:
-            while done < end and (chunk := stream.read(min(chunk_bytes, end - done))):
-                done += len(chunk)
-                yield chunk
-            if end_bytes is None and stream.read(1):
-                done += 1
+            for piece in pieces:
+                chunk = piece[: end - done]
+                done += len(piece)
+                if chunk:
+                    yield chunk
+                if done >= end:
+                    break
         except (lzma.LZMAError, EOFError) as error:
             raise ImageError(
                 f"{image.path} is damaged after {done} bytes of image ({error}): download it again"
             ) from None
-    if done != end:
+    if done != end and not (end_bytes is not None and done > end):
         raise ImageError(
-            f"{image.path} gave {done if done < end else 'more'} bytes of image where its size is {end}: "
-            "it changed while being read, or it is damaged; download it again"
+            f"{image.path} gave {done} bytes of image where its size is {end}: it changed while being read, or it "
+            "is damaged; download it again"
         )
+
+
+def _xz_pieces(compressed: BinaryIO, piece_bytes: int) -> Iterator[bytes]:
+    """Decompressed pieces (at most `piece_bytes` each) of an xz file: every stream, the zero padding between
+    streams skipped (Python's LZMAFile stops at padding and drops the streams after it)."""
+    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    while True:
+        if decompressor.eof:
+            feed = decompressor.unused_data.lstrip(b"\0")
+            while not feed:
+                more = compressed.read(CHUNK_BYTES)
+                if not more:
+                    return
+                feed = more.lstrip(b"\0")
+            decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+        elif decompressor.needs_input:
+            feed = compressed.read(CHUNK_BYTES)
+            if not feed:
+                raise EOFError("the file ends inside an xz stream")
+        else:
+            feed = b""
+        piece = decompressor.decompress(feed, max_length=piece_bytes)
+        if piece:
+            yield piece
 
 
 def read_head(image: SourceImage, head_bytes: int) -> bytes:
@@ -247,11 +269,11 @@ def human_bytes(count: int) -> str:
     """`count` bytes for a person: 31.9 GB (29.7 GiB) style, decimal first as on card labels."""
     if count < 1000:
         return f"{count} B"
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+    for unit, scale in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
         if count >= scale:
             decimal = f"{count / scale:.1f} {unit}"
             break
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if count >= scale:
             return f"{decimal} ({count / scale:.1f} {unit})"
     return decimal

@@ -250,10 +250,10 @@ def _mechanism_words(mechanism: FirstBootMechanism) -> str:
 
 def _secrets_words(plan: FlashPlan) -> str:
     if not plan.secret_files:
-        return "none given (no password hash, no Wi-Fi key)"
+        return "none given (no password, no Wi-Fi key)"
     return (
-        f"only in {', '.join(plan.secret_files)} on the boot partition (the Wi-Fi key as its WPA2 PSK, never the "
-        "passphrase; the password as its crypt hash); the first boot moves them into root-only places and "
-        "overwrites and deletes them on the boot partition. Here they pass through a private temporary "
-        "directory (mode 0700), overwritten and deleted right after. Nothing secret is printed."
+        f"only in {', '.join(plan.secret_files)} on the boot partition; the first boot moves them into root-only "
+        "places and overwrites and deletes them on the boot partition. On the way they pass through a private "
+        "temporary directory here (mode 0700), overwritten and deleted right after. None is printed"
+        + ("; the image file is made readable by its owner only." if not plan.target_is_device else ".")
     )

@@ -246,7 +246,9 @@ def _is_emmc(devices: Sequence[BlockDevice], disk: BlockDevice) -> bool:
 
 def describe_disk(disk: BlockDevice) -> str:
     """What will be erased: the disk (model, size, transport, removable) and each partition, indented."""
-    maker = " ".join(part for part in (disk.vendor, disk.model) if part) or "unknown model"
+    maker = " ".join(part for part in (disk.vendor, disk.model) if part)
+    if not maker:
+        maker = "SD/MMC card" if "mmc" in (disk.subsystems or "").split(":") else "unknown model"
     how = ", ".join(
         part
         for part in (
