@@ -33,12 +33,8 @@ GROWTH_MARGIN = 1.10
 """Growing an ext4 by N bytes frees less than N: each new block group has its own bitmaps and inode table, and
 the reserved blocks grow in proportion. 10 % more covers both (the result is checked after the resize)."""
 _GROWTH_ALIGN_BYTES = 4 * MIB
-_DEBUGFS_BENIGN = (
-    "mkdir: ext2 directory already exists",
-    "ext2fs_mkdir: ext2 directory already exists",
-    "rm: file not found by ext2_lookup",
-)
-"""What debugfs says that is not a failure here: `mkdir` of a directory that exists, `rm` of a missing file."""
+_DEBUGFS_BENIGN = ("rm: file not found by ext2_lookup",)
+"""What debugfs says that is not a failure here: `rm` of a file that is not there."""
 
 
 @dataclass(frozen=True)
@@ -159,14 +155,17 @@ def grow(volume: Ext4Volume) -> Ext4Summary:
 
 def write_file(volume: Ext4Volume, local: Path, destination: str, mode: int = 0o600) -> None:
     """Write the local file into the filesystem at `destination` (absolute), owned by root with `mode`,
-    creating its missing parent directories (mode 0755, the last one 0700) and replacing a file already there;
+    creating its missing parent directories (root's, mode 0755, the deepest 0700), replacing a file already there;
     then read it back and compare its sha256."""
     target = PurePosixPath(destination)
     if not target.is_absolute() or ".." in target.parts or len(target.parts) < 2:
         raise ValueError(f"not an absolute file path: {destination}")
     parents = [str(parent) for parent in reversed(target.parents) if str(parent) != "/"]
-    commands = [f"mkdir {parent}" for parent in parents]
-    commands += [f"sif {parents[-1]} mode 040700"] if parents else []
+    # Only the missing ones: debugfs 1.47.0's mkdir of an existing directory can leave an allocated, unlinked
+    # inode behind (e2fsck then finds an "unconnected directory").
+    missing = [parent for parent in parents if not exists(volume, parent)]
+    commands = [f"mkdir {parent}" for parent in missing]
+    commands += [f"sif {missing[-1]} mode 040700"] if missing else []
     commands += [
         f"cd {target.parent}",
         f"rm {target.name}",
@@ -186,6 +185,16 @@ def write_file(volume: Ext4Volume, local: Path, destination: str, mode: int = 0o
             f"{destination} in the root filesystem of {volume.path} does not read back as written "
             f"(sha256 {found or 'missing'}, expected {expected}): the card may be failing; try another card"
         )
+
+
+def exists(volume: Ext4Volume, path: str) -> bool:
+    """Whether `path` names anything in the filesystem."""
+    result = run_tool(["debugfs", "-R", f"stat {path}", volume.spec], what=f"looking up {path}", check=False)
+    if b"File not found" in result.stderr:
+        return False
+    if result.returncode != 0 or b"Inode:" not in result.stdout:
+        raise ToolError(f"looking up {path} in the root filesystem failed: debugfs said: {tool_words(result)}")
+    return True
 
 
 def file_sha256(volume: Ext4Volume, path: str) -> str | None:
