@@ -261,6 +261,7 @@ LOG=/var/log/spine-firstboot.log
 
 log() {{ echo "firstrun: $*" | tee -a "$LOG"; }}
 fail() {{ log "FAILED: $*"; logger -p user.err -t spine-firstboot "firstrun: FAILED: $*" 2> /dev/null; }}
+warn() {{ log "warning: $*"; logger -p user.warning -t spine-firstboot "firstrun: warning: $*" 2> /dev/null; }}
 
 wipe() {{  # overwrite, then delete (FAT on flash memory may keep old blocks: docs/flash-firstboot.md)
   for file in "$@"; do
@@ -340,7 +341,7 @@ set_wifi() {{
   install -d -m 0700 /etc/NetworkManager/system-connections
   install -m 0600 "$BOOT/{wifi_secret}" /etc/NetworkManager/system-connections/spine-wifi.nmconnection \\
     || {{ fail "writing the Wi-Fi connection"; return; }}
-  command -v NetworkManager > /dev/null || fail "no NetworkManager here: the Wi-Fi connection is written but unused"
+  command -v NetworkManager > /dev/null || warn "no NetworkManager here: the Wi-Fi connection is written but unused"
   # Raspberry Pi OS keeps Wi-Fi blocked until a country is set; the country is on the kernel command line now.
   command -v rfkill > /dev/null && rfkill unblock wifi
   for state in /var/lib/systemd/rfkill/*:wlan; do

@@ -19,14 +19,18 @@
 # A failure is logged with what to do; after 3 failed attempts the unit stops trying (no boot loop).
 set -u
 
-STATE=/var/lib/spine-firstboot
-UNIT=/etc/systemd/system/spine-firstboot.service
-LOG=/var/log/spine-firstboot.log
-CONFIG=/etc/spine/spine.toml
+ROOT=${SPINE_FIRSTBOOT_ROOT:-}  # tests only: a directory standing in for /
+DEVICE_STATE=/var/lib/spine-firstboot
+DEVICE_LOG=/var/log/spine-firstboot.log
+STATE=$ROOT$DEVICE_STATE
+UNITS=$ROOT/etc/systemd/system
+UNIT=$UNITS/spine-firstboot.service
+LOG=$ROOT$DEVICE_LOG
+CONFIG=$ROOT/etc/spine/spine.toml
 MAX_ATTEMPTS=3
 
 log() { echo "spine-firstboot: $*" | tee -a "$LOG"; }
-fail() {
+fail() {  # one line that says what failed and what to do, in the log and, as an error, in the journal
   log "FAILED: $*"
   logger -p user.err -t spine-firstboot "FAILED: $*" 2> /dev/null || true
 }
@@ -45,13 +49,13 @@ write_unit() {
 # Installed by Spine's first boot (spine-firstboot.sh): installs Spine from the offline bundle, once.
 [Unit]
 Description=Spine first boot: install Spine from the offline bundle
-Documentation=file://$LOG
+Documentation=file://$DEVICE_LOG
 After=local-fs.target cloud-final.service
-ConditionPathExists=!$STATE/done
-ConditionPathExists=!$STATE/gave-up
+ConditionPathExists=!$DEVICE_STATE/done
+ConditionPathExists=!$DEVICE_STATE/gave-up
 [Service]
 Type=oneshot
-ExecStart=/bin/sh $STATE/firstboot.sh run
+ExecStart=/bin/sh $DEVICE_STATE/firstboot.sh run
 # pip installing every wheel on a Pi 4's SD card takes minutes; building sources there, much longer.
 TimeoutStartSec=60min
 [Install]
@@ -59,8 +63,8 @@ WantedBy=multi-user.target
 EOF
   mv "$UNIT.partial" "$UNIT"
   # enable by hand: works before systemd runs the normal boot, and in a chroot
-  install -d /etc/systemd/system/multi-user.target.wants
-  ln -sf "$UNIT" /etc/systemd/system/multi-user.target.wants/spine-firstboot.service
+  install -d "$UNITS/multi-user.target.wants"
+  ln -sf /etc/systemd/system/spine-firstboot.service "$UNITS/multi-user.target.wants/spine-firstboot.service"
 }
 
 stage() {
@@ -83,7 +87,7 @@ stage() {
   rm -f "$boot/spine-firstboot.sh"
   sync
   log "spine-firstboot.service enabled: it installs Spine from $bundle"
-  if [ "$start" = --start ] && [ -d /run/systemd/system ]; then
+  if [ "$start" = --start ] && [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
     systemctl start --no-block spine-firstboot.service
     log "spine-firstboot.service started"
@@ -100,7 +104,7 @@ run() {
   if install_spine "$bundle"; then
     rm -f "$bundle"
     touch "$STATE/done"
-    rm -f "$UNIT" /etc/systemd/system/multi-user.target.wants/spine-firstboot.service
+    rm -f "$UNIT" "$UNITS/multi-user.target.wants/spine-firstboot.service"
     sync
     log "done: Spine is installed and running (systemctl status spine); the bundle is deleted"
     return 0
@@ -108,9 +112,9 @@ run() {
   if [ "$attempts" -ge "$MAX_ATTEMPTS" ]; then
     touch "$STATE/gave-up"
     sync
-    fail "gave up after $attempts attempts: fix the cause (above, in $LOG), then: sudo sh $STATE/firstboot.sh retry"
+    fail "gave up after $attempts attempts: fix the cause (above, in $DEVICE_LOG), then: sudo sh $DEVICE_STATE/firstboot.sh retry"
   else
-    fail "attempt $attempts of $MAX_ATTEMPTS (above, in $LOG); it runs again at the next boot, or now: sudo systemctl start spine-firstboot"
+    fail "attempt $attempts of $MAX_ATTEMPTS (above, in $DEVICE_LOG); it runs again at the next boot, or now: sudo systemctl start spine-firstboot"
   fi
   return 1
 }
@@ -120,7 +124,7 @@ install_spine() {
   [ -n "$bundle" ] && [ -f "$bundle" ] || { fail "no bundle at '${bundle:-?}': flash again with spine flash --bundle"; return 1; }
   if [ -f "$STATE/spine.toml" ]; then
     # Before the install, which keeps an existing file; readable by the service once its group exists.
-    install -d -m 0755 /etc/spine
+    install -d -m 0755 "$(dirname "$CONFIG")"
     install -m 0644 "$STATE/spine.toml" "$CONFIG" || { fail "writing $CONFIG"; return 1; }
     log "wrote $CONFIG from the flashed config"
   fi
@@ -135,7 +139,7 @@ install_spine() {
   status=$(cat "$work/status" 2> /dev/null || echo unknown)
   rm -rf "$work"
   [ "$status" = 0 ] || { fail "scripts/install exited $status"; return 1; }
-  if [ -f "$STATE/spine.toml" ] && getent group spine > /dev/null; then
+  if [ -f "$STATE/spine.toml" ] && [ -z "$ROOT" ] && getent group spine > /dev/null; then
     chgrp spine "$CONFIG" && chmod 0640 "$CONFIG"  # as the installer makes it
   fi
   return 0

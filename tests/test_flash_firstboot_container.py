@@ -1,0 +1,292 @@
+"""A flashed Raspberry Pi's first boot (the firstrun.sh mechanism of Bookworm images), booted in a container.
+
+The boot partition's files come from `first_boot_files` for FIRSTRUN and go where Raspberry Pi OS mounts them,
+/boot/firmware, in a copy of the Debian 12 tree tests/test_service_container.py caches; an x86_64 offline bundle
+made by scripts/bundle goes where `spine flash` puts it (ROOTFS_BUNDLE_PATH). Then the container boots the way
+the Pi does, twice, with its kernel command line read from cmdline.txt each time (in a container, systemd takes
+the kernel command line from its own arguments): the first boot has the systemd.run= parameters, so systemd's
+kernel-command-line.service runs firstrun.sh before the normal boot and reboots (systemd-nspawn exits with 133);
+the second is a normal boot, in which spine-firstboot.service installs Spine from the bundle with no network.
+
+Shown: spine.service active and READY with the flashed devices in /etc/spine/spine.toml, the bundle deleted, no
+secret left on /boot/firmware, cmdline.txt as it was (plus the Wi-Fi country), the host name, the user with its
+password hash and SSH key, the Wi-Fi connection root-only, the log; and that a failing first boot says so in
+the journal and gives up after 3 attempts. Stand-ins: PulseAudio's null sink for a sound card (as in the service
+test), an `ssh.service` that does nothing (the tree has no OpenSSH server), and no NetworkManager (the keyfile is
+written, nothing reads it). Root only; skipped, with the reason, where nspawn cannot boot a container.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from device.flash.firstboot import (
+    BOOT_MOUNT,
+    ROOTFS_BUNDLE_PATH,
+    FirstBootMechanism,
+    FirstBootSettings,
+    WifiSettings,
+    first_boot_files,
+)
+from tests.test_service_container import (
+    PULSE_SYSTEM_PA,
+    PULSE_UNIT,
+    Container,
+    cached_tree,
+    leader_of,
+    wait_for,
+    why_not_runnable,
+)
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+# Raspberry Pi OS Bookworm's cmdline.txt once its own first boot (init=.../firstboot, the resize) has run.
+PRISTINE_CMDLINE = (
+    "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait quiet\n"
+)
+# openssl passwd -6 -salt spinetestsalt 'correct horse'
+PASSWORD_HASH = (
+    "$6$spinetestsalt$OjoPIR.qFTLAw13.HZNoIDUn1Faf3HOl/0AkeJFBQNOxYRw4RY7DbwyndPDTrCChFnCZk/c31QB/l/RZal14x0"
+)
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINwk+ibqVJN5QC7YdN66PkjN5sfnvcuoEiEyIpgDCsz7 test@spine"
+SETTINGS = FirstBootSettings(
+    hostname="kitchen-pi",
+    user="alice",
+    password_hash=PASSWORD_HASH,
+    ssh_public_keys=(SSH_KEY,),
+    wifi=WifiSettings(country="GB", ssid="Spine Test Net", passphrase="correct horse battery"),
+    spine_config_toml="[wake]\nthreshold = 0.6\n",
+    input_device="pulse",
+    output_device="pulse",
+)
+SPINE_DROP_IN = """\
+# The test's sound server (PulseAudio's null sink stands in for a sound card).
+[Unit]
+Requires=pulseaudio.service
+[Service]
+SupplementaryGroups=pulse-access
+Environment=PULSE_SERVER=unix:/run/pulse/native
+"""
+SSH_STAND_IN = """\
+[Unit]
+Description=Stand-in for OpenSSH's ssh.service (the test tree has no SSH server)
+[Service]
+Type=oneshot
+ExecStart=/bin/true
+[Install]
+WantedBy=multi-user.target
+"""
+BOOT_TIMEOUT_S = 120
+INSTALL_TIMEOUT_S = 420
+
+
+@dataclass
+class FirstBoot:
+    """The tree after both boots, the second still running."""
+
+    root: Path
+    boot: Path
+    first_boot_exit: int
+    first_console: str
+    container: Container
+
+
+def boot_words(root: Path) -> list[str]:
+    """What the kernel would get: cmdline.txt's first line, read now (firstrun.sh rewrites it)."""
+    return (root / BOOT_MOUNT.lstrip("/") / "cmdline.txt").read_text().splitlines()[0].split()
+
+
+def nspawn(root: Path, console: Path) -> subprocess.Popen[bytes]:
+    # --register=no --keep-unit: no machined or D-Bus needed on the host; --private-network: loopback only.
+    command = ["systemd-nspawn", "-D", str(root), "--boot", "--register=no", "--keep-unit", "--private-network"]
+    command += ["--console=read-only", f"--machine=spine-firstboot-{os.getpid()}", "--", *boot_words(root)]
+    with console.open("wb") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+
+
+def prepare_tree(root: Path, bundle: Path) -> Path:
+    boot = root / BOOT_MOUNT.lstrip("/")
+    boot.mkdir(parents=True)
+    (boot / "cmdline.txt").write_text(PRISTINE_CMDLINE)
+    (boot / "config.txt").write_text("arm_64bit=1\n")
+    names = [path.name for path in boot.iterdir()]
+    assert names  # what `spine flash` reads from the FAT before it writes
+    for name, content in first_boot_files(SETTINGS, FirstBootMechanism.FIRSTRUN, PRISTINE_CMDLINE).items():
+        (boot / name).write_bytes(content)
+    for path in boot.iterdir():
+        path.chmod(0o755)  # as every file on a FAT mounted with Raspberry Pi OS's `defaults` (umask 022) is
+    on_device = root / ROOTFS_BUNDLE_PATH.lstrip("/")
+    on_device.parent.mkdir(parents=True)
+    shutil.move(bundle, on_device)
+    (root / "etc" / "pulse" / "system.pa").write_text(PULSE_SYSTEM_PA)
+    units = root / "etc" / "systemd" / "system"
+    (units / "pulseaudio.service").write_text(PULSE_UNIT)
+    (units / "multi-user.target.wants").mkdir(exist_ok=True)
+    (units / "multi-user.target.wants" / "pulseaudio.service").symlink_to("/etc/systemd/system/pulseaudio.service")
+    (units / "spine.service.d").mkdir()
+    (units / "spine.service.d" / "test.conf").write_text(SPINE_DROP_IN)
+    (units / "ssh.service").write_text(SSH_STAND_IN)
+    (root / "etc" / "ssh" / "sshd_config.d").mkdir(parents=True)  # as Debian 12's openssh-server has it
+    return boot
+
+
+@pytest.fixture(scope="module")
+def first_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstBoot]:
+    reason = why_not_runnable()
+    if reason:
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("firstboot-container")
+    bundle = work / "bundle.tar"
+    made = subprocess.run(
+        [str(REPO / "scripts" / "bundle"), "--arch", os.uname().machine, "--out", str(bundle)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    root = Path("/var/tmp") / f"spine-firstboot-{os.getpid()}"  # not /tmp: it may be a small tmpfs
+    subprocess.run(["cp", "-a", "--reflink=auto", str(cached_tree()), str(root)], check=True)
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        boot = prepare_tree(root, bundle)
+        # First boot: systemd.run= runs firstrun.sh, whose success reboots (nspawn exits 133).
+        first_console = work / "console-1.log"
+        first = nspawn(root, first_console)
+        try:
+            first_exit = first.wait(timeout=BOOT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            first.kill()
+            first.wait()
+            pytest.fail(f"the first boot did not end in {BOOT_TIMEOUT_S} s: {first_console.read_text()[-2000:]}")
+        if first_exit != 133 and "running in system mode" not in first_console.read_text():
+            pytest.skip(f"systemd-nspawn cannot boot a container here: {first_console.read_text()[-1500:]}")
+        # Second boot: the normal one, with cmdline.txt as firstrun.sh left it.
+        process = nspawn(root, work / "console-2.log")
+        container = running(process, work / "console-2.log")
+        state = root / "var" / "lib" / "spine-firstboot"
+        wait_for(
+            lambda: (state / "done").exists() or (state / "gave-up").exists() or process.poll() is not None,
+            INSTALL_TIMEOUT_S,
+            "spine-firstboot.service to finish",
+        )
+        yield FirstBoot(root, boot, first_exit, first_console.read_text(), container)
+    finally:
+        if process is not None:
+            process.terminate()  # nspawn asks the container's init to power off
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def running(process: subprocess.Popen[bytes], console: Path) -> Container:
+    """The booted container, once its init answers (the boot itself waits for the first-boot install)."""
+    deadline = time.monotonic() + BOOT_TIMEOUT_S
+    tick = threading.Event()
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the second boot ended: {console.read_text()[-2000:]}"
+        leader = leader_of(process.pid)
+        if leader is not None:
+            container = Container(process, leader, console)
+            if container.run("systemctl is-system-running").stdout.strip() not in ("", "offline"):
+                return container
+        tick.wait(0.5)
+    pytest.fail(f"the second boot did not start in {BOOT_TIMEOUT_S} s: {console.read_text()[-2000:]}")
+
+
+def log_of(first_boot: FirstBoot) -> str:
+    return (first_boot.root / "var" / "log" / "spine-firstboot.log").read_text()
+
+
+def test_the_first_boot_ran_firstrun_and_rebooted(first_boot: FirstBoot) -> None:
+    assert first_boot.first_boot_exit == 133, first_boot.first_console[-2000:]  # 133: the container rebooted
+    log = log_of(first_boot)
+    assert "firstrun: done; rebooting" in log, log
+    assert "firstrun: FAILED" not in log, log
+
+
+def test_spine_was_installed_from_the_bundle_and_is_ready(first_boot: FirstBoot) -> None:
+    log = log_of(first_boot)
+    assert (first_boot.root / "var" / "lib" / "spine-firstboot" / "done").exists(), log[-4000:]
+    assert "spine-firstboot: done: Spine is installed and running" in log
+    container = first_boot.container
+    shown = container.show("ActiveState", "SubState", "StatusText")
+    assert (shown["ActiveState"], shown["SubState"]) == ("active", "running"), shown
+    assert shown["StatusText"], "the daemon sent no STATUS= (READY comes first)"
+    unit = container.check("systemctl show spine-firstboot.service -p Result -p ExecMainStatus")
+    assert "Result=success" in unit and "ExecMainStatus=0" in unit, unit
+    assert not (first_boot.root / ROOTFS_BUNDLE_PATH.lstrip("/")).exists(), "the bundle was not deleted"
+
+
+def test_the_spine_config_holds_the_flashed_config_and_devices(first_boot: FirstBoot) -> None:
+    config = (first_boot.root / "etc" / "spine" / "spine.toml").read_text()
+    assert config == SETTINGS.spine_config, config
+    assert 'input_device = "pulse"' in config and "threshold = 0.6" in config
+    assert "/etc/spine/spine.toml exists: left as it is" in log_of(first_boot)  # the installer kept it
+    listed = first_boot.container.check("stat -c '%U %G %a' /etc/spine/spine.toml").split()
+    assert listed == ["root", "spine", "640"]
+
+
+def test_nothing_of_the_first_boot_is_left_on_the_boot_partition(first_boot: FirstBoot) -> None:
+    left = sorted(path.name for path in first_boot.boot.iterdir())
+    assert left == ["cmdline.txt", "config.txt"], left  # firstrun.sh, the Spine script and config, the secrets
+
+
+def test_cmdline_is_restored_with_the_wifi_country_kept(first_boot: FirstBoot) -> None:
+    cmdline = (first_boot.boot / "cmdline.txt").read_text()
+    assert cmdline == PRISTINE_CMDLINE.rstrip("\n") + " cfg80211.ieee80211_regdom=GB\n", cmdline
+
+
+def test_host_name_user_password_and_ssh_key(first_boot: FirstBoot) -> None:
+    container = first_boot.container
+    assert (first_boot.root / "etc" / "hostname").read_text() == "kitchen-pi\n"
+    assert container.check("hostname").strip() == "kitchen-pi"
+    assert "127.0.1.1\tkitchen-pi" in (first_boot.root / "etc" / "hosts").read_text()
+    shadow = container.check("getent shadow alice").split(":")
+    assert shadow[1] == PASSWORD_HASH
+    keys = container.check("cat /home/alice/.ssh/authorized_keys")
+    assert keys == SSH_KEY + "\n"
+    assert container.check("stat -c '%U %a' /home/alice/.ssh /home/alice/.ssh/authorized_keys").split() == [
+        "alice",
+        "700",
+        "alice",
+        "600",
+    ]
+    assert container.check("systemctl is-enabled ssh.service").strip() == "enabled"
+    assert "PasswordAuthentication no" in container.check("cat /etc/ssh/sshd_config.d/spine-keys-only.conf")
+
+
+def test_the_wifi_connection_is_root_only(first_boot: FirstBoot) -> None:
+    path = "/etc/NetworkManager/system-connections/spine-wifi.nmconnection"
+    assert first_boot.container.check(f"stat -c '%U %a' {path}").split() == ["root", "600"]
+    keyfile = first_boot.container.check(f"cat {path}")
+    assert "ssid=Spine Test Net" in keyfile and f"psk={SETTINGS.wifi.psk_hex if SETTINGS.wifi else ''}" in keyfile
+    assert "correct horse battery" not in keyfile  # the passphrase itself is never written
+
+
+def test_a_failing_first_boot_says_so_and_gives_up(first_boot: FirstBoot) -> None:
+    """The same script, in a scratch root inside the container, with no bundle where it says: three attempts,
+    each a FAILED line in the log and an error in the journal, then the give-up marker the unit checks."""
+    container = first_boot.container
+    scratch = "/var/tmp/failing-first-boot"
+    state = f"{scratch}/var/lib/spine-firstboot"
+    container.check(f"mkdir -p {state} && echo /nowhere.tar > {state}/bundle-path")
+    run = f"SPINE_FIRSTBOOT_ROOT={scratch} sh /var/lib/spine-firstboot/firstboot.sh run"
+    for _ in range(3):
+        assert container.run(run).returncode == 1
+    assert container.run(f"test -f {state}/gave-up").returncode == 0
+    journal = container.check("journalctl --no-pager -o cat -t spine-firstboot -p err")
+    assert "FAILED: no bundle at '/nowhere.tar'" in journal, journal
+    assert "FAILED: gave up after 3 attempts" in journal, journal
