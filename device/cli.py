@@ -16,10 +16,11 @@ from device.flash import cli as flash_cli
 from device.models import cli as models_cli
 from device.monitor import cli as monitor_cli
 from device.sim import cli as demo_cli
-from device.testing import fake_llm_cli
+from device.testing import fake_llm_cli, realtime_peer_cli
 
 COMMAND_GROUPS = (
-    demo_cli, run_cli, monitor_cli, bench_cli, core_cli, fake_llm_cli, models_cli, audio_cli, config_cli, flash_cli
+    demo_cli, run_cli, monitor_cli, bench_cli, core_cli, fake_llm_cli, realtime_peer_cli, models_cli, audio_cli,
+    config_cli, flash_cli,
 )  # fmt: skip
 """In the order `spine --help` lists their commands."""
 

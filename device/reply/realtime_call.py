@@ -33,8 +33,9 @@ from aiortc.mediastreams import MediaStreamError
 
 from device.rates import SPINE_RATE_HZ
 from device.reply.openai_config import printable
-from device.reply.realtime_audio import RTC_RATE_HZ, PacedTrack, ResampleStream, mono_48k
+from device.reply.realtime_audio import PacedTrack, ResampleStream, mono_48k
 from device.reply.realtime_config import (
+    RTC_RATE_HZ,
     CallEnded,
     ConnectTimes,
     ExpectedRace,
@@ -287,12 +288,13 @@ class RealtimeCall:
 
     def _note(self, event: ServerEvent) -> None:
         """Keep what the call itself needs to know: the session, the current response, its item, its audio."""
-        if isinstance(event, SessionUpdated) and not self._session_ready.done():
-            self._session_ready.set_result(event)
-        elif isinstance(event, ErrorEvent) and not self._session_ready.done():
-            if event.error.event_id in (None, self._session_event_id):
+        if not self._session_ready.done():
+            if isinstance(event, SessionUpdated):
+                self._session_ready.set_result(event)
+            elif isinstance(event, ErrorEvent) and event.error.event_id in (None, self._session_event_id):
                 self._session_ready.set_exception(_session_refused(self.config, event.error))
-        elif isinstance(event, ResponseCreated):
+            return
+        if isinstance(event, ResponseCreated):
             self._response, self._requested_unseen = event.response.id, False
             if self._silence_next:
                 self._silenced.add(event.response.id)

@@ -47,9 +47,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from device.rates import SPINE_RATE_HZ
-from device.reply.realtime_audio import RTC_RATE_HZ, ResampleStream
+from device.reply.realtime_audio import ResampleStream
 from device.reply.realtime_call import RealtimeCall
 from device.reply.realtime_config import (
+    RTC_RATE_HZ,
     Audio,
     CallEnded,
     ConnectTimes,

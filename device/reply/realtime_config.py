@@ -24,6 +24,9 @@ ConnectFailure = Literal["unreachable", "timeout", "auth", "rejected", "server",
 refused the call (404, 429, another 4xx), failed (5xx), answered something that is not an SDP answer or an
 unusable one, the WebRTC connection did not come up, or the session was not confirmed."""
 
+RTC_RATE_HZ = 48_000
+"""WebRTC's audio rate (Opus): the rate of every frame on the call's tracks and of the server's audio timeline."""
+
 DEFAULT_TAIL_FRAMES = 5
 """Silence after a burst of WebRTC audio, in 20 ms frames: one more than aiortc's jitter-buffer prefetch (4
 frames), enough to push a burst's last frame out of the receiver (device/reply/realtime_audio.py)."""

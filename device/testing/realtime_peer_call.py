@@ -36,7 +36,8 @@ from aiortc import RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from device.reply.openai_config import printable
-from device.reply.realtime_audio import RTC_RATE_HZ, FramePieces, PacedTrack, mono_48k
+from device.reply.realtime_audio import FramePieces, PacedTrack, mono_48k
+from device.reply.realtime_config import RTC_RATE_HZ
 from device.reply.realtime_events import (
     ClientEvent,
     ConversationItemCreate,
@@ -74,6 +75,7 @@ from device.reply.realtime_events import (
     parse_client_event,
 )
 from device.testing.realtime_peer_records import AssistantItem, CallRecord, PeerConfig, PeerTurn, UserItem
+from device.testing.realtime_peer_voice import ToneVoice
 
 GENERATION_STEP_S = 0.04
 MIN_COMMIT_MS = 100.0
@@ -346,7 +348,7 @@ class PeerCall:
         self._last_item_id = item.id
         part = {"response_id": response.id, "item_id": item.id, "output_index": 0, "content_index": 0}
         self._send_raw("response.content_part.added", {**part, "part": {"type": "audio", "transcript": ""}})
-        spoken = await loop.run_in_executor(None, self.config.voice.render, text)
+        spoken = await loop.run_in_executor(None, (self.config.voice or ToneVoice()).render, text)
         with self._changed:
             item.spoken = spoken
             self._changed.notify_all()

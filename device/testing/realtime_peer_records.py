@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
-import numpy as np
-import numpy.typing as npt
+# Types only: `spine` imports this module for its parser, and numpy would double every command's start-up.
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-from device.reply.realtime_events import ClientEvent, ServerEvent
-from device.testing.realtime_peer_voice import SpokenReply, ToneVoice, Voice
+    from device.reply.realtime_events import ClientEvent, ServerEvent
+    from device.testing.realtime_peer_voice import SpokenReply, Voice
 
-Audio = npt.NDArray[np.int16]
+    Audio = npt.NDArray[np.int16]
 
 PeerFault = Literal[
     "none", "http_401", "http_500", "drop_mid_answer", "stall_mid_answer", "stall_session", "slow_first_audio"
@@ -89,7 +91,8 @@ class PeerConfig:
     api_key: str | None = field(default=None, repr=False)
     """When set, calls without `Authorization: Bearer <this>` get 401, as from the real API."""
     reply: str | Callable[[PeerTurn], str] = DEFAULT_REPLY
-    voice: Voice = field(default_factory=ToneVoice)
+    voice: Voice | None = None
+    """How replies sound; None: `ToneVoice()` (device/testing/realtime_peer_voice.py)."""
     first_audio_delay_s: float = 0.1
     """From `response.create` to the first audio generated (the model's own latency)."""
     generation_speed: float = 4.0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from device.reply.realtime_audio import RTC_RATE_HZ
+from device.reply.realtime_config import RTC_RATE_HZ
 
 if TYPE_CHECKING:
     from device.engines.tts import PiperTts

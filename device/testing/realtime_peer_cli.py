@@ -1,0 +1,169 @@
+"""`spine realtime-peer`: serve the realtime test peer (device/testing/realtime_peer.py) until Ctrl-C.
+
+For trying the realtime (WebRTC) reply path and its faults by hand; not used by the daemon.
+Also `python -m device.testing.realtime_peer_cli --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from device.testing.fake_llm_cli import port_number
+from device.testing.realtime_peer_records import DEFAULT_REPLY, PEER_FAULTS, PeerConfig
+
+if TYPE_CHECKING:
+    from device.testing.realtime_peer_voice import Voice
+
+DESCRIPTION = """\
+Serve a test peer that speaks the OpenAI Realtime protocol over WebRTC (aiortc) until Ctrl-C: the SDP offer to
+POST {base}/realtime/calls, the oai-events data channel, Opus audio at 48 kHz both ways. It answers each
+response.create with --reply, spoken as one tone per word (or with a Piper voice: --piper-voice), generated
+faster than real time and played in real time, and it honours response.cancel, output_audio_buffer.clear and
+conversation.item.truncate as the real server does (see docs/realtime.md).
+
+Point a realtime client's base URL at the URL printed at start (same host and --port). No key is needed
+unless you pass --require-key-env NAME; then the client must send that environment variable's value.
+Faults (--fault):
+  http_401, http_500   refuse every call (401 invalid_api_key, 500 server_error)
+  drop_mid_answer      close the connection --fault-after-ms into an answer's audio
+  stall_mid_answer     send nothing more once --fault-after-ms of an answer is generated
+  stall_session        never answer session.update
+  slow_first_audio     wait 3 s more before an answer's first audio
+"""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `realtime-peer` to the top-level `spine` parser."""
+    parser = subparsers.add_parser(
+        "realtime-peer", help="serve a test peer for the realtime (WebRTC) backend, with faults",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add_arguments(parser)
+    parser.set_defaults(func=serve)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = PeerConfig()
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=port_number, default=8089, help="port to listen on, 0..65535; 0 picks a free one (default: 8089)"
+    )
+    parser.add_argument("--reply", default=DEFAULT_REPLY, help="what the peer says to every request")
+    parser.add_argument(
+        "--first-audio-ms",
+        type=float,
+        default=defaults.first_audio_delay_s * 1000,
+        help="from response.create to the first audio, in ms (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=defaults.generation_speed,
+        help="how many times faster than real time answers are generated (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--fault", choices=PEER_FAULTS, default="none", metavar="FAULT", help="what goes wrong: see above"
+    )
+    parser.add_argument(
+        "--fault-after-ms",
+        type=float,
+        default=defaults.fault_after_ms,
+        help="how far into an answer a drop or a stall happens, in ms (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--require-key-env",
+        metavar="NAME",
+        help="require `Authorization: Bearer $NAME` (the key read from this environment variable), else 401",
+    )
+    parser.add_argument(
+        "--piper-voice",
+        type=Path,
+        metavar="MODEL.onnx",
+        help="speak with this Piper voice (its .onnx.json beside it) instead of tones; word timing is estimated",
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the peer described by parsed `args` until Ctrl-C; 0 on a clean stop, 2 on a bad setup."""
+    problem = _invalid(args)
+    if problem:
+        print(f"error: {problem}")
+        return 2
+    key = None
+    if args.require_key_env:
+        key = os.environ.get(args.require_key_env)
+        if not key:
+            print(f"error: --require-key-env: the environment variable {args.require_key_env} is not set")
+            return 2
+    try:
+        voice = _voice(args.piper_voice)
+    except Exception as error:  # a model that does not load: say which and why, as one line
+        print(f"error: --piper-voice {args.piper_voice}: {error}")
+        return 2
+    config = PeerConfig(
+        api_key=key,
+        reply=args.reply,
+        voice=voice,
+        first_audio_delay_s=args.first_audio_ms / 1000,
+        generation_speed=args.speed,
+        fault=args.fault,
+        fault_after_ms=args.fault_after_ms,
+    )
+    from device.testing.realtime_peer import RealtimePeer
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # one access-log line per call
+    peer = RealtimePeer(config, host=args.host, port=args.port, log_requests=True)
+    try:
+        base_url = peer.start()
+    except OSError as error:
+        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}; try another --port")
+        return 2
+    print(f"realtime test peer serving at {base_url} (calls: {base_url}/realtime/calls, fault: {config.fault}); "
+          "Ctrl-C to stop", flush=True)  # fmt: skip
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        peer.stop()
+    return 0
+
+
+def _invalid(args: argparse.Namespace) -> str | None:
+    if args.first_audio_ms < 0:
+        return "--first-audio-ms must be >= 0"
+    if not args.speed > 0:
+        return "--speed must be > 0"
+    if args.fault_after_ms < 0:
+        return "--fault-after-ms must be >= 0"
+    if not args.reply.split():
+        return "--reply must say something"
+    if args.piper_voice is not None and not args.piper_voice.is_file():
+        return f"--piper-voice {args.piper_voice}: no such file (give a Piper voice's .onnx, its .onnx.json beside it)"
+    return None
+
+
+def _voice(model: Path | None) -> Voice | None:
+    if model is None:
+        return None  # the tones
+    from device.engines.tts import PiperTts
+    from device.testing.realtime_peer_voice import PiperVoice
+
+    return PiperVoice(PiperTts(model, model.with_name(model.name + ".json")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="realtime-peer", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_arguments(parser)
+    return serve(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
