@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 SYSTEM_PACKAGES=(python3-venv python3-dev build-essential pkg-config espeak-ng sox portaudio19-dev
                  libsystemd-dev pulseaudio stress-ng chromium  # chromium: the monitor's browser test
-                 systemd-container mmdebstrap)  # the service's boot test in a container (tests/test_service_container.py)
+                 systemd-container mmdebstrap  # the service's boot test in a container (tests/test_service_container.py)
+                 mtools dosfstools e2fsprogs fdisk xz-utils openssl)  # spine flash and its tests (docs/flash.md)
 OPENWAKEWORD_VERSION=0.6.0
 
 missing=()
