@@ -45,6 +45,7 @@ wipe() {
 }
 
 write_unit() {
+  install -d "$UNITS"
   cat > "$UNIT.partial" << EOF
 # Installed by Spine's first boot (spine-firstboot.sh): installs Spine from the offline bundle, once.
 [Unit]
@@ -96,15 +97,19 @@ stage() {
 
 run() {
   [ ! -f "$STATE/done" ] || { log "already done"; return 0; }
+  if [ -f "$STATE/gave-up" ]; then
+    fail "gave up earlier: fix the cause (in $DEVICE_LOG), then: sudo sh $DEVICE_STATE/firstboot.sh retry"
+    return 1
+  fi
   attempts=$(( $(cat "$STATE/attempts" 2> /dev/null || echo 0) + 1 ))
   echo "$attempts" > "$STATE/attempts"
   sync
   bundle=$(cat "$STATE/bundle-path" 2> /dev/null || true)
   log "attempt $attempts of $MAX_ATTEMPTS started $(date -u +%FT%TZ): installing Spine from ${bundle:-?}"
   if install_spine "$bundle"; then
-    rm -f "$bundle"
+    rm -f "$bundle" "$STATE/spine.toml"
     touch "$STATE/done"
-    rm -f "$UNIT" "$UNITS/multi-user.target.wants/spine-firstboot.service"
+    rm -f "$UNITS/multi-user.target.wants/spine-firstboot.service"  # disabled; the unit stays for its status
     sync
     log "done: Spine is installed and running (systemctl status spine); the bundle is deleted"
     return 0
@@ -129,9 +134,17 @@ install_spine() {
     log "wrote $CONFIG from the flashed config"
   fi
   work=$(mktemp -d) || return 1
-  if ! tar -C "$work" -xf "$bundle" spine-bundle/scripts; then
+  if ! tar -C "$work" -xf "$bundle" spine-bundle/scripts spine-bundle/BUNDLE; then
     rm -rf "$work"
-    fail "$bundle is not a Spine bundle (tar could not read spine-bundle/scripts)"
+    fail "$bundle is not a Spine bundle (tar could not read spine-bundle/scripts and BUNDLE)"
+    return 1
+  fi
+  # Its wheels are for one CPython (3.11: Bookworm); Trixie has 3.13. Say so now rather than let pip fail.
+  wanted=$(sed -n 's/^python_version=//p' "$work/spine-bundle/BUNDLE")
+  here=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2> /dev/null || echo none)
+  if [ -n "$wanted" ] && [ "$wanted" != "$here" ]; then
+    rm -rf "$work"
+    fail "the bundle is for Python $wanted but this Pi has Python $here: flash an image with Python $wanted (Raspberry Pi OS Bookworm for 3.11), or build the bundle for $here"
     return 1
   fi
   log "running the bundle's scripts/install --bundle $bundle"

@@ -79,6 +79,7 @@ SSH_KEY_TYPES = (
     "sk-ecdsa-sha2-nistp256@openssh.com",
 )
 BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+ED25519_KEY_BYTES = 32
 
 CONFIG_SOURCE = "the Spine config"
 """How messages name the Spine config text (the file's name is the caller's to add)."""
@@ -172,16 +173,35 @@ def checked_ssh_key(line: str) -> str:
     if "\n" in key or "\r" in key:
         raise FirstBootError("an SSH public key is one line: give each key as its own line")
     try:
-        blob = base64.b64decode(fields[1], validate=True)
-        (size,) = struct.unpack(">I", blob[:4])
-        blob_type = blob[4 : 4 + size].decode("ascii")
-    except (binascii.Error, struct.error, UnicodeDecodeError):
+        blob_fields = _ssh_blob_fields(base64.b64decode(fields[1], validate=True))
+        blob_type = blob_fields[0].decode("ascii")
+    except (binascii.Error, ValueError):
         raise FirstBootError(f"SSH public key ({fields[0]}) is cut or damaged: copy the whole line again") from None
     if blob_type != fields[0]:
         raise FirstBootError(
             f"SSH public key says {fields[0]} but holds a {blob_type!r} key: copy the whole line again, unchanged"
         )
+    if blob_type == "ssh-ed25519" and len(blob_fields[-1]) != ED25519_KEY_BYTES:
+        raise FirstBootError("SSH public key (ssh-ed25519) is cut or damaged: copy the whole line again")
     return key
+
+
+def _ssh_blob_fields(blob: bytes) -> list[bytes]:
+    """The length-prefixed strings an OpenSSH public key blob is made of (RFC 4253 section 6.6); ValueError
+    unless the blob is exactly such strings, at least two (the type, then the key)."""
+    fields: list[bytes] = []
+    offset = 0
+    while offset < len(blob):
+        if offset + 4 > len(blob):
+            raise ValueError("a length cut short")
+        (size,) = struct.unpack(">I", blob[offset : offset + 4])
+        if offset + 4 + size > len(blob):
+            raise ValueError("a string cut short")
+        fields.append(blob[offset + 4 : offset + 4 + size])
+        offset += 4 + size
+    if len(fields) < 2:
+        raise ValueError("no key after the type")
+    return fields
 
 
 def checked_device(device: str, which: str) -> str:
