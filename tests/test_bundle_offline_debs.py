@@ -1,0 +1,181 @@
+"""The bundle's Debian packages: installed offline in a booted Debian 12 container that lacks them, then READY.
+
+A Raspberry Pi flashed with Raspberry Pi OS Lite installs Spine at its first boot from the bundle alone, with no
+network: the bundle carries the Debian packages the image may lack (libportaudio2, libasound2-plugins,
+python3-pyaudio, python3-systemd and what they need) and pip as a wheel, and the installer's apt reads only the
+bundle's debs/. This takes the same path minus the architecture (an x86_64 bundle, amd64 packages): a tree made
+as the bundle assumes a Lite image is (mmdebstrap's `important` variant, which is debootstrap's default as
+pi-gen uses it, plus python3, systemd, dbus and ca-certificates) and without libportaudio2, libasound2-plugins,
+python3-venv, python3-pyaudio, python3-systemd, booted with systemd-nspawn whose only network is loopback.
+PulseAudio stands in for a sound card as in tests/test_service_container.py; its Debian package depends on
+libasound2-plugins, so the tree gets PulseAudio's other dependencies as packages and its files unpacked without
+registering it. The tree is cached in /var/cache/spine-test, keyed on its recipe. Root only; skipped, with the
+reason, where nspawn cannot boot a container.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_service_container import (
+    CACHE,
+    MIRROR,
+    SUITE,
+    Container,
+    boot,
+    prepare_tree,
+    why_not_runnable,
+)
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANT = "important"
+# What scripts/bundle assumes a Raspberry Pi OS Lite image has beyond Debian's required and important packages.
+LITE_PACKAGES = "python3,systemd,systemd-sysv,dbus,ca-certificates"
+# What the bundle brings and the tree must not have (python3-venv: the installer makes the venv without it).
+BROUGHT_BY_THE_BUNDLE = ("libportaudio2", "libasound2-plugins", "python3-pyaudio", "python3-systemd")
+ABSENT = (*BROUGHT_BY_THE_BUNDLE, "python3-venv")
+# Run in the new tree by mmdebstrap (with the mirror reachable): PulseAudio without its package's dependency on
+# libasound2-plugins; its postinst's users made by hand.
+PULSEAUDIO_HOOK = r"""
+set -e
+deps=$(apt-cache show --no-all-versions pulseaudio | sed -n 's/^\(Pre-\)\{0,1\}Depends: //p' | tr ',' '\n' \
+  | sed 's/|.*//; s/(.*//; s/:any//; s/ //g' | grep -vx libasound2-plugins)
+apt-get install -y -q --no-install-recommends $deps
+cd /tmp
+apt-get download -q pulseaudio
+dpkg-deb --fsys-tarfile pulseaudio_*.deb | tar -x --keep-directory-symlink -C /
+rm pulseaudio_*.deb
+groupadd --system pulse
+useradd --system --gid pulse --groups audio --home-dir /run/pulse --no-create-home pulse
+groupadd --system pulse-access
+"""
+
+
+def cached_tree() -> Path:
+    """The tree for this test, made once (~70 s) and kept; never booted itself."""
+    recipe = f"{SUITE} {MIRROR} {VARIANT} {LITE_PACKAGES} {PULSEAUDIO_HOOK}"
+    tree = CACHE / f"root-{SUITE}-{VARIANT}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+    if not (tree / "etc" / "os-release").exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = CACHE / f"{tree.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        hook = CACHE / f"{tree.name}.hook.sh"
+        hook.write_text(PULSEAUDIO_HOOK)
+        made = subprocess.run(
+            [
+                "mmdebstrap",
+                f"--variant={VARIANT}",
+                f"--include={LITE_PACKAGES}",
+                f'--customize-hook=cp {hook} "$1/tmp/hook.sh" && chroot "$1" sh /tmp/hook.sh && rm "$1/tmp/hook.sh"',
+                SUITE,
+                str(partial),
+                MIRROR,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        hook.unlink()
+        if made.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            pytest.fail(f"mmdebstrap failed: {made.stderr[-2000:]}")
+        partial.rename(tree)
+    return tree
+
+
+@pytest.fixture(scope="module")
+def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+    reason = why_not_runnable()
+    if reason:
+        pytest.skip(reason)
+    work = tmp_path_factory.mktemp("offline-debs")
+    bundle = work / "bundle.tar"
+    made = subprocess.run(
+        [str(REPO / "scripts" / "bundle"), "--arch", os.uname().machine, "--out", str(bundle)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert made.returncode == 0, made.stderr[-3000:]
+    root = Path("/var/tmp") / f"spine-offline-debs-{os.getpid()}"  # not /tmp: it may be a small tmpfs
+    subprocess.run(["cp", "-a", "--reflink=auto", str(cached_tree()), str(root)], check=True)
+    try:
+        prepare_tree(root, bundle)
+        console_log = work / "console.log"
+        # As in test_service_container: no machined or D-Bus needed on the host; loopback the only network.
+        nspawn = ["systemd-nspawn", "-D", str(root), "--boot", "--register=no", "--keep-unit", "--private-network"]
+        with console_log.open("wb") as console:
+            process = subprocess.Popen(
+                [*nspawn, "--console=read-only", f"--machine=spine-debs-{os.getpid()}"],
+                stdout=console,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            yield boot(process, console_log)
+        finally:
+            process.terminate()  # nspawn asks the container's init to power off
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def installed_packages(container: Container, names: tuple[str, ...]) -> set[str]:
+    shown = container.run(f"dpkg-query -W -f='${{Package}} ${{Status}}\\n' {' '.join(names)} 2>/dev/null").stdout
+    return {line.split()[0] for line in shown.splitlines() if line.endswith(" install ok installed")}
+
+
+@pytest.fixture(scope="module")
+def installed(container: Container) -> str:
+    """scripts/install from the bundle, offline, on the tree that lacks the packages; returns what it printed."""
+    assert installed_packages(container, ABSENT) == set()  # the premise: none of them is there before
+    assert container.check("ls /sys/class/net").split() == ["lo"]
+    container.check("tar -C /root -xf /root/bundle.tar spine-bundle/scripts")
+    result = container.run("/root/spine-bundle/scripts/install --bundle /root/bundle.tar 2>&1", timeout_s=600)
+    assert result.returncode == 0, f"{result.stdout[-4000:]}\n{container.run('journalctl -b --no-pager -n 60').stdout}"
+    return result.stdout
+
+
+def test_the_debian_packages_come_from_the_bundle_and_the_service_is_ready(
+    container: Container, installed: str
+) -> None:
+    assert "installing system packages from the bundle (no network)" in installed, installed
+    assert installed_packages(container, ABSENT) == set(BROUGHT_BY_THE_BUNDLE)  # python3-venv is not needed
+    assert container.run("command -v cc gcc").stdout == ""  # nothing was compiled: there is no compiler
+    container.check("dpkg --audit && apt-get check -q")  # dpkg's and apt's state is whole
+    shown = container.show("ActiveState", "SubState", "StatusText")
+    assert (shown["ActiveState"], shown["SubState"]) == ("active", "running"), shown
+    assert shown["StatusText"], "the daemon sent no STATUS="
+
+
+def test_the_venv_sees_debians_modules_and_no_other(container: Container, installed: str) -> None:
+    python = "/opt/spine/venv/bin/python"
+    files = container.check(f"{python} -c 'import pyaudio, systemd.daemon; print(pyaudio.__file__, systemd.__file__)'")
+    resolved = container.check(f"realpath {files}").split()
+    assert [path.rsplit("/", 2)[0] for path in resolved] == ["/usr/lib/python3/dist-packages"] * 2, resolved
+    # Linked one by one: the rest of Debian's Python packages stays out of the venv.
+    path = container.check(f"{python} -c 'import sys; print(*sys.path, sep=chr(10))'").splitlines()
+    assert "/usr/lib/python3/dist-packages" not in path, path
+    listed = container.check(f"{python} -m pip list --format=freeze --disable-pip-version-check").splitlines()
+    assert "PyAudio==0.2.13" in listed and "systemd-python==235" in listed, listed  # pip counts them as installed
+
+
+def test_a_second_install_installs_no_package(container: Container, installed: str) -> None:
+    before = container.show("MainPID", "NRestarts")
+    again = container.run("/root/spine-bundle/scripts/install --bundle /root/bundle.tar 2>&1", timeout_s=300)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "[1/7] system packages: all present" in again.stdout, again.stdout
+    assert "already running, unchanged" in again.stdout, again.stdout
+    assert container.show("MainPID", "NRestarts") == before
