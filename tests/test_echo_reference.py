@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from device.engines.earcon import earcon
 from device.runtime.echo_reference import CHUNK_SAMPLES, ReferenceEchoModel
 from device.sim.room import EchoPath, RoomNoise
 from device.sim.scene import RoomSpec
@@ -112,3 +113,35 @@ def test_silence_and_a_quiet_room_predict_no_echo() -> None:
         model.push_played(np.zeros(PERIOD, np.int16))
     verdict = model.judge((RoomNoise(-60.0, 1).next(CHUNK_SAMPLES)).astype(np.int16))
     assert not verdict.echo_possible and not verdict.someone_else
+
+
+def found_delay_after(played: npt.NDArray[np.int16], mic: npt.NDArray[np.int16]) -> float | None:
+    """The delay the model found on its own (no canceller telling it) after hearing all of `played`."""
+    model = ReferenceEchoModel(PERIOD)
+    chunk_end = CHUNK_SAMPLES
+    for start in range(0, len(played), PERIOD):
+        model.push_played(played[start : start + PERIOD])
+        while chunk_end <= start + PERIOD:
+            model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end])
+            chunk_end += CHUNK_SAMPLES
+    return model.found_delay_ms
+
+
+@pytest.mark.parametrize(
+    "room",
+    [*ROOMS, RoomSpec(echo_delay_ms=20, echo_gain_db=-12, rt60_s=0.6, seed=4), RoomSpec(echo_delay_ms=400, seed=5)],
+    ids=lambda r: f"d{r.echo_delay_ms:g}_rt{r.rt60_s:g}",
+)
+def test_the_start_up_sound_tells_the_echo_delay_never_late(room: RoomSpec) -> None:
+    # Late is the dangerous side: a prediction that starts after the echo reads the echo as the user.
+    played = earcon("startup")
+    delay_ms = found_delay_after(played, room_mic(echo_of(played, room), np.zeros(len(played)), room.seed))
+    assert delay_ms is not None, "no delay found on the start-up sound"
+    assert room.echo_delay_ms - 40 <= delay_ms <= room.echo_delay_ms + 10, delay_ms
+
+
+def test_no_delay_is_found_when_the_mic_hears_something_else() -> None:
+    played = assistant_speech(6.0)
+    other = synthesize("Hey Jarvis. What is the weather like tomorrow in the mountains?", "en-gb", rate_hz=RATE)
+    mic = room_mic(np.resize(other, len(played)).astype(np.float32), np.zeros(len(played)), 7)
+    assert found_delay_after(played, mic) is None

