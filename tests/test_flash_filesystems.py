@@ -94,7 +94,8 @@ def test_growth_is_what_the_bundle_and_headroom_lack() -> None:
 
 
 def test_a_file_goes_in_with_its_parents_and_reads_back(image: PiImage, tmp_path: Path) -> None:
-    local = tmp_path / "bundle.tar"
+    local = tmp_path / "my downloads" / "spine bundle.tar"  # white space: debugfs splits its commands at it
+    local.parent.mkdir()
     local.write_bytes(random.Random(4).randbytes(2 * MIB))
     root = _root(image)
     rootfs.write_file(root, local, "/var/lib/spine-firstboot/spine-bundle.tar")

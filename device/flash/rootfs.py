@@ -160,24 +160,27 @@ def write_file(volume: Ext4Volume, local: Path, destination: str, mode: int = 0o
     target = PurePosixPath(destination)
     if not target.is_absolute() or ".." in target.parts or len(target.parts) < 2:
         raise ValueError(f"not an absolute file path: {destination}")
+    if any(character.isspace() for character in destination):
+        raise ValueError(f"debugfs commands cannot hold a name with white space: {destination!r}")
     parents = [str(parent) for parent in reversed(target.parents) if str(parent) != "/"]
     # Only the missing ones: debugfs 1.47.0's mkdir of an existing directory can leave an allocated, unlinked
     # inode behind (e2fsck then finds an "unconnected directory").
     missing = [parent for parent in parents if not exists(volume, parent)]
     commands = [f"mkdir {parent}" for parent in missing]
     commands += [f"sif {missing[-1]} mode 040700"] if missing else []
-    commands += [
-        f"cd {target.parent}",
-        f"rm {target.name}",
-        f"write {local} {target.name}",
-        f"sif {target.name} mode 0{0o100000 | mode:o}",
-        f"sif {target.name} uid 0",
-        f"sif {target.name} gid 0",
-    ]
-    for part in (str(local), *target.parts):
-        if any(character.isspace() for character in part):
-            raise ValueError(f"debugfs commands cannot hold a name with white space: {part!r}")
-    _debugfs(volume, commands, writable=True, what=f"writing {destination} into the root filesystem")
+    with tempfile.TemporaryDirectory(prefix="spine-flash-link-") as scratch:
+        # debugfs reads its commands split at white space: the local file goes in through a plain-named link.
+        link = Path(scratch) / "source"
+        link.symlink_to(local.resolve())
+        commands += [
+            f"cd {target.parent}",
+            f"rm {target.name}",
+            f"write {link} {target.name}",
+            f"sif {target.name} mode 0{0o100000 | mode:o}",
+            f"sif {target.name} uid 0",
+            f"sif {target.name} gid 0",
+        ]
+        _debugfs(volume, commands, writable=True, what=f"writing {destination} into the root filesystem")
     expected = _sha256_of(local)
     found = file_sha256(volume, destination)
     if found != expected:
