@@ -146,7 +146,6 @@ def flash(args: argparse.Namespace, ask: Callable[[str], str | None]) -> int:
     from device.flash.tools import FLASH_TOOLS, require_tools
     from device.flash.write import verify, write_image
 
-    say = _say
     if args.max_size_gb <= 0:
         raise UserError("--max-size-gb must be more than 0")
     settings = settings_from(args)
@@ -160,23 +159,7 @@ def flash(args: argparse.Namespace, ask: Callable[[str], str | None]) -> int:
     check_bundle(args.bundle)
     facts = inspect_source(source)
 
-    erase_description = None
-    capacity = None
-    confirmed = False
-    if is_device:
-        disk_path = os.path.realpath(args.target)
-        yes_erase = os.path.realpath(args.yes_erase) if args.yes_erase else None
-        devices = safety.parse_lsblk(_lsblk())
-        safe = safety.check_target(
-            devices,
-            disk_path,
-            image_bytes=source.image_bytes,
-            max_size_bytes=int(args.max_size_gb * 10**9),
-            yes_erase=yes_erase,
-        )
-        erase_description = safety.describe_disk(safe.disk)
-        capacity = safe.disk.size_bytes
-        confirmed = yes_erase is not None
+    erase_description, capacity = _check_card(args, source.image_bytes) if is_device else (None, None)
     plan = make_plan(
         source,
         facts,
@@ -190,38 +173,56 @@ def flash(args: argparse.Namespace, ask: Callable[[str], str | None]) -> int:
     print(describe_plan(plan, dry_run=args.dry_run), flush=True)
     if args.dry_run:
         return 0
-    if is_device and not confirmed:
-        answer = ask(f"Erase {args.target} and everything on it (listed above)? Type yes to go on: ")
-        if answer is None:
-            raise UserError(
-                f"no terminal to ask whether to erase {args.target}: add --yes-erase {args.target} once you have "
-                "checked the list above"
-            )
-        if answer.strip().lower() != "yes":
-            print("nothing written")
-            return 1
+    if is_device and args.yes_erase is None and not _confirmed(args.target, ask):
+        print("nothing written")
+        return 1
 
-    say(f"writing {source.path} to {args.target}")
+    _say(f"writing {source.path} to {args.target}")
     digest = write_image(source, args.target, block_device=is_device)
     if not is_device:
         os.chmod(args.target, 0o600)  # it will hold the first boot's secrets, if any were given
-    say("verifying (reading it back)")
+    _say("verifying (reading it back)")
     verify(args.target, source.image_bytes, digest, block_device=is_device)
-    say(f"verified: sha256 {digest}")
-    customise(plan, say)
+    _say(f"verified: sha256 {digest}")
+    customise(plan, _say)
     host = settings.hostname
     if is_device:
-        say(
+        check = f": `ssh {settings.user}@{host}.local systemctl status spine`" if settings.ssh_public_keys else ""
+        _say(
             f"done: put the card in the Pi and power it on. The first boot installs Spine from the bundle "
             f"(several minutes, with reboots; log in /var/log/spine-firstboot.log), then the Pi answers as "
-            f"{host}.local: `ssh {settings.user}@{host}.local systemctl status spine`"
+            f"{host}.local{check}"
         )
     else:
-        say(
+        _say(
             f"done: {args.target} is ready to write to a card (dd, or any flasher that takes an image file); "
             "keep it private if you gave a password or Wi-Fi key"
         )
     return 0
+
+
+def _check_card(args: argparse.Namespace, image_bytes: int) -> tuple[str, int]:
+    """The safety rules on lsblk's view of the card: (what will be erased, its size), or UnsafeTargetError."""
+    yes_erase = os.path.realpath(args.yes_erase) if args.yes_erase else None
+    safe = safety.check_target(
+        safety.parse_lsblk(_lsblk()),
+        os.path.realpath(args.target),
+        image_bytes=image_bytes,
+        max_size_bytes=int(args.max_size_gb * 10**9),
+        yes_erase=yes_erase,
+    )
+    return safety.describe_disk(safe.disk), safe.disk.size_bytes
+
+
+def _confirmed(target: Path, ask: Callable[[str], str | None]) -> bool:
+    """The user's yes to erasing the card; UserError where there is no terminal to ask."""
+    answer = ask(f"Erase {target} and everything on it (listed above)? Type yes to go on: ")
+    if answer is None:
+        raise UserError(
+            f"no terminal to ask whether to erase {target}: add --yes-erase {target} once you have checked the "
+            "list above"
+        )
+    return answer.strip().lower() == "yes"
 
 
 def settings_from(args: argparse.Namespace) -> FirstBootSettings:

@@ -37,7 +37,7 @@ def write_image(image: SourceImage, target: Path, *, block_device: bool, progres
     digest = hashlib.sha256()
     flags = os.O_WRONLY | os.O_CLOEXEC | (os.O_EXCL if block_device else os.O_CREAT | os.O_TRUNC)
     try:
-        fd = os.open(target, flags, 0o644)
+        fd = os.open(target, flags, 0o600)  # an image file will hold the first boot's secrets, if any
     except OSError as error:
         raise _open_error(target, error, block_device) from None
     written = 0
