@@ -196,7 +196,7 @@ class RealtimePeer:
         number = next(self._numbers)
         record = CallRecord(number, model)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        call = PeerCall(pc, self.config, record, self._changed)
+        call = PeerCall(pc, lambda: self.config, record, self._changed)
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
             pc.addTrack(call.voice_track)  # takes the offer's audio transceiver: sendrecv

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,7 @@ class _Response:
         self.item = item
         self.generating = True
         self.cancelled = False
+        self.said: list[str] = []  # the transcript deltas sent
         self.started_playing = False
         self.requested_at_s = asyncio.get_running_loop().time()
         self.playout_over = False  # stopped (all played) or cleared
@@ -103,12 +105,12 @@ class PeerCall:
     def __init__(
         self,
         pc: RTCPeerConnection,
-        config: PeerConfig,
+        config: Callable[[], PeerConfig],
         record: CallRecord,
         changed: threading.Condition,
     ) -> None:
         self.pc = pc
-        self.config = config
+        self._config = config  # the peer's current one: a test may swap it between responses
         self.record = record
         self._changed = changed
         self._ids = itertools.count(1)
@@ -223,7 +225,7 @@ class PeerCall:
         with self._changed:
             self.record.turn_detection = self._session.turn_detection
             self._changed.notify_all()
-        if self.config.fault == "stall_session":
+        if self._config().fault == "stall_session":
             self._stalled = True
             return
         self._session_ready = True
@@ -277,7 +279,8 @@ class PeerCall:
             user_items=tuple(self.record.user_items),
             session_turn_detection=self._session.turn_detection,
         )
-        text = self.config.reply if isinstance(self.config.reply, str) else self.config.reply(turn)
+        reply = self._config().reply
+        text = reply if isinstance(reply, str) else reply(turn)
         response = _Response(self._new_id("resp"), AssistantItem(self._new_id("item"), "", None))
         response.item.response_id = response.id
         self._responses[response.id] = response
@@ -297,7 +300,8 @@ class PeerCall:
                 event_id=event.event_id,
             )
             return
-        response.cancelled = True  # the generation loop sees it at its next step and ends the response
+        response.cancelled = True
+        self._finish(response)  # generation stops here; what was generated still plays unless cleared
 
     def _output_clear(self) -> None:
         playing = [response for response in self._playing if not response.playout_over]
@@ -348,22 +352,58 @@ class PeerCall:
         self._last_item_id = item.id
         part = {"response_id": response.id, "item_id": item.id, "output_index": 0, "content_index": 0}
         self._send_raw("response.content_part.added", {**part, "part": {"type": "audio", "transcript": ""}})
-        spoken = await loop.run_in_executor(None, (self.config.voice or ToneVoice()).render, text)
+        spoken = await loop.run_in_executor(None, (self._config().voice or ToneVoice()).render, text)
         with self._changed:
             item.spoken = spoken
             self._changed.notify_all()
-        delay_s = self.config.first_audio_delay_s
-        delay_s += self.config.slow_first_audio_s if self.config.fault == "slow_first_audio" else 0.0
+        delay_s = self._config().first_audio_delay_s
+        delay_s += self._config().slow_first_audio_s if self._config().fault == "slow_first_audio" else 0.0
         await asyncio.sleep(max(0.0, response.requested_at_s + delay_s - loop.time()))  # the delay includes rendering
-        said = await self._generate_audio(response)
-        if said is None:
-            return  # stalled: nothing more is ever sent
+        if await self._generate_audio(response):
+            self._finish(response)
+
+    async def _generate_audio(self, response: _Response) -> bool:
+        """Generate the reply's audio and transcript until it is all said or the response is cancelled (then
+        `_response_cancel` has finished it); False if the response ended otherwise (cancelled, or the stall)."""
+        item, spoken = response.item, response.item.spoken
+        assert spoken is not None
+        deltas = spoken.deltas()
+        step_ms = GENERATION_STEP_S * self._config().generation_speed * 1000
+        while item.generated_ms < spoken.duration_ms:
+            if not response.generating:
+                return False  # cancelled while this step slept
+            upto_ms = min(spoken.duration_ms, item.generated_ms + step_ms)
+            start, end = (round(ms * RTC_RATE_HZ / 1000) for ms in (item.generated_ms, upto_ms))
+            self.voice_track.feed(spoken.audio[start:end], response.id)
+            if response not in self._playing:
+                self._playing.append(response)
+                self.voice_track.start()
+            for index in range(len(response.said), len(deltas)):
+                if spoken.word_start_ms[index] >= upto_ms:
+                    break
+                response.said.append(deltas[index])
+                self._send(TranscriptDelta(response.id, item.id, deltas[index], 0, 0, self._event_id()))
+            with self._changed:
+                item.generated_ms = upto_ms
+                self._changed.notify_all()
+            if self._config().fault == "stall_mid_answer" and upto_ms >= self._config().fault_after_ms:
+                self._stalled = True
+                return False
+            await asyncio.sleep(GENERATION_STEP_S)
+        return response.generating
+
+    def _finish(self, response: _Response) -> None:
+        """The response's closing events, at once: all generated, or cancelled (what was generated so far)."""
+        item = response.item
+        response.generating = False
+        self._generating = None
         status, reason = ("cancelled", "client_cancelled") if response.cancelled else ("completed", None)
-        transcript = "".join(said)
+        transcript = "".join(response.said)
         with self._changed:
             item.transcript = transcript if item.truncated_at_ms is None else ""
             item.status = status
             self._changed.notify_all()
+        part = {"response_id": response.id, "item_id": item.id, "output_index": 0, "content_index": 0}
         self._send_raw("response.output_audio.done", part)
         self._send(TranscriptDone(response.id, item.id, transcript, 0, 0, self._event_id()))
         self._send_raw("response.content_part.done", {**part, "part": {"type": "audio", "transcript": transcript}})
@@ -371,39 +411,8 @@ class PeerCall:
         self._send(ResponseOutputItemDone(response.id, done_info, 0, self._event_id()))
         self._send_raw("conversation.item.done", {"previous_item_id": None, "item": _item(done_info)})
         final = ResponseInfo(response.id, status, reason, output_item_ids=(item.id,))
-        response.generating = False
-        self._generating = None
         self._send(ResponseDone(final, self._event_id()))
         self.voice_track.drain(lambda: self._played_out(response))
-
-    async def _generate_audio(self, response: _Response) -> list[str] | None:
-        """Generate the reply's audio and transcript until it is all said or the response is cancelled; the
-        deltas sent, or None if the server stalled (the fault)."""
-        item, spoken = response.item, response.item.spoken
-        assert spoken is not None
-        deltas = spoken.deltas()
-        said: list[str] = []
-        step_ms = GENERATION_STEP_S * self.config.generation_speed * 1000
-        while item.generated_ms < spoken.duration_ms and not response.cancelled:
-            upto_ms = min(spoken.duration_ms, item.generated_ms + step_ms)
-            start, end = (round(ms * RTC_RATE_HZ / 1000) for ms in (item.generated_ms, upto_ms))
-            self.voice_track.feed(spoken.audio[start:end], response.id)
-            if response not in self._playing:
-                self._playing.append(response)
-                self.voice_track.start()
-            for index in range(len(said), len(deltas)):
-                if spoken.word_start_ms[index] >= upto_ms:
-                    break
-                said.append(deltas[index])
-                self._send(TranscriptDelta(response.id, item.id, deltas[index], 0, 0, self._event_id()))
-            with self._changed:
-                item.generated_ms = upto_ms
-                self._changed.notify_all()
-            if self.config.fault == "stall_mid_answer" and upto_ms >= self.config.fault_after_ms:
-                self._stalled = True
-                return None
-            await asyncio.sleep(GENERATION_STEP_S)
-        return said
 
     def _on_frame(self, pieces: FramePieces) -> None:
         """A frame of the voice went out: count it for its response; the first -> output_audio_buffer.started."""
@@ -419,7 +428,8 @@ class PeerCall:
                 with self._changed:
                     response.item.first_frame_after_s = asyncio.get_running_loop().time() - response.requested_at_s
                 self._send(OutputAudioBufferStarted(response.id, self._event_id()))
-            dropping = self.config.fault == "drop_mid_answer" and response.item.sent_ms >= self.config.fault_after_ms
+            config = self._config()
+            dropping = config.fault == "drop_mid_answer" and response.item.sent_ms >= config.fault_after_ms
             if dropping and not self._stalled:
                 self._stalled = True  # nothing more is said; the connection goes as soon as close() runs
                 self._spawn(self.close("dropped by the fault drop_mid_answer"))
@@ -428,6 +438,8 @@ class PeerCall:
         if response.playout_over:
             return
         response.playout_over = True
+        if not response.started_playing:
+            return  # cancelled before any audio: nothing started, so nothing stops
         if response in self._playing:
             self._playing.remove(response)
         self._send(OutputAudioBufferStopped(response.id, self._event_id()))
