@@ -18,11 +18,14 @@ written, nothing reads it). Root only; skipped, with the reason, where nspawn ca
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
+import tarfile
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +41,8 @@ from device.flash.firstboot import (
     first_boot_files,
 )
 from tests.test_service_container import (
+    CACHE,
+    MIRROR,
     PULSE_SYSTEM_PA,
     PULSE_UNIT,
     Container,
@@ -86,6 +91,10 @@ ExecStart=/bin/true
 [Install]
 WantedBy=multi-user.target
 """
+# Debian 13's cloud-init (25.1, as Raspberry Pi OS Trixie has) and netplan's Python API, which cloud-init uses to
+# check a version 2 network-config (its own schema has no `wifis`).
+CLOUD_INIT_SUITE = "trixie"
+CLOUD_INIT_PACKAGES = "cloud-init,python3-netplan"
 BOOT_TIMEOUT_S = 120
 INSTALL_TIMEOUT_S = 420
 
@@ -99,6 +108,8 @@ class FirstBoot:
     first_boot_exit: int
     first_console: str
     container: Container
+    wheel_files: list[str]
+    """What the bundle's Spine wheel holds."""
 
 
 def boot_words(root: Path) -> list[str]:
@@ -154,6 +165,7 @@ def first_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstBoot]:
         timeout=900,
     )
     assert made.returncode == 0, made.stderr[-3000:]
+    wheel_files = spine_wheel_files(bundle)
     root = Path("/var/tmp") / f"spine-firstboot-{os.getpid()}"  # not /tmp: it may be a small tmpfs
     subprocess.run(["cp", "-a", "--reflink=auto", str(cached_tree()), str(root)], check=True)
     process: subprocess.Popen[bytes] | None = None
@@ -179,7 +191,7 @@ def first_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstBoot]:
             INSTALL_TIMEOUT_S,
             "spine-firstboot.service to finish",
         )
-        yield FirstBoot(root, boot, first_exit, first_console.read_text(), container)
+        yield FirstBoot(root, boot, first_exit, first_console.read_text(), container, wheel_files)
     finally:
         if process is not None:
             process.terminate()  # nspawn asks the container's init to power off
@@ -189,6 +201,15 @@ def first_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstBoot]:
                 process.kill()
                 process.wait()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def spine_wheel_files(bundle: Path) -> list[str]:
+    with tarfile.open(bundle) as tar:
+        member = next(m for m in tar.getmembers() if Path(m.name).name.startswith("spine-") and m.name.endswith(".whl"))
+        wheel = tar.extractfile(member)
+        assert wheel is not None
+        with zipfile.ZipFile(wheel) as archive:
+            return archive.namelist()
 
 
 def running(process: subprocess.Popen[bytes], console: Path) -> Container:
@@ -204,6 +225,11 @@ def running(process: subprocess.Popen[bytes], console: Path) -> Container:
                 return container
         tick.wait(0.5)
     pytest.fail(f"the second boot did not start in {BOOT_TIMEOUT_S} s: {console.read_text()[-2000:]}")
+
+
+def test_the_wheel_carries_the_first_boot_script(first_boot: FirstBoot) -> None:
+    """`spine flash` reads it from the installed package (pyproject.toml's package data)."""
+    assert "device/flash/firstboot.sh" in first_boot.wheel_files
 
 
 def log_of(first_boot: FirstBoot) -> str:
@@ -290,3 +316,48 @@ def test_a_failing_first_boot_says_so_and_gives_up(first_boot: FirstBoot) -> Non
     journal = container.check("journalctl --no-pager -o cat -t spine-firstboot -p err")
     assert "FAILED: no bundle at '/nowhere.tar'" in journal, journal
     assert "FAILED: gave up after 3 attempts" in journal, journal
+
+
+def cloud_init_tree() -> Path:
+    """A Debian 13 tree with cloud-init, made once (~1.5 min) and kept like the service test's; never booted."""
+    key = hashlib.sha256(f"{CLOUD_INIT_SUITE} {MIRROR} {CLOUD_INIT_PACKAGES}".encode()).hexdigest()[:12]
+    tree = CACHE / f"root-{CLOUD_INIT_SUITE}-cloud-init-{key}"
+    if not (tree / "usr" / "bin" / "cloud-init").exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = CACHE / f"{tree.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        command = ["mmdebstrap", "--variant=minbase", f"--include={CLOUD_INIT_PACKAGES}", CLOUD_INIT_SUITE]
+        made = subprocess.run([*command, str(partial), MIRROR], capture_output=True, text=True, timeout=900)
+        if made.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            pytest.fail(f"mmdebstrap failed: {made.stderr[-2000:]}")
+        partial.rename(tree)
+    return tree
+
+
+def test_cloud_init_accepts_the_user_data_and_network_config() -> None:
+    """cloud-init's own `schema` check (with netplan's parser for network-config) on the CLOUD_INIT files, run in
+    a chroot; cloud-init itself cannot run the first boot there (no Raspberry Pi OS, no boot)."""
+    reason = why_not_runnable()
+    if reason:
+        pytest.skip(reason)
+    tree = cloud_init_tree()
+    files = first_boot_files(SETTINGS, FirstBootMechanism.CLOUD_INIT, PRISTINE_CMDLINE)
+    broken = {
+        "user-data": files["user-data"].replace(b"lock_passwd: true", b"lock_passwd: [true]"),
+        "network-config": files["network-config"].replace(b"regulatory-domain", b"regulatory-domian"),
+    }
+    inside = Path("/tmp") / f"spine-cloud-init-{os.getpid()}"
+    (tree / inside.relative_to("/")).mkdir()
+    try:
+        for name, kind in (("user-data", "cloud-config"), ("network-config", "network-config")):
+            (tree / inside.relative_to("/") / name).write_bytes(files[name])
+            (tree / inside.relative_to("/") / f"broken-{name}").write_bytes(broken[name])
+            check = ["chroot", str(tree), "cloud-init", "schema", "--schema-type", kind, "--config-file"]
+            valid = subprocess.run([*check, str(inside / name)], capture_output=True, text=True, timeout=120)
+            assert valid.returncode == 0 and "Valid schema" in valid.stdout, valid.stdout + valid.stderr
+            assert "deprecat" not in (valid.stdout + valid.stderr).lower(), valid.stdout + valid.stderr
+            invalid = subprocess.run([*check, str(inside / f"broken-{name}")], capture_output=True, text=True)
+            assert invalid.returncode == 1, invalid.stdout + invalid.stderr  # the check reads the file
+    finally:
+        shutil.rmtree(tree / inside.relative_to("/"), ignore_errors=True)
