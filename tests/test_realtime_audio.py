@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 from collections.abc import Callable
+from pathlib import Path
 
 import av
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 import soxr
 from aiortc.mediastreams import MediaStreamError
 
+from device.engines.tts import PiperTts
 from device.reply.realtime_audio import (
     FRAME_SAMPLES,
     RESAMPLE_QUALITY,
@@ -24,7 +26,7 @@ from device.reply.realtime_audio import (
 )
 from device.reply.realtime_client import truncate_point_ms
 from device.reply.realtime_config import RTC_RATE_HZ
-from device.testing.realtime_peer_voice import ToneVoice
+from device.testing.realtime_peer_voice import PiperVoice, ToneVoice
 
 
 def stepping_clock(step_s: float = 0.02) -> Callable[[], float]:
@@ -225,3 +227,15 @@ def test_words_within_a_cut_are_the_ones_wholly_before_it() -> None:
     assert spoken.words_within(spoken.word_end_ms[0]) == ("alpha",)
     assert spoken.words_within(spoken.word_start_ms[2] + 1) == ("alpha", "beta")
     assert spoken.words_within(spoken.duration_ms) == ("alpha", "beta", "gamma")
+
+
+@pytest.mark.slow
+def test_the_piper_voice_speaks_at_48k_with_its_word_ends(models_dir: Path) -> None:
+    model = models_dir / "tts" / "en_US-joe-medium.onnx"
+    voice = PiperVoice(PiperTts(model, model.with_name(model.name + ".json"), deterministic=True))
+    spoken = voice.render("Hello there. How are you?")
+    assert spoken.words == ("Hello", "there.", "How", "are", "you?")
+    assert spoken.audio.dtype == np.int16 and 1000 < spoken.duration_ms < 4000
+    assert spoken.word_start_ms[0] == 0.0 and spoken.word_start_ms[1:] == spoken.word_end_ms[:-1]
+    assert list(spoken.word_end_ms) == sorted(spoken.word_end_ms) and spoken.word_end_ms[-1] <= spoken.duration_ms
+    assert spoken.words_within(spoken.word_end_ms[1]) == ("Hello", "there.")

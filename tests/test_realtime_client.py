@@ -240,6 +240,25 @@ def test_a_stalled_events_channel_ends_the_call(peer: RealtimePeer) -> None:
         assert not client.connected
 
 
+@pytest.mark.slow
+def test_a_discarded_turn_never_reaches_the_next_one(peer: RealtimePeer, client: RealtimeClient) -> None:
+    client.connect()
+    client.begin_turn()
+    client.push_mic(tone(300, 0.6))
+    client.discard_turn()  # a stop phrase: no answer, and its audio is not the next turn's
+    say(client, tone(440, 0.4))
+    read_until(client, lambda h: bool(h.of_type(ResponseDone)))
+    call = peer.last_call()
+    assert call.received_types() == [
+        "session.update", "input_audio_buffer.clear", "input_audio_buffer.clear", "input_audio_buffer.clear",
+        "input_audio_buffer.commit", "response.create",
+    ]  # fmt: skip
+    (user,) = call.user_items
+    assert user.audio is not None
+    assert len(user.audio) / 48_000 <= 0.5
+    assert dominant_hz(user.audio, 48_000) == pytest.approx(440, abs=5)
+
+
 def test_a_session_that_is_never_confirmed_is_a_connect_error(peer: RealtimePeer) -> None:
     peer.config = PeerConfig(api_key=KEY, fault="stall_session")
     with client_for(peer, session_timeout_s=0.5) as client, pytest.raises(RealtimeConnectError) as raised:

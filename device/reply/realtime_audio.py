@@ -54,8 +54,8 @@ class _State(enum.Enum):
 class PacedTrack(MediaStreamTrack):
     """An outbound audio track fed with 48 kHz mono int16 audio, sent in paced bursts (see the module docstring).
 
-    `feed` may be called from any thread; `start`, `drain` and `clear` only on the event loop the track is
-    used on (the one its peer connection runs on)."""
+    `feed` and `discard_pending` may be called from any thread; `start`, `drain` and `clear` only on the event
+    loop the track is used on (the one its peer connection runs on)."""
 
     kind = "audio"
 
@@ -121,12 +121,18 @@ class PacedTrack(MediaStreamTrack):
             self._tail_left = self._tail_frames
 
     def clear(self) -> list[tuple[Tag, int]]:
-        """Drop what was fed and not yet sent (the tail follows); returns how many samples of each tag went."""
+        """Drop what was fed and not yet sent, and end the burst (the tail follows); returns how many samples of
+        each tag went."""
+        dropped = self.discard_pending()
+        self.drain()
+        return dropped
+
+    def discard_pending(self) -> list[tuple[Tag, int]]:
+        """Drop what was fed and not yet sent (any thread: in order with `feed`); how many samples of each tag."""
         with self._lock:
             dropped = [(tag, len(audio)) for tag, audio in self._pending]
             self._pending.clear()
             self._pending_samples = 0
-        self.drain()
         return dropped
 
     def stop(self) -> None:

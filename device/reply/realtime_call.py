@@ -234,8 +234,15 @@ class RealtimeCall:
             self._awaiting_since_s = self._clock()
             self._requested_unseen = True
 
+    def discard_turn(self) -> None:
+        """Stop sending the microphone (what was not sent yet was discarded by the caller, in order with its
+        feeding) and empty the server's input buffer."""
+        self.mic.drain()
+        self.send(InputAudioBufferClear())
+
     def cancel(self, audio_end_ms: int | None, item_id: str | None) -> None:
         """Barge-in: stop the response (generation and the audio the server buffered) and cut the item."""
+        self.mic.drain()  # a turn still open is over too: its audio goes out, then the microphone idles
         if self._response is not None:
             self._silenced.add(self._response)
         if self._requested_unseen:

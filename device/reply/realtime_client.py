@@ -17,6 +17,7 @@ turn detection is off, and the device says when a turn ends and when to stop.
   |                        | out (bounded)            |                                                           |
   | cancel(end_ms, item)   | no                       | `response.cancel`, `output_audio_buffer.clear`, and       |
   |                        |                          | `conversation.item.truncate` when something was played    |
+  | discard_turn()         | no                       | the microphone stops, `input_audio_buffer.clear`          |
   | next_event(timeout_s)  | up to timeout_s          | the server's events, typed; and the client's notices      |
   | close()                | bounded                  | hang up, stop the loop                                    |
 
@@ -31,7 +32,8 @@ Faults are notices too: a dropped connection, a closed events channel, or no eve
 a response is under way each post one `CallEnded` and end the call; `connect()` again makes a new one (and
 forgets the old call's undelivered events). The API key is never in a message, a repr or a log line.
 
-Importing this module imports aiortc and aiohttp (about a second on a Pi): import it only for this backend.
+Importing this module imports aiortc and aiohttp (0.45-0.9 s on the loaded x86 development machine): import it only
+for this backend.
 """
 
 from __future__ import annotations
@@ -166,6 +168,18 @@ class RealtimeClient:
         drain_s = call.mic.pending_samples / RTC_RATE_HZ + DRAIN_MARGIN_S
         self._run(call.commit_and_respond(drain_s), drain_s + 5.0)
 
+    def discard_turn(self) -> None:
+        """Abandon the open turn without an answer (a stop phrase, another wake word): the microphone stops and
+        the server's input buffer is emptied. Never blocks; does nothing once the call has ended."""
+        call, loop = self._call, self._loop
+        if call is None or loop is None or call.ended is not None:
+            return
+        with self._mic_lock:  # here, not on the loop: audio the next turn pushes meanwhile must survive
+            self._mic_open = False
+            self._upsampler.finish()
+            call.mic.discard_pending()
+        loop.call_soon_threadsafe(call.discard_turn)
+
     def cancel(self, audio_end_ms: int | None, item_id: str | None) -> None:
         """Barge-in: stop the current response and its audio at once; truncate `item_id` at `audio_end_ms` when
         both are given (see `truncate_point_ms`). Never blocks; does nothing once the call has ended."""
@@ -173,7 +187,9 @@ class RealtimeClient:
         if call is None or loop is None or call.ended is not None:
             return
         with self._mic_lock:
-            self._mic_open = False
+            if self._mic_open:  # a turn still open ends here; what the filter held is the next turn's no more
+                self._mic_open = False
+                call.mic.feed(self._upsampler.finish())
         loop.call_soon_threadsafe(call.cancel, audio_end_ms, item_id)
 
     def received_ms(self, item_id: str) -> int:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -95,7 +96,7 @@ class _Response:
         self.cancelled = False
         self.said: list[str] = []  # the transcript deltas sent
         self.started_playing = False
-        self.requested_at_s = asyncio.get_running_loop().time()
+        self.requested_at_s = time.monotonic()
         self.playout_over = False  # stopped (all played) or cleared
 
 
@@ -283,6 +284,7 @@ class PeerCall:
         text = reply if isinstance(reply, str) else reply(turn)
         response = _Response(self._new_id("resp"), AssistantItem(self._new_id("item"), "", None))
         response.item.response_id = response.id
+        response.item.requested_at_s = response.requested_at_s
         self._responses[response.id] = response
         self._generating = response
         with self._changed:
@@ -358,7 +360,7 @@ class PeerCall:
             self._changed.notify_all()
         delay_s = self._config().first_audio_delay_s
         delay_s += self._config().slow_first_audio_s if self._config().fault == "slow_first_audio" else 0.0
-        await asyncio.sleep(max(0.0, response.requested_at_s + delay_s - loop.time()))  # the delay includes rendering
+        await asyncio.sleep(max(0.0, response.requested_at_s + delay_s - time.monotonic()))  # rendering included
         if await self._generate_audio(response):
             self._finish(response)
 
@@ -426,7 +428,7 @@ class PeerCall:
             if not response.started_playing:
                 response.started_playing = True
                 with self._changed:
-                    response.item.first_frame_after_s = asyncio.get_running_loop().time() - response.requested_at_s
+                    response.item.first_frame_at_s = time.monotonic()
                 self._send(OutputAudioBufferStarted(response.id, self._event_id()))
             config = self._config()
             dropping = config.fault == "drop_mid_answer" and response.item.sent_ms >= config.fault_after_ms

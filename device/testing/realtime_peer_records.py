@@ -64,9 +64,11 @@ class AssistantItem:
     """Of it, sent on the voice track."""
     truncated_at_ms: int | None = None
     status: str = "in_progress"
-    first_frame_after_s: float | None = None
-    """From `response.create` to the first frame of the answer handed to the voice track: the peer's own part
-    of the time to first audio (the model's latency, `first_audio_delay_s`, and rendering the voice)."""
+    requested_at_s: float = 0.0
+    """When the peer got the `response.create` (the monotonic clock, as `time.monotonic()` in this process)."""
+    first_frame_at_s: float | None = None
+    """When the answer's first frame went to the voice track. `first_frame_at_s - requested_at_s` is the peer's own
+    part of the time to first audio (the model's latency, `first_audio_delay_s`, and rendering the voice)."""
 
     @property
     def kept_words(self) -> tuple[str, ...]:
