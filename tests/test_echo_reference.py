@@ -135,7 +135,7 @@ def found_delay_after(played: npt.NDArray[np.int16], mic: npt.NDArray[np.int16])
 def test_the_start_up_sound_tells_the_echo_delay_never_late(room: RoomSpec) -> None:
     # Late is the dangerous side: a prediction that starts after the echo reads the echo as the user.
     played = earcon("startup")
-    delay_ms = found_delay_after(played, room_mic(echo_of(played, room), np.zeros(len(played)), room.seed))
+    delay_ms = found_delay_after(played, room_mic(echo_of(played, room), np.zeros(len(played), np.float32), room.seed))
     assert delay_ms is not None, "no delay found on the start-up sound"
     assert room.echo_delay_ms - 40 <= delay_ms <= room.echo_delay_ms + 10, delay_ms
 
@@ -143,5 +143,5 @@ def test_the_start_up_sound_tells_the_echo_delay_never_late(room: RoomSpec) -> N
 def test_no_delay_is_found_when_the_mic_hears_something_else() -> None:
     played = assistant_speech(6.0)
     other = synthesize("Hey Jarvis. What is the weather like tomorrow in the mountains?", "en-gb", rate_hz=RATE)
-    mic = room_mic(np.resize(other, len(played)).astype(np.float32), np.zeros(len(played)), 7)
+    mic = room_mic(np.resize(other, len(played)).astype(np.float32), np.zeros(len(played), np.float32), 7)
     assert found_delay_after(played, mic) is None
