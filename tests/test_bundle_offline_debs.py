@@ -9,8 +9,8 @@ pi-gen uses it, plus python3, systemd, dbus and ca-certificates) and without lib
 python3-venv, python3-pyaudio, python3-systemd, booted with systemd-nspawn whose only network is loopback.
 PulseAudio stands in for a sound card as in tests/test_service_container.py; its Debian package depends on
 libasound2-plugins, so the tree gets PulseAudio's other dependencies as packages and its files unpacked without
-registering it. The tree is cached in /var/cache/spine-test, keyed on its recipe. Root only; skipped, with the
-reason, where nspawn cannot boot a container.
+registering it. The tree is cached in /var/cache/spine-test, keyed on its recipe, and booted as an overlay
+whose changes live in a tmpfs. Root only; skipped, with the reason, where nspawn cannot boot a container.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,40 @@ def cached_tree() -> Path:
     return tree
 
 
+def mount(arguments: list[str]) -> None:
+    mounted = subprocess.run(["mount", *arguments], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount here ({mounted.stderr.strip()}): this test boots an overlay of a cached tree")
+
+
+@contextmanager
+def overlay_of(tree: Path, place: Path) -> Iterator[Path]:
+    """A writable root that reads from `tree` and writes to a tmpfs, both dropped at the end: no copy of the tree
+    before, and no deleting of the gigabyte the install writes after (over 90 s on a loaded disk)."""
+    changes, root = place / "changes", place / "root"
+    changes.mkdir(parents=True)
+    root.mkdir()
+    try:
+        mount(["-t", "tmpfs", "-o", "size=4g,mode=0755", "spine-test", str(changes)])
+        (changes / "upper").mkdir(mode=0o755)
+        (changes / "work").mkdir()
+        mount(
+            [
+                "-t",
+                "overlay",
+                "overlay",
+                "-o",
+                f"lowerdir={tree},upperdir={changes}/upper,workdir={changes}/work",
+                str(root),
+            ]
+        )
+        yield root
+    finally:
+        for point in (root, changes):  # lazily: a process still inside must not keep them (nor the test) waiting
+            subprocess.run(["umount", "--lazy", str(point)], capture_output=True, check=False)
+        shutil.rmtree(place)  # two empty directories by now
+
+
 @pytest.fixture(scope="module")
 def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
     reason = why_not_runnable()
@@ -106,9 +141,7 @@ def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
         timeout=900,
     )
     assert made.returncode == 0, made.stderr[-3000:]
-    root = Path("/var/tmp") / f"spine-offline-debs-{os.getpid()}"  # not /tmp: it may be a small tmpfs
-    subprocess.run(["cp", "-a", "--reflink=auto", str(cached_tree()), str(root)], check=True)
-    try:
+    with overlay_of(cached_tree(), Path("/var/tmp") / f"spine-offline-debs-{os.getpid()}") as root:
         prepare_tree(root, bundle)
         console_log = work / "console.log"
         # As in test_service_container: no machined or D-Bus needed on the host; loopback the only network.
@@ -128,8 +161,6 @@ def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def installed_packages(container: Container, names: tuple[str, ...]) -> set[str]:
