@@ -96,7 +96,7 @@ def test_every_field_of_the_reply_table_loads() -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ('backend = "realtime"', 'must be one of "local", "openai"; got "realtime"'),
+        ('backend = "chat"', 'must be one of "local", "openai", "realtime"; got "chat"'),
         ('base_url = "127.0.0.1:8080/v1"', "`base_url` must be an http:// or https:// URL"),
         ('base_url = "ftp://example.org/v1"', "`base_url` must be an http:// or https:// URL"),
         ('base_url = "http://127.0.0.1:80a/v1"', "`base_url` has an invalid port"),

@@ -200,6 +200,15 @@ class DuplexCallback:
     def busy(self) -> bool:
         return self._state != "idle"
 
+    def played_samples_of(self, epoch: int) -> int:
+        """Samples of `epoch` handed to the device so far (device rate), for a reader on another thread: the open
+        epoch's running count, the last ended epoch's final one, else 0. Reads two fields the callback writes
+        whole (a torn pair is at most one period stale)."""
+        if epoch == self._epoch and self._state != "idle":
+            return self.played_samples
+        ended_epoch, ended_played = self._last_ended
+        return ended_played if ended_epoch == epoch else 0
+
     @property
     def fade_samples(self) -> int:
         return self._fade_samples

@@ -131,6 +131,36 @@ class TtsChunkReady:
 
 
 @dataclass(frozen=True)
+class RemoteAudioReady:
+    """The reply backend speaks for itself (a realtime model's own voice, `[reply] backend = "realtime"`): a
+    stretch of the turn's spoken reply arrived; its audio waits under (turn, seq) as synthesised speech does.
+
+    It is both halves of the Piper path at once: the text (`ReplyDelta`) and its audio (`TtsChunkReady`). `text`
+    holds the words whose end falls in this stretch, `word_end_samples[i]` where word i ends, counted from the
+    chunk's start (estimated on the device: the remote side gives no word timing), so heard text is derived from
+    the played-sample cursor exactly as for Piper. A stretch may hold no words, or no samples (the last one)."""
+
+    turn: int
+    seq: int
+    text: str
+    samples: int
+    word_end_samples: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RemoteLinkChanged:
+    """The realtime backend's connection came up or went down (`up`). `cause`: "connected", a failed connect's
+    step ("unreachable", "timeout", "auth", "rejected", "server", "protocol", "media" for ICE/DTLS, "session"),
+    or a call that ended ("dropped", "stalled"); `detail` says more (never the key). A fact for the log, the
+    monitor and the metrics: the turn it hurts learns of it through its reply job (`EngineFailed`, or the local
+    responder as fallback)."""
+
+    up: bool
+    cause: str
+    detail: str
+
+
+@dataclass(frozen=True)
 class PlaybackDrained:
     """A finished playback epoch has played out completely."""
 
@@ -247,6 +277,8 @@ Event = (
     | ReplyFinished
     | AlarmRequested
     | TtsChunkReady
+    | RemoteAudioReady
+    | RemoteLinkChanged
     | PlaybackDrained
     | PlaybackStopped
     | TimerFired
@@ -264,5 +296,7 @@ Event = (
 
 EVENT_TYPES: tuple[type[Event], ...] = get_args(Event)
 
-TurnResult = TranscriptReady | ReplyDelta | ReplyFinished | AlarmRequested | TtsChunkReady | EngineFailed
+TurnResult = (
+    TranscriptReady | ReplyDelta | ReplyFinished | AlarmRequested | TtsChunkReady | RemoteAudioReady | EngineFailed
+)
 """What a turn's work posts back: each carries the turn it belongs to, so a late one is recognised."""

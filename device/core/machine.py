@@ -127,17 +127,18 @@ NOT_PLAYING: States[State] = (*NO_WORK, Hearing, Transcribing, Thinking)
 REPLYING_OR_PAUSED: States[Thinking | Speaking | Paused] = (Thinking, Speaking, Paused)
 
 TURN_RESULTS: Events[ev.TurnResult] = (
-    ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady, ev.EngineFailed
+    ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady, ev.RemoteAudioReady,
+    ev.EngineFailed
 )  # fmt: skip
 """Everything a turn's work posts back (each names its turn)."""
-REPLY_RESULTS: Events[ev.ReplyDelta | ev.ReplyFinished | ev.AlarmRequested | ev.TtsChunkReady] = (
-    ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady
-)  # fmt: skip
+REPLY_RESULTS: Events[
+    ev.ReplyDelta | ev.ReplyFinished | ev.AlarmRequested | ev.TtsChunkReady | ev.RemoteAudioReady
+] = (ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady, ev.RemoteAudioReady)  # fmt: skip
 """What the reply backend and speech synthesis post back."""
-REQUEST_RESULTS: Events[ev.TranscriptReady | ev.ReplyDelta | ev.ReplyFinished | ev.AlarmRequested] = (
-    ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested
-)  # fmt: skip
-"""Results only a user's request produces (an announcement's turn only synthesises its line)."""
+REQUEST_RESULTS: Events[
+    ev.TranscriptReady | ev.ReplyDelta | ev.ReplyFinished | ev.AlarmRequested | ev.RemoteAudioReady
+] = (ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.RemoteAudioReady)  # fmt: skip
+"""Results only a user's request produces (an announcement's turn only synthesises its line, with Piper)."""
 
 TO_IDLE = (Idle, Announcing, Ringing)
 """Where `moves.to_idle` leads: rest, or resume a ring, or announce an alarm that rang while busy."""
@@ -175,6 +176,9 @@ TRANSITIONS = table(
     row(Speaking, ev.TtsChunkReady, reply.on_tts_chunk),
     row(Speaking, Timer("lookahead"), reply.on_lookahead_due),
     row(Announcing, ev.TtsChunkReady, reply.on_announcement_chunk),
+    # --- a backend with its own voice (realtime): each stretch of its speech is text and audio at once
+    row(Thinking, ev.RemoteAudioReady, reply.on_remote_audio, Speaking, may_stay=True),
+    row(Speaking, ev.RemoteAudioReady, reply.on_remote_audio),
     row(INTERRUPTIBLE, ev.EngineFailed, faults.on_failed, *TO_IDLE, may_stay=True),
     # --- playback reports: drained to its end, or stopped after a cut with the played-sample count
     row(Speaking, ev.PlaybackDrained, reply.on_drained, *AFTER_REPLY, may_stay=True),
@@ -193,6 +197,7 @@ TRANSITIONS = table(
     row(Paused, ev.ReplyFinished, in_paused(reply.on_reply_finished, leftovers.on_result_without_work)),
     row(Paused, ev.AlarmRequested, in_paused(alarms.on_alarm_requested, leftovers.on_result_without_work)),
     row(Paused, ev.TtsChunkReady, in_paused(reply.on_tts_chunk, reply.on_announcement_chunk)),
+    row(Paused, ev.RemoteAudioReady, in_paused(reply.on_remote_audio, leftovers.on_result_without_work)),
     row(Paused, ev.PlaybackDrained, in_paused(reply.on_drained, reply.on_drained), *AFTER_REPLY, may_stay=True),
     row(Paused, Timer("lookahead"), interrupt.on_lookahead_paused),
     # --- the assistant heard itself: the breaker holds voice barge-in until the canceller converges, or a while
@@ -273,6 +278,11 @@ IGNORED: dict[Key, str] = {
     **{
         (s, ev.BargeInRequested): f"a barge-in was requested, but nothing of a turn's answer runs in {s.__name__}"
         for s in (Idle, Listening, Hearing, Ringing, Muted, Degraded, Stopping)
+    },
+    **{
+        (s, ev.RemoteLinkChanged): "a fact for the log, the monitor and the metrics: the turn it hurts hears of it "
+        "from its reply job"
+        for s in ALL_STATES
     },
     (Muted, ev.TextTyped): "muted: nothing is answered until the user unmutes",
     (Degraded, ev.TextTyped): "no sound card: an answer could not be heard",

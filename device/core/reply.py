@@ -30,7 +30,7 @@ from device.core.moves import (
     stale,
     to_idle,
 )
-from device.core.states import Announcing, Context, Speaking, State, Thinking
+from device.core.states import Announcing, Context, Reply, Speaking, State, Thinking
 from device.core.table import Commands, Outcome
 from device.core.voice import suspended, voice_ended, voice_opened
 
@@ -107,8 +107,31 @@ def on_lookahead_due(state: Speaking, ctx: Context, event: ev.TimerFired, now: i
 def on_tts_chunk(state: Thinking | Speaking, ctx: Context, event: ev.TtsChunkReady, now: int) -> Outcome:
     if event.turn != state.turn:
         return state, ctx, (cmd.NoteIgnored(stale(state, event.turn, "speech audio")),)
+    speaking, ctx, out = play_chunk(state, ctx, state.reply, event, now)
+    nxt, ctx, more = synthesise_ahead(speaking, ctx, now)
+    assert isinstance(nxt, Speaking)
+    return nxt, ctx, (*out, *more, *finish_if_complete(nxt))
+
+
+def on_remote_audio(state: Thinking | Speaking, ctx: Context, event: ev.RemoteAudioReady, now: int) -> Outcome:
+    """The backend's own voice (a realtime model): its words and their audio come together, so the text is the
+    reply's as it is spoken and nothing goes to synthesis. Each stretch counts as requested and received at
+    once, so the reply ends (`FinishPlayback`) as a synthesised one does: stream closed, every chunk queued."""
+    if event.turn != state.turn:
+        return state, ctx, (cmd.NoteIgnored(stale(state, event.turn, "remote speech audio")),)
+    reply = state.reply
+    text = f"{reply.text} {event.text}" if reply.text and event.text else reply.text + event.text
+    reply = replace(reply, text=text, sentences_cut_at=len(text), requested=reply.requested + 1)
+    speaking, ctx, out = play_chunk(state, ctx, reply, event, now)
+    return speaking, ctx, (*out, *finish_if_complete(speaking))
+
+
+def play_chunk(
+    state: Thinking | Speaking, ctx: Context, reply: Reply, event: ev.TtsChunkReady | ev.RemoteAudioReady, now: int
+) -> tuple[Speaking, Context, Commands]:
+    """Queue a chunk of the reply's speech: the first opens the reply's epoch (Thinking -> Speaking)."""
     chunk = SpokenChunk(event.seq, event.text, event.samples, event.word_end_samples)
-    reply = replace(state.reply, chunks=(*state.reply.chunks, chunk))
+    reply = replace(reply, chunks=(*reply.chunks, chunk))
     out: list[cmd.Command] = []
     match state:
         case Thinking():  # the first audio of the reply: it plays under an epoch of its own
@@ -123,9 +146,7 @@ def on_tts_chunk(state: Thinking | Speaking, ctx: Context, event: ev.TtsChunkRea
         case _:
             assert_never(state)
     out.append(cmd.QueuePlayback(speaking.epoch, state.turn, event.seq))
-    nxt, ctx, more = synthesise_ahead(speaking, ctx, now)
-    assert isinstance(nxt, Speaking)
-    return nxt, ctx, (*out, *more, *finish_if_complete(nxt))
+    return speaking, ctx, tuple(out)
 
 
 def finish_if_complete(state: Thinking | Speaking) -> Commands:

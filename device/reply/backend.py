@@ -4,6 +4,8 @@
 |---------|----------------------------------------------------------------------------------------|
 | local   | `device.reply.local.respond`: built-in skills, words paced like a model's on the wall clock |
 | openai  | `OpenAIResponder`: streams from an OpenAI-compatible server; a cancel closes its socket     |
+| realtime| none: the reply job speaks with the model's voice (device/runtime/realtime_work.py); the    |
+|         | local responder is its fallback (`realtime_fallback = "local"`); `realtime_config` here     |
 
 Everything that can be checked without the network is checked here, so a bad setup stops the daemon at
 start-up with one actionable line (a `UserError`): the key's file or environment variable, the URL. Whether
@@ -18,11 +20,12 @@ from device.errors import UserError
 from device.reply import Responder
 from device.reply.local import respond
 from device.reply.openai import DEFAULT_SYSTEM_PROMPT, OpenAIConfig, OpenAIResponder, ReplyBackendError, load_api_key
+from device.reply.realtime_config import RealtimeConfig
 
 
 def make_responder(config: ReplyConfig) -> Responder:
     """The responder for `config.backend`; a setup the backend cannot work with is a `UserError`."""
-    if config.backend == "local":
+    if config.backend in ("local", "realtime"):
         return respond
     try:
         api_key = load_api_key(config.api_key_env, config.api_key_file)
@@ -47,3 +50,31 @@ def openai_config(config: ReplyConfig, api_key: str | None) -> OpenAIConfig:
         max_tokens=config.max_tokens,
         temperature=config.temperature,
     )
+
+
+REALTIME_INSTRUCTIONS = (
+    "You are a voice assistant on a small device. Answer briefly, in one or two spoken sentences, with no lists "
+    "or markdown. The user may interrupt you; if they do, do not repeat what they already heard."
+)
+
+
+def realtime_config(config: ReplyConfig) -> RealtimeConfig:
+    """The realtime client's settings from `[reply]`, with the key loaded (a `UserError` if it cannot be)."""
+    try:
+        api_key = load_api_key(config.api_key_env, config.api_key_file)
+    except ReplyBackendError as error:
+        raise UserError(f'[reply] backend = "realtime": {error}') from None
+    out = RealtimeConfig(
+        base_url=config.base_url,
+        model=config.model,
+        api_key=api_key,
+        api_key_env=config.api_key_env,
+        instructions=REALTIME_INSTRUCTIONS if config.system_prompt is None else config.system_prompt or None,
+        voice=config.voice,
+        connect_timeout_s=config.connect_timeout_s,
+        stall_timeout_s=config.stall_timeout_s,
+    )
+    problem = out.validate()
+    if problem is not None:
+        raise UserError(f'[reply] backend = "realtime": {problem}')
+    return out

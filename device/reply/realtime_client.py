@@ -17,6 +17,7 @@ turn detection is off, and the device says when a turn ends and when to stop.
   |                        | out (bounded)            |                                                           |
   | cancel(end_ms, item)   | no                       | `response.cancel`, `output_audio_buffer.clear`, and       |
   |                        |                          | `conversation.item.truncate` when something was played    |
+  | end_mic()              | no                       | the microphone stops; the server keeps what it got        |
   | discard_turn()         | no                       | the microphone stops, `input_audio_buffer.clear`          |
   | next_event(timeout_s)  | up to timeout_s          | the server's events, typed; and the client's notices      |
   | close()                | bounded                  | hang up, stop the loop                                    |
@@ -141,6 +142,12 @@ class RealtimeClient:
         call = self._call
         return call is not None and call.ended is None
 
+    @property
+    def ended(self) -> CallEnded | None:
+        """Why the current call ended (None while it is up, or before the first call)."""
+        call = self._call
+        return None if call is None else call.ended
+
     def begin_turn(self) -> None:
         """Start streaming the microphone for a new turn (the server's input buffer emptied first)."""
         call, loop = self._live()
@@ -158,6 +165,20 @@ class RealtimeClient:
                 self.mic_dropped_samples += len(chunk)
                 return
             call.mic.feed(self._upsampler.feed(chunk))
+
+    def end_mic(self) -> None:
+        """The turn's speech is over: what was pushed goes out, then the microphone idles (no silence is streamed
+        while the device decides whether to answer); the server's input buffer keeps it for the commit. Never
+        blocks; does nothing once the call has ended."""
+        call, loop = self._call, self._loop
+        if call is None or loop is None or call.ended is not None:
+            return
+        with self._mic_lock:
+            if not self._mic_open:
+                return
+            self._mic_open = False
+            call.mic.feed(self._upsampler.finish())
+        loop.call_soon_threadsafe(call.mic.drain)
 
     def commit_and_respond(self) -> None:
         """End the turn's audio and ask for the answer: returns once the commit and `response.create` are sent."""

@@ -16,19 +16,24 @@ import numpy as np
 import numpy.typing as npt
 
 from device.config import Config, core_config, samples
-from device.core.events import Event, JobKind, JobLeaked, Started, StopRequested
+from device.core.events import Event, JobKind, JobLeaked, RemoteLinkChanged, Started, StopRequested
+from device.core.memory import Message
 from device.core.states import initial
 from device.engines.aec import EchoCanceller
 from device.engines.load import Engines
+from device.errors import UserError
 from device.rates import SPINE_RATE_HZ as RATE_HZ
-from device.reply.backend import make_responder
+from device.reply.backend import make_responder, realtime_config
+from device.reply.local import respond
+from device.reply.realtime_link import RealtimeLink
 from device.runtime.capture import CaptureHistory
 from device.runtime.eventlog import EventLog
-from device.runtime.executor import Executor, MicState, Playback, Runner
+from device.runtime.executor import Executor, MicState, Playback, ReplyJobs, Runner
 from device.runtime.hearing import Hearing, hearing_config
 from device.runtime.job_threads import ThreadRunner
-from device.runtime.jobs import VirtualRunner
+from device.runtime.jobs import Job, VirtualRunner
 from device.runtime.loop import Inbox, Observer, SpineLoop
+from device.runtime.realtime_work import RealtimeMic, realtime_reply_job
 from device.runtime.timers import Timers
 from device.runtime.work import Costs
 
@@ -58,10 +63,12 @@ class Daemon:
         playback: Callable[[Callable[[Event], None]], Playback],
         reopen_audio: Callable[[int], None] = lambda _attempt: None,
         observers: Iterable[Observer] = (),
+        played_samples_of: Callable[[int], int] | None = None,
     ) -> None:
         """`log` is a path, or a log already open (`spine run` opens it before loading the models). `playback`
         builds the playback side, given where it posts its reports. `observers` see every step
-        (device/runtime/loop.py says what they may do)."""
+        (device/runtime/loop.py says what they may do). `played_samples_of(epoch)`: what the card played of an
+        epoch so far, in Spine samples (the playback's own `played_samples_of` when it has one)."""
         self.config = config
         self.period = config.period_samples
         self.inbox = Inbox()
@@ -90,6 +97,16 @@ class Daemon:
         )
         self.log = log if isinstance(log, EventLog) else EventLog(log, core_config(config))
         runner: Runner = self.runner
+        played = played_samples_of or getattr(self.playback, "played_samples_of", None) or (lambda _epoch: 0)
+        self.realtime: RealtimeLink | None = None
+        self.realtime_mic: RealtimeMic | None = None
+        reply_jobs = None
+        if config.reply.backend == "realtime":
+            if clock != "wall":
+                raise UserError('[reply] backend = "realtime" talks to a server in real time: use the wall clock')
+            self.realtime = RealtimeLink(realtime_config(config.reply), self._post_link)
+            self.realtime_mic = RealtimeMic(self.realtime)
+            reply_jobs = self._realtime_jobs(config, played)
         self.executor = Executor(
             runner=runner,
             gate=self.playback,
@@ -102,9 +119,31 @@ class Daemon:
             costs=costs_of(config),
             reopen_audio=reopen_audio,
             earcon_level_dbfs=config.earcons.level_dbfs,
+            played_samples_of=played,
+            reply_jobs=reply_jobs,
         )
+        if self.realtime is not None:
+            self.realtime.start()
         self.loop = SpineLoop(initial(core_config(config)), self.log, self.executor, observers)
         self.inbox.post(Started())  # the first event of every run: the start-up sound plays on it
+
+    def _post_link(self, up: bool, cause: str, detail: str) -> None:
+        self.inbox.post(RemoteLinkChanged(up, cause, detail))
+
+    def _realtime_jobs(self, config: Config, played: Callable[[int], int]) -> ReplyJobs:
+        link, reply = self.realtime, config.reply
+        assert link is not None
+        fade = samples(config.audio.fade_ms / 1000)
+        costs = costs_of(config)
+
+        def job(turn: int, prompt: str, history: tuple[Message, ...], now: datetime) -> Job:
+            fallback = (lambda: respond(prompt, history, now)) if reply.realtime_fallback == "local" else None
+            played_of_turn = lambda: self.executor.played_of_turn(turn)  # noqa: E731
+            return realtime_reply_job(
+                turn, link, self.executor.store, played_of_turn, fade, fallback, costs, reply.reply_timeout_s
+            )
+
+        return job
 
     def _post_leak(self, turn: int, job: JobKind, waited_ms: float) -> None:
         self.inbox.post(JobLeaked(turn, job, round(waited_ms, 1)))
@@ -139,6 +178,8 @@ class Daemon:
         cleaned, facts = self.hearing.clean(mic, played)
         self.capture.append(cleaned)
         self.last_cleaned = cleaned
+        if self.realtime_mic is not None:  # the utterance the spine hears goes to the realtime call as it is heard
+            self.realtime_mic.heard(self.loop.state, cleaned, start, self.capture)
         return facts + self.hearing.hear(cleaned, start, played, raw=mic)
 
     def stop(self, now: int, reason: str) -> None:
@@ -158,6 +199,8 @@ class Daemon:
             stuck = self.runner.stop()
             self.leaked_threads = self.runner.leaks > 0  # stuck now, or abandoned earlier and maybe still stuck
             leaks += [JobLeaked(leak.turn, leak.kind, leak.waited_ms) for leak in stuck]
+        if self.realtime is not None:
+            self.realtime.close()
         for leak in leaks:
             self.loop.handle(leak, now)
         self.log.close()

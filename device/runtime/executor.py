@@ -5,7 +5,7 @@
 | StartTimer     | arm the timer (replacing one with the same key)                 |
 | CancelTimer    | disarm it                                                       |
 | StartAsr       | run speech to text on the captured mic slice                    |
-| StartReply     | run the reply backend                                           |
+| StartReply     | run the reply backend (its own job for the realtime backend)    |
 | StartTts       | synthesise one sentence                                         |
 | OpenPlayback   | open the epoch at the playback gate                             |
 | QueuePlayback  | move the synthesised audio (turn, seq) into the open epoch      |
@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.core import commands as cmd
+from device.core.memory import Message
 from device.engines.earcon import DEFAULT_LEVEL_DBFS, earcon
 from device.runtime.capture import CaptureHistory
 from device.runtime.jobs import Job
@@ -83,6 +84,10 @@ class OpenedEpoch:
     """The gate reported it drained or stopped: nothing of it plays any more."""
 
 
+ReplyJobs = Callable[[int, str, tuple[Message, ...], datetime], Job]
+"""(turn, prompt, history, local time) -> the turn's reply job, for a backend that runs its own (realtime)."""
+
+
 class Runner(Protocol):
     def start(self, job: Job, now: int) -> None: ...
     def cancel_turn(self, turn: int, now: int) -> None: ...
@@ -103,7 +108,14 @@ class Executor:
         costs: Costs,
         reopen_audio: Callable[[int], None] = lambda _attempt: None,
         earcon_level_dbfs: float = DEFAULT_LEVEL_DBFS,
+        played_samples_of: Callable[[int], int] = lambda _epoch: 0,
+        reply_jobs: ReplyJobs | None = None,
     ) -> None:
+        """`played_samples_of(epoch)`: what the gate has played of an epoch so far (Spine samples). `reply_jobs`:
+        how a backend that runs its own job (realtime) answers `StartReply`; None: `reply_job` with `respond`."""
+        self._played_samples_of = played_samples_of
+        self._reply_jobs = reply_jobs
+        self._epoch_of_turn: dict[int, int] = {}
         self._earcon_level_dbfs = earcon_level_dbfs
         self._earcons: dict[str, npt.NDArray[np.int16]] = {}
         self.mic = MicState.OPEN
@@ -125,6 +137,11 @@ class Executor:
             return None
         return PlayingEarcon(opened.epoch, opened.earcon)
 
+    def played_of_turn(self, turn: int) -> int:
+        """Samples the gate has played so far of the epoch the turn's reply opened (0 before it opened)."""
+        epoch = self._epoch_of_turn.get(turn)
+        return 0 if epoch is None else self._played_samples_of(epoch)
+
     def playback_ended(self, epoch: int) -> None:
         """The gate reported `epoch` drained or stopped. (A report of an older epoch changes nothing: the gate
         ended it when the last one opened.)"""
@@ -141,11 +158,15 @@ class Executor:
                 audio = self._capture.slice(start, end)
                 self._runner.start(asr_job(turn, audio, end, self._asr, self._costs), now)
             case cmd.StartReply(turn, prompt, history):
-                job = reply_job(turn, prompt, history, self._respond, self._local_time(now), self._costs)
+                if self._reply_jobs is not None:
+                    job = self._reply_jobs(turn, prompt, history, self._local_time(now))
+                else:
+                    job = reply_job(turn, prompt, history, self._respond, self._local_time(now), self._costs)
                 self._runner.start(job, now)
             case cmd.StartTts(turn, seq, text):
                 self._runner.start(tts_job(turn, seq, text, self._tts, self.store, self._costs), now)
-            case cmd.OpenPlayback(epoch, _turn):
+            case cmd.OpenPlayback(epoch, turn):
+                self._epoch_of_turn = {turn: epoch}  # only the latest turn's epoch can still be asked about
                 self.opened = OpenedEpoch(epoch, None)  # it replaces a chime still playing (the gate ends it)
                 self._gate.open(epoch)
             case cmd.PlayEarcon(epoch, kind):

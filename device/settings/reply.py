@@ -17,16 +17,20 @@ from device.tomlfile import example, within
 
 @dataclass(frozen=True)
 class ReplyConfig:
-    """Where the replies come from: the built-in local responder, or an OpenAI-compatible chat server.
+    """Where the replies come from: the built-in local responder, an OpenAI-compatible chat server, or a
+    realtime speech model over WebRTC (docs/realtime.md).
 
     To try the remote path without a model: run `spine fake-llm --port 8080` and set `backend = "openai"`
     (the default `base_url` points at it). The API key is never written here: name the environment variable
     (`api_key_env`) or the file (`api_key_file`, e.g. a systemd credential) that holds it.
     """
 
-    backend: Literal["local", "openai"] = "local"
+    backend: Literal["local", "openai", "realtime"] = "local"
     """`local`: the built-in responder (time, date, timers, a story; no network). `openai`: stream the reply
-    from the OpenAI-compatible server at `base_url` (OpenAI, llama.cpp's llama-server, vLLM, Ollama, ...)."""
+    from the OpenAI-compatible server at `base_url` (OpenAI, llama.cpp's llama-server, vLLM, Ollama, ...).
+    `realtime`: an OpenAI-Realtime-compatible speech model over WebRTC (`{base_url}/realtime/calls`, `model`
+    e.g. "gpt-realtime"): it hears the turn's microphone and answers in its own voice, while the wake word, the
+    end of the turn and every interruption stay on the device (`spine realtime-peer` is a local stand-in)."""
     base_url: str = "http://127.0.0.1:8080/v1"
     """The server's API root (http:// or https://, usually ending in /v1); Spine POSTs to
     `{base_url}/chat/completions`. Only with `backend = "openai"`."""
@@ -59,6 +63,16 @@ class ReplyConfig:
     """Cap on a reply's length, in tokens, 1 or more; unset: the server decides."""
     temperature: float | None = field(default=None, metadata={**within(0.0, 2.0), **example(0.7)})
     """Sampling temperature; unset: the server decides."""
+    voice: str | None = field(default=None, metadata=example("marin"))
+    """Only with `backend = "realtime"`: the model's voice; unset: the server's default."""
+    realtime_fallback: Literal["apology", "local"] = "apology"
+    """Only with `backend = "realtime"`: when the model cannot answer a turn before it has said anything (no
+    connection, a refused key, a call that dropped or stalled): `apology` says a short sorry, `local` answers
+    with the built-in responder and the Piper voice instead. Either way the connection is retried with a
+    growing back-off."""
+    stall_timeout_s: float = field(default=8.0, metadata=within(0.5, 600.0))
+    """Only with `backend = "realtime"`: while an answer is under way, the most time without any event from the
+    server before the call counts as stalled (hung up, the turn ends, the call is made again), in seconds."""
     token_interval_ms: float = field(default=20.0, metadata=within(0.0, 1000.0))
     """The local responder streams one word per interval, in milliseconds, as an LLM would (a remote model keeps
     its own pace; in virtual time this interval models every backend's word rate)."""
@@ -88,6 +102,8 @@ class ReplyConfig:
                 f"`reply_timeout_s` ({self.reply_timeout_s:g}) must be at least `first_sentence_timeout_s` "
                 f"({self.first_sentence_timeout_s:g}): raise it, or lower the other"
             )
+        if self.voice is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.voice):
+            return f'`voice` must be a voice\'s name (letters, digits, . _ -), e.g. "marin", got {self.voice!r}'
         if self.max_tokens is not None and self.max_tokens < 1:
             return f"`max_tokens` must be >= 1, got {self.max_tokens}"
         return None

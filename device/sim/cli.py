@@ -38,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--monitor-hold-s", type=float, default=0.0, metavar="SECONDS",
         help="with --monitor: keep serving this long after the scene ends (default 0)",
     )  # fmt: skip
+    demo.add_argument(
+        "--realtime-peer", action="store_true",
+        help="with --clock wall: answer with the realtime backend, against the test peer started in this process "
+        "(`spine realtime-peer`: one tone per word); the config's other [reply] settings stay",
+    )  # fmt: skip
     demo.set_defaults(func=_cmd_demo)
 
 
@@ -62,7 +67,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     name = str(args.scene) if args.scene else "built-in default"
     began = time.perf_counter()
     hold_s = max(0.0, args.monitor_hold_s) if args.monitor else None
-    summary = demo(config, scene, name, args.out, args.clock, hold_s)
+    if args.realtime_peer:
+        if args.clock != "wall":
+            raise UserError("--realtime-peer needs --clock wall: the peer answers in real time over WebRTC")
+        from device.sim.realtime_demo import demo_with_peer
+
+        summary = demo_with_peer(config, scene, name, args.out, hold_s)
+    else:
+        summary = demo(config, scene, name, args.out, args.clock, hold_s)
     from device.runtime.eventlog import read_log
     from device.timeline import lines
 

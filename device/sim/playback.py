@@ -73,6 +73,9 @@ class PlaybackGate:
     def busy(self) -> bool:
         return self.callback.busy()
 
+    def played_samples_of(self, epoch: int) -> int:
+        return self.callback.played_samples_of(epoch)
+
     @property
     def underrun_samples(self) -> int:
         return self.callback.underrun_samples
