@@ -18,6 +18,7 @@ written, nothing reads it). Root only; skipped, with the reason, where nspawn ca
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -95,6 +96,7 @@ WantedBy=multi-user.target
 # check a version 2 network-config (its own schema has no `wifis`).
 CLOUD_INIT_SUITE = "trixie"
 CLOUD_INIT_PACKAGES = "cloud-init,python3-netplan"
+TMPFS_SIZE = "3g"
 BOOT_TIMEOUT_S = 120
 INSTALL_TIMEOUT_S = 420
 
@@ -125,7 +127,7 @@ def nspawn(root: Path, console: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
 
 
-def prepare_tree(root: Path, bundle: Path) -> Path:
+def prepare_tree(root: Path) -> Path:
     boot = root / BOOT_MOUNT.lstrip("/")
     boot.mkdir(parents=True)
     (boot / "cmdline.txt").write_text(PRISTINE_CMDLINE)
@@ -136,9 +138,6 @@ def prepare_tree(root: Path, bundle: Path) -> Path:
         (boot / name).write_bytes(content)
     for path in boot.iterdir():
         path.chmod(0o755)  # as every file on a FAT mounted with Raspberry Pi OS's `defaults` (umask 022) is
-    on_device = root / ROOTFS_BUNDLE_PATH.lstrip("/")
-    on_device.parent.mkdir(parents=True)
-    shutil.move(bundle, on_device)
     (root / "etc" / "pulse" / "system.pa").write_text(PULSE_SYSTEM_PA)
     units = root / "etc" / "systemd" / "system"
     (units / "pulseaudio.service").write_text(PULSE_UNIT)
@@ -151,26 +150,51 @@ def prepare_tree(root: Path, bundle: Path) -> Path:
     return boot
 
 
+@contextlib.contextmanager
+def scratch_root(base: Path) -> Iterator[Path]:
+    """A writable copy of `base` to boot: an overlay on a tmpfs (nothing copied, nothing left on the disk; the
+    Debian tree's changes, the bundle, the venv and models came to 0.9 GB), else a copy on the disk."""
+    top = Path("/var/tmp") / f"spine-firstboot-{os.getpid()}"  # not /tmp: it may be a small tmpfs
+    top.mkdir()
+    mounted: list[Path] = []
+    try:
+        tmpfs = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0755", "tmpfs", str(top)])
+        if tmpfs.returncode == 0:
+            mounted.append(top)
+            for name in ("upper", "work", "root"):
+                (top / name).mkdir()
+            layers = f"lowerdir={base},upperdir={top / 'upper'},workdir={top / 'work'}"
+            overlay = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", layers, str(top / "root")])
+            if overlay.returncode == 0:
+                mounted.append(top / "root")
+                yield top / "root"
+                return
+        subprocess.run(["cp", "-a", "--reflink=auto", str(base), str(top / "copy")], check=True)
+        yield top / "copy"
+    finally:
+        for mount in reversed(mounted):
+            subprocess.run(["umount", "--lazy", str(mount)], check=False)
+        shutil.rmtree(top, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def first_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstBoot]:
     reason = why_not_runnable()
     if reason:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("firstboot-container")
-    bundle = work / "bundle.tar"
-    made = subprocess.run(
-        [str(REPO / "scripts" / "bundle"), "--arch", os.uname().machine, "--out", str(bundle)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert made.returncode == 0, made.stderr[-3000:]
-    wheel_files = spine_wheel_files(bundle)
-    root = Path("/var/tmp") / f"spine-firstboot-{os.getpid()}"  # not /tmp: it may be a small tmpfs
-    subprocess.run(["cp", "-a", "--reflink=auto", str(cached_tree()), str(root)], check=True)
-    process: subprocess.Popen[bytes] | None = None
-    try:
-        boot = prepare_tree(root, bundle)
+    with scratch_root(cached_tree()) as root:
+        bundle = root / ROOTFS_BUNDLE_PATH.lstrip("/")  # where `spine flash` puts it
+        bundle.parent.mkdir(parents=True)
+        made = subprocess.run(
+            [str(REPO / "scripts" / "bundle"), "--arch", os.uname().machine, "--out", str(bundle)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert made.returncode == 0, made.stderr[-3000:]
+        wheel_files = spine_wheel_files(bundle)
+        boot = prepare_tree(root)
         # First boot: systemd.run= runs firstrun.sh, whose success reboots (nspawn exits 133).
         first_console = work / "console-1.log"
         first = nspawn(root, first_console)
@@ -184,23 +208,24 @@ def first_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstBoot]:
             pytest.skip(f"systemd-nspawn cannot boot a container here: {first_console.read_text()[-1500:]}")
         # Second boot: the normal one, with cmdline.txt as firstrun.sh left it.
         process = nspawn(root, work / "console-2.log")
-        container = running(process, work / "console-2.log")
-        state = root / "var" / "lib" / "spine-firstboot"
-        wait_for(
-            lambda: (state / "done").exists() or (state / "gave-up").exists() or process.poll() is not None,
-            INSTALL_TIMEOUT_S,
-            "spine-firstboot.service to finish",
-        )
-        yield FirstBoot(root, boot, first_exit, first_console.read_text(), container, wheel_files)
-    finally:
-        if process is not None:
+        try:
+            container = running(process, work / "console-2.log")
+            state = root / "var" / "lib" / "spine-firstboot"
+            wait_for(
+                lambda: (state / "done").exists() or (state / "gave-up").exists() or process.poll() is not None,
+                INSTALL_TIMEOUT_S,
+                "spine-firstboot.service to finish",
+            )
+            finished = "systemctl show -p ActiveState --value spine-firstboot.service"
+            wait_for(lambda: container.check(finished).strip() != "activating", 60, "spine-firstboot.service to end")
+            yield FirstBoot(root, boot, first_exit, first_console.read_text(), container, wheel_files)
+        finally:
             process.terminate()  # nspawn asks the container's init to power off
             try:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def spine_wheel_files(bundle: Path) -> list[str]:

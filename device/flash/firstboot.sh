@@ -103,15 +103,14 @@ run() {
   fi
   attempts=$(( $(cat "$STATE/attempts" 2> /dev/null || echo 0) + 1 ))
   echo "$attempts" > "$STATE/attempts"
-  sync
   bundle=$(cat "$STATE/bundle-path" 2> /dev/null || true)
   log "attempt $attempts of $MAX_ATTEMPTS started $(date -u +%FT%TZ): installing Spine from ${bundle:-?}"
   if install_spine "$bundle"; then
     rm -f "$bundle" "$STATE/spine.toml"
-    touch "$STATE/done"
     rm -f "$UNITS/multi-user.target.wants/spine-firstboot.service"  # disabled; the unit stays for its status
-    sync
     log "done: Spine is installed and running (systemctl status spine); the bundle is deleted"
+    touch "$STATE/done"
+    sync
     return 0
   fi
   if [ "$attempts" -ge "$MAX_ATTEMPTS" ]; then
