@@ -1,7 +1,7 @@
 """A flashed Raspberry Pi's first boot (the firstrun.sh mechanism of Bookworm images), booted in a container.
 
 The boot partition's files come from `first_boot_files` for FIRSTRUN and go where Raspberry Pi OS mounts them,
-/boot/firmware, in a copy of the Debian 12 tree tests/test_service_container.py caches; an x86_64 offline bundle
+/boot/firmware, in a writable overlay of the Debian 12 tree tests/test_service_container.py caches; an x86_64 offline bundle
 made by scripts/bundle goes where `spine flash` puts it (ROOTFS_BUNDLE_PATH). Then the container boots the way
 the Pi does, twice, with its kernel command line read from cmdline.txt each time (in a container, systemd takes
 the kernel command line from its own arguments): the first boot has the systemd.run= parameters, so systemd's
