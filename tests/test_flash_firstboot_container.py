@@ -1,12 +1,13 @@
 """A flashed Raspberry Pi's first boot (the firstrun.sh mechanism of Bookworm images), booted in a container.
 
 The boot partition's files come from `first_boot_files` for FIRSTRUN and go where Raspberry Pi OS mounts them,
-/boot/firmware, in a writable overlay of the Debian 12 tree tests/test_service_container.py caches; an x86_64 offline bundle
-made by scripts/bundle goes where `spine flash` puts it (ROOTFS_BUNDLE_PATH). Then the container boots the way
-the Pi does, twice, with its kernel command line read from cmdline.txt each time (in a container, systemd takes
-the kernel command line from its own arguments): the first boot has the systemd.run= parameters, so systemd's
-kernel-command-line.service runs firstrun.sh before the normal boot and reboots (systemd-nspawn exits with 133);
-the second is a normal boot, in which spine-firstboot.service installs Spine from the bundle with no network.
+/boot/firmware, in a writable overlay of the Debian 12 tree tests/test_service_container.py caches; an x86_64
+offline bundle made by scripts/bundle goes where `spine flash` puts it (ROOTFS_BUNDLE_PATH). Then the container
+boots the way the Pi does, twice, with its kernel command line read from cmdline.txt each time (in a container,
+systemd takes the kernel command line from its own arguments): the first boot has the systemd.run= parameters,
+so systemd's kernel-command-line.service runs firstrun.sh before the normal boot and reboots (systemd-nspawn
+exits with 133); the second is a normal boot, in which spine-firstboot.service installs Spine from the bundle
+with no network.
 
 Shown: spine.service active and READY with the flashed devices in /etc/spine/spine.toml, the bundle deleted, no
 secret left on /boot/firmware, cmdline.txt as it was (plus the Wi-Fi country), the host name, the user with its
