@@ -280,6 +280,8 @@ def test_spine_was_installed_from_the_bundle_and_is_ready(first_boot: FirstBoot)
     unit = container.check("systemctl show spine-firstboot.service -p Result -p ExecMainStatus")
     assert "Result=success" in unit and "ExecMainStatus=0" in unit, unit
     assert not (first_boot.root / ROOTFS_BUNDLE_PATH.lstrip("/")).exists(), "the bundle was not deleted"
+    assert container.check("systemctl is-enabled spine-firstboot.service || true").strip() == "disabled"
+    assert container.check("stat -c '%U %a' /var/lib/spine-firstboot").split() == ["root", "700"]
 
 
 def test_the_spine_config_holds_the_flashed_config_and_devices(first_boot: FirstBoot) -> None:
