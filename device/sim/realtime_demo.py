@@ -33,11 +33,18 @@ def peer_reply(turn: PeerTurn) -> str:
 
 
 def demo_with_peer(
-    config: Config, scene: Scene, scene_name: str, out_dir: Path, monitor_hold_s: float | None
+    config: Config,
+    scene: Scene,
+    scene_name: str,
+    out_dir: Path,
+    monitor_hold_s: float | None,
+    peer: RealtimePeer | None = None,
 ) -> dict[str, Any]:
+    """The demo against `peer` (tests pass one with faults; it must check `DEMO_KEY`), or a fresh one."""
     from device.sim.demo import demo
 
-    peer = RealtimePeer(PeerConfig(api_key=DEMO_KEY, reply=peer_reply))
+    own_peer = peer is None
+    peer = peer or RealtimePeer(PeerConfig(api_key=DEMO_KEY, reply=peer_reply))
     base_url = peer.start()
     key_file = out_dir.parent / f".{out_dir.name}-peer-key"
     key_file.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +57,8 @@ def demo_with_peer(
     try:
         summary = demo(replace(config, reply=reply), scene, scene_name, out_dir, "wall", monitor_hold_s)
     finally:
-        peer.stop()
+        if own_peer:
+            peer.stop()
         key_file.unlink(missing_ok=True)
     summary["realtime"] = peer_summary(peer)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
