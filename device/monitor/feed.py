@@ -111,6 +111,10 @@ class LiveStats:
     missed_barge_ins: int = 0
     leaked_jobs: int = 0
     failed_jobs: int = 0
+    realtime_link: dict[str, int] = field(default_factory=dict)
+    """Changes of the realtime backend's connection by cause (`RemoteLinkChanged`: connected, a failed connect's
+    step, dropped, stalled)."""
+    realtime_up: bool | None = None
     erle_db: float | None = None
     voice_gate: str = "none"
     voice_barge_in_suspended: bool = False
@@ -184,6 +188,9 @@ class MonitorFeed:
                 stats.leaked_jobs += 1
             case ev.EngineFailed():
                 stats.failed_jobs += 1
+            case ev.RemoteLinkChanged(up, cause, _detail):
+                stats.realtime_link[cause] = stats.realtime_link.get(cause, 0) + 1
+                stats.realtime_up = up
             case ev.VoiceGateChanged(detector):
                 stats.voice_gate = detector
             case ev.VoiceHint(onset) | ev.SpeechStarted(onset):

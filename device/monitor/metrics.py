@@ -52,6 +52,15 @@ class SpineCollector(Collector):
         )  # fmt: skip
         yield CounterMetricFamily("spine_leaked_jobs", "Cancelled jobs never acknowledged", value=stats.leaked_jobs)
         yield CounterMetricFamily("spine_failed_jobs", "Jobs that failed (model, backend)", value=stats.failed_jobs)
+        link = CounterMetricFamily(
+            "spine_realtime_link_changes", "The realtime call's ups and downs, by cause", labels=["cause"]
+        )
+        for cause, count in sorted(stats.realtime_link.items()):
+            link.add_metric([cause], count)
+        yield link
+        if stats.realtime_up is not None:
+            up = float(stats.realtime_up)
+            yield GaugeMetricFamily("spine_realtime_up", "1 while the realtime call is up", value=up)
         yield _histogram("spine_onset_to_silence_seconds", "Voice onset to the reply's silence", stats.onset_to_silence)
         yield _histogram("spine_turn_latency_seconds", "End of speech to the reply's first audio", stats.turn_latency)
         health = self._audio_health()
