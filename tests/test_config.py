@@ -190,7 +190,7 @@ def test_the_default_file_loads_to_exactly_the_defaults() -> None:
     assert loads_dataclass(Config, text, "default.toml") == Config()
     lines = text.splitlines()
     examples = [number for number, line in enumerate(lines) if re.match(r"# [a-z_]+ = ", line)]
-    assert len(examples) == 11 + 4 * 4
+    assert len(examples) == 12 + 4 * 4  # the 12th: [reply] voice
     for number in examples:  # each example, uncommented, is a valid setting
         uncommented = [*lines[:number], lines[number].removeprefix("# "), *lines[number + 1 :]]
         assert isinstance(loads_dataclass(Config, "\n".join(uncommented), "example.toml"), Config)
@@ -206,7 +206,7 @@ def test_the_default_file_documents_every_setting() -> None:
         block = text.split(f"\n[{table}]\n", 1)[1] if table else text
         assert f"\n{key} = " in block or f"\n# {key} = " in block, name
     assert "# Range: 5..40.\nperiod_ms = 10\n" in text
-    assert '# One of: "local", "openai".\nbackend = "local"\n' in text
+    assert '# One of: "local", "openai", "realtime".\nbackend = "local"\n' in text
     assert "# card_rate_hz = 48000\n" in text
     assert "[barge_in.speaking]\n\n# The wake word interrupts this state.\n# wake = true\n" in text
 
