@@ -301,7 +301,14 @@ def run(
         daemon.inbox.post(_open(stream))
 
     daemon = Daemon(
-        config, engines, log, "wall", playback=lambda _report: feeder, reopen_audio=reopen, observers=observers
+        config,
+        engines,
+        log,
+        "wall",
+        playback=lambda _report: feeder,
+        reopen_audio=reopen,
+        observers=observers,
+        played_samples_of=lambda epoch: bridge.to_spine_samples(callback.played_samples_of(epoch)),
     )
     loops: list[FsmThread] = []  # the loop below, once made (a scrape or a beat may come before)
 
