@@ -168,6 +168,34 @@ def installed_packages(container: Container, names: tuple[str, ...]) -> set[str]
     return {line.split()[0] for line in shown.splitlines() if line.endswith(" install ok installed")}
 
 
+# The bundle less one package its Debian packages need (libjack-jackd2-0, for libportaudio2), its sums remade.
+BUNDLE_LACKING_A_PACKAGE = r"""
+set -e
+rm -rf /root/lacking && mkdir /root/lacking && tar -C /root/lacking -xf /root/bundle.tar
+cd /root/lacking/spine-bundle/debs
+awk -v RS= -v ORS='\n\n' 'index($0, "Package: libjack-jackd2-0\n") != 1' Packages > Packages.new
+mv Packages.new Packages && rm libjack-jackd2-0_*.deb
+sum=$(sha256sum < Packages | cut -d' ' -f1)
+printf 'Date: %s\nSHA256:\n %s %s Packages\n' "$(date -Ru)" "$sum" "$(stat -c %s Packages)" > Release
+cd .. && find . -type f ! -path ./SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS
+tar -C /root/lacking -cf /root/lacking.tar spine-bundle && rm -rf /root/lacking
+"""
+
+
+def test_a_bundle_lacking_a_package_fails_clearly_and_installs_nothing(container: Container) -> None:
+    container.check("tar -C /root -xf /root/bundle.tar spine-bundle/scripts")
+    container.check(BUNDLE_LACKING_A_PACKAGE, timeout_s=300)
+    failed = container.run("/root/spine-bundle/scripts/install --bundle /root/lacking.tar 2>&1", timeout_s=300)
+    container.check("rm /root/lacking.tar")
+    assert failed.returncode != 0, failed.stdout[-3000:]
+    assert (
+        "error: apt could not install libportaudio2 libasound2-plugins python3-pyaudio python3-systemd from the bundle"
+        in failed.stdout
+    ), failed.stdout[-3000:]
+    assert "libjack-jackd2-0" in failed.stdout  # apt's reason, shown
+    assert installed_packages(container, ABSENT) == set()  # nothing half-installed
+
+
 @pytest.fixture(scope="module")
 def installed(container: Container) -> str:
     """scripts/install from the bundle, offline, on the tree that lacks the packages; returns what it printed."""
