@@ -118,19 +118,19 @@ def test_the_report_has_the_targets_every_cell_and_every_scene(suite: dict[str, 
 
 def test_issue_9_targets(suite: dict[str, Any]) -> None:
     """The issue's numbers, as far as hearing meets them (docs/echo-suite.md, `spine bench echo` of 2026-12-02 on
-    the played-reference hearing with the start-up sound). The table there marks each met or missed against the
-    real target (`device.bench.echo_measures.TARGETS`); here each bound sits a little above that run's number,
-    the issue's target in the comment. Tighten them as hearing improves; none may loosen."""
+    the played-reference hearing, with the delay found on the start-up sound). The table there marks each met or
+    missed against the real target (`device.bench.echo_measures.TARGETS`); here each bound sits a little above that
+    run's number, the issue's target in the comment. Tighten them as hearing improves; none may loosen."""
     on = suite["aggregates"]["aec"]
     assert on["self_replies"] == 0  # target 0 (measured 0)
     assert on["false_resumes"] <= 2  # (measured 1)
     assert on["echo_only_false_barge_ins"] == 0  # target 0 (measured 0; 25 before the played-reference hearing)
     assert on["self_interruptions"] <= 2  # target 0 (measured 0; 131 before)
     assert on["missed_pct_worst_cell"] <= 30.0  # target <= 2 % in every (class, onset) cell (measured 25 %)
-    assert on["missed_pct"] <= 7.0  # target <= 2 % (measured 5 %; 11 % before both detectors, 21 % before that)
-    assert on["stops_honoured_pct"] >= 85.0  # target >= 95 % (measured 90 %; 80 % and 60 % before)
-    assert on["stops_answered"] <= 2  # target 0 (measured 1; 2 and 10 before)
+    assert on["missed_pct"] <= 5.0  # target <= 2 % (measured 3.75 %; 5 % before the delay found on the start-up sound)
+    assert on["stops_honoured_pct"] >= 90.0  # target >= 95 % (measured 92.5 %; 90 %, 80 % and 60 % before)
+    assert on["stops_answered"] <= 1  # target 0 (measured 1; 2 and 10 before)
     loud_user = on["onset_to_silence_ms"]["user_at_least_as_loud"]
     loud_echo = on["onset_to_silence_ms"]["echo_louder_up_to_6_db"]
-    assert loud_user["n"] >= 3 and loud_user["p95"] <= 300.0  # target p95 <= 150 ms (measured 230 ms; 347 before)
-    assert loud_echo["n"] >= 3 and loud_echo["p95"] <= 450.0  # target p95 <= 300 ms (measured 329 ms; 749 before)
+    assert loud_user["n"] >= 3 and loud_user["p95"] <= 300.0  # target p95 <= 150 ms (measured 264 ms; 230, 347 before)
+    assert loud_echo["n"] >= 3 and loud_echo["p95"] <= 400.0  # target p95 <= 300 ms (measured 326; 329, 749 before)
