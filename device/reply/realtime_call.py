@@ -48,6 +48,7 @@ from device.reply.realtime_config import (
 )
 from device.reply.realtime_events import (
     ClientEvent,
+    ConversationItemCreate,
     ConversationItemTruncate,
     ErrorEvent,
     ErrorInfo,
@@ -230,6 +231,14 @@ class RealtimeCall:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(drained, drain_timeout_s)  # a stuck sender must not hold the turn: commit anyway
         self.send(InputAudioBufferCommit())
+        if self.send(ResponseCreate()) is not None:
+            self._awaiting_since_s = self._clock()
+            self._requested_unseen = True
+
+    async def text_and_respond(self, text: str) -> None:
+        """A typed request: `text` joins the conversation as the user's message, and a response is asked for (the
+        microphone plays no part; its input buffer is left as it is)."""
+        self.send(ConversationItemCreate(text))
         if self.send(ResponseCreate()) is not None:
             self._awaiting_since_s = self._clock()
             self._requested_unseen = True

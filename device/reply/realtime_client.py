@@ -15,6 +15,8 @@ turn detection is off, and the device says when a turn ends and when to stop.
   | push_mic(chunk)        | no (any thread)          | 16 kHz int16 in; resampled to 48 kHz and sent, paced       |
   | commit_and_respond()   | until the mic audio went | `input_audio_buffer.commit` + `response.create`           |
   |                        | out (bounded)            |                                                           |
+  | text_and_respond(text) | until sent               | a typed request: `conversation.item.create`               |
+  |                        |                          | (input_text) + `response.create`                          |
   | cancel(end_ms, item)   | no                       | `response.cancel`, `output_audio_buffer.clear`, and       |
   |                        |                          | `conversation.item.truncate` when something was played    |
   | end_mic()              | no                       | the microphone stops; the server keeps what it got        |
@@ -188,6 +190,11 @@ class RealtimeClient:
             call.mic.feed(self._upsampler.finish())
         drain_s = call.mic.pending_samples / RTC_RATE_HZ + DRAIN_MARGIN_S
         self._run(call.commit_and_respond(drain_s), drain_s + 5.0)
+
+    def text_and_respond(self, text: str) -> None:
+        """Ask for the answer to typed `text` (no microphone audio): returns once both events are sent."""
+        call, _ = self._live()
+        self._run(call.text_and_respond(text), 5.0)
 
     def discard_turn(self) -> None:
         """Abandon the open turn without an answer (a stop phrase, another wake word): the microphone stops and

@@ -140,8 +140,9 @@ class Daemon:
             fallback = (lambda: respond(prompt, history, now)) if reply.realtime_fallback == "local" else None
             played_of_turn = lambda: self.executor.played_of_turn(turn)  # noqa: E731
             return realtime_reply_job(
-                turn, link, self.executor.store, played_of_turn, fade, fallback, costs, reply.reply_timeout_s
-            )
+                turn, link, self.executor.store, played_of_turn, fade, fallback, costs, reply.reply_timeout_s,
+                prompt=prompt,
+            )  # fmt: skip
 
         return job
 

@@ -21,6 +21,11 @@ synthesised speech, so epochs, the cut bound, heard accounting and the echo refe
 | / no call when the turn began         | any audio, with `realtime_fallback = "local"`, answers with    |
 |                                       | the local responder (text for Piper)                           |
 
+A typed turn (the monitor's "say": no utterance was heard for it) is sent as text: `conversation.item.create`
+with the typed words, then `response.create`; the model answers in its voice as for a spoken turn. A spoken turn
+whose utterance could not be streamed (the call was down while the user spoke) is not sent as text: the model
+would answer the device's transcript, not the user's voice; it falls back as above.
+
 Barge-in: the job's abort hook (called by the runner on the FSM thread when the core cancels the turn) sends
 `response.cancel`, `output_audio_buffer.clear` and, when something played, `conversation.item.truncate` at the
 played cursor (the gate's played samples of the turn's epoch, plus the fade the cut still plays), never past the
@@ -84,6 +89,9 @@ class RealtimeMic:
             return
         utterance = (state.turn, state.onset_sample)
         if utterance != self._utterance:  # a new utterance: its pre-roll and what was heard of it so far
+            self._link.heard_turn = state.turn
+            if self._link.streamed_turn == state.turn:  # a follow-up in the same turn: not streamed yet
+                self._link.streamed_turn = None
             self._utterance, self._started = utterance, False
             self._backlog = [capture.slice(state.from_sample, start + len(cleaned))]
         elif self._started:
@@ -116,23 +124,29 @@ def realtime_reply_job(
     costs: Costs,
     reply_timeout_s: float,
     monotonic: Callable[[], float] = time.monotonic,
+    prompt: str | None = None,
 ) -> Job:
     """The reply of `turn` from the realtime call (see the module docstring). `played_samples()` is what the gate
-    played of the turn's epoch so far; `fallback` the local responder's pieces, if configured."""
+    played of the turn's epoch so far; `fallback` the local responder's pieces, if configured; `prompt` the
+    turn's request as text (sent as such when the turn was typed; None: a typed turn is not answered)."""
     shared = _Shared()
 
     def run() -> Generator[Output, None, None]:
-        client = link.wait_connected(CONNECT_WAIT_S) if link.streamed_turn == turn else None
-        if client is None or link.streamed_turn != turn:
-            why = (
-                "the realtime call was not up while the user spoke"
-                if link.streamed_turn != turn
-                else "the realtime call is down"
-            )
+        typed = link.streamed_turn != turn and link.heard_turn != turn
+        if typed and prompt is not None:
+            client = link.wait_connected(CONNECT_WAIT_S, for_turn=turn)
+            why = "the realtime call is down"
+        elif link.streamed_turn == turn:
+            client = link.wait_connected(CONNECT_WAIT_S)
+            why = "the realtime call is down"
+        else:
+            client, why = None, "the realtime call was not up while the user spoke"
+        if client is None:
             yield from _fall_back(turn, why, fallback, costs)
             return
+        text = prompt if typed else None
         try:
-            yield from _answer(turn, client, link, store, shared, monotonic() + reply_timeout_s, monotonic)
+            yield from _answer(turn, client, link, store, shared, monotonic() + reply_timeout_s, monotonic, text)
         except RealtimeError as error:
             if shared.posted_samples == 0 and fallback is not None:
                 yield from _fall_back(turn, str(error), fallback, costs)
@@ -185,6 +199,7 @@ def _answer(
     shared: _Shared,
     deadline_s: float,
     monotonic: Callable[[], float],
+    typed: str | None,
 ) -> Generator[Output, None, None]:
     from device.reply import realtime_events as rt  # the client's module loaded it already
 
@@ -192,7 +207,10 @@ def _answer(
         pass
     while client.next_audio(0) is not None:
         pass
-    client.commit_and_respond()
+    if typed is not None:
+        client.text_and_respond(typed)
+    else:
+        client.commit_and_respond()
     words = WordClock(scale=link.scale)
     response: str | None = None
     held: list[Audio] = []  # received, not yet posted

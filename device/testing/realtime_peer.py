@@ -9,11 +9,12 @@ What each call does with the events is device/testing/realtime_peer_call.py's do
 deterministic tone per word (device/testing/realtime_peer_voice.py) whose words sit at known offsets, so a
 truncation can be checked to the word; what it emulates and what it does not is in docs/realtime.md.
 
-It records each call (`calls`: every event received and sent, the microphone audio committed, the items and
-what truncation left of them) and `wait(predicate)` blocks until a record satisfies a test. It runs on its own
-thread and event loop; `config` may be replaced between calls and responses. Faults (`PeerConfig.fault`):
-refuse the call (401, 500), drop the connection mid-answer, stall the events channel mid-answer or before
-`session.updated`, a slow first audio. Connection refused: point the client at a port nobody serves.
+It records each call (`calls`: every event received and sent, the microphone audio committed, the items and what
+truncation left of them) and `wait(predicate)` blocks until a record satisfies a test. It runs on its own thread and
+event loop; `config` may be replaced between calls and responses. Faults (`PeerConfig.fault`): refuse the call (401,
+500), answer it and never connect (ICE unanswered), drop the connection mid-answer, stall the events channel
+mid-answer or before `session.updated`, a slow first audio. Connection refused: point the client at a port nobody
+serves.
 
 From the command line: `spine realtime-peer --help` (device/testing/realtime_peer_cli.py). A stand-in for
 tests and for trying the realtime backend: the daemon never uses it.
@@ -207,9 +208,12 @@ class RealtimePeer:
         with self._changed:
             self._calls.append(record)
             self._changed.notify_all()
+        sdp: str = pc.localDescription.sdp
+        if self.config.fault == "ice_unanswered":  # the answer is sent, but nothing here will ever answer ICE
+            await call.close("closed before ICE by the fault ice_unanswered")
+            return sdp, number
         self._live = [live for live in self._live if live.record.ended is None]
         self._live.append(call)
-        sdp: str = pc.localDescription.sdp
         return sdp, number
 
 

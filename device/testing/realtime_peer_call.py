@@ -474,6 +474,7 @@ class PeerCall:
         text = dumps(event)
         with self._changed:
             self.record.sent.append(event)
+            self.record.last_sent_at_s = time.monotonic()
             self._changed.notify_all()
         self.channel.send(text)
 

@@ -30,6 +30,7 @@ Point a realtime client's base URL at the URL printed at start (same host and --
 unless you pass --require-key-env NAME; then the client must send that environment variable's value.
 Faults (--fault):
   http_401, http_500   refuse every call (401 invalid_api_key, 500 server_error)
+  ice_unanswered       answer the offer, then never answer ICE (the WebRTC connection never comes up)
   drop_mid_answer      close the connection --fault-after-ms into an answer's audio
   stall_mid_answer     send nothing more once --fault-after-ms of an answer is generated
   stall_session        never answer session.update

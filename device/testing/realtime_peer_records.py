@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     Audio = npt.NDArray[np.int16]
 
 PeerFault = Literal[
-    "none", "http_401", "http_500", "drop_mid_answer", "stall_mid_answer", "stall_session", "slow_first_audio"
-]
+    "none", "http_401", "http_500", "ice_unanswered", "drop_mid_answer", "stall_mid_answer", "stall_session",
+    "slow_first_audio",
+]  # fmt: skip
 PEER_FAULTS: tuple[PeerFault, ...] = get_args(PeerFault)
 """What goes wrong:
 
@@ -29,6 +30,8 @@ PEER_FAULTS: tuple[PeerFault, ...] = get_args(PeerFault)
   | none              | answers as the real server would                                                      |
   | http_401          | refuses every call with 401 and an OpenAI-style `invalid_api_key` body               |
   | http_500          | refuses every call with 500 and an OpenAI-style `server_error` body                  |
+  | ice_unanswered    | answers the offer (201, a valid SDP answer), then closes its side before ICE: the     |
+  |                   | client's connectivity checks go unanswered and no DTLS or channel ever comes up       |
   | drop_mid_answer   | closes the peer connection once `fault_after_ms` of an answer's audio has been sent  |
   | stall_mid_answer  | once `fault_after_ms` of an answer is generated, sends no event and answers nothing   |
   |                   | more (the connection stays up; the audio generated so far still plays)                |
@@ -113,6 +116,8 @@ class CallRecord:
     model: str | None
     received: list[ClientEvent] = field(default_factory=list)
     sent: list[ServerEvent] = field(default_factory=list)
+    last_sent_at_s: float | None = None
+    """When the last event was sent (the monotonic clock, as `time.monotonic()` in this process)."""
     malformed: list[str] = field(default_factory=list)
     """Messages from the client that were not valid events, and why."""
     turn_detection: str | None = "server_vad"
