@@ -45,10 +45,12 @@ install:
 uninstall:
 	scripts/uninstall $(if $(PURGE),--purge)
 
-# An offline install bundle for ARCH (aarch64 by default: a Raspberry Pi 4/5 or a Jetson) in out/.
+# An offline install bundle for ARCH (aarch64 by default: a Raspberry Pi 4/5 or a Jetson) and the device's Debian
+# RELEASE (trixie by default: Raspberry Pi OS from 2025-10; bookworm before) in out/.
 ARCH ?= aarch64
+RELEASE ?= trixie
 bundle: setup
-	scripts/bundle --arch $(ARCH) $(if $(MIRROR),--models $(MIRROR))
+	scripts/bundle --release $(RELEASE) --arch $(ARCH) $(if $(MIRROR),--models $(MIRROR))
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

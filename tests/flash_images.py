@@ -2,8 +2,9 @@
 
 The layout is Raspberry Pi OS's: an MBR (sfdisk) with partition 1 FAT32 (type 0x0c, from sector 8192, made by
 mkfs.vfat at its offset) holding config.txt, cmdline.txt, a kernel, a device tree and overlays/, and partition 2
-ext4 (type 0x83, mke2fs -d at its offset, 4 KiB blocks, label rootfs) holding a small root tree. The cloud-init
-variant adds the NoCloud files (user-data, meta-data, network-config) to the FAT, as Trixie-based images do.
+ext4 (type 0x83, mke2fs -d at its offset, 4 KiB blocks, label rootfs) holding a small root tree with Debian's
+os-release (/etc/os-release a link to ../usr/lib/os-release; bookworm's, or trixie's for the cloud-init variant,
+which adds the NoCloud files user-data, meta-data, network-config to the FAT, as Trixie-based images do).
 Sizes are small (a 64 MiB boot partition instead of 512 MiB) so that a test writes tens of megabytes, not gigabytes.
 """
 
@@ -51,6 +52,14 @@ CLOUD_INIT_FILES = {
     "network-config": "network:\n  version: 2\n",
 }
 _ENV = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+OS_RELEASES = {
+    "bookworm": 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\n'
+    'VERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\n',
+    "trixie": 'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nNAME="Debian GNU/Linux"\nVERSION_ID="13"\n'
+    'VERSION="13 (trixie)"\nVERSION_CODENAME=trixie\nDEBIAN_VERSION_FULL=13.1\nID=debian\n',
+    "bullseye": 'PRETTY_NAME="Debian GNU/Linux 11 (bullseye)"\nVERSION_CODENAME=bullseye\nID=debian\n',
+}
+"""As base-files writes /usr/lib/os-release (Raspberry Pi OS keeps Debian's)."""
 
 
 @dataclass(frozen=True)
@@ -78,9 +87,17 @@ def run(*args: str) -> subprocess.CompletedProcess[bytes]:
 
 
 def build_pi_image(
-    directory: Path, *, cloud_init: bool, boot_mib: int = 64, root_mib: int = 24, name: str = "raspios.img"
+    directory: Path,
+    *,
+    cloud_init: bool,
+    boot_mib: int = 64,
+    root_mib: int = 24,
+    name: str = "raspios.img",
+    release: str | None = None,
+    os_release: bool = True,
 ) -> PiImage:
-    """A Raspberry Pi OS-like disk image in `directory`."""
+    """A Raspberry Pi OS-like disk image in `directory`, of `release` (default: trixie with cloud-init, else
+    bookworm); `os_release=False` leaves os-release out."""
     boot_sectors = boot_mib * MIB // SECTOR
     root_start = BOOT_START_SECTOR + boot_sectors
     root_sectors = root_mib * MIB // SECTOR
@@ -96,7 +113,7 @@ def build_pi_image(
     run("mkfs.vfat", "-F", "32", "-n", "bootfs", "--offset", str(BOOT_START_SECTOR), str(image.path), boot_kib)
     _fill_boot(image, directory, cloud_init)
     tree = directory / f"{name}.root"
-    _root_tree(tree)
+    _root_tree(tree, (release or ("trixie" if cloud_init else "bookworm")) if os_release else None)
     run(
         "mke2fs", "-q", "-t", "ext4", "-b", "4096", "-L", "rootfs", "-d", str(tree),
         "-E", f"offset={root_start * SECTOR}", str(image.path), f"{root_mib}M",
@@ -126,20 +143,31 @@ def _fill_boot(image: PiImage, directory: Path, cloud_init: bool) -> None:
     shutil.rmtree(staging)
 
 
-def _root_tree(tree: Path) -> None:
+def _root_tree(tree: Path, release: str | None) -> None:
     for folder in ("etc", "usr/bin", "usr/lib/raspberrypi-sys-mods", "var/lib", "var/log", "home", "boot/firmware"):
         (tree / folder).mkdir(parents=True)
     (tree / "etc" / "hostname").write_text("raspberrypi\n")
-    (tree / "etc" / "os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
+    if release is not None:
+        (tree / "usr" / "lib" / "os-release").write_text(OS_RELEASES[release])
+        (tree / "etc" / "os-release").symlink_to("../usr/lib/os-release")
     (tree / "usr" / "lib" / "raspberrypi-sys-mods" / "firstboot").write_text("#!/bin/sh\n")
     (tree / "usr" / "bin" / "busybox").write_bytes(random.Random(1).randbytes(3 * MIB))
 
 
-def make_bundle(path: Path, *, payload_mib: int = 4, arch: str = "aarch64") -> Path:
-    """A small stand-in for `make bundle`'s tar: spine-bundle/BUNDLE and a few MB of payload."""
+PYTHON_OF = {"bookworm": "3.11", "trixie": "3.13"}
+
+
+def make_bundle(path: Path, *, payload_mib: int = 4, arch: str = "aarch64", release: str = "bookworm") -> Path:
+    """A small stand-in for `make bundle`'s tar: spine-bundle/BUNDLE (as scripts/bundle writes it for `release`)
+    and a few MB of payload."""
+    debian = {"aarch64": "arm64", "x86_64": "amd64"}.get(arch, arch)
+    described = (
+        f"bundle_format=2\nspine_version=0.1.0\narch={arch}\npython_version={PYTHON_OF[release]}\n"
+        f"release={release}\ndebian={release} {debian}\n"
+    )
     with tarfile.open(path, "w") as archive:
         for name, content in (
-            ("spine-bundle/BUNDLE", f"spine_version=0.1.0\narch={arch}\npython_version=3.11\n".encode()),
+            ("spine-bundle/BUNDLE", described.encode()),
             ("spine-bundle/wheels/payload.bin", random.Random(2).randbytes(payload_mib * MIB)),
         ):
             info = tarfile.TarInfo(name)

@@ -17,6 +17,7 @@ from device.cli import build_parser
 from device.errors import UserError
 from device.flash import cli as flash_cli
 from device.flash.partitions import LayoutError
+from device.flash.release import ReleaseMismatchError
 from device.flash.safety import UnsafeTargetError
 from tests.flash_images import PiImage, build_pi_image, make_bundle
 
@@ -88,6 +89,8 @@ def test_dry_run_says_everything_and_writes_nothing(
     for expected in (
         "--dry-run: nothing is written",
         f"source:  {image.path} (96.5 MB (92.0 MiB) image)",
+        "Debian GNU/Linux 12 (bookworm), release bookworm (its /etc/os-release); the bundle is for it too",
+        "MiB), for bookworm) into the root filesystem",
         f"target:  {target} (an image file, created;",
         "then read it back and compare sha256",
         "grow partition 2 from 25.2 MB (24.0 MiB) to",
@@ -295,6 +298,55 @@ def test_help_shows_a_whole_example() -> None:
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     text = subparsers.choices["flash"].format_help()
-    assert "sudo spine flash 2025-05-13-raspios-bookworm-arm64-lite.img.xz /dev/sdc" in text
-    assert "--bundle out/spine-bundle-0.1.0-aarch64.tar" in text
+    assert "sudo spine flash 2025-10-01-raspios-trixie-arm64-lite.img.xz /dev/sdc" in text
+    assert "--bundle out/spine-bundle-0.1.0-trixie-aarch64.tar" in text
+    assert "make bundle RELEASE=bookworm" in text or "RELEASE=bookworm for an older image" in text
     assert "--dry-run" in text and "docs/flash.md" in text
+
+
+# --- the image's release and the bundle's --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("image_release", "bundle_release", "expected"),
+    [
+        ("trixie", "bookworm", r"is for bookworm \(CPython 3.11\) but .* release trixie.*make bundle RELEASE=trixie"),
+        ("bookworm", "trixie", r"is for trixie \(CPython 3.13\) but .* release bookworm.*make bundle RELEASE=bookworm"),
+        ("bullseye", "bookworm", r"release bullseye; Spine's bundles are for .*bookworm.*trixie"),
+    ],
+)
+def test_a_bundle_for_another_release_is_refused_before_writing(
+    tmp_path: Path, no_writes: list[dict[str, object]], image_release: str, bundle_release: str, expected: str
+) -> None:
+    image = build_pi_image(tmp_path, cloud_init=image_release == "trixie", release=image_release)
+    bundle = make_bundle(tmp_path / "bundle.tar", payload_mib=1, release=bundle_release)
+    for dry_run in ([], ["--dry-run"]):
+        args = _args(str(image.path), str(tmp_path / "out.img"), "--bundle", str(bundle), *dry_run)
+        with pytest.raises(ReleaseMismatchError, match=expected):
+            flash_cli.flash(args, _never_asked)
+    assert no_writes == []
+    assert not (tmp_path / "out.img").exists()
+
+
+def test_a_trixie_image_as_img_xz_takes_a_trixie_bundle(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The release is read from the decompressed root, tried every MiB here (every 256 MiB for real images)."""
+    monkeypatch.setattr("device.flash.plan._RELEASE_TRY_BYTES", 1024 * 1024)
+    image = build_pi_image(tmp_path, cloud_init=True)
+    subprocess.run(["xz", "-T1", "-0", "-k", str(image.path)], check=True)
+    bundle = make_bundle(tmp_path / "bundle.tar", payload_mib=1, release="trixie")
+    args = _args(f"{image.path}.xz", str(tmp_path / "out.img"), "--bundle", str(bundle), "--dry-run")
+    assert flash_cli.flash(args, _never_asked) == 0
+    out = capsys.readouterr().out
+    assert "Debian GNU/Linux 13 (trixie), release trixie (its /etc/os-release)" in out, out
+    assert "first boot by cloud-init" in out
+
+
+def test_an_image_without_os_release_is_refused(tmp_path: Path, no_writes: list[dict[str, object]]) -> None:
+    image = build_pi_image(tmp_path, cloud_init=False, os_release=False)
+    bundle = make_bundle(tmp_path / "bundle.tar", payload_mib=1)
+    args = _args(str(image.path), str(tmp_path / "out.img"), "--bundle", str(bundle))
+    with pytest.raises(LayoutError, match=r"no /etc/os-release naming a VERSION_CODENAME.*Raspberry Pi OS Lite"):
+        flash_cli.flash(args, _never_asked)
+    assert no_writes == []

@@ -118,7 +118,7 @@ def test_firstrun_image_xz_into_an_image_file(tmp_path: Path, capsys: pytest.Cap
 
 def test_cloud_init_image_whose_root_has_room(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = build_pi_image(tmp_path, cloud_init=True, root_mib=128)
-    bundle = make_bundle(tmp_path / "spine-bundle.tar", payload_mib=4)
+    bundle = make_bundle(tmp_path / "spine-bundle.tar", payload_mib=4, release="trixie")
     target = tmp_path / "flashed.img"
     target.write_bytes(os.urandom(1024) * 300_000)  # an older, larger file there: replaced, not appended to
     argv = [str(source.path), str(target), "--bundle", str(bundle), *_options(tmp_path)]

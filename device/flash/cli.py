@@ -41,15 +41,17 @@ Secrets are read from files, never from the command line, and are wiped from the
 
 EPILOG = """\
 example, a card in a USB reader (find it with `lsblk -o NAME,SIZE,MODEL,TRAN,RM`):
-  make bundle        # out/spine-bundle-0.1.0-aarch64.tar
+  make bundle        # out/spine-bundle-0.1.0-trixie-aarch64.tar (RELEASE=bookworm for an older image)
   openssl passwd -6 > pw.hash   # optional: the login password, as a hash (asks for it twice)
-  sudo spine flash 2025-05-13-raspios-bookworm-arm64-lite.img.xz /dev/sdc \\
-      --bundle out/spine-bundle-0.1.0-aarch64.tar --hostname kitchen --user ann --password-file pw.hash \\
+  sudo spine flash 2025-10-01-raspios-trixie-arm64-lite.img.xz /dev/sdc \\
+      --bundle out/spine-bundle-0.1.0-trixie-aarch64.tar --hostname kitchen --user ann --password-file pw.hash \\
       --ssh-key ~/.ssh/id_ed25519.pub --wifi-country GB --wifi-ssid "Home" --wifi-passphrase-file wifi.txt \\
       --input-device USB --output-device USB
 
 Add --dry-run to see every step first. An image file as TARGET (any path not under /dev) needs no root:
-  spine flash raspios-lite.img.xz spine-pi.img --bundle out/spine-bundle-0.1.0-aarch64.tar --dry-run
+  spine flash raspios-lite.img.xz spine-pi.img --bundle out/spine-bundle-0.1.0-trixie-aarch64.tar --dry-run
+The bundle must be for the image's release (read from its /etc/os-release): trixie for Raspberry Pi OS from
+2025-10 on, bookworm before; spine flash checks this before writing anything.
 More: docs/flash.md.
 """
 
@@ -76,7 +78,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         required=True,
         metavar="FILE",
-        help="the offline bundle to install at first boot (`make bundle`: out/spine-bundle-VERSION-aarch64.tar)",
+        help="the offline bundle to install at first boot, made for the image's release (`make bundle`: "
+        "out/spine-bundle-VERSION-trixie-aarch64.tar; `make bundle RELEASE=bookworm` for a bookworm image)",
     )
     pi = parser.add_argument_group("the Pi")
     pi.add_argument("--hostname", metavar="NAME", help="its host name (default spine: reach it as spine.local)")
@@ -143,6 +146,7 @@ def flash(args: argparse.Namespace, ask: Callable[[str], str | None]) -> int:
     from device.flash.customise import customise
     from device.flash.image import open_source
     from device.flash.plan import describe_plan, inspect_source, make_plan
+    from device.flash.release import check_match
     from device.flash.tools import FLASH_TOOLS, require_tools
     from device.flash.write import verify, write_image
 
@@ -156,8 +160,9 @@ def flash(args: argparse.Namespace, ask: Callable[[str], str | None]) -> int:
     source = open_source(args.image)
     _refuse_same_file(args.image, args.target, "the image")
     _refuse_same_file(args.bundle, args.target, "the bundle")
-    check_bundle(args.bundle)
+    bundle_fields = check_bundle(args.bundle)
     facts = inspect_source(source)
+    check_match(facts.release, str(args.image), bundle_fields, str(args.bundle))
 
     erase_description, capacity = _check_card(args, source.image_bytes) if is_device else (None, None)
     plan = make_plan(
@@ -308,10 +313,13 @@ def target_is_device(target: Path) -> bool:
     raise UserError(f"{target} is neither a block device nor a regular file: give a card's device or an image path")
 
 
-def check_bundle(bundle: Path) -> str:
-    """The bundle's architecture, after checking it is a Spine bundle for a 64-bit Pi."""
+def check_bundle(bundle: Path) -> dict[str, str]:
+    """The bundle's BUNDLE fields (arch, release, python_version...), after checking it is a Spine bundle for a
+    64-bit Pi."""
     if not bundle.is_file():
-        raise UserError(f"no bundle at {bundle}: make one with `make bundle` (out/spine-bundle-VERSION-aarch64.tar)")
+        raise UserError(
+            f"no bundle at {bundle}: make one with `make bundle` (out/spine-bundle-VERSION-RELEASE-aarch64.tar)"
+        )
     try:
         with tarfile.open(bundle, "r:") as archive:
             member = archive.getmember("spine-bundle/BUNDLE")
@@ -329,7 +337,7 @@ def check_bundle(bundle: Path) -> str:
             f"{bundle} is for {arch or 'an unknown architecture'}; a Raspberry Pi with 64-bit Raspberry Pi OS "
             f"needs {BUNDLE_ARCH}: scripts/bundle --arch {BUNDLE_ARCH}"
         )
-    return arch
+    return fields
 
 
 def _refuse_same_file(path: Path, target: Path, what: str) -> None:

@@ -4,8 +4,9 @@ the bundle and how far the root partition grows for it, and how the secrets are 
 and stops; a real run prints it and carries it out (device/flash/customise.py).
 
 Everything is read from the source image, not the target, so a wrong image is refused before a card is erased:
-an .img in place (mtools at the boot partition's offset); an .img.xz decompressed up to the root's superblock,
-the boot partition into a temporary file (sparse: its empty clusters are not written).
+an .img in place (mtools at the boot partition's offset, debugfs at the root's); an .img.xz decompressed into
+sparse temporary files (empty blocks are not written): the boot partition, and the root until its os-release
+can be read (the release the bundle must be for).
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from device.flash.fatfs import FatVolume
 from device.flash.firstboot import FirstBootMechanism, FirstBootSettings, detect_mechanism, first_boot_files
 from device.flash.image import SourceImage, human_bytes, read_chunks
 from device.flash.partitions import SECTOR_BYTES, LayoutError, PiLayout, pi_layout
-from device.flash.rootfs import Ext4Summary, needed_partition_bytes, parse_superblock
+from device.flash.release import ImageRelease, parse_os_release
+from device.flash.rootfs import Ext4Summary, Ext4Volume, needed_partition_bytes, parse_superblock, read_text
 
 _SUPERBLOCK_RANGE = (1024, 2048)
 _SPARSE_BLOCK_BYTES = 64 * 1024
+_RELEASE_TRY_BYTES = 256 * 1024 * 1024
+"""How much more of an .img.xz's root is decompressed between attempts to read its os-release."""
+OS_RELEASE = "/etc/os-release"
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class SourceFacts:
     boot_names: tuple[str, ...]
     cmdline_txt: str
     root: Ext4Summary
+    release: ImageRelease
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class FlashPlan:
 def inspect_source(image: SourceImage) -> SourceFacts:
     """Read the source's partition table, boot partition and root superblock; LayoutError (or FirstBootError
     from detect_mechanism's caller) when it is not a Raspberry Pi OS image."""
-    with _boot_partition_of(image) as (layout, boot_volume, superblock):
+    with _boot_partition_of(image) as (layout, boot_volume, superblock, release):
         names = fatfs.root_names(boot_volume)
         cmdline = fatfs.read_file(boot_volume, "cmdline.txt")
     if cmdline is None:
@@ -81,14 +87,27 @@ def inspect_source(image: SourceImage) -> SourceFacts:
             "download Raspberry Pi OS Lite (64-bit)"
         )
     root = parse_superblock(superblock, f"partition 2 of {image.path}")
+    if release is None:
+        raise LayoutError(
+            f"{image.path}: its root filesystem has no {OS_RELEASE} naming a VERSION_CODENAME, so its release "
+            "(and the bundle it needs) is unknown: download Raspberry Pi OS Lite (64-bit)"
+        )
     return SourceFacts(
-        layout=layout, boot_names=names, cmdline_txt=cmdline.decode("utf-8", errors="replace"), root=root
+        layout=layout,
+        boot_names=names,
+        cmdline_txt=cmdline.decode("utf-8", errors="replace"),
+        root=root,
+        release=release,
     )
 
 
+def _release_of(root: Ext4Volume) -> ImageRelease | None:
+    return parse_os_release(read_text(root, OS_RELEASE) or "")
+
+
 @contextlib.contextmanager
-def _boot_partition_of(image: SourceImage) -> Iterator[tuple[PiLayout, FatVolume, bytes]]:
-    """(the layout, the boot partition as mtools can open it, the root's superblock bytes)."""
+def _boot_partition_of(image: SourceImage) -> Iterator[tuple[PiLayout, FatVolume, bytes, ImageRelease | None]]:
+    """(the layout, the boot partition as mtools can open it, the root's superblock bytes, the root's release)."""
     head = b"".join(read_chunks(image, end_bytes=SECTOR_BYTES))
     layout = pi_layout(head, str(image.path), image.image_bytes)
     boot, root = layout.boot, layout.root
@@ -97,22 +116,39 @@ def _boot_partition_of(image: SourceImage) -> Iterator[tuple[PiLayout, FatVolume
         with image.path.open("rb") as stream:
             stream.seek(superblock_start)
             superblock = stream.read(_SUPERBLOCK_RANGE[1] - _SUPERBLOCK_RANGE[0])
-        yield layout, FatVolume(image.path, boot.offset_bytes, boot.size_bytes), superblock
+        release = _release_of(Ext4Volume(image.path, root.offset_bytes, root.size_bytes))
+        yield layout, FatVolume(image.path, boot.offset_bytes, boot.size_bytes), superblock, release
         return
-    with tempfile.TemporaryDirectory(prefix="spine-flash-source-") as scratch:
-        copy = Path(scratch) / "boot.vfat"
+    # Not /tmp, often a small tmpfs: a root's used blocks may be gigabytes before its os-release is read.
+    scratch_parent = os.environ.get("TMPDIR") or ("/var/tmp" if os.path.isdir("/var/tmp") else None)
+    with tempfile.TemporaryDirectory(prefix="spine-flash-source-", dir=scratch_parent) as scratch:
+        copy, root_copy = Path(scratch) / "boot.vfat", Path(scratch) / "root.ext4"
+        root_volume = Ext4Volume(root_copy, 0, root.size_bytes)
         found = bytearray()
+        release = None
         position = 0
+        next_try = root.offset_bytes + _SUPERBLOCK_RANGE[1]
         fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        root_fd = os.open(root_copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            for chunk in read_chunks(image, end_bytes=root.offset_bytes + _SUPERBLOCK_RANGE[1]):
+            os.ftruncate(fd, boot.size_bytes)
+            os.ftruncate(root_fd, root.size_bytes)  # what is not written yet reads as zeros, never as stale data
+            for chunk in read_chunks(image, end_bytes=root.end_bytes):
                 _write_sparse(fd, chunk, position, boot.offset_bytes, boot.end_bytes)
+                _write_sparse(root_fd, chunk, position, root.offset_bytes, root.end_bytes)
                 found += _slice(chunk, position, superblock_start, root.offset_bytes + _SUPERBLOCK_RANGE[1])
                 position += len(chunk)
-            os.ftruncate(fd, boot.size_bytes)
+                # A complete os-release with a codename (parse_os_release refuses text with zeros in it) read
+                # from the part decompressed so far is the image's: no need to decompress the rest.
+                if position >= next_try or position >= root.end_bytes:
+                    release = _release_of(root_volume)
+                    if release is not None:
+                        break
+                    next_try = position + _RELEASE_TRY_BYTES
         finally:
             os.close(fd)
-        yield layout, FatVolume(copy, 0, boot.size_bytes), bytes(found)
+            os.close(root_fd)
+        yield layout, FatVolume(copy, 0, boot.size_bytes), bytes(found), release
 
 
 def _slice(chunk: bytes, position: int, start: int, end: int) -> bytes:
@@ -186,6 +222,7 @@ def describe_plan(plan: FlashPlan, *, dry_run: bool) -> str:
     will = "would" if dry_run else "will"
     lines = [f"spine flash{' --dry-run: nothing is written' if dry_run else ''}", ""]
     lines.append(f"source:  {plan.source.describe()}")
+    lines.append(f"         {plan.facts.release.describe()} (its {OS_RELEASE}); the bundle is for it too")
     lines.append(
         f"         MBR disk id {layout.partuuid_prefix}: boot FAT32 {human_bytes(layout.boot.size_bytes)} at sector "
         f"{layout.boot.start_sector}, root ext4 {human_bytes(root.size_bytes)} at sector {root.start_sector} "
@@ -216,7 +253,8 @@ def describe_plan(plan: FlashPlan, *, dry_run: bool) -> str:
     else:
         lines.append("  2. partition 2 keeps its size: the bundle fits in its free space")
     lines.append(
-        f"  3. write the bundle {plan.bundle} ({human_bytes(plan.bundle_bytes)}) into the root filesystem as "
+        f"  3. write the bundle {plan.bundle} ({human_bytes(plan.bundle_bytes)}, for {plan.facts.release.codename}) "
+        "into the root filesystem as "
         f"{plan.bundle_path_on_device} (debugfs, no mounting), and read it back"
     )
     lines.append(

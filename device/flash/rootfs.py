@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import re
 import stat
 import struct
 import tempfile
@@ -212,6 +214,29 @@ def file_sha256(volume: Ext4Volume, path: str) -> str | None:
         if not dumped.exists() or b"not found" in result.stderr.lower():
             return None
         return _sha256_of(dumped)
+
+
+def read_text(volume: Ext4Volume, path: str, *, max_links: int = 8) -> str | None:
+    """The text of file `path` in the filesystem (debugfs `cat`), following symbolic links as the system would
+    (/etc/os-release is one, to ../usr/lib/os-release); None when it is not there or cannot be read (a partly
+    decompressed copy, say)."""
+    current = PurePosixPath(path)
+    for _ in range(max_links):
+        shown = run_tool(["debugfs", "-R", f"stat {current}", volume.spec], what=f"looking up {current}", check=False)
+        described = shown.stdout.decode(errors="replace")
+        if "Type: symlink" not in described:
+            if "Type: regular" not in described:
+                return None
+            result = run_tool(["debugfs", "-R", f"cat {current}", volume.spec], what=f"reading {current}", check=False)
+            return result.stdout.decode("utf-8", errors="replace") if result.returncode == 0 else None
+        fast = re.search(r'^Fast link dest: "(.*)"$', described, re.MULTILINE)
+        if fast:
+            link = fast.group(1)
+        else:  # a long target is kept in a data block, which `cat` prints
+            shown = run_tool(["debugfs", "-R", f"cat {current}", volume.spec], what=f"reading {current}", check=False)
+            link = shown.stdout.decode(errors="replace")
+        current = PurePosixPath(os.path.normpath(current.parent / link))
+    return None
 
 
 def check(volume: Ext4Volume) -> None:
