@@ -188,7 +188,7 @@ def first_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstBoot]:
         bundle = root / ROOTFS_BUNDLE_PATH.lstrip("/")  # where `spine flash` puts it
         bundle.parent.mkdir(parents=True)
         made = subprocess.run(
-            [str(REPO / "scripts" / "bundle"), "--arch", os.uname().machine, "--out", str(bundle)],
+            [str(REPO / "scripts" / "bundle"), "--debian", "12", "--arch", os.uname().machine, "--out", str(bundle)],
             capture_output=True,
             text=True,
             timeout=900,

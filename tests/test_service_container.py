@@ -155,7 +155,7 @@ def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
     work = tmp_path_factory.mktemp("service-container")
     bundle = work / "bundle.tar"
     made = subprocess.run(
-        [str(REPO / "scripts" / "bundle"), "--arch", os.uname().machine, "--out", str(bundle)],
+        [str(REPO / "scripts" / "bundle"), "--release", SUITE, "--arch", os.uname().machine, "--out", str(bundle)],
         capture_output=True,
         text=True,
         timeout=900,
