@@ -663,3 +663,24 @@ def test_an_unknown_command_shows_the_usage(device: Device) -> None:
     device.flash()
     shown = device.script("frobnicate")
     assert shown.returncode == 2 and "usage:" in shown.stderr
+
+
+def test_a_bundle_for_another_release_is_refused_before_installing(device: Device, tmp_path: Path) -> None:
+    """The image is Trixie (its os-release), the bundle Bookworm's: the message names the bundle to make."""
+    described = tmp_path / "spine-bundle" / "BUNDLE"
+    described.write_text(described.read_text() + "release=bookworm\n")
+    with tarfile.open(device.bundle, "w") as tar:
+        tar.add(tmp_path / "spine-bundle", arcname="spine-bundle")
+    (device.root / "etc").mkdir(exist_ok=True)
+    (device.root / "etc" / "os-release").write_text(
+        'PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nVERSION_CODENAME=trixie\n'
+    )
+    device.flash()
+    device.stage()
+    ran = device.script("run")
+    assert ran.returncode == 1
+    assert (
+        "FAILED: the bundle is for Debian bookworm but this Pi runs trixie: flash it again with a bundle for trixie "
+        "(make bundle RELEASE=trixie)"
+    ) in ran.stdout
+    assert not (device.root / "install-calls").exists()

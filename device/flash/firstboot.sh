@@ -138,12 +138,20 @@ install_spine() {
     fail "$bundle is not a Spine bundle (tar could not read spine-bundle/scripts and BUNDLE)"
     return 1
   fi
-  # Its wheels are for one CPython (3.11: Bookworm); Trixie has 3.13. Say so now rather than let pip fail.
+  # A bundle is for one release: its wheels for that release's CPython (Bookworm 3.11, Trixie 3.13), its debs/
+  # from that suite. `spine flash` checks this before writing; say so here too rather than let pip or apt fail.
+  release=$(sed -n 's/^release=//p' "$work/spine-bundle/BUNDLE")
+  release_here=$(sed -n 's/^VERSION_CODENAME=//p' "$ROOT/etc/os-release" 2> /dev/null | tr -d "\"'")
+  if [ -n "$release" ] && [ -n "$release_here" ] && [ "$release" != "$release_here" ]; then
+    rm -rf "$work"
+    fail "the bundle is for Debian $release but this Pi runs $release_here: flash it again with a bundle for $release_here (make bundle RELEASE=$release_here)"
+    return 1
+  fi
   wanted=$(sed -n 's/^python_version=//p' "$work/spine-bundle/BUNDLE")
   here=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2> /dev/null || echo none)
   if [ -n "$wanted" ] && [ "$wanted" != "$here" ]; then
     rm -rf "$work"
-    fail "the bundle is for Python $wanted but this Pi has Python $here: flash an image with Python $wanted (Raspberry Pi OS Bookworm for 3.11), or build the bundle for $here"
+    fail "the bundle is for Python $wanted but this Pi has Python $here: flash it again with a bundle for this image's release (make bundle RELEASE=trixie for Python 3.13, RELEASE=bookworm for 3.11)"
     return 1
   fi
   log "running the bundle's scripts/install --bundle $bundle"
