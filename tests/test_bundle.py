@@ -1,13 +1,14 @@
-"""The offline bundle for a Raspberry Pi (aarch64), built on this machine: what it holds, checked file by file.
+"""The offline bundles for a Raspberry Pi (aarch64), built on this machine for both releases (Debian 13 trixie with
+CPython 3.13, Debian 12 bookworm with 3.11): what each holds, checked file by file.
 
-It cannot be installed here (no aarch64 machine); tests/test_bundle_offline_debs.py and
-tests/test_service_container.py install an x86_64 one, made the same way. This checks what an install on a Pi
-would get: every wheel runs on aarch64 CPython 3.11 (or on any platform) and pip resolves Spine's requirements
-from them alone, binary only; PyAudio and systemd-python come as Debian's packages, not as sources; the Debian
-packages are arm64 (or all) and match their index, and apt, given only them, installs what the installer asks
-for on top of the base the bundle assumes a Raspberry Pi OS Lite image has, with no compiler among them; the
-models match the manifest; SHA256SUMS covers every file. Needs PyPI and the Debian mirror (as `make setup` does)
-and the models.
+They cannot be installed here (no aarch64 machine); tests/test_bundle_offline_debs.py and
+tests/test_service_container.py install x86_64 ones, made the same way. This checks what an install on a Pi
+would get: every wheel runs on aarch64 with the release's CPython and glibc (or on any platform) and pip
+resolves Spine's requirements from them alone, binary only; PyAudio and systemd-python come as Debian's
+packages, not as sources; the Debian packages are arm64 (or all) and match their index, and apt, given only
+them, installs what the installer asks for on top of the base the bundle assumes a Raspberry Pi OS Lite image
+of that release has, with no compiler among them; the models match the manifest; SHA256SUMS covers every file.
+Needs PyPI and the Debian mirror (as `make setup` does) and the models.
 """
 
 from __future__ import annotations
@@ -29,29 +30,53 @@ from device.models.manifest import load_manifest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-# A wheel's platform tag (the last of its name's fields) that CPython 3.11 on Debian 12 arm64 accepts.
-AARCH64_TAG = re.compile(r"(any|manylinux(2014|_2_(1[7-9]|2\d|3[0-6]))_aarch64)")
+RELEASES = {"trixie": ("3.13", 41), "bookworm": ("3.11", 36)}
+"""Release -> (its CPython, the minor version of its glibc 2.x)."""
 # A Debian package that compiles or only serves compiling: none may be needed on the device.
 COMPILER_PACKAGE = re.compile(
     r"^(gcc|g\+\+|cpp|clang|llvm)(-[\d.]+)?$|^(build-essential|make|binutils|pkg-config|pkgconf|libc6-dev)$|-dev$"
 )
 
 
-def runs_on_cpython_311(python: str, abi: str) -> bool:
-    """Pure Python, built for 3.11, or for the stable ABI (abi3) of a CPython no newer than 3.11."""
+def runs_on_cpython(python: str, abi: str, version: str) -> bool:
+    """Pure Python, built for CPython `version` (3.13), or for the stable ABI (abi3) of one no newer."""
+    minor = int(version.split(".")[1])
+    tag = f"cp3{minor}"
     if abi == "none":
-        return python in ("py3", "py2.py3", "cp311")
+        return python in ("py3", "py2.py3", tag)
     if abi == "abi3":
-        return re.fullmatch(r"cp3(\d|10|11)", python) is not None
-    return python == abi == "cp311"
+        found = re.fullmatch(r"cp3(\d+)", python)
+        return found is not None and int(found.group(1)) <= minor
+    return python == abi == tag
+
+
+def runs_on_aarch64(platform: str, glibc_minor: int) -> bool:
+    """A wheel platform tag a glibc 2.`glibc_minor` aarch64 system accepts."""
+    if platform in ("any", "manylinux2014_aarch64"):
+        return True
+    found = re.fullmatch(r"manylinux_2_(\d+)_aarch64", platform)
+    return found is not None and int(found.group(1)) <= glibc_minor
+
+
+def test_the_tag_checks_accept_what_they_should_and_nothing_else() -> None:
+    assert runs_on_cpython("cp313", "cp313", "3.13") and runs_on_cpython("cp39", "abi3", "3.13")
+    assert not runs_on_cpython("cp311", "cp311", "3.13") and not runs_on_cpython("cp313", "abi3", "3.11")
+    assert runs_on_aarch64("manylinux_2_41_aarch64", 41) and not runs_on_aarch64("manylinux_2_41_aarch64", 36)
+    assert not runs_on_aarch64("manylinux_2_28_x86_64", 41) and not runs_on_aarch64("musllinux_1_2_aarch64", 41)
+
+
+@pytest.fixture(scope="module", params=list(RELEASES))
+def release(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("bundle")
-    out = work / "spine-aarch64.tar"
+def bundle(tmp_path_factory: pytest.TempPathFactory, release: str) -> Path:
+    work = tmp_path_factory.mktemp(f"bundle-{release}")
+    out = work / f"spine-{release}-aarch64.tar"
     made = subprocess.run(
-        [str(REPO / "scripts" / "bundle"), "--arch", "aarch64", "--out", str(out)],
+        [str(REPO / "scripts" / "bundle"), "--release", release, "--arch", "aarch64", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -88,20 +113,23 @@ def stanzas(text: str) -> list[dict[str, str]]:
     return found
 
 
-def test_every_wheel_runs_on_a_64_bit_pi(bundle: Path) -> None:
+def test_every_wheel_runs_on_a_64_bit_pi(bundle: Path, release: str) -> None:
+    python_version, glibc_minor = RELEASES[release]
     wheels = sorted((bundle / "wheels").glob("*.whl"))
     for wheel in wheels:
         python, abi, platforms = wheel.stem.split("-")[-3:]
-        assert runs_on_cpython_311(python, abi), wheel.name
-        assert any(AARCH64_TAG.fullmatch(tag) for tag in platforms.split(".")), wheel.name
+        assert runs_on_cpython(python, abi, python_version), wheel.name
+        assert any(runs_on_aarch64(tag, glibc_minor) for tag in platforms.split(".")), wheel.name
     names = {normalized(wheel.name.split("-")[0]) for wheel in wheels}
-    for needed in ("spine", "onnxruntime", "pywhispercpp", "piper-tts", "openwakeword", "livekit", "numpy", "pip"):
+    needed_wheels = ("spine", "onnxruntime", "pywhispercpp", "piper-tts", "openwakeword", "livekit", "numpy", "pip")
+    for needed in (*needed_wheels, "scipy", "soxr", "aiortc", "av", "scikit-learn"):
         assert needed in names
     assert "tflite-runtime" not in names  # openwakeword comes without it, as scripts/setup.sh installs it
     assert not names & {normalized(name) for name in debian_modules()}  # those come from Debian
 
 
-def test_pip_resolves_spines_requirements_from_the_wheels_alone(bundle: Path, tmp_path: Path) -> None:
+def test_pip_resolves_spines_requirements_from_the_wheels_alone(bundle: Path, release: str, tmp_path: Path) -> None:
+    python_version, glibc_minor = RELEASES[release]
     assert not (bundle / "sdists").exists()  # nothing is built on the device
     spine = next((bundle / "wheels").glob("spine-*.whl"))
     with zipfile.ZipFile(spine) as wheel:
@@ -117,7 +145,7 @@ def test_pip_resolves_spines_requirements_from_the_wheels_alone(bundle: Path, tm
     ]
     assert len(wanted) == len([r for r in requires if "extra ==" not in r]) - len(from_debian)
     (tmp_path / "requirements.txt").write_text("\n".join(wanted))
-    platforms = [f"--platform=manylinux_2_{minor}_aarch64" for minor in range(17, 37)]
+    platforms = [f"--platform=manylinux_2_{minor}_aarch64" for minor in range(17, glibc_minor + 1)]
     resolved = subprocess.run(
         [
             sys.executable,
@@ -134,7 +162,7 @@ def test_pip_resolves_spines_requirements_from_the_wheels_alone(bundle: Path, tm
             "--only-binary=:all:",
             "--platform=manylinux2014_aarch64",
             *platforms,
-            "--python-version=3.11",
+            f"--python-version={python_version}",
             "--implementation=cp",
             "--target",
             str(tmp_path / "target"),
@@ -225,7 +253,7 @@ def test_models_match_the_manifest(bundle: Path) -> None:
         assert hashlib.sha256(path.read_bytes()).hexdigest() in model.sha256, model.path
 
 
-def test_sha256sums_covers_every_file_and_they_match(bundle: Path) -> None:
+def test_sha256sums_covers_every_file_and_they_match(bundle: Path, release: str) -> None:
     listed = {}
     for line in (bundle / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split(maxsplit=1)
@@ -236,4 +264,12 @@ def test_sha256sums_covers_every_file_and_they_match(bundle: Path) -> None:
     checked = subprocess.run(["sha256sum", "--quiet", "--strict", "-c", "SHA256SUMS"], cwd=bundle, check=False)
     assert checked.returncode == 0
     described = (bundle / "BUNDLE").read_text().splitlines()
-    assert {"arch=aarch64", "bundle_format=2", "debian=bookworm arm64"} <= set(described)
+    python_version, _ = RELEASES[release]
+    assert {
+        "arch=aarch64",
+        "bundle_format=2",
+        f"debian={release} arm64",
+        f"release={release}",
+        f"debian_version={'13' if release == 'trixie' else '12'}",
+        f"python_version={python_version}",
+    } <= set(described)
