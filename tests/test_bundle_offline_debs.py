@@ -1,4 +1,5 @@
-"""The bundle's Debian packages: installed offline in a booted Debian 12 container that lacks them, then READY.
+"""The bundle's Debian packages: installed offline in a booted Debian container that lacks them, then READY; for
+both releases a bundle is made for (Debian 13 trixie and 12 bookworm, each with its own bundle).
 
 A Raspberry Pi flashed with Raspberry Pi OS Lite installs Spine at its first boot from the bundle alone, with no
 network: the bundle carries the Debian packages the image may lack (libportaudio2, libasound2-plugins,
@@ -10,7 +11,8 @@ python3-venv, python3-pyaudio, python3-systemd, booted with systemd-nspawn whose
 PulseAudio stands in for a sound card as in tests/test_service_container.py; its Debian package depends on
 libasound2-plugins, so the tree gets PulseAudio's other dependencies as packages and its files unpacked without
 registering it. The tree is cached in /var/cache/spine-test, keyed on its recipe, and booted as an overlay
-whose changes live in a tmpfs. Root only; skipped, with the reason, where nspawn cannot boot a container.
+whose changes live in a tmpfs (one tree per release, ~70 s to make each the first time). Root only; skipped, with
+the reason, where nspawn cannot boot a container.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import pytest
 from tests.test_service_container import (
     CACHE,
     MIRROR,
-    SUITE,
     Container,
     boot,
     prepare_tree,
@@ -61,10 +62,13 @@ groupadd --system pulse-access
 """
 
 
-def cached_tree() -> Path:
-    """The tree for this test, made once (~70 s) and kept; never booted itself."""
-    recipe = f"{SUITE} {MIRROR} {VARIANT} {LITE_PACKAGES} {PULSEAUDIO_HOOK}"
-    tree = CACHE / f"root-{SUITE}-{VARIANT}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
+RELEASES = ("trixie", "bookworm")
+
+
+def cached_tree(suite: str) -> Path:
+    """The tree for this test and release, made once (~70 s) and kept; never booted itself."""
+    recipe = f"{suite} {MIRROR} {VARIANT} {LITE_PACKAGES} {PULSEAUDIO_HOOK}"
+    tree = CACHE / f"root-{suite}-{VARIANT}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
     if not (tree / "etc" / "os-release").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         partial = CACHE / f"{tree.name}.partial"
@@ -77,7 +81,7 @@ def cached_tree() -> Path:
                 f"--variant={VARIANT}",
                 f"--include={LITE_PACKAGES}",
                 f'--customize-hook=cp {hook} "$1/tmp/hook.sh" && chroot "$1" sh /tmp/hook.sh && rm "$1/tmp/hook.sh"',
-                SUITE,
+                suite,
                 str(partial),
                 MIRROR,
             ],
@@ -127,21 +131,28 @@ def overlay_of(tree: Path, place: Path) -> Iterator[Path]:
         shutil.rmtree(place)  # two empty directories by now
 
 
+@pytest.fixture(scope="module", params=RELEASES)
+def release(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
 @pytest.fixture(scope="module")
-def container(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Container]:
+def container(tmp_path_factory: pytest.TempPathFactory, release: str) -> Iterator[Container]:
     reason = why_not_runnable()
     if reason:
         pytest.skip(reason)
-    work = tmp_path_factory.mktemp("offline-debs")
+    work = tmp_path_factory.mktemp(f"offline-debs-{release}")
     bundle = work / "bundle.tar"
     made = subprocess.run(
-        [str(REPO / "scripts" / "bundle"), "--arch", os.uname().machine, "--out", str(bundle)],
+        [str(REPO / "scripts" / "bundle"), "--release", release, "--arch", os.uname().machine, "--out", str(bundle)],
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert made.returncode == 0, made.stderr[-3000:]
-    with overlay_of(cached_tree(), Path("/var/tmp") / f"spine-offline-debs-{os.getpid()}") as root:
+    with overlay_of(cached_tree(release), Path("/var/tmp") / f"spine-offline-debs-{os.getpid()}") as root:
+        assert f"VERSION_CODENAME={release}" in (root / "etc" / "os-release").read_text()
         prepare_tree(root, bundle)
         console_log = work / "console.log"
         # As in test_service_container: no machined or D-Bus needed on the host; loopback the only network.
@@ -208,9 +219,11 @@ def installed(container: Container) -> str:
 
 
 def test_the_debian_packages_come_from_the_bundle_and_the_service_is_ready(
-    container: Container, installed: str
+    container: Container, installed: str, release: str
 ) -> None:
     assert "installing system packages from the bundle (no network)" in installed, installed
+    python = {"trixie": "3.13", "bookworm": "3.11"}[release]
+    assert container.check("/opt/spine/venv/bin/python -c 'import sys; print(sys.version[:4])'").strip() == python
     assert installed_packages(container, ABSENT) == set(BROUGHT_BY_THE_BUNDLE)  # python3-venv is not needed
     assert container.run("command -v cc gcc").stdout == ""  # nothing was compiled: there is no compiler
     container.check("dpkg --audit && apt-get check -q")  # dpkg's and apt's state is whole
@@ -238,3 +251,28 @@ def test_a_second_install_installs_no_package(container: Container, installed: s
     assert "[1/7] system packages: all present" in again.stdout, again.stdout
     assert "already running, unchanged" in again.stdout, again.stdout
     assert container.show("MainPID", "NRestarts") == before
+
+
+# The bundle with another release named in its BUNDLE (its sums remade), as a bundle for the other release says.
+BUNDLE_FOR_ANOTHER_RELEASE = r"""
+set -e
+rm -rf /root/other && mkdir /root/other && tar -C /root/other -xf /root/bundle.tar
+cd /root/other/spine-bundle
+sed -i "s/^release=.*/release=$OTHER/" BUNDLE
+find . -type f ! -path ./SHA256SUMS -print0 | sort -z | xargs -0 sha256sum > SHA256SUMS
+tar -C /root/other -cf /root/other.tar spine-bundle && rm -rf /root/other
+"""
+
+
+def test_a_bundle_for_another_release_is_refused_and_installs_nothing(container: Container, release: str) -> None:
+    other = next(name for name in RELEASES if name != release)
+    container.check("tar -C /root -xf /root/bundle.tar spine-bundle/scripts")
+    container.check(f"OTHER={other}\n{BUNDLE_FOR_ANOTHER_RELEASE}", timeout_s=300)
+    refused = container.run("/root/spine-bundle/scripts/install --bundle /root/other.tar 2>&1", timeout_s=300)
+    container.check("rm /root/other.tar")
+    assert refused.returncode != 0, refused.stdout[-3000:]
+    assert (
+        f"error: the bundle is for Debian {other}, this system is {release}: make one for it with "
+        f"scripts/bundle --release {release} (make bundle RELEASE={release})"
+    ) in refused.stdout, refused.stdout[-3000:]
+    assert "[1/7]" not in refused.stdout  # refused before the first step
