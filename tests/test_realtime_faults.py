@@ -423,6 +423,7 @@ def test_a_stalled_channel_mid_answer_ends_the_turn_within_the_stall_timeout_and
     # The turn ended within the stall timeout of the server's last event (plus the log watch's and a loaded
     # machine's slack), and not before it: it was the stall that ended it.
     ended_after_s = watch.seen_at["EngineFailed"] - last_sent_s[0]
+    print(f"\nthe stalled turn ended {ended_after_s:.2f} s after the server's last event (stall_timeout_s {stall_s:g})")
     assert stall_s - 0.2 <= ended_after_s <= stall_s + 2.0, ended_after_s
     first, second = summary["turns"]
     assert first["heard_text"] and story.startswith(first["heard_text"]), first  # what played before the stall
@@ -430,7 +431,9 @@ def test_a_stalled_channel_mid_answer_ends_the_turn_within_the_stall_timeout_and
     changes = link_changes(records)
     assert changes == [(True, "connected"), (False, "stalled"), (True, "connected")], changes
     assert second["heard_text"] == PEER_REPLY and not second["interrupted"]
-    assert summary["stale_samples_played"] == 0
+    # The cut is the core's as for any failed reply: nothing of the cut answer past one period after the decision
+    # but, at most, its 4 ms fade (on the wall clock the card's thread may run a period ahead of the loop).
+    assert summary["stale_samples_played"] <= 64
 
 
 @pytest.mark.slow

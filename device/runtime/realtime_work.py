@@ -236,6 +236,8 @@ def _answer(
         return Output(event, 0)
 
     while True:
+        if shared.aborted:  # the abort hook has sent the cancel: what the call still says is no longer this turn's
+            return
         if monotonic() > deadline_s:
             raise RealtimeError("the realtime answer took longer than [reply] reply_timeout_s")
         event = client.next_event(POLL_S)

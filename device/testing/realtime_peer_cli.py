@@ -7,16 +7,18 @@ Also `python -m device.testing.realtime_peer_cli --help`.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from device.testing.fake_llm_cli import port_number
 from device.testing.realtime_peer_records import DEFAULT_REPLY, PEER_FAULTS, PeerConfig
 
 if TYPE_CHECKING:
+    from device.testing.realtime_peer import RealtimePeer
     from device.testing.realtime_peer_voice import Voice
 
 DESCRIPTION = """\
@@ -28,6 +30,7 @@ conversation.item.truncate as the real server does (see docs/realtime.md).
 
 Point a realtime client's base URL at the URL printed at start (same host and --port). No key is needed
 unless you pass --require-key-env NAME; then the client must send that environment variable's value.
+--record FILE writes, on Ctrl-C (SIGINT), what each call received and what each answer became (as JSON).
 Faults (--fault):
   http_401, http_500   refuse every call (401 invalid_api_key, 500 server_error)
   ice_unanswered       answer the offer, then never answer ICE (the WebRTC connection never comes up)
@@ -82,6 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="require `Authorization: Bearer $NAME` (the key read from this environment variable), else 401",
     )
     parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE.json",
+        help="on Ctrl-C, write the calls: the events received, the truncations, each answer's audio sent and kept",
+    )
+    parser.add_argument(
         "--piper-voice",
         type=Path,
         metavar="MODEL.onnx",
@@ -132,7 +141,40 @@ def serve(args: argparse.Namespace) -> int:
         pass
     finally:
         peer.stop()
+        if args.record is not None:
+            args.record.write_text(json.dumps(calls_record(peer), indent=1) + "\n", encoding="utf-8")
     return 0
+
+
+def calls_record(peer: RealtimePeer) -> list[dict[str, Any]]:
+    """What `--record` writes: per call, the event types received, the truncations, and each answer's audio
+    generated, sent and kept (ms) with the words its kept audio holds."""
+    from device.reply.realtime_events import ConversationItemTruncate
+
+    return [
+        {
+            "received": call.received_types(),
+            "truncates": [
+                {"item_id": event.item_id, "audio_end_ms": event.audio_end_ms}
+                for event in call.received
+                if isinstance(event, ConversationItemTruncate)
+            ],
+            "items": [
+                {
+                    "id": item.id,
+                    "status": item.status,
+                    "generated_ms": round(item.generated_ms, 1),
+                    "sent_ms": round(item.sent_ms, 1),
+                    "truncated_at_ms": item.truncated_at_ms,
+                    "kept_words": " ".join(item.kept_words),
+                }
+                for item in call.assistant_items
+            ],
+            "user_items": len(call.user_items),
+            "ended": call.ended,
+        }
+        for call in peer.calls
+    ]
 
 
 def _invalid(args: argparse.Namespace) -> str | None:
@@ -144,6 +186,8 @@ def _invalid(args: argparse.Namespace) -> str | None:
         return "--fault-after-ms must be >= 0"
     if not args.reply.split():
         return "--reply must say something"
+    if args.record is not None and not args.record.parent.is_dir():
+        return f"--record {args.record}: no such directory {args.record.parent}"
     if args.piper_voice is not None and not args.piper_voice.is_file():
         return f"--piper-voice {args.piper_voice}: no such file (give a Piper voice's .onnx, its .onnx.json beside it)"
     return None
