@@ -53,6 +53,7 @@ from device.testing.fake_llm_protocol import (
     last_user_text,
     sleep_until,
 )
+from device.testing.loop_server import LoopServer
 
 # aiohttp is imported where it is used: `spine` builds its parser with this module's add_arguments, and
 # importing aiohttp there would more than double the start-up time of every `spine` command.
@@ -118,45 +119,27 @@ class FakeLlmServer:
     ) -> None:
         self.config = config or FakeLlmConfig()
         self.base_url = ""
-        self._host, self._port, self._log_requests = host, port, log_requests
         self._changed = threading.Condition()  # guards the records below; notified on every change
         self._requests: list[dict[str, Any]] = []
         self._authorizations: list[str | None] = []
         self._disconnects = 0
         self._open_streams = 0
         self._completed_streams = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._server = LoopServer("fake-llm", host, port, log_requests)
         self._stopping: asyncio.Event | None = None
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
     def start(self) -> str:
         """Serve; returns the base URL to give a client, e.g. "http://127.0.0.1:41234/v1"."""
-        if self._loop is not None:
-            return self.base_url
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fake-llm", daemon=True)
-        thread.start()
-        self._loop, self._thread = loop, thread
-        try:
-            port = asyncio.run_coroutine_threadsafe(self._serve(), loop).result(timeout=10)
-        except BaseException:
-            self._end_loop()
-            raise
-        self.base_url = f"http://{self._host}:{port}/v1"
+        # handler_cancellation: a client closing its connection cancels the handler, which is how a hung
+        # stream learns of it.
+        self.base_url = self._server.start(self._app, handler_cancellation=True)
         return self.base_url
 
     def stop(self) -> None:
         """Stop serving; hung streams are released and open connections closed."""
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
-        finally:
-            self._end_loop()
+        self._server.stop(self._release_hung)
 
     def __enter__(self) -> FakeLlmServer:
         self.start()
@@ -167,43 +150,18 @@ class FakeLlmServer:
     ) -> None:
         self.stop()
 
-    def _end_loop(self) -> None:
-        loop, thread = self._loop, self._thread
-        self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-    async def _serve(self) -> int:
+    def _app(self) -> web.Application:
         from aiohttp import web
-        from aiohttp.log import access_logger
 
         self._stopping = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        # handler_cancellation: a client closing its connection cancels the handler, which is how a hung
-        # stream learns of it. A short shutdown: hung handlers are released by _stopping anyway.
-        runner = web.AppRunner(
-            app,
-            handler_cancellation=True,
-            shutdown_timeout=0.5,
-            access_log=access_logger if self._log_requests else None,
-        )
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
-        self._runner = runner
-        port: int = runner.addresses[0][1]
-        return port
+        return app
 
-    async def _shutdown(self) -> None:
+    async def _release_hung(self) -> None:
         if self._stopping is not None:
             self._stopping.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # ------------------------------------------------------------------------------------------ records
 

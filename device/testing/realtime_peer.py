@@ -22,13 +22,13 @@ tests and for trying the realtime backend: the daemon never uses it.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from device.testing.loop_server import LoopServer
 from device.testing.realtime_peer_records import CallRecord, PeerConfig
 
 # aiohttp and aiortc are imported where they are used: `spine` builds its parser with the CLI module, which
@@ -50,48 +50,28 @@ class RealtimePeer:
     ) -> None:
         self.config = config or PeerConfig()
         self.base_url = ""
-        self._host, self._port, self._log_requests = host, port, log_requests
         self._changed = threading.Condition()  # guards every record; notified on every change
         self._calls: list[CallRecord] = []
         self._authorizations: list[str | None] = []
         self._live: list[PeerCall] = []
         self._numbers = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
+        self._server = LoopServer("realtime-peer", host, port, log_requests)
 
     # ------------------------------------------------------------------------------------------ lifecycle
 
     def start(self) -> str:
         """Serve; returns the base URL to give a client, e.g. "http://127.0.0.1:41234/v1"."""
-        if self._loop is not None:
-            return self.base_url
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="realtime-peer", daemon=True)
-        thread.start()
-        self._loop, self._thread = loop, thread
-        try:
-            port = asyncio.run_coroutine_threadsafe(self._serve(), loop).result(timeout=10)
-        except BaseException:
-            self._end_loop()
-            raise
-        self.base_url = f"http://{self._host}:{port}/v1"
+        self.base_url = self._server.start(self._app)
         return self.base_url
 
     def stop(self) -> None:
         """Stop serving; every call is hung up."""
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
-        finally:
-            self._end_loop()
+        self._server.stop(lambda: self._close_calls("the peer stopped"))
 
     def drop_calls(self) -> None:
         """Hang up every live call now (as a server restarting would)."""
-        if self._loop is not None:
-            asyncio.run_coroutine_threadsafe(self._close_calls("dropped by the test"), self._loop).result(timeout=10)
+        if self._server.serving:
+            self._server.run(lambda: self._close_calls("dropped by the test"))
 
     def __enter__(self) -> RealtimePeer:
         self.start()
@@ -102,33 +82,12 @@ class RealtimePeer:
     ) -> None:
         self.stop()
 
-    def _end_loop(self) -> None:
-        loop, thread = self._loop, self._thread
-        self._loop = self._thread = None
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-
-    async def _serve(self) -> int:
+    def _app(self) -> web.Application:
         from aiohttp import web
-        from aiohttp.log import access_logger
 
         app = web.Application(client_max_size=MAX_OFFER_BYTES)
         app.router.add_post(CALL_PATH, self._call)
-        runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=access_logger if self._log_requests else None)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
-        self._runner = runner
-        port: int = runner.addresses[0][1]
-        return port
-
-    async def _shutdown(self) -> None:
-        await self._close_calls("the peer stopped")
-        if self._runner is not None:
-            await self._runner.cleanup()
+        return app
 
     async def _close_calls(self, why: str) -> None:
         for call in list(self._live):
