@@ -15,7 +15,7 @@ from device.config import Config, core_config, load_config
 from device.errors import UserError
 from device.runtime.eventlog import EventLog
 from device.sim.demo import make_out_dir
-from device.testing.fake_llm_cli import port_number
+from device.testing.serve_cli import port_number
 
 
 def spine(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:

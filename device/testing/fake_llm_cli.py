@@ -7,12 +7,11 @@ Also `python -m device.testing.fake_llm_cli --help`.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import threading
 from collections.abc import Callable
 
 from device.testing.fake_llm import DEFAULT_REPLY, FAULTS, FakeLlmConfig, FakeLlmServer, echo_reply
+from device.testing.serve_cli import add_listen_arguments, register_command, serve_until_interrupted, standalone_main
 
 DESCRIPTION = """\
 Serve a fake OpenAI-compatible chat model (streaming server-sent events) until Ctrl-C, to try Spine's reply
@@ -38,20 +37,13 @@ interrupt it mid-reply. Faults (--fault):
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `fake-llm` to the top-level `spine` parser."""
-    parser = subparsers.add_parser(
-        "fake-llm", help="serve a fake OpenAI-compatible model to try the remote reply path (and its faults)",
-        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    add_arguments(parser)
-    parser.set_defaults(func=serve)
+    summary = "serve a fake OpenAI-compatible model to try the remote reply path (and its faults)"
+    register_command(subparsers, "fake-llm", summary, DESCRIPTION, add_arguments, serve)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = FakeLlmConfig()
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument(
-        "--port", type=port_number, default=8080, help="port to listen on, 0..65535; 0 picks a free one (default: 8080)"
-    )
+    add_listen_arguments(parser, default_port=8080)
     parser.add_argument(
         "--first-token-ms",
         type=float,
@@ -79,17 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 0..65535 (0: the system picks a free one)."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r} (give 0..65535; 0 picks a free one)") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is out of range: give 0..65535 (0 picks a free one)")
-    return port
-
-
 def serve(args: argparse.Namespace) -> int:
     """Run the server described by parsed `args` until Ctrl-C; 0 on a clean stop, 2 on a bad setup."""
     key = None
@@ -111,21 +92,10 @@ def serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}")
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # one access-log line per request
     server = FakeLlmServer(config, host=args.host, port=args.port, log_requests=True)
-    try:
-        base_url = server.start()
-    except OSError as error:
-        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}; try another --port")
-        return 2
-    print(f"fake LLM serving at {base_url} (fault: {config.fault}); Ctrl-C to stop", flush=True)
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_interrupted(
+        server, args, lambda base_url: f"fake LLM serving at {base_url} (fault: {config.fault}); Ctrl-C to stop"
+    )
 
 
 def _invalid(config: FakeLlmConfig) -> str | None:
@@ -139,11 +109,7 @@ def _invalid(config: FakeLlmConfig) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="fake-llm", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    return serve(parser.parse_args(argv))
+    return standalone_main("fake-llm", DESCRIPTION, add_arguments, serve, argv)
 
 
 if __name__ == "__main__":

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from device.testing.fake_llm_cli import port_number
 from device.testing.realtime_peer_records import DEFAULT_REPLY, PEER_FAULTS, PeerConfig
+from device.testing.serve_cli import add_listen_arguments, register_command, serve_until_interrupted, standalone_main
 
 if TYPE_CHECKING:
     from device.testing.realtime_peer import RealtimePeer
@@ -43,20 +41,13 @@ Faults (--fault):
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `realtime-peer` to the top-level `spine` parser."""
-    parser = subparsers.add_parser(
-        "realtime-peer", help="serve a test peer for the realtime (WebRTC) backend, with faults",
-        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    add_arguments(parser)
-    parser.set_defaults(func=serve)
+    summary = "serve a test peer for the realtime (WebRTC) backend, with faults"
+    register_command(subparsers, "realtime-peer", summary, DESCRIPTION, add_arguments, serve)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = PeerConfig()
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument(
-        "--port", type=port_number, default=8089, help="port to listen on, 0..65535; 0 picks a free one (default: 8089)"
-    )
+    add_listen_arguments(parser, default_port=8089)
     parser.add_argument("--reply", default=DEFAULT_REPLY, help="what the peer says to every request")
     parser.add_argument(
         "--first-audio-ms",
@@ -126,24 +117,17 @@ def serve(args: argparse.Namespace) -> int:
     )
     from device.testing.realtime_peer import RealtimePeer
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")  # one access-log line per call
     peer = RealtimePeer(config, host=args.host, port=args.port, log_requests=True)
-    try:
-        base_url = peer.start()
-    except OSError as error:
-        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}; try another --port")
-        return 2
-    print(f"realtime test peer serving at {base_url} (calls: {base_url}/realtime/calls, fault: {config.fault}); "
-          "Ctrl-C to stop", flush=True)  # fmt: skip
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        peer.stop()
+
+    def banner(base_url: str) -> str:
+        return (f"realtime test peer serving at {base_url} (calls: {base_url}/realtime/calls, fault: {config.fault}); "
+                "Ctrl-C to stop")  # fmt: skip
+
+    def record() -> None:
         if args.record is not None:
             args.record.write_text(json.dumps(calls_record(peer), indent=1) + "\n", encoding="utf-8")
-    return 0
+
+    return serve_until_interrupted(peer, args, banner, after_stop=record)
 
 
 def calls_record(peer: RealtimePeer) -> list[dict[str, Any]]:
@@ -203,11 +187,7 @@ def _voice(model: Path | None) -> Voice | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="realtime-peer", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    add_arguments(parser)
-    return serve(parser.parse_args(argv))
+    return standalone_main("realtime-peer", DESCRIPTION, add_arguments, serve, argv)
 
 
 if __name__ == "__main__":
