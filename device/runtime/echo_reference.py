@@ -248,7 +248,6 @@ class ReferenceEchoModel:
     def __init__(self, period_samples: int) -> None:
         self._period_samples = period_samples
         history_frames = math.ceil((LATE_MAX_DELAY_MS + TAIL_MS) * RATE_HZ / 1000 / period_samples) + 2
-        self._usual_rows = math.ceil((MAX_DELAY_MS + TAIL_MS) * RATE_HZ / 1000 / period_samples) + 2
         self._window = np.hanning(CHUNK_SAMPLES)
         bins_hz = np.fft.rfftfreq(CHUNK_SAMPLES, 1 / RATE_HZ)
         self._band_of_bin = np.digitize(bins_hz, BAND_EDGES_HZ) - 1  # -1 and 16: outside the bands
@@ -389,10 +388,6 @@ class ReferenceEchoModel:
                 earliest_ms, direct_ms = max(0.0, delay_ms - slack_ms), delay_ms + slack_ms
             decay_db = np.maximum(0.0, lag_ms - direct_ms) * DECAY_DB_PER_MS
             weights = np.where(lag_ms >= earliest_ms - frame_ms, 10 ** (-decay_db / 10), 0.0)
-            if delay_ms is None or slack_ms == DELAY_SLACK_MS:
-                # The usual window ends with its tail: what played longer ago (kept for the late window after an
-                # xrun) has decayed past hearing.
-                weights[self._usual_rows :] = 0.0
             if len(self._weights) > 64:  # the delay estimate wanders a little: keep the cache bounded
                 self._weights.clear()
             self._weights[(delay_ms, slack_ms)] = weights
