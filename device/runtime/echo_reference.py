@@ -51,10 +51,6 @@ them at a time, so another talker shows up as a few bands far above the echo."""
 
 MAX_DELAY_MS = 500.0
 """The longest echo delay considered while the delay is unknown (AEC3's own range)."""
-LATE_MAX_DELAY_MS = 1500.0
-"""The longest echo delay considered after an xrun (`set_delay_ms(..., late=True)`): through a sound server each
-underrun can push the echo later than the canceller's 500 ms (seen on a PulseAudio null sink under load: echo
-0.5 s after the reference fell silent), by an amount nobody reports."""
 DELAY_SLACK_MS = 20.0
 """Once the delay is known: how much earlier than it the echo may arrive (an xrun shifts it by a period)."""
 DECAY_DB_PER_MS = 0.1
@@ -114,11 +110,6 @@ the echo alike, leaves gaps in every band within that time, so this follows the 
 talks on for minutes."""
 AUDIBLE_DB = 10.0
 """A band says something only where the mic stands this far above the room's noise."""
-LATE_SLACK_MS = 40.0
-"""After an xrun, how far either side of the delay found on the envelope the echo may be: on speech that estimate
-is good to 20-30 ms (it read 60 ms for an echo 40 ms late), not sample-exact like the canceller's."""
-LATE = -1.0
-"""`_predicted_reference`'s delay for "every delay up to `LATE_MAX_DELAY_MS`" (no real delay is negative)."""
 _FLOOR = 1e-3
 """Energies are in int16 units squared per bin; this keeps logs finite in digital silence."""
 
@@ -247,7 +238,7 @@ class ReferenceEchoModel:
 
     def __init__(self, period_samples: int) -> None:
         self._period_samples = period_samples
-        history_frames = math.ceil((LATE_MAX_DELAY_MS + TAIL_MS) * RATE_HZ / 1000 / period_samples) + 2
+        history_frames = math.ceil((MAX_DELAY_MS + TAIL_MS) * RATE_HZ / 1000 / period_samples) + 2
         self._window = np.hanning(CHUNK_SAMPLES)
         bins_hz = np.fft.rfftfreq(CHUNK_SAMPLES, 1 / RATE_HZ)
         self._band_of_bin = np.digitize(bins_hz, BAND_EDGES_HZ) - 1  # -1 and 16: outside the bands
@@ -256,16 +247,13 @@ class ReferenceEchoModel:
         # Band energies per period, a ring: row `_written % rows` is the next to write.
         self._history: Floats = np.zeros((history_frames, self._bands))
         self._written = 0
-        self._weights: dict[tuple[float | None, float], Floats] = {}
+        self._weights: dict[float | None, Floats] = {}
         self._active_energy = _band_energy_of_dbfs(ACTIVE_REFERENCE_DBFS, self._bands)
         self._any_delay = _Coupling(self._bands)
         self._at_delay = _Coupling(self._bands)
         self._recent_mic: deque[Floats] = deque(maxlen=NOISE_WINDOW_CHUNKS)
         self._delay_ms: float | None = None
-        self._late = False
         self._finder = _DelayFinder(math.floor(MAX_DELAY_MS * RATE_HZ / 1000 / period_samples) + 1, self._bands)
-        self._late_lags = math.floor(LATE_MAX_DELAY_MS * RATE_HZ / 1000 / period_samples) + 1
-        self._late_finder = _DelayFinder(self._late_lags, self._bands)
         self.last = Verdict(echo_possible=False, calibrated=False, unexplained_bands=0)
 
     @property
@@ -284,23 +272,9 @@ class ReferenceEchoModel:
         periods = self._finder.delay_periods
         return None if periods is None else periods * 1000 * self._period_samples / RATE_HZ
 
-    def set_delay_ms(self, delay_ms: float | None, *, late: bool = False) -> None:
-        """The echo's delay after the reference as the canceller measured it (None: unknown, look at all).
-        `late`: the path may have moved by an unknown amount (an xrun): judge every delay up to
-        `LATE_MAX_DELAY_MS`, with the coupling learnt over all delays, and learn nothing meanwhile (an echo later
-        than the usual window would teach the coupling that the speaker is louder than it is)."""
-        self._delay_ms = None if late else delay_ms
-        self._late = late
-
-    def path_moved(self) -> None:
-        """An xrun: whatever delay the echo had after the last one is unknown again."""
-        self._late_finder = _DelayFinder(self._late_lags, self._bands)
-
-    @property
-    def late_delay_ms(self) -> float | None:
-        """The echo's delay found after the last xrun (up to `LATE_MAX_DELAY_MS`), or None until found."""
-        periods = self._late_finder.delay_periods
-        return None if periods is None else periods * 1000 * self._period_samples / RATE_HZ
+    def set_delay_ms(self, delay_ms: float | None) -> None:
+        """The echo's delay after the reference as the canceller measured it (None: unknown, look at all)."""
+        self._delay_ms = delay_ms
 
     def push_played(self, played: Audio) -> None:
         """One period of what the speaker played (zeros when silent)."""
@@ -316,20 +290,8 @@ class ReferenceEchoModel:
         self._recent_mic.append(mic)
         noise = np.asarray(np.min(self._recent_mic, axis=0), dtype=np.float64) + _FLOOR
         wide = self._predicted_reference(None)
-        judged_wide = self._predicted_reference(LATE) if self._late else wide
-        if not np.any(judged_wide > self._active_energy):
+        if not np.any(wide > self._active_energy):
             self.last = Verdict(False, self.calibrated, 0)
-            return self.last
-        if self._late:
-            # The coupling measured around the known delay (the sharper one) applies to the echo at whatever delay
-            # it now has. Until the echo's new delay is found on its envelope, the prediction takes the loudest
-            # reference over every delay up to 1.5 s (which hides all but a user much louder than the echo);
-            # then around that delay, with `LATE_SLACK_MS` either side for the envelope's coarser estimate.
-            self._late_finder.push(self._history[self._newest_first()], mic)
-            coupling = self._at_delay if self._at_delay.calibrated else self._any_delay
-            late_ms = self.late_delay_ms
-            reference = judged_wide if late_ms is None else self._predicted_reference(late_ms, LATE_SLACK_MS)
-            self.last = self._verdict(mic, noise, coupling, reference)
             return self.last
         self._finder.push(self._history[self._newest_first()], mic)
         audible = mic > 10 ** (AUDIBLE_DB / 10) * noise
@@ -338,18 +300,8 @@ class ReferenceEchoModel:
             predictions.append((self._at_delay, self._predicted_reference(self._delay_ms)))
         # Judge with the sharpest calibrated prediction: around the known delay when it has learnt enough.
         coupling, reference = next(((c, r) for c, r in reversed(predictions) if c.calibrated), predictions[0])
-        verdict = self._verdict(mic, noise, coupling, reference)
-        for each, prediction in predictions:
-            counted = audible & (prediction > self._active_energy)  # bands with echo to learn from
-            ratio_db = 10 * np.log10((mic + _FLOOR) / (prediction + _FLOOR))
-            each.learn(ratio_db, counted)
-        self.last = verdict
-        return verdict
-
-    def _verdict(self, mic: Floats, noise: Floats, coupling: _Coupling, reference: Floats) -> Verdict:
         # A band says something once its coupling is known and the mic stands clear of the room's noise there;
         # a band the reference leaves silent predicts no echo, so a voice there is unexplained outright.
-        audible = mic > 10 ** (AUDIBLE_DB / 10) * noise
         echo = reference * 10 ** (coupling.db / 10)
         # A small speaker distorts what it plays (harmonics, intermodulation): some of the echo lands in bands
         # the reference leaves quiet, in proportion to the loudest echo.
@@ -357,16 +309,22 @@ class ReferenceEchoModel:
         excess_db = 10 * np.log10((mic + _FLOOR) / predicted)
         margin_db = np.maximum(MARGIN_DB, SPREAD_FACTOR * coupling.spread_db)
         unexplained = int(np.count_nonzero(audible & coupling.judged() & (excess_db > margin_db)))
-        return Verdict(True, coupling.calibrated, unexplained)
+        verdict = Verdict(True, coupling.calibrated, unexplained)
+        for each, prediction in predictions:
+            counted = audible & (prediction > self._active_energy)  # bands with echo to learn from
+            ratio_db = 10 * np.log10((mic + _FLOOR) / (prediction + _FLOOR))
+            each.learn(ratio_db, counted)
+        self.last = verdict
+        return verdict
 
-    def _predicted_reference(self, delay_ms: float | None, slack_ms: float = DELAY_SLACK_MS) -> Floats:
+    def _predicted_reference(self, delay_ms: float | None) -> Floats:
         """The reference band energy that can still be heard in this chunk: the largest over the delays the
         echo may have, with what played longer ago discounted by the room's decay (the reverberation of a loud
         syllable rings on over the quiet one after it)."""
         newest_first = self._newest_first()
         if not newest_first.size:
             return np.zeros(self._bands)
-        weights = self._lag_weights(delay_ms, slack_ms)[: newest_first.size]
+        weights = self._lag_weights(delay_ms)[: newest_first.size]
         return np.asarray(np.max(self._history[newest_first] * weights[:, np.newaxis], axis=0), dtype=np.float64)
 
     def _newest_first(self) -> npt.NDArray[np.int64]:
@@ -374,23 +332,21 @@ class ReferenceEchoModel:
         rows = len(self._history)
         return np.asarray((self._written - 1 - np.arange(min(self._written, rows))) % rows, dtype=np.int64)
 
-    def _lag_weights(self, delay_ms: float | None, slack_ms: float = DELAY_SLACK_MS) -> Floats:
+    def _lag_weights(self, delay_ms: float | None) -> Floats:
         """Per lag (in periods, newest first): 0 before the echo can arrive, 1 around the delay, then the decay."""
-        weights = self._weights.get((delay_ms, slack_ms))
+        weights = self._weights.get(delay_ms)
         if weights is None:
             frame_ms = 1000 * self._period_samples / RATE_HZ
             lag_ms = np.arange(len(self._history)) * frame_ms
             if delay_ms is None:
                 earliest_ms, direct_ms = 0.0, MAX_DELAY_MS
-            elif delay_ms == LATE:
-                earliest_ms, direct_ms = 0.0, LATE_MAX_DELAY_MS
             else:
-                earliest_ms, direct_ms = max(0.0, delay_ms - slack_ms), delay_ms + slack_ms
+                earliest_ms, direct_ms = max(0.0, delay_ms - DELAY_SLACK_MS), delay_ms + DELAY_SLACK_MS
             decay_db = np.maximum(0.0, lag_ms - direct_ms) * DECAY_DB_PER_MS
             weights = np.where(lag_ms >= earliest_ms - frame_ms, 10 ** (-decay_db / 10), 0.0)
             if len(self._weights) > 64:  # the delay estimate wanders a little: keep the cache bounded
                 self._weights.clear()
-            self._weights[(delay_ms, slack_ms)] = weights
+            self._weights[delay_ms] = weights
         return weights
 
     def _band_energies(self, samples: Floats) -> Floats:

@@ -61,18 +61,15 @@ PATH_SETTLE_SAMPLES = 16000
 it can have for this long, not around the delay just measured: one block's new lag is not yet a trusted delay,
 and a pause on the shifted echo is what it would cost (seen on a real stream at 0 dB: a path change, then a
 false hint 0.18 s later that paused the story)."""
-XRUN_LATE_ECHO_SAMPLES = 5 * 16000
-"""After the card reports an xrun, the echo is judged for this long at every delay up to 1.5 s
-(`echo_reference.LATE_MAX_DELAY_MS`), not only up to the canceller's 500 ms: an xrun shifts the echo against the
-reference by an unknown amount, and through a sound server each underrun can add to the delay. On a PulseAudio
-null sink at 0 dB with both cores busy, the echo went on 0.5 s after the reference fell silent, was believed as
-the user, cut the story and was answered ("I love the clock maker named."). Five seconds give the canceller time
-to find the path again. (Believing no voice at all over the assistant's speech for those 5 s, as before, left
-only the wake word to interrupt: on a busy machine xruns came every few seconds, and 18 of 18 talk-overs were
-missed.)"""
+XRUN_DISTRUST_SAMPLES = 5 * 16000
+"""After the card reports an xrun, voice over the assistant's speech is not believed for this long: only the wake
+word interrupts (the voice gate reads "none"). An xrun shifts the echo against the reference by an unknown amount,
+and through a sound server each underrun can add to the delay, past what the canceller (500 ms) and the reference
+model can follow: on a PulseAudio null sink at 0 dB with both cores busy, the echo went on 0.5 s after the
+reference fell silent, was believed as the user, cut the story and was answered ("I love the clock maker
+named."). Five seconds give the canceller time to find the path again."""
 XRUN_ECHO_TAIL_SAMPLES = 2 * 16000
-"""Within that time, the assistant's echo may still sound this long after the last sample it played (the late
-delay and the room's tail)."""
+"""Within that time, the assistant's echo may still sound this long after the last sample it played."""
 
 
 class EchoCanceller(Protocol):
@@ -194,7 +191,7 @@ class Hearing:
         self._converged = False
         self._path_changes_seen = 0
         self._has_converged = False
-        self._late_echo_until_sample = -1
+        self._distrust_until_sample = -1
         self._played_until_sample = -(10**9)  # the end of the last period that played something
         self._wide_until_sample = -1
         self._quiet_samples = 0
@@ -232,7 +229,7 @@ class Hearing:
         if self._remember_played(played, len(period)):
             self._played_until_sample = start_sample + len(period)
         self._echo.push_played(played if played is not None else np.zeros(len(period), np.int16))
-        self._echo.set_delay_ms(self.trusted_delay_ms(start_sample), late=start_sample < self._late_echo_until_sample)
+        self._echo.set_delay_ms(self.trusted_delay_ms(start_sample))
         facts: list[Event] = []
         if self._own_wake is not None and played is not None:
             self._listen_to_own_speech(played, start_sample)
@@ -257,11 +254,10 @@ class Hearing:
 
     def echo_path_moved(self, at_sample: int) -> None:
         """The sound card reported an xrun around `at_sample`: a dropped or repeated period shifts the echo against
-        the reference at once, long before the canceller can tell. Judge every delay the canceller knows for
-        `PATH_SETTLE_SAMPLES`, and every delay up to 1.5 s for `XRUN_LATE_ECHO_SAMPLES`."""
+        the reference at once, long before the canceller can tell. Judge every delay for `PATH_SETTLE_SAMPLES`,
+        and believe no voice over playback for `XRUN_DISTRUST_SAMPLES`."""
         self._wide_until_sample = max(self._wide_until_sample, at_sample + PATH_SETTLE_SAMPLES)
-        self._late_echo_until_sample = max(self._late_echo_until_sample, at_sample + XRUN_LATE_ECHO_SAMPLES)
-        self._echo.path_moved()
+        self._distrust_until_sample = max(self._distrust_until_sample, at_sample + XRUN_DISTRUST_SAMPLES)
 
     def trusted_delay_ms(self, now_sample: int) -> float | None:
         """The echo's delay as the canceller measured it, else as the reference model found it on the start-up
@@ -290,16 +286,16 @@ class Hearing:
         return delay_ms if delay_ms is not None else self._echo.found_delay_ms
 
     def _voice_gate(self, now_sample: int) -> VoiceGate:
-        if not self._echo.calibrated:
+        if not self._echo.calibrated or self._distrusted(now_sample):
             return "none"
-        if now_sample < self._late_echo_until_sample:
-            return "reference"  # after an xrun the canceller's word counts for nothing until the path settles
         return "reference+canceller" if self._aec is not None and self._aec.converged else "reference"
 
     def _believed_probability(self, chunk_end: int, raw_chunk: Audio, raw_probability: float | None) -> float:
         """The voice probability hearing acts on: 0 for voice the played reference explains (see the module)."""
         verdict = self._echo.judge(raw_chunk)
-        if max(self._played_peaks, default=0) == 0 and not self._late_echo_may_sound(chunk_end):
+        if self._distrusted(chunk_end):
+            return 0.0
+        if max(self._played_peaks, default=0) == 0:
             return self.last_vad_probability  # nothing played lately: nothing to mistake for the user
         # Once the reference has proven someone else, the louder of the two voice detectors is believed: before
         # the canceller converges its start-up suppressor mutes the user, and after it, in a room whose echo
@@ -313,10 +309,10 @@ class Hearing:
             self._user_until = chunk_end + self._config.user_hold_samples
         return probability if chunk_end <= self._user_until else 0.0
 
-    def _late_echo_may_sound(self, now_sample: int) -> bool:
-        """Within `XRUN_LATE_ECHO_SAMPLES` of an xrun, the assistant's echo may still sound up to
-        `XRUN_ECHO_TAIL_SAMPLES` after its last played sample."""
-        return now_sample < self._late_echo_until_sample and now_sample <= (
+    def _distrusted(self, now_sample: int) -> bool:
+        """Within `XRUN_DISTRUST_SAMPLES` of an xrun while the assistant's echo may still sound: no voice over it
+        is believed."""
+        return now_sample < self._distrust_until_sample and now_sample <= (
             self._played_until_sample + XRUN_ECHO_TAIL_SAMPLES
         )
 

@@ -70,7 +70,7 @@ GATE_COLOURS: dict[str, str] = {
     "reference+canceller": "#8c6bb1",
 }
 GATE_LABELS: dict[str, str] = {
-    "none": "voice barge-in not armed (the echo coupling not yet measured)",
+    "none": "voice barge-in not armed (not yet, or wake word only after an xrun)",
     "reference": "armed: played reference (raw mic)",
     "reference+canceller": "armed: played reference + canceller",
 }
