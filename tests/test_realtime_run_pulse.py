@@ -39,7 +39,7 @@ STORY = " ".join(["Once upon a time a small device told a story that went on and
 ASKS = 3
 STOPS = ("Stop.", "Stop.", "Hey Jarvis, stop.")
 """The talk-overs tried in turn until one stops the story. On a loaded machine (load average 8), xruns kept hearing
-on wake-word-only barge-in over speech for 22 s once (as it was before 7ba724e): then only the last could stop it."""
+on wake-word-only barge-in over speech for 22 s once (5 s after each xrun): then only the last could stop it."""
 PERIOD_MS, FADE_MS = 10.0, 4.0
 START_GRACE_S = 3.0
 """As the real-stream bench: a request said at once after the start is often talked over by the start-up sound."""
