@@ -27,18 +27,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_service_container import (
+from tests.container_tree import (
     CACHE,
     MIRROR,
     Container,
-    boot,
-    prepare_tree,
+    booted,
+    install_from_the_bundle,
+    make_bundle,
+    prepare_service_tree,
     why_not_runnable,
 )
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 VARIANT = "important"
 # What scripts/bundle assumes a Raspberry Pi OS Lite image has beyond Debian's required and important packages.
 LITE_PACKAGES = "python3,systemd,systemd-sysv,dbus,ca-certificates"
@@ -144,34 +145,12 @@ def container(tmp_path_factory: pytest.TempPathFactory, release: str) -> Iterato
         pytest.skip(reason)
     work = tmp_path_factory.mktemp(f"offline-debs-{release}")
     bundle = work / "bundle.tar"
-    made = subprocess.run(
-        [str(REPO / "scripts" / "bundle"), "--release", release, "--arch", os.uname().machine, "--out", str(bundle)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert made.returncode == 0, made.stderr[-3000:]
+    make_bundle(bundle, "--release", release)
     with overlay_of(cached_tree(release), Path("/var/tmp") / f"spine-offline-debs-{os.getpid()}") as root:
         assert f"VERSION_CODENAME={release}" in (root / "etc" / "os-release").read_text()
-        prepare_tree(root, bundle)
-        console_log = work / "console.log"
-        # As in test_service_container: no machined or D-Bus needed on the host; loopback the only network.
-        nspawn = ["systemd-nspawn", "-D", str(root), "--boot", "--register=no", "--keep-unit", "--private-network"]
-        with console_log.open("wb") as console:
-            process = subprocess.Popen(
-                [*nspawn, "--console=read-only", f"--machine=spine-debs-{os.getpid()}"],
-                stdout=console,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            yield boot(process, console_log)
-        finally:
-            process.terminate()  # nspawn asks the container's init to power off
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        prepare_service_tree(root, bundle)
+        with booted(root, work / "console.log", f"spine-debs-{os.getpid()}") as container:
+            yield container
 
 
 def installed_packages(container: Container, names: tuple[str, ...]) -> set[str]:
@@ -212,10 +191,7 @@ def installed(container: Container) -> str:
     """scripts/install from the bundle, offline, on the tree that lacks the packages; returns what it printed."""
     assert installed_packages(container, ABSENT) == set()  # the premise: none of them is there before
     assert container.check("ls /sys/class/net").split() == ["lo"]
-    container.check("tar -C /root -xf /root/bundle.tar spine-bundle/scripts")
-    result = container.run("/root/spine-bundle/scripts/install --bundle /root/bundle.tar 2>&1", timeout_s=600)
-    assert result.returncode == 0, f"{result.stdout[-4000:]}\n{container.run('journalctl -b --no-pager -n 60').stdout}"
-    return result.stdout
+    return install_from_the_bundle(container)
 
 
 def test_the_debian_packages_come_from_the_bundle_and_the_service_is_ready(

@@ -1,13 +1,13 @@
 """A flashed Raspberry Pi's first boot (the firstrun.sh mechanism of Bookworm images), booted in a container.
 
 The boot partition's files come from `first_boot_files` for FIRSTRUN and go where Raspberry Pi OS mounts them,
-/boot/firmware, in a writable overlay of the Debian 12 tree tests/test_service_container.py caches; an x86_64
-offline bundle made by scripts/bundle goes where `spine flash` puts it (ROOTFS_BUNDLE_PATH). Then the container
-boots the way the Pi does, twice, with its kernel command line read from cmdline.txt each time (in a container,
-systemd takes the kernel command line from its own arguments): the first boot has the systemd.run= parameters,
-so systemd's kernel-command-line.service runs firstrun.sh before the normal boot and reboots (systemd-nspawn
-exits with 133); the second is a normal boot, in which spine-firstboot.service installs Spine from the bundle
-with no network.
+/boot/firmware, in a writable overlay of the Debian 12 tree the service test boots too (tests/container_tree.py);
+an x86_64 offline bundle made by scripts/bundle goes where `spine flash` puts it (ROOTFS_BUNDLE_PATH). Then the
+container boots the way the Pi does, twice, with its kernel command line read from cmdline.txt each time (in a
+container, systemd takes the kernel command line from its own arguments): the first boot has the systemd.run=
+parameters, so systemd's kernel-command-line.service runs firstrun.sh before the normal boot and reboots
+(systemd-nspawn exits with 133); the second is a normal boot, in which spine-firstboot.service installs Spine from
+the bundle with no network.
 
 Shown: spine.service active and READY with the flashed devices in /etc/spine/spine.toml, the bundle deleted, no
 secret left on /boot/firmware, cmdline.txt as it was (plus the Wi-Fi country), the host name, the user with its
@@ -42,21 +42,23 @@ from device.flash.firstboot import (
     WifiSettings,
     first_boot_files,
 )
-from tests.test_service_container import (
+from tests.container_tree import (
+    BOOT_TIMEOUT_S,
     CACHE,
     MIRROR,
-    PULSE_SYSTEM_PA,
-    PULSE_UNIT,
     Container,
-    cached_tree,
+    add_pulse_stand_in,
+    cached_service_tree,
     leader_of,
+    make_bundle,
+    nspawn,
+    power_off,
     wait_for,
     why_not_runnable,
 )
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 # Raspberry Pi OS Bookworm's cmdline.txt once its own first boot (init=.../firstboot, the resize) has run.
 PRISTINE_CMDLINE = (
     "console=serial0,115200 console=tty1 root=PARTUUID=4e639091-02 rootfstype=ext4 fsck.repair=yes rootwait quiet\n"
@@ -98,7 +100,6 @@ WantedBy=multi-user.target
 CLOUD_INIT_SUITE = "trixie"
 CLOUD_INIT_PACKAGES = "cloud-init,python3-netplan"
 TMPFS_SIZE = "3g"
-BOOT_TIMEOUT_S = 120
 INSTALL_TIMEOUT_S = 420
 
 
@@ -120,12 +121,9 @@ def boot_words(root: Path) -> list[str]:
     return (root / BOOT_MOUNT.lstrip("/") / "cmdline.txt").read_text().splitlines()[0].split()
 
 
-def nspawn(root: Path, console: Path) -> subprocess.Popen[bytes]:
-    # --register=no --keep-unit: no machined or D-Bus needed on the host; --private-network: loopback only.
-    command = ["systemd-nspawn", "-D", str(root), "--boot", "--register=no", "--keep-unit", "--private-network"]
-    command += ["--console=read-only", f"--machine=spine-firstboot-{os.getpid()}", "--", *boot_words(root)]
-    with console.open("wb") as out:
-        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+def boot_the_pi(root: Path, console: Path) -> subprocess.Popen[bytes]:
+    """Boot `root` as the Pi boots, with the kernel command line in its cmdline.txt now."""
+    return nspawn(root, console, f"spine-firstboot-{os.getpid()}", boot_words(root))
 
 
 def prepare_tree(root: Path) -> Path:
@@ -139,13 +137,7 @@ def prepare_tree(root: Path) -> Path:
         (boot / name).write_bytes(content)
     for path in boot.iterdir():
         path.chmod(0o755)  # as every file on a FAT mounted with Raspberry Pi OS's `defaults` (umask 022) is
-    (root / "etc" / "pulse" / "system.pa").write_text(PULSE_SYSTEM_PA)
-    units = root / "etc" / "systemd" / "system"
-    (units / "pulseaudio.service").write_text(PULSE_UNIT)
-    (units / "multi-user.target.wants").mkdir(exist_ok=True)
-    (units / "multi-user.target.wants" / "pulseaudio.service").symlink_to("/etc/systemd/system/pulseaudio.service")
-    (units / "spine.service.d").mkdir()
-    (units / "spine.service.d" / "test.conf").write_text(SPINE_DROP_IN)
+    units = add_pulse_stand_in(root, SPINE_DROP_IN)
     (units / "ssh.service").write_text(SSH_STAND_IN)
     (root / "etc" / "ssh" / "sshd_config.d").mkdir(parents=True)  # as Debian 12's openssh-server has it
     return boot
@@ -184,21 +176,15 @@ def first_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstBoot]:
     if reason:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("firstboot-container")
-    with scratch_root(cached_tree()) as root:
+    with scratch_root(cached_service_tree()) as root:
         bundle = root / ROOTFS_BUNDLE_PATH.lstrip("/")  # where `spine flash` puts it
         bundle.parent.mkdir(parents=True)
-        made = subprocess.run(
-            [str(REPO / "scripts" / "bundle"), "--debian", "12", "--arch", os.uname().machine, "--out", str(bundle)],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert made.returncode == 0, made.stderr[-3000:]
+        make_bundle(bundle, "--debian", "12")
         wheel_files = spine_wheel_files(bundle)
         boot = prepare_tree(root)
         # First boot: systemd.run= runs firstrun.sh, whose success reboots (nspawn exits 133).
         first_console = work / "console-1.log"
-        first = nspawn(root, first_console)
+        first = boot_the_pi(root, first_console)
         try:
             first_exit = first.wait(timeout=BOOT_TIMEOUT_S)
         except subprocess.TimeoutExpired:
@@ -208,7 +194,7 @@ def first_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstBoot]:
         if first_exit != 133 and "running in system mode" not in first_console.read_text():
             pytest.skip(f"systemd-nspawn cannot boot a container here: {first_console.read_text()[-1500:]}")
         # Second boot: the normal one, with cmdline.txt as firstrun.sh left it.
-        process = nspawn(root, work / "console-2.log")
+        process = boot_the_pi(root, work / "console-2.log")
         try:
             container = running(process, work / "console-2.log")
             state = root / "var" / "lib" / "spine-firstboot"
@@ -221,12 +207,7 @@ def first_boot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstBoot]:
             wait_for(lambda: container.check(finished).strip() != "activating", 60, "spine-firstboot.service to end")
             yield FirstBoot(root, boot, first_exit, first_console.read_text(), container, wheel_files)
         finally:
-            process.terminate()  # nspawn asks the container's init to power off
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            power_off(process)
 
 
 def spine_wheel_files(bundle: Path) -> list[str]:
