@@ -33,6 +33,8 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.ReplyFinished(1),
     ev.AlarmRequested(1, 300, "tea"),
     ev.TtsChunkReady(1, 0, "It is nine.", 16000, (4000, 8000, 16000)),
+    ev.RemoteAudioReady(1, 1, "Once upon", 8000, (3000, 7500)),
+    ev.RemoteLinkChanged(False, "dropped", "the peer closed the call mid-answer"),
     ev.PlaybackDrained(1, 16000),
     ev.PlaybackStopped(2, 1234),
     ev.TimerFired("listen", 1),

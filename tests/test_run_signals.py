@@ -165,7 +165,11 @@ def test_a_job_stuck_at_the_stop_is_logged_as_job_leaked_after_the_stop(tmp_path
     runner.start(Job(3, "tts", stuck), 0)
     assert running.wait(5)
     vars(parts).update(
-        inbox=inbox, runner=runner, log=log, loop=SpineLoop(initial(core_config(Config())), log, Recorder())
+        inbox=inbox,
+        runner=runner,
+        log=log,
+        loop=SpineLoop(initial(core_config(Config())), log, Recorder()),
+        realtime=None,  # the local backend: no realtime call to close
     )
     daemon = cast(Daemon, parts)
     Daemon.request_stop(daemon, 100, "SIGTERM")
