@@ -52,7 +52,8 @@ def test_a_canceller_that_lost_its_convergence_has_its_delay_ignored_until_it_co
     assert hearing.trusted_delay_ms(480) == 40.0
 
 
-def test_hearing_without_a_canceller_never_knows_the_delay() -> None:
+def test_hearing_without_a_canceller_knows_no_delay_before_it_hears_an_echo() -> None:
+    # Without a canceller, the only delay is the one the reference model finds on an echo (the start-up sound).
     hearing = Hearing(RmsVoice(), PeakWake(), CONFIG)
     assert hearing.trusted_delay_ms(0) is None
     period = np.zeros(160, np.int16)
