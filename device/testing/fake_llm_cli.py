@@ -7,11 +7,17 @@ Also `python -m device.testing.fake_llm_cli --help`.
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Callable
 
 from device.testing.fake_llm import DEFAULT_REPLY, FAULTS, FakeLlmConfig, FakeLlmServer, echo_reply
-from device.testing.serve_cli import add_listen_arguments, register_command, serve_until_interrupted, standalone_main
+from device.testing.serve_cli import (
+    add_key_argument,
+    add_listen_arguments,
+    register_command,
+    required_key,
+    serve_until_interrupted,
+    standalone_main,
+)
 
 DESCRIPTION = """\
 Serve a fake OpenAI-compatible chat model (streaming server-sent events) until Ctrl-C, to try Spine's reply
@@ -64,21 +70,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.fault_after_tokens,
         help="words sent before a hang, disconnect or malformed line (default: %(default)s)",
     )
-    parser.add_argument(
-        "--require-key-env",
-        metavar="NAME",
-        help="require `Authorization: Bearer $NAME` (the key read from this environment variable), else 401",
-    )
+    add_key_argument(parser)
 
 
 def serve(args: argparse.Namespace) -> int:
     """Run the server described by parsed `args` until Ctrl-C; 0 on a clean stop, 2 on a bad setup."""
-    key = None
-    if args.require_key_env:
-        key = os.environ.get(args.require_key_env)
-        if not key:
-            print(f"error: --require-key-env: the environment variable {args.require_key_env} is not set")
-            return 2
+    usable, key = required_key(args)
+    if not usable:
+        return 2
     reply: str | Callable[[str], str] = echo_reply if args.echo else args.reply
     config = FakeLlmConfig(
         first_token_delay_s=args.first_token_ms / 1000,

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from device.testing.realtime_peer_records import DEFAULT_REPLY, PEER_FAULTS, PeerConfig
-from device.testing.serve_cli import add_listen_arguments, register_command, serve_until_interrupted, standalone_main
+from device.testing.serve_cli import (
+    add_key_argument,
+    add_listen_arguments,
+    register_command,
+    required_key,
+    serve_until_interrupted,
+    standalone_main,
+)
 
 if TYPE_CHECKING:
     from device.testing.realtime_peer import RealtimePeer
@@ -70,11 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.fault_after_ms,
         help="how far into an answer a drop or a stall happens, in ms (default: %(default)g)",
     )
-    parser.add_argument(
-        "--require-key-env",
-        metavar="NAME",
-        help="require `Authorization: Bearer $NAME` (the key read from this environment variable), else 401",
-    )
+    add_key_argument(parser)
     parser.add_argument(
         "--record",
         type=Path,
@@ -95,12 +97,9 @@ def serve(args: argparse.Namespace) -> int:
     if problem:
         print(f"error: {problem}")
         return 2
-    key = None
-    if args.require_key_env:
-        key = os.environ.get(args.require_key_env)
-        if not key:
-            print(f"error: --require-key-env: the environment variable {args.require_key_env} is not set")
-            return 2
+    usable, key = required_key(args)
+    if not usable:
+        return 2
     try:
         voice = _voice(args.piper_voice)
     except Exception as error:  # a model that does not load: say which and why, as one line

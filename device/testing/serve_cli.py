@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Protocol
@@ -63,6 +64,27 @@ def add_listen_arguments(parser: argparse.ArgumentParser, default_port: int) -> 
         default=default_port,
         help=f"port to listen on, 0..65535; 0 picks a free one (default: {default_port})",
     )
+
+
+def add_key_argument(parser: argparse.ArgumentParser) -> None:
+    """`--require-key-env NAME`: the server answers 401 unless a request brings that variable's key."""
+    parser.add_argument(
+        "--require-key-env",
+        metavar="NAME",
+        help="require `Authorization: Bearer $NAME` (the key read from this environment variable), else 401",
+    )
+
+
+def required_key(args: argparse.Namespace) -> tuple[bool, str | None]:
+    """(usable, key) from `--require-key-env`: no option is (True, None); an unset variable is (False, None),
+    said as one line."""
+    if not args.require_key_env:
+        return True, None
+    key = os.environ.get(args.require_key_env)
+    if not key:
+        print(f"error: --require-key-env: the environment variable {args.require_key_env} is not set")
+        return False, None
+    return True, key
 
 
 def port_number(text: str) -> int:
