@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.config import Config, samples
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.core.events import (
     EchoCancellerChanged,
     Event,
@@ -47,6 +48,7 @@ from device.core.events import (
     VoiceGateChanged,
     WakeDetected,
 )
+from device.runtime.echo_delay import EchoDelayTracker
 from device.runtime.echo_reference import ReferenceEchoModel
 from device.runtime.endpointer import Endpointer, EndpointerConfig
 
@@ -62,12 +64,13 @@ it can have for this long, not around the delay just measured: one block's new l
 and a pause on the shifted echo is what it would cost (seen on a real stream at 0 dB: a path change, then a
 false hint 0.18 s later that paused the story)."""
 XRUN_DISTRUST_SAMPLES = 5 * 16000
-"""After the card reports an xrun, voice over the assistant's speech is not believed for this long: only the wake
-word interrupts (the voice gate reads "none"). An xrun shifts the echo against the reference by an unknown amount,
-and through a sound server each underrun can add to the delay, past what the canceller (500 ms) and the reference
-model can follow: on a PulseAudio null sink at 0 dB with both cores busy, the echo went on 0.5 s after the
-reference fell silent, was believed as the user, cut the story and was answered ("I love the clock maker
-named."). Five seconds give the canceller time to find the path again."""
+"""After the card reports an xrun, voice over the assistant's speech is not believed until the delay tracker has
+found the echo's delay again, and for at most this long: meanwhile only the wake word interrupts (the voice gate
+reads "none"). An xrun shifts the echo against the reference by an unknown amount, and through a sound server
+each underrun can add to the delay (measured: 5-130 ms each, up to 485 ms in all): on a PulseAudio null sink at 0
+dB with both cores busy, the echo went on 0.5 s after the reference fell silent, was believed as the user, cut
+the story and was answered ("I love the clock maker named."). The tracker finds the new delay in 0.4-0.7 s while
+the assistant talks; the bound covers an xrun in a pause of the speech."""
 XRUN_ECHO_TAIL_SAMPLES = 2 * 16000
 """Within that time, the assistant's echo may still sound this long after the last sample it played."""
 
@@ -178,6 +181,7 @@ class Hearing:
         self._vad, self._wake, self._config, self._aec, self._own_wake = vad, wake, config, aec, own_wake
         self._raw_vad = raw_vad
         self._echo = ReferenceEchoModel(period_samples)
+        self._delay = EchoDelayTracker()
         self._raw_frames = _Framer(vad.CHUNK_SAMPLES)
         self._user_until = -1
         self._gate: VoiceGate = "none"
@@ -228,7 +232,9 @@ class Hearing:
         raw_mic = raw if raw is not None else period
         if self._remember_played(played, len(period)):
             self._played_until_sample = start_sample + len(period)
-        self._echo.push_played(played if played is not None else np.zeros(len(period), np.int16))
+        reference = played if played is not None else np.zeros(len(period), np.int16)
+        self._echo.push_played(reference)
+        self._delay.push(raw_mic, reference)
         self._echo.set_delay_ms(self.trusted_delay_ms(start_sample))
         facts: list[Event] = []
         if self._own_wake is not None and played is not None:
@@ -254,15 +260,24 @@ class Hearing:
 
     def echo_path_moved(self, at_sample: int) -> None:
         """The sound card reported an xrun around `at_sample`: a dropped or repeated period shifts the echo against
-        the reference at once, long before the canceller can tell. Judge every delay for `PATH_SETTLE_SAMPLES`,
-        and believe no voice over playback for `XRUN_DISTRUST_SAMPLES`."""
-        self._wide_until_sample = max(self._wide_until_sample, at_sample + PATH_SETTLE_SAMPLES)
+        the reference at once, long before the canceller can tell. The delay tracker forgets the delay; until it has
+        found it again on audio after the xrun, the echo is judged at every delay and no voice over playback is
+        believed (for `XRUN_DISTRUST_SAMPLES` at most)."""
+        self._delay.forget(at_sample)
         self._distrust_until_sample = max(self._distrust_until_sample, at_sample + XRUN_DISTRUST_SAMPLES)
 
     def trusted_delay_ms(self, now_sample: int) -> float | None:
         """The echo's delay as the canceller measured it, else as the reference model found it on the start-up
         sound; None (judge every delay) while neither knows it, for `PATH_SETTLE_SAMPLES` after the path moved,
-        and while a canceller that had converged is diverged (the found delay is as stale as its own then)."""
+        and while a canceller that had converged is diverged (the found delay is as stale as its own then).
+        Above all these, the delay tracked on the waveform (device/runtime/echo_delay.py) once it has one: it
+        follows the moves of a loaded machine within half a second, where the canceller takes seconds; after an
+        xrun, until it has found the delay again, none."""
+        tracked = self._delay.delay_samples
+        if tracked is not None:
+            return tracked * 1000 / RATE_HZ
+        if self._delay.lost:
+            return None
         if self._aec is None:
             return self._echo.found_delay_ms
         if self._aec.converged:
@@ -310,10 +325,12 @@ class Hearing:
         return probability if chunk_end <= self._user_until else 0.0
 
     def _distrusted(self, now_sample: int) -> bool:
-        """Within `XRUN_DISTRUST_SAMPLES` of an xrun while the assistant's echo may still sound: no voice over it
-        is believed."""
-        return now_sample < self._distrust_until_sample and now_sample <= (
-            self._played_until_sample + XRUN_ECHO_TAIL_SAMPLES
+        """After an xrun, until the delay is found again (`XRUN_DISTRUST_SAMPLES` at most), while the assistant's
+        echo may still sound: no voice over it is believed."""
+        return (
+            self._delay.lost
+            and now_sample < self._distrust_until_sample
+            and now_sample <= self._played_until_sample + XRUN_ECHO_TAIL_SAMPLES
         )
 
     def _reset_vad_when_quiet(self, chunk_samples: int) -> None:
