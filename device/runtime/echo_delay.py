@@ -111,7 +111,9 @@ class EchoDelayTracker:
         best = int(np.argmax(correlation))
         delay, peak = MAX_DELAY_SAMPLES - best, float(correlation[best])
         previous, self._previous = self._previous, (delay, peak)
-        agreed = previous is not None and abs(previous[0] - delay) <= AGREE_SAMPLES and min(previous[1], peak) >= MIN_PEAK
+        agreed = (
+            previous is not None and abs(previous[0] - delay) <= AGREE_SAMPLES and min(previous[1], peak) >= MIN_PEAK
+        )
         if agreed or peak >= SURE_PEAK:
             self._take(delay)
 

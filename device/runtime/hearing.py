@@ -40,7 +40,6 @@ import numpy as np
 import numpy.typing as npt
 
 from device.config import Config, samples
-from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.core.events import (
     EchoCancellerChanged,
     Event,
@@ -48,6 +47,7 @@ from device.core.events import (
     VoiceGateChanged,
     WakeDetected,
 )
+from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.echo_delay import EchoDelayTracker
 from device.runtime.echo_reference import ReferenceEchoModel
 from device.runtime.endpointer import Endpointer, EndpointerConfig
