@@ -42,6 +42,8 @@ SURE_PEAK = 0.3
 """One estimate this high is taken alone."""
 AGREE_SAMPLES = 16
 """Two estimates within 1 ms are the same delay."""
+TAPER_SAMPLES = 512
+"""The fade at each end of the mic's window (32 ms)."""
 SILENT_PEAK = 32
 """A played period peaking at most this (-60 dBFS) is silence (resampling leaves +-1 values in digital silence)."""
 ACTIVE_RMS = 100.0
@@ -57,6 +59,11 @@ class EchoDelayTracker:
         self._fft = 1 << (self._span - 1).bit_length()
         self._reference: Floats = np.zeros(self._span)  # rings: sample n sits at n % length
         self._mic: Floats = np.zeros(WINDOW_SAMPLES)
+        # The mic's window fades in and out: cut square, its edges are clicks that the phase transform correlates
+        # with any onset in the reference, and they peaked at the ends of the lag range (0 and 1 s) at up to 0.3.
+        ramp = np.hanning(2 * TAPER_SAMPLES)
+        self._taper: Floats = np.concatenate((ramp[:TAPER_SAMPLES], np.ones(WINDOW_SAMPLES - 2 * TAPER_SAMPLES),
+                                              ramp[TAPER_SAMPLES:]))  # fmt: skip
         self._pushed = 0  # samples pushed so far: the sample index just after the newest
         self._since_estimate = 0
         self._counts_from = WINDOW_SAMPLES  # the first window end whose whole window may count
@@ -102,7 +109,7 @@ class EchoDelayTracker:
             self._previous = None  # nothing to hear, or nothing played lately: the next two must agree afresh
             return
         self.estimates += 1
-        cross = np.fft.rfft(reference, self._fft) * np.conj(np.fft.rfft(mic, self._fft))
+        cross = np.fft.rfft(reference, self._fft) * np.conj(np.fft.rfft(mic * self._taper, self._fft))
         magnitude = np.abs(cross)
         phase = np.divide(cross, magnitude, out=np.zeros_like(cross), where=magnitude > 1e-9)
         # correlation[k] = sum_i mic[i] * reference[i + k]; the mic's window starts MAX_DELAY after the
