@@ -25,6 +25,8 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.VoiceHint(16500, 0.875),
     ev.EchoCancellerChanged(converged=True, erle_db=23.5),
     ev.VoiceGateChanged("reference"),
+    ev.EchoDelayChanged(142.5, "moved"),
+    ev.EchoDelayChanged(None, "xrun"),
     ev.SpeechStarted(17000),
     ev.SpeechEnded(40000),
     ev.SpeechPaused(36000),

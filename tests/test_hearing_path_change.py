@@ -1,6 +1,9 @@
-"""After the echo canceller finds the echo path moved, hearing judges the echo at every delay it can have for a
-while (`PATH_SETTLE_SAMPLES`), not around the delay the canceller just measured: one block's new lag is not yet
-a trusted delay, and on a real stream at 0 dB a false hint followed a path change by 0.18 s."""
+"""When the echo path moves. Hearing tracks the echo's delay on the played audio (device/runtime/echo_delay.py) and
+reports it (`EchoDelayChanged`); after an xrun the delay is unknown, and voice over playback not believed, until it
+is found again. Without a tracked delay, after the echo canceller finds the path moved, hearing judges the echo at
+every delay it can have for a while (`PATH_SETTLE_SAMPLES`), not around the delay the canceller just measured: one
+block's new lag is not yet a trusted delay, and on a real stream at 0 dB a false hint followed a path change by
+0.18 s."""
 
 from __future__ import annotations
 
@@ -8,7 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from device.core.events import EchoDelayChanged, Event, VoiceGateChanged
 from device.runtime.hearing import PATH_SETTLE_SAMPLES, XRUN_DISTRUST_SAMPLES, Audio, Hearing
+from device.sim.scene import DelayJump, RoomSpec
+from tests.aec_signals import assistant_speech, room_echo, to_int16
 from tests.hearing_fakes import CONFIG, PeakWake, RmsVoice
 
 
@@ -99,3 +105,49 @@ def test_after_an_xrun_voice_soon_after_playback_is_not_believed_for_the_echo_ma
     assert "VoiceHint" not in _voice_after_playback(16000, 0.8)  # an xrun: the echo may come that late
     assert "VoiceHint" in _voice_after_playback(16000, 2.5)  # past the echo's longest tail after an xrun
     assert "VoiceHint" in _voice_after_playback(-XRUN_DISTRUST_SAMPLES, 0.8)  # the xrun is long past
+
+
+def _assistant_in_room(room: RoomSpec, xrun_at: int | None) -> list[tuple[int, Event]]:
+    """The assistant's speech played into `room` (no canceller), with an xrun reported at `xrun_at`: the delay
+    and gate facts hearing reports, with the sample of the period that reported each."""
+    speech = assistant_speech()
+    mic = to_int16(room_echo(speech, room))
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG)
+    facts: list[tuple[int, Event]] = []
+    for start in range(0, len(speech) - 160 + 1, 160):
+        if start == xrun_at:
+            hearing.echo_path_moved(start)
+        period = mic[start : start + 160]
+        for fact in hearing.hear(period, start, speech[start : start + 160], raw=period):
+            if isinstance(fact, EchoDelayChanged | VoiceGateChanged):
+                facts.append((start, fact))
+    return facts
+
+
+def test_the_echo_delay_is_reported_when_found_and_lost_to_an_xrun_until_found_again() -> None:
+    xrun_at = 5 * 16000
+    facts = _assistant_in_room(
+        RoomSpec(echo_delay_ms=120.0, echo_gain_db=-6.0, delay_jumps=(DelayJump(at_s=5.0, ms=100.0),)), xrun_at
+    )
+    delays = [(at, fact) for at, fact in facts if isinstance(fact, EchoDelayChanged)]
+    found_at, found = delays[0]
+    assert found.cause == "found" and found.delay_ms is not None and abs(found.delay_ms - 120.0) <= 2
+    assert found_at < 16000  # within the first second of speech
+    assert (xrun_at, EchoDelayChanged(None, "xrun")) in delays
+    again = [(at, fact) for at, fact in delays if at > xrun_at and fact.delay_ms is not None]
+    assert again[0][1].cause == "found" and abs((again[0][1].delay_ms or 0) - 220.0) <= 2
+    assert again[0][0] - xrun_at <= 16000  # within a second (0.26 s of it is the window after the xrun)
+    # Meanwhile voice over playback was not believed: the gate read "none" from the xrun until the delay was back.
+    gates = [(at, fact.detector) for at, fact in facts if isinstance(fact, VoiceGateChanged)]
+    assert (xrun_at, "none") in gates
+    assert any(xrun_at < at <= again[0][0] + 160 and gate != "none" for at, gate in gates)
+
+
+def test_a_move_without_an_xrun_report_is_followed_and_reported() -> None:
+    facts = _assistant_in_room(
+        RoomSpec(echo_delay_ms=60.0, echo_gain_db=-6.0, delay_jumps=(DelayJump(at_s=5.0, ms=60.0),)), None
+    )
+    delays = [(at, fact) for at, fact in facts if isinstance(fact, EchoDelayChanged)]
+    moved = [(at, fact) for at, fact in delays if fact.cause == "moved"]
+    assert len(moved) == 1 and abs((moved[0][1].delay_ms or 0) - 120.0) <= 2
+    assert 5 * 16000 < moved[0][0] <= 5 * 16000 + 8000 + 1536  # within half a second and a hop

@@ -66,6 +66,21 @@ class VoiceGateChanged:
     detector: VoiceGate
 
 
+EchoDelayCause = Literal["found", "moved", "xrun"]
+
+
+@dataclass(frozen=True)
+class EchoDelayChanged:
+    """What hearing knows of the echo's delay after the played reference changed (a fact for the log and the
+    timeline): `found`, measured on the played audio (first after start, or again after an xrun); `moved`, the
+    echo moved with no xrun reported (an underrun inside the sound server, clock drift) and the new delay was
+    measured; `xrun`, the sound card reported an xrun, so the delay is unknown (`delay_ms` None) until found
+    again, and voice over playback is not believed meanwhile (the voice gate reads `none`)."""
+
+    delay_ms: float | None
+    cause: EchoDelayCause
+
+
 @dataclass(frozen=True)
 class SpeechEnded:
     """Voice activity ended (enough trailing silence); `end_sample` is where the speech stopped."""
@@ -269,6 +284,7 @@ Event = (
     | VoiceHint
     | EchoCancellerChanged
     | VoiceGateChanged
+    | EchoDelayChanged
     | SpeechStarted
     | SpeechEnded
     | SpeechPaused

@@ -255,6 +255,11 @@ IGNORED: dict[Key, str] = {
         for s in ALL_STATES
     },
     **{
+        (s, ev.EchoDelayChanged): "a fact for the log and the timeline: where hearing expects the echo (hearing acts "
+        "on it itself)"
+        for s in ALL_STATES
+    },
+    **{
         (s, ev.JobLeaked): "a cancelled job did not stop in time: its worker was replaced, its results are "
         "never posted (a fact for the log and the leak count)"
         for s in ALL_STATES

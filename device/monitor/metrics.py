@@ -89,6 +89,19 @@ class SpineCollector(Collector):
             yield GaugeMetricFamily(
                 "spine_erle_decibels", "Echo return loss enhancement (canceller)", value=stats.erle_db
             )
+        delay = CounterMetricFamily(
+            "spine_echo_delay_changes", "Changes of the echo's delay: found, moved untold, lost to an xrun",
+            labels=["cause"],
+        )  # fmt: skip
+        for cause, count in sorted(stats.echo_delay_changes.items()):
+            delay.add_metric([cause], count)
+        yield delay
+        if stats.echo_delay_s is not None:
+            yield GaugeMetricFamily(
+                "spine_echo_delay_seconds",
+                "The echo's delay after the played sound, as measured",
+                value=stats.echo_delay_s,
+            )
         yield GaugeMetricFamily(
             "spine_voice_barge_in_armed", "1 while voice may interrupt the assistant (coupling known, breaker closed)",
             value=1.0 if stats.voice_gate != "none" and not stats.voice_barge_in_suspended else 0.0,

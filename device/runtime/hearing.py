@@ -42,13 +42,14 @@ import numpy.typing as npt
 from device.config import Config, samples
 from device.core.events import (
     EchoCancellerChanged,
+    EchoDelayChanged,
     Event,
     VoiceGate,
     VoiceGateChanged,
     WakeDetected,
 )
 from device.rates import SPINE_RATE_HZ as RATE_HZ
-from device.runtime.echo_delay import EchoDelayTracker
+from device.runtime.echo_delay import AGREE_SAMPLES, EchoDelayTracker
 from device.runtime.echo_reference import ReferenceEchoModel
 from device.runtime.endpointer import Endpointer, EndpointerConfig
 
@@ -182,6 +183,7 @@ class Hearing:
         self._raw_vad = raw_vad
         self._echo = ReferenceEchoModel(period_samples)
         self._delay = EchoDelayTracker()
+        self._delay_said: int | None = None  # the delay the last `EchoDelayChanged` reported
         self._raw_frames = _Framer(vad.CHUNK_SAMPLES)
         self._user_until = -1
         self._gate: VoiceGate = "none"
@@ -236,7 +238,7 @@ class Hearing:
         self._echo.push_played(reference)
         self._delay.push(raw_mic, reference)
         self._echo.set_delay_ms(self.trusted_delay_ms(start_sample))
-        facts: list[Event] = []
+        facts: list[Event] = self._delay_news()
         if self._own_wake is not None and played is not None:
             self._listen_to_own_speech(played, start_sample)
         for frame_start, frame in self._wake_frames.push(wake_input, start_sample):
@@ -265,6 +267,17 @@ class Hearing:
         believed (for `XRUN_DISTRUST_SAMPLES` at most)."""
         self._delay.forget(at_sample)
         self._distrust_until_sample = max(self._distrust_until_sample, at_sample + XRUN_DISTRUST_SAMPLES)
+
+    def _delay_news(self) -> list[Event]:
+        """`EchoDelayChanged` when the tracked delay was found, moved by more than a millisecond, or lost."""
+        tracked, said = self._delay.delay_samples, self._delay_said
+        if tracked is None and said is not None and self._delay.lost:
+            self._delay_said = None
+            return [EchoDelayChanged(None, "xrun")]
+        if tracked is None or (said is not None and abs(tracked - said) <= AGREE_SAMPLES):
+            return []
+        self._delay_said = tracked
+        return [EchoDelayChanged(round(tracked * 1000 / RATE_HZ, 1), "found" if said is None else "moved")]
 
     def trusted_delay_ms(self, now_sample: int) -> float | None:
         """The echo's delay as the canceller measured it, else as the reference model found it on the start-up
