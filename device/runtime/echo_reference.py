@@ -14,9 +14,10 @@ How, per 32 ms chunk (the voice detector's chunk):
 * the raw mic chunk's energy in `BAND_EDGES_HZ` bands (a Hann-windowed FFT);
 * the reference's band energies over the same 32 ms, one frame per audio period, kept for `MAX_DELAY_MS`; the
   predicted echo of a band is the largest reference energy over the delays the echo may have (all of 0 to
-  `MAX_DELAY_MS` until the echo canceller reports the delay, then that delay -`DELAY_SLACK_MS`/+`TAIL_MS`: the
-  room's reverberation lengthens the echo, never advances it), times the band's coupling;
-* the delay, until the canceller reports it: `_DelayFinder` reads it off the envelopes of the start-up sound
+  `MAX_DELAY_MS` until hearing knows the delay, then that delay -`DELAY_SLACK_MS`/+`TAIL_MS`: the room's
+  reverberation lengthens the echo, never advances it), times the band's coupling;
+* the delay comes from hearing (tracked on the waveform, device/runtime/echo_delay.py, or the canceller's); until
+  either has one, `_DelayFinder` reads it off the envelopes of the start-up sound
   (the lag at which the reference's band energies best follow the mic's), so the sharper prediction around the
   delay is calibrated on the start-up sound, before the first answer;
 * coupling per band, in dB, learnt from chunks in which the reference can explain the mic (the first
