@@ -17,6 +17,10 @@ audio (the mic against the reference of 30 s earlier) peaked above `MIN_PEAK` in
 `SURE_PEAK` in none. After `forget(at_sample)` (an xrun) only windows that start after `at_sample` count, so the
 delay taken next is the moved one.
 
+The path's own latency is the shortest delay taken (`shortest_samples`): measured under load, the delay climbed
+with each underrun and then fell straight back to it, with no xrun reported; hearing judges the echo at that
+delay too while the tracked one is longer.
+
 Pure numpy on the FSM thread: three FFTs of 32768 points per estimate, about 1 ms, ten times a second while the
 assistant's echo can be in the mic; nothing while it is quiet.
 """
@@ -32,8 +36,8 @@ Floats = npt.NDArray[np.float64]
 WINDOW_SAMPLES = 4096
 """256 ms of mic per estimate: long enough for a clear peak on speech (median 0.18 on the loaded stream), short
 enough that a window wholly after a move comes within half a second of it."""
-MAX_DELAY_SAMPLES = 16000
-"""1 s: under load the delay was seen up to 485 ms, twice AEC3's comfortable range; beyond this it is not sought."""
+MAX_DELAY_SAMPLES = 24000
+"""1.5 s: under load the delay was seen at 870 ms, past AEC3's range (500 ms); beyond this it is not sought."""
 HOP_SAMPLES = 1536
 """An estimate every 96 ms (three voice-detector chunks)."""
 MIN_PEAK = 0.12
@@ -74,6 +78,11 @@ class EchoDelayTracker:
         """The echo's delay after the reference, samples; None until found (and after `forget` until found again)."""
         self.found_at_sample: int = -1
         """The sample index at which `delay_samples` was last taken."""
+        self.shortest_samples: int | None = None
+        """The shortest delay taken so far: the path's own latency, which a sound server returns to at once when it
+        re-prepares its stream after growing its buffer through underruns."""
+        self.longest_samples: int | None = None
+        """The longest delay taken so far."""
         self.moves = 0
         """How often a delay was taken that differs from the one before by more than `AGREE_SAMPLES`."""
         self.estimates = 0
@@ -128,6 +137,8 @@ class EchoDelayTracker:
         if self._last_taken is not None and abs(delay - self._last_taken) > AGREE_SAMPLES:
             self.moves += 1
         self.delay_samples = self._last_taken = delay
+        self.shortest_samples = delay if self.shortest_samples is None else min(self.shortest_samples, delay)
+        self.longest_samples = delay if self.longest_samples is None else max(self.longest_samples, delay)
         self.lost = False
         self.found_at_sample = self._pushed
 

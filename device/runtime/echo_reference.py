@@ -51,7 +51,10 @@ BAND_EDGES_HZ: tuple[float, ...] = tuple(float(f) for f in np.geomspace(200.0, 7
 them at a time, so another talker shows up as a few bands far above the echo."""
 
 MAX_DELAY_MS = 500.0
-"""The longest echo delay considered while the delay is unknown (AEC3's own range)."""
+"""The longest echo delay considered while the delay is unknown (AEC3's own range), unless longer ones were seen
+(`set_delay_ms`'s `widest_ms`)."""
+LONGEST_DELAY_MS = 1500.0
+"""The longest delay the model can be told of (the delay tracker's range): the history reaches this far back."""
 DELAY_SLACK_MS = 20.0
 """Once the delay is known: how much earlier than it the echo may arrive (an xrun shifts it by a period)."""
 DECAY_DB_PER_MS = 0.1
@@ -239,7 +242,7 @@ class ReferenceEchoModel:
 
     def __init__(self, period_samples: int) -> None:
         self._period_samples = period_samples
-        history_frames = math.ceil((MAX_DELAY_MS + TAIL_MS) * RATE_HZ / 1000 / period_samples) + 2
+        history_frames = math.ceil((LONGEST_DELAY_MS + TAIL_MS) * RATE_HZ / 1000 / period_samples) + 2
         self._window = np.hanning(CHUNK_SAMPLES)
         bins_hz = np.fft.rfftfreq(CHUNK_SAMPLES, 1 / RATE_HZ)
         self._band_of_bin = np.digitize(bins_hz, BAND_EDGES_HZ) - 1  # -1 and 16: outside the bands
@@ -248,12 +251,15 @@ class ReferenceEchoModel:
         # Band energies per period, a ring: row `_written % rows` is the next to write.
         self._history: Floats = np.zeros((history_frames, self._bands))
         self._written = 0
-        self._weights: dict[float | None, Floats] = {}
+        self._weights: dict[tuple[float | None, float | None, float], Floats] = {}
         self._active_energy = _band_energy_of_dbfs(ACTIVE_REFERENCE_DBFS, self._bands)
         self._any_delay = _Coupling(self._bands)
         self._at_delay = _Coupling(self._bands)
         self._recent_mic: deque[Floats] = deque(maxlen=NOISE_WINDOW_CHUNKS)
         self._delay_ms: float | None = None
+        self._also_ms: float | None = None
+        self._widest_ms = MAX_DELAY_MS
+        self._later_ms = DELAY_SLACK_MS
         self._finder = _DelayFinder(math.floor(MAX_DELAY_MS * RATE_HZ / 1000 / period_samples) + 1, self._bands)
         self.last = Verdict(echo_possible=False, calibrated=False, unexplained_bands=0)
 
@@ -273,9 +279,20 @@ class ReferenceEchoModel:
         periods = self._finder.delay_periods
         return None if periods is None else periods * 1000 * self._period_samples / RATE_HZ
 
-    def set_delay_ms(self, delay_ms: float | None) -> None:
-        """The echo's delay after the reference as the canceller measured it (None: unknown, look at all)."""
+    def set_delay_ms(
+        self,
+        delay_ms: float | None,
+        also_ms: float | None = None,
+        widest_ms: float = MAX_DELAY_MS,
+        later_ms: float = DELAY_SLACK_MS,
+    ) -> None:
+        """The echo's delay after the reference as measured (None: unknown, look at every delay up to `widest_ms`);
+        `also_ms`, another delay the echo may have at the same time (it may return to it at any moment); the echo
+        may come up to `later_ms` after `delay_ms` (an unsettled path creeps later)."""
         self._delay_ms = delay_ms
+        self._also_ms = also_ms if delay_ms is not None else None
+        self._widest_ms = min(max(widest_ms, MAX_DELAY_MS), LONGEST_DELAY_MS)
+        self._later_ms = later_ms
 
     def push_played(self, played: Audio) -> None:
         """One period of what the speaker played (zeros when silent)."""
@@ -298,7 +315,7 @@ class ReferenceEchoModel:
         audible = mic > 10 ** (AUDIBLE_DB / 10) * noise
         predictions = [(self._any_delay, wide)]
         if self._delay_ms is not None:
-            predictions.append((self._at_delay, self._predicted_reference(self._delay_ms)))
+            predictions.append((self._at_delay, self._predicted_reference(self._delay_ms, self._also_ms)))
         # Judge with the sharpest calibrated prediction: around the known delay when it has learnt enough.
         coupling, reference = next(((c, r) for c, r in reversed(predictions) if c.calibrated), predictions[0])
         # A band says something once its coupling is known and the mic stands clear of the room's noise there;
@@ -318,14 +335,14 @@ class ReferenceEchoModel:
         self.last = verdict
         return verdict
 
-    def _predicted_reference(self, delay_ms: float | None) -> Floats:
+    def _predicted_reference(self, delay_ms: float | None, also_ms: float | None = None) -> Floats:
         """The reference band energy that can still be heard in this chunk: the largest over the delays the
         echo may have, with what played longer ago discounted by the room's decay (the reverberation of a loud
         syllable rings on over the quiet one after it)."""
         newest_first = self._newest_first()
         if not newest_first.size:
             return np.zeros(self._bands)
-        weights = self._lag_weights(delay_ms)[: newest_first.size]
+        weights = self._lag_weights(delay_ms, also_ms)[: newest_first.size]
         return np.asarray(np.max(self._history[newest_first] * weights[:, np.newaxis], axis=0), dtype=np.float64)
 
     def _newest_first(self) -> npt.NDArray[np.int64]:
@@ -333,22 +350,29 @@ class ReferenceEchoModel:
         rows = len(self._history)
         return np.asarray((self._written - 1 - np.arange(min(self._written, rows))) % rows, dtype=np.int64)
 
-    def _lag_weights(self, delay_ms: float | None) -> Floats:
-        """Per lag (in periods, newest first): 0 before the echo can arrive, 1 around the delay, then the decay."""
-        weights = self._weights.get(delay_ms)
+    def _lag_weights(self, delay_ms: float | None, also_ms: float | None = None) -> Floats:
+        """Per lag (in periods, newest first): 0 before the echo can arrive, 1 around the delay (or either delay),
+        then the decay."""
+        key = (delay_ms, also_ms, self._widest_ms if delay_ms is None else -self._later_ms)
+        weights = self._weights.get(key)
         if weights is None:
-            frame_ms = 1000 * self._period_samples / RATE_HZ
-            lag_ms = np.arange(len(self._history)) * frame_ms
-            if delay_ms is None:
-                earliest_ms, direct_ms = 0.0, MAX_DELAY_MS
-            else:
-                earliest_ms, direct_ms = max(0.0, delay_ms - DELAY_SLACK_MS), delay_ms + DELAY_SLACK_MS
-            decay_db = np.maximum(0.0, lag_ms - direct_ms) * DECAY_DB_PER_MS
-            weights = np.where(lag_ms >= earliest_ms - frame_ms, 10 ** (-decay_db / 10), 0.0)
+            weights = self._weights_around(delay_ms, self._later_ms)
+            if also_ms is not None:
+                weights = np.maximum(weights, self._weights_around(also_ms, DELAY_SLACK_MS))
             if len(self._weights) > 64:  # the delay estimate wanders a little: keep the cache bounded
                 self._weights.clear()
-            self._weights[delay_ms] = weights
-        return weights
+            self._weights[key] = weights
+        return np.asarray(weights, dtype=np.float64)
+
+    def _weights_around(self, delay_ms: float | None, later_ms: float) -> Floats:
+        frame_ms = 1000 * self._period_samples / RATE_HZ
+        lag_ms = np.arange(len(self._history)) * frame_ms
+        if delay_ms is None:
+            earliest_ms, direct_ms = 0.0, self._widest_ms
+        else:
+            earliest_ms, direct_ms = max(0.0, delay_ms - DELAY_SLACK_MS), delay_ms + later_ms
+        decay_db = np.maximum(0.0, lag_ms - direct_ms) * DECAY_DB_PER_MS
+        return np.asarray(np.where(lag_ms >= earliest_ms - frame_ms, 10 ** (-decay_db / 10), 0.0), dtype=np.float64)
 
     def _band_energies(self, samples: Floats) -> Floats:
         spectrum = np.fft.rfft(samples * self._window)
