@@ -271,6 +271,7 @@ def core_config(config: Config) -> CoreConfig:
         own_words_min_fraction=config.barge_in.own_words_min_fraction,
         own_one_word_tail_words=config.barge_in.own_one_word_tail_words,
         short_interruption_max_words=config.barge_in.short_interruption_max_words,
+        short_interruption_max_samples=samples(config.barge_in.short_interruption_max_s),
         breaker_self_heard=config.barge_in.breaker_self_heard,
         breaker_window_samples=samples(config.barge_in.breaker_window_s),
         breaker_hold_samples=samples(config.barge_in.breaker_hold_s),

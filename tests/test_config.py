@@ -128,7 +128,7 @@ def test_core_config_of_the_defaults_is_what_the_core_decided_with_before() -> N
         '"first_clause_min_words":6,"stop_phrases":["stop","cancel","never mind","nevermind","be quiet","quiet",'
         '"shut up","enough"],"reopen_first_samples":16000,"reopen_max_samples":480000,"earcons":true,'
         '"startup_sound":true,"wake_phrase":"hey jarvis","echo_tail_samples":8000,"own_words_window_words":20,'
-        '"own_words_min_fraction":0.6,"own_one_word_tail_words":3,"short_interruption_max_words":2,'
+        '"own_words_min_fraction":0.6,"own_one_word_tail_words":3,"short_interruption_max_words":2,"short_interruption_max_samples":16000,'
         '"breaker_self_heard":2,"breaker_window_samples":960000,"breaker_hold_samples":960000,'
         '"alarm_ring_gap_samples":32000,"alarm_ring_max_samples":960000}'
     )

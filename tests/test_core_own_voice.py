@@ -41,14 +41,15 @@ def speaking(d: Driver, at: int = 0) -> int:
     return turn
 
 
-def heard_out(d: Driver, text: str, onset: int, at: int) -> tuple[cmd.Command, ...]:
-    """An utterance from `onset` in the current listening or hearing state, transcribed as `text` at `at`."""
+def heard_out(d: Driver, text: str, onset: int, at: int, speech_samples: int = 20000) -> tuple[cmd.Command, ...]:
+    """An utterance from `onset` in the current listening or hearing state, lasting `speech_samples` (1.25 s, a
+    request's length), transcribed as `text` at `at`."""
     if isinstance(d.spine.state, Listening):
         d.feed(ev.SpeechStarted(onset), onset + 3200)
     assert isinstance(d.spine.state, Hearing)
-    d.feed(ev.SpeechEnded(onset + 16000), at - 1000)
+    d.feed(ev.SpeechEnded(onset + speech_samples), at - 1000)
     assert isinstance(d.spine.state, Transcribing)
-    return d.feed(ev.TranscriptReady(d.spine.state.turn, text, onset + 16000), at)
+    return d.feed(ev.TranscriptReady(d.spine.state.turn, text, onset + speech_samples), at)
 
 
 def self_heard(out: tuple[cmd.Command, ...]) -> bool:
@@ -164,6 +165,19 @@ def test_a_short_talk_over_ending_in_a_stop_phrase_is_a_stop(text: str, stop: bo
     assert any(isinstance(c, cmd.StartReply) for c in out) is not stop
 
 
+@pytest.mark.parametrize(("speech_samples", "stop"), [(9600, True), (16000, True), (16160, False), (24000, False)])
+def test_a_talk_over_too_short_for_a_request_is_a_stop_whatever_whisper_made_of_it(
+    speech_samples: int, stop: bool
+) -> None:
+    # "Cancel." said over a loud echo came back as "I'm so f *ing.": four words, no stop phrase, 0.6 s of speech.
+    d = Driver()
+    speaking(d)
+    d.feed(ev.SpeechStarted(56000), 57000)  # cuts the story
+    out = heard_out(d, "I'm so f *ing.", 56000, 90000, speech_samples)
+    assert stopped_short(out) is stop
+    assert any(isinstance(c, cmd.StartReply) for c in out) is not stop
+
+
 def test_a_longer_talk_over_is_answered_and_so_is_a_short_request_after_the_echo_tail() -> None:
     d = Driver()
     speaking(d)
@@ -174,7 +188,8 @@ def test_a_longer_talk_over_is_answered_and_so_is_a_short_request_after_the_echo
     speaking(d)
     d.feed(ev.PlaybackDrained(1, 8000), 70000)
     d.feed(ev.WakeDetected("hey_jarvis", 0.9, 70000 + TAIL + 16000), 70000 + TAIL + 16000)
-    out = heard_out(d, "What time?", 70000 + TAIL + 20000, 130000)  # not a talk-over: asked in the quiet
+    # Not a talk-over: asked in the quiet, so answered however short (0.5 s).
+    out = heard_out(d, "What time?", 70000 + TAIL + 20000, 130000, speech_samples=8000)
     assert not stopped_short(out) and any(isinstance(c, cmd.StartReply) for c in out)
 
 

@@ -101,6 +101,8 @@ class CoreConfig:
     """`[barge_in] own_one_word_tail_words`: a one-word transcript must be among this many last words."""
     short_interruption_max_words: int
     """`[barge_in] short_interruption_max_words`: a talk-over this short that is no stop phrase is a stop."""
+    short_interruption_max_samples: int
+    """`[barge_in] short_interruption_max_s`: a talk-over whose speech was this short is a stop, whatever its words."""
     breaker_self_heard: int
     """`[barge_in] breaker_self_heard`: hearing itself this often within the window trips the breaker (0: off)."""
     breaker_window_samples: int

@@ -138,13 +138,25 @@ def on_transcript(state: Transcribing, ctx: Context, event: ev.TranscriptReady, 
         return state, ctx, (cmd.NoteIgnored(stale(state, event.turn, "transcript")),)
     if event.to_sample != state.to_sample:
         return state, ctx, (cmd.NoteIgnored(outdated(event, state.to_sample)),)
-    return answer(state.turn, event.text, ctx, now, state.onset_sample)
+    return answer(
+        state.turn, event.text, ctx, now, state.onset_sample, speech_samples=state.to_sample - state.onset_sample
+    )
 
 
-def answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int, *, heard: bool = True) -> Outcome:
-    """The words of an utterance that began at `onset_sample` are known: ask for a reply, unless there is
-    nothing to answer, it is a stop, or it is the assistant's own voice (then rest or listen on). Typed words
-    (`heard=False`) cannot be its own voice nor a talk-over: only the stop phrases apply to them."""
+def answer(
+    turn: int,
+    text: str,
+    ctx: Context,
+    now: int,
+    onset_sample: int,
+    *,
+    heard: bool = True,
+    speech_samples: int | None = None,
+) -> Outcome:
+    """The words of an utterance that began at `onset_sample` and lasted `speech_samples` (when known) are known:
+    ask for a reply, unless there is nothing to answer, it is a stop, or it is the assistant's own voice (then
+    rest or listen on). Typed words (`heard=False`) cannot be its own voice nor a talk-over: only the stop phrases
+    apply to them."""
     prompt = normalise_space(text)
     if not prompt:
         return preceded_by(to_idle(ctx, now), cmd.NoteIgnored("empty transcript: nothing to answer"))
@@ -156,7 +168,7 @@ def answer(turn: int, text: str, ctx: Context, now: int, onset_sample: int, *, h
         return preceded_by(to_idle(ctx, now), note)
     if heard and is_own_voice(ctx, prompt, onset_sample):
         return heard_itself(ctx, turn, prompt, now)
-    short = short_interruption(ctx, prompt, onset_sample) if heard else None
+    short = short_interruption(ctx, prompt, onset_sample, speech_samples) if heard else None
     if short is not None:
         ctx = replace(ctx, ring=None)
         why = f"short interruption {prompt!r}: taken as a stop ({short}), nothing to answer"

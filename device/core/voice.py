@@ -68,13 +68,16 @@ this stop.", "All right, we stop.", "Okay, now we're gonna stop." and "Okay, y'a
 streams, and all were answered). A longer one that ends so ("tell me why they had to stop") is a request."""
 
 
-def short_interruption(ctx: Context, prompt: str, onset_sample: int) -> str | None:
-    """Why a talk-over that is no stop phrase is still taken as a stop, or None: it is a word or two
+def short_interruption(ctx: Context, prompt: str, onset_sample: int, speech_samples: int | None = None) -> str | None:
+    """Why a talk-over that is no stop phrase is still taken as a stop, or None: its speech lasted at most
+    `short_interruption_max_samples` (`speech_samples`, when known), it is a word or two
     (`short_interruption_max_words`), or short and ends in a stop phrase (`STOP_TAIL_MAX_WORDS`)."""
     config = ctx.config
     words = words_after_wake(prompt, config.wake_phrase)
     if not talked_over(ctx, onset_sample):
         return None
+    if speech_samples is not None and 0 < speech_samples <= config.short_interruption_max_samples:
+        return "a talk-over too short for a request"
     limit = config.short_interruption_max_words
     if limit > 0 and len(words) <= limit:
         return "a talk-over of a word or two"
