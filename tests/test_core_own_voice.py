@@ -178,6 +178,21 @@ def test_a_talk_over_too_short_for_a_request_is_a_stop_whatever_whisper_made_of_
     assert any(isinstance(c, cmd.StartReply) for c in out) is not stop
 
 
+@pytest.mark.parametrize(("speech_samples", "stop"), [(9216, True), (24000, False)])
+def test_a_short_talk_over_transcribed_at_its_pause_is_a_stop_too(speech_samples: int, stop: bool) -> None:
+    # The echo suite's "Cancel.": transcribed early, at the pause that turned out to be its end (0.58 s of speech).
+    d = Driver()
+    speaking(d)
+    d.feed(ev.SpeechStarted(56000), 57000)  # cuts the story
+    end = 56000 + speech_samples
+    d.feed(ev.SpeechPaused(end), end + 4800)
+    turn = d.spine.state.turn  # type: ignore[union-attr]
+    d.feed(ev.TranscriptReady(turn, "I'm so f *ing.", end), end + 6000)
+    out = d.feed(ev.SpeechEnded(end), end + 8000)
+    assert stopped_short(out) is stop
+    assert any(isinstance(c, cmd.StartReply) for c in out) is not stop
+
+
 def test_a_longer_talk_over_is_answered_and_so_is_a_short_request_after_the_echo_tail() -> None:
     d = Driver()
     speaking(d)

@@ -117,7 +117,9 @@ def on_speech_ended(state: Hearing, ctx: Context, event: ev.SpeechEnded, now: in
         cancel = cmd.CancelTimer("utterance", state.turn)
         if state.early_text is None:
             return Transcribing(state.turn, event.end_sample, state.onset_sample), ctx, (cancel,)
-        return preceded_by(answer(state.turn, state.early_text, ctx, now, state.onset_sample), cancel)
+        speech = event.end_sample - state.onset_sample
+        answered = answer(state.turn, state.early_text, ctx, now, state.onset_sample, speech_samples=speech)
+        return preceded_by(answered, cancel)
     return transcribe(state, ctx, event.end_sample)
 
 
