@@ -76,8 +76,6 @@ class EchoDelayTracker:
         self._played_at = -MAX_DELAY_SAMPLES - WINDOW_SAMPLES  # the end of the last period that played something
         self.delay_samples: int | None = None
         """The echo's delay after the reference, samples; None until found (and after `forget` until found again)."""
-        self.found_at_sample: int = -1
-        """The sample index at which `delay_samples` was last taken."""
         self.shortest_samples: int | None = None
         """The shortest delay taken so far: the path's own latency, which a sound server returns to at once when it
         re-prepares its stream after growing its buffer through underruns."""
@@ -140,7 +138,6 @@ class EchoDelayTracker:
         self.shortest_samples = delay if self.shortest_samples is None else min(self.shortest_samples, delay)
         self.longest_samples = delay if self.longest_samples is None else max(self.longest_samples, delay)
         self.lost = False
-        self.found_at_sample = self._pushed
 
 
 def _write_ring(ring: Floats, at: int, samples: Audio) -> None:
