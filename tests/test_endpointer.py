@@ -129,6 +129,7 @@ def at(chunk: int) -> int:
 def test_the_table_covers_every_input_each_state_can_meet_and_nothing_else() -> None:
     levels = (Input.VOICE, Input.MURMUR, Input.SILENCE)
     expected = {(state, level) for state in (Quiet, Onset, Hinted, Speaking, Gap, Paused) for level in levels}
+    expected.add((Hinted, Input.STRONGER))
     expected |= {(state, watched) for state, inputs in WATCHED.items() for watched in inputs}
     assert set(TABLE) == expected
 
@@ -138,16 +139,31 @@ def test_a_short_blip_hints_but_never_starts() -> None:
     assert endpointer.push(0.8, at(0), CHUNK) == []
     assert state_of(endpointer) == Onset(at(0), 0.8)
     assert endpointer.push(0.9, at(1), CHUNK) == [VoiceHint(at(0), 0.9)]
-    assert state_of(endpointer) == Hinted(at(0))
+    assert state_of(endpointer) == Hinted(at(0), 0.9)
     assert endpointer.push(0.4, at(2), CHUNK) == []  # a murmur is not voice outside speech: the run ends
     assert (state_of(endpointer), endpointer.voiced) == (Quiet(), False)
+
+
+def test_a_hint_that_was_soft_hints_again_when_the_run_grows_surer() -> None:
+    """The spine pauses only on a hint as probable as its rule asks: a soft first chunk must not hide the sure
+    one after it until speech starts (the echo suite's "Hey Jarvis" at 0.6 then 1.0 played on 190 ms)."""
+    endpointer = Endpointer(replace(CONFIG, hint_samples=CHUNK, start_samples=5 * CHUNK))
+    steps = [
+        (0.6, [VoiceHint(at(0), 0.6)], Hinted(at(0), 0.6)),
+        (0.6001, [], Hinted(at(0), 0.6)),  # not more probable as reported: no repeat of the same hint
+        (0.55, [], Hinted(at(0), 0.6)),
+        (0.99, [VoiceHint(at(0), 0.99)], Hinted(at(0), 0.99)),
+        (1.0, [SpeechStarted(at(0))], Speaking()),  # the chunk that starts speech hints no more
+    ]
+    for chunk, (probability, facts, state) in enumerate(steps):
+        assert (endpointer.push(probability, at(chunk), CHUNK), endpointer.state) == (facts, state), chunk
 
 
 def test_hint_then_start_then_a_pause_then_the_end() -> None:
     endpointer = Endpointer(replace(CONFIG, pause_samples=2 * CHUNK))
     steps = [
         (0.6, [], Onset(at(0), 0.6)),
-        (0.9, [VoiceHint(at(0), 0.9)], Hinted(at(0))),
+        (0.9, [VoiceHint(at(0), 0.9)], Hinted(at(0), 0.9)),
         (0.7, [SpeechStarted(at(0))], Speaking()),
         (0.4, [], Speaking()),  # a murmur keeps speech going
         (0.1, [], Gap(at(4))),
@@ -207,7 +223,8 @@ def test_reset_with_voice_all_through_the_lookback_starts_the_run_after_the_rese
 
 class FrozenEndpointer:
     """`Endpointer` as it was in device/runtime/hearing.py before it became a table (state in booleans), kept
-    verbatim but for the config's names: the reference the new one must match, event for event."""
+    verbatim but for the config's names: the reference the new one must match, event for event, but for the
+    hints a hinted run repeats when it grows surer (added since)."""
 
     def __init__(self, config: Any) -> None:
         self._config = config
@@ -321,6 +338,12 @@ def test_the_table_emits_exactly_what_the_boolean_endpointer_did(
             old.reset()
         else:
             probability, samples = step
-            assert new.push(probability, at_sample, samples) == old.push(probability, at_sample, samples), number
+            before = new.state
+            facts = new.push(probability, at_sample, samples)
+            if isinstance(before, Hinted):  # the one change since: a hinted run hints again when surer
+                again = [f for f in facts if isinstance(f, VoiceHint)]
+                assert all(hint.onset_sample == before.since and hint.probability > before.peak for hint in again)
+                facts = [f for f in facts if not isinstance(f, VoiceHint)]
+            assert facts == old.push(probability, at_sample, samples), number
             at_sample += samples
         assert new.voiced == old.voiced, number
