@@ -138,7 +138,7 @@ def _summarise(
     reference = np.concatenate(referenced) if referenced else np.zeros(0, np.int16)
     capture = np.concatenate(captured) if captured else np.zeros(0, np.int16)
     handed_after = [
-        _last_loud(reference, d, d + RATE_HZ // 2) - d for d in decisions if d + RATE_HZ // 2 < len(reference)
+        _silent_from(reference, d, d + RATE_HZ // 2) - d for d in decisions if d + RATE_HZ // 2 < len(reference)
     ]
     latency_ms = stream.output_latency_s * 1000
     period_ms = period / RATE_HZ * 1000
@@ -169,9 +169,21 @@ def samples_to_ms(n: int) -> float:
     return n / RATE_HZ * 1000
 
 
-def _last_loud(audio: np.ndarray, start: int, end: int, threshold: int = 30) -> int:
-    loud = np.flatnonzero(np.abs(audio[start:end].astype(np.int32)) > threshold)
-    return start + int(loud[-1]) + 1 if len(loud) else start
+QUIET_RUN_SAMPLES = 80
+"""5 ms at or below the silence threshold ends what a cut let through: the test signal never dips that long."""
+
+
+def _silent_from(audio: np.ndarray, start: int, end: int, threshold: int = 30) -> int:
+    """Where the sound under way at `start` falls silent (the first run of `QUIET_RUN_SAMPLES` quiet samples),
+    or `end`. Not the last loud sample before `end`: under load the callback runs late and then catches up, so
+    the next epoch, opened `GAP_S` after the cut by the wall clock, can begin less than `GAP_S` of samples after
+    it (measured with both cores busy: the whole half second read as handed after the cut)."""
+    quiet = (np.abs(audio[start:end].astype(np.int32)) <= threshold).astype(np.int32)
+    if len(quiet) < QUIET_RUN_SAMPLES:
+        return end
+    runs = np.convolve(quiet, np.ones(QUIET_RUN_SAMPLES, np.int32), mode="valid")
+    first = np.flatnonzero(runs == QUIET_RUN_SAMPLES)
+    return start + int(first[0]) if len(first) else end
 
 
 def _loopback_cuts(reference: np.ndarray, capture: np.ndarray, decisions: list[int]) -> float | None:
@@ -193,7 +205,7 @@ def _loopback_cuts(reference: np.ndarray, capture: np.ndarray, decisions: list[i
         window = int(GAP_S * RATE_HZ) // 2
         if decision + lag + window >= len(capture):
             continue
-        silent_at = _last_loud(capture, decision + lag, decision + lag + window) - lag
+        silent_at = _silent_from(capture, decision + lag, decision + lag + window) - lag
         worst = max(worst, (silent_at - decision) / RATE_HZ * 1000)
     return round(worst, 1)
 
