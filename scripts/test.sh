@@ -8,4 +8,4 @@ ruff check device tests
 ruff format --check device tests
 mypy
 spine fsm --check
-pytest -q
+pytest -q --durations=25  # the slowest tests at the end of the log: what to trim when CI nears its budget
