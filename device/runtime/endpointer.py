@@ -17,9 +17,10 @@ the state the machine is in at that moment:
     HINT_LONG   the run of voice lasted hint_samples        START_LONG  ... start_samples
     PAUSE_LONG  the silence lasted pause_samples (if > 0)   END_LONG    ... end_silence_samples
 
-Once hinted, a VOICE chunk more probable than the hint reported is `STRONGER`, and hints again with the higher
-probability: the spine pauses playback only on a hint at least as probable as its rule asks, and a run whose
-first chunk was soft (0.6) and its next sure (1.0) would otherwise wait for the start of speech to be heard.
+Once hinted, a VOICE chunk at least `STRONGER_BY` more probable than the hint reported is `STRONGER`, and hints
+again with the higher probability: the spine pauses playback only on a hint at least as probable as its rule
+asks, and a run whose first chunk was soft (0.6) and its next sure (1.0) would otherwise wait for the start of
+speech to be heard.
 Measured in the echo suite: "Hey Jarvis" 11 dB over the echo hinted at 0.6, and the story played on for 190 ms
 more, to the start of speech (254 ms onset to silence, where a pause on the second chunk takes about 100).
 
@@ -179,6 +180,12 @@ _VOICE_RUN = (Onset, Hinted)
 _SILENCE_RUN = (Gap, Paused)
 
 
+STRONGER_BY = 0.1
+"""How much more probable than its last hint a chunk of a hinted run must be to hint again: a tenth of the scale,
+so a run hints again once or twice (0.6 -> 1.0), not at every step of Silero's climb (0.706, 0.975, 0.996, 0.998,
+1.0 each hinted again on a real stream before this bound)."""
+
+
 class Endpointer:
     """Voice probability per chunk -> `VoiceHint`, `SpeechStarted`, `SpeechPaused`, `SpeechEnded` (see the
     module)."""
@@ -220,12 +227,12 @@ class Endpointer:
         return MURMUR if probability >= self._config.off_threshold else SILENCE
 
     def _stronger(self, probability: float, chunk_end: int) -> bool:
-        """A hinted run's chunk more probable than its last hint (compared as reported, rounded, so a hint never
-        repeats the last one's probability), unless this chunk starts speech anyway."""
+        """A hinted run's chunk `STRONGER_BY` more probable than its last hint (compared as reported, rounded),
+        unless this chunk starts speech anyway."""
         state = self._state
         if not isinstance(state, Hinted) or chunk_end - state.since >= self._config.start_samples:
             return False
-        return round(probability, 3) > state.peak
+        return round(probability, 3) >= round(state.peak + STRONGER_BY, 3)
 
     def _reached(self, chunk_end: int) -> Input | None:
         """The first run length the current state watches that its run has reached by `chunk_end`."""
@@ -251,7 +258,7 @@ class Endpointer:
     def _step(self, given: Input, chunk_start: int, probability: float, facts: list[Event]) -> None:
         before = self._state
         target, fact = TABLE[type(before), given]
-        self._state = _enter(target, before, chunk_start, probability)
+        self._state = _enter(target, before, chunk_start, probability, given)
         if fact is not None:
             facts.append(_fact(fact, before, self._state))
 
@@ -270,8 +277,8 @@ class Endpointer:
         return Onset(since, 0.0)
 
 
-def _enter(target: type[State], before: State, chunk_start: int, probability: float) -> State:
-    """The state `target` entered from `before` on a chunk starting at `chunk_start` (see `TABLE`)."""
+def _enter(target: type[State], before: State, chunk_start: int, probability: float, given: Input) -> State:
+    """The state `target` entered from `before` on `given`, a chunk starting at `chunk_start` (see `TABLE`)."""
     if target is Quiet:
         return Quiet()
     if target is Speaking:
@@ -284,7 +291,7 @@ def _enter(target: type[State], before: State, chunk_start: int, probability: fl
         if isinstance(before, Onset):
             return Hinted(since, round(before.peak, 3))
         assert isinstance(before, Hinted)
-        return Hinted(since, max(before.peak, round(probability, 3)))
+        return Hinted(since, round(probability, 3) if given is STRONGER else before.peak)
     return Gap(since) if target is Gap else Paused(since)
 
 
