@@ -57,9 +57,25 @@ LONGEST_DELAY_MS = 1500.0
 """The longest delay the model can be told of (the delay tracker's range): the history reaches this far back."""
 DELAY_SLACK_MS = 20.0
 """Once the delay is known: how much earlier than it the echo may arrive (an xrun shifts it by a period)."""
-DECAY_DB_PER_MS = 0.1
-"""How fast the echo of a played sound dies away after its direct path: 60 dB in 0.6 s, a reverberant living
-room (a drier room only makes the prediction safer)."""
+DECAY_CANDIDATES_DB_PER_MS: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.45, 0.6)
+"""How fast the echo of a played sound may die away after its direct path, safest first: 60 dB in 0.6 s (a
+reverberant living room) down to 0.1 s (a dry loop). The prediction starts with the first; `_RoomDecay` tests
+them all on the first sound's echo and takes one at most `DECAY_STEEPEST_DB_PER_MS`. Why measure it: a prediction
+that decays slower than the room over-predicts the echo after every loud syllable, and a user no louder than that
+tail is taken for echo. On a PulseAudio null sink at 0 dB (a dry loop) the reverberant decay found 1 of 5 replayed
+talk-overs, 0.3 found 5 of 5 with no false hint; in the echo suite's RT60 0.6 s rooms a fixed 0.3 cut the story on
+its own echo (two echo-only scenes: 1 and 2 cuts), and 0.15 paused it three times."""
+DECAY_STEEPEST_DB_PER_MS = 0.3
+"""The steepest decay ever used (the one measured on the null sink); steeper candidates only test the room."""
+DECAY_SAFETY_STEPS = 2
+"""The room's decay is taken this many candidates safer than the first its echo outlasted: a candidate only
+slightly steeper than the room fails late (0.05 dB/ms builds the 6 dB margin after 120 ms of tail, when the tail
+may be under the noise): in an RT60 0.6 s room (0.1 dB/ms) 0.15 passed."""
+DECAY_DB_PER_MS = DECAY_CANDIDATES_DB_PER_MS[0]
+"""The decay assumed until the room's is measured: the safest."""
+DECAY_MIN_TESTS = 3
+"""Chunks in which the candidates disagree (the safest predicts an echo tail, above the noise, that the steepest
+does not) needed before the first sound's echo can choose among them."""
 TAIL_MS = 600.0
 """How long after its direct path a played sound is still considered (by then it decayed 60 dB)."""
 
@@ -231,6 +247,46 @@ class _DelayFinder:
             self.delay_periods = self._candidate
 
 
+class _RoomDecay:
+    """The room's reverberation, measured on the first sound whose echo can tell (the start-up sound: nobody talks
+    yet). While it plays and its echo rings out, each chunk is judged with every candidate decay as well; a
+    candidate fails a chunk that the safest explains and it does not (the echo rang longer than it allows). When
+    that echo has ended, the room's decay is `DECAY_SAFETY_STEPS` candidates safer than the first that failed
+    (at most `DECAY_STEEPEST_DB_PER_MS`), provided the candidates disagreed about at least `DECAY_MIN_TESTS`
+    chunks (a sound too short or too quiet to ring above the noise decides nothing: the next one tries). A user
+    talking over it can only make the choice safer."""
+
+    def __init__(self) -> None:
+        self.db_per_ms = DECAY_DB_PER_MS
+        self.measured = False
+        self._failures = np.zeros(len(DECAY_CANDIDATES_DB_PER_MS), np.int64)
+        self._tests = 0
+        self._listening = False
+
+    def weigh(self, unexplained_per_candidate: list[int], disagree: bool) -> None:
+        """One chunk of the sound's echo: its unexplained bands per candidate (safest first); whether the
+        candidates predicted materially different echo in it."""
+        self._listening = True
+        if unexplained_per_candidate[0] < MIN_UNEXPLAINED_BANDS:
+            self._failures += np.asarray(unexplained_per_candidate) >= MIN_UNEXPLAINED_BANDS
+        self._tests += disagree
+
+    def echo_ended(self) -> None:
+        """The sound's echo has died away: decide, or wait for the next sound."""
+        if not self._listening or self.measured:
+            return
+        self._listening = False
+        if self._tests < DECAY_MIN_TESTS:
+            self._failures[:] = 0
+            self._tests = 0
+            return
+        failed = np.flatnonzero(self._failures > 0)
+        first_failed = int(failed[0]) if failed.size else len(DECAY_CANDIDATES_DB_PER_MS)
+        decay = DECAY_CANDIDATES_DB_PER_MS[max(0, first_failed - DECAY_SAFETY_STEPS)]
+        self.db_per_ms = min(decay, DECAY_STEEPEST_DB_PER_MS)
+        self.measured = True
+
+
 class ReferenceEchoModel:
     """`push_played(period)` every audio period, `judge(raw_chunk)` every voice-detector chunk.
 
@@ -251,7 +307,8 @@ class ReferenceEchoModel:
         # Band energies per period, a ring: row `_written % rows` is the next to write.
         self._history: Floats = np.zeros((history_frames, self._bands))
         self._written = 0
-        self._weights: dict[tuple[float | None, float | None, float], Floats] = {}
+        self._weights: dict[tuple[float | None, float | None, float, float], Floats] = {}
+        self._decay = _RoomDecay()
         self._active_energy = _band_energy_of_dbfs(ACTIVE_REFERENCE_DBFS, self._bands)
         self._any_delay = _Coupling(self._bands)
         self._at_delay = _Coupling(self._bands)
@@ -309,6 +366,7 @@ class ReferenceEchoModel:
         noise = np.asarray(np.min(self._recent_mic, axis=0), dtype=np.float64) + _FLOOR
         wide = self._predicted_reference(None)
         if not np.any(wide > self._active_energy):
+            self._decay.echo_ended()
             self.last = Verdict(False, self.calibrated, 0)
             return self.last
         self._finder.push(self._history[self._newest_first()], mic)
@@ -318,16 +376,9 @@ class ReferenceEchoModel:
             predictions.append((self._at_delay, self._predicted_reference(self._delay_ms, self._also_ms)))
         # Judge with the sharpest calibrated prediction: around the known delay when it has learnt enough.
         coupling, reference = next(((c, r) for c, r in reversed(predictions) if c.calibrated), predictions[0])
-        # A band says something once its coupling is known and the mic stands clear of the room's noise there;
-        # a band the reference leaves silent predicts no echo, so a voice there is unexplained outright.
-        echo = reference * 10 ** (coupling.db / 10)
-        # A small speaker distorts what it plays (harmonics, intermodulation): some of the echo lands in bands
-        # the reference leaves quiet, in proportion to the loudest echo.
-        predicted = echo + 10 ** (DISTORTION_DB / 10) * float(np.max(echo)) + noise
-        excess_db = 10 * np.log10((mic + _FLOOR) / predicted)
-        margin_db = np.maximum(MARGIN_DB, SPREAD_FACTOR * coupling.spread_db)
-        unexplained = int(np.count_nonzero(audible & coupling.judged() & (excess_db > margin_db)))
-        verdict = Verdict(True, coupling.calibrated, unexplained)
+        verdict = Verdict(True, coupling.calibrated, self._unexplained(mic, noise, audible, coupling, reference))
+        if not self._decay.measured and coupling is self._at_delay:
+            self._weigh_decays(mic, noise, audible)
         for each, prediction in predictions:
             counted = audible & (prediction > self._active_energy)  # bands with echo to learn from
             ratio_db = 10 * np.log10((mic + _FLOOR) / (prediction + _FLOOR))
@@ -335,14 +386,56 @@ class ReferenceEchoModel:
         self.last = verdict
         return verdict
 
-    def _predicted_reference(self, delay_ms: float | None, also_ms: float | None = None) -> Floats:
+    @property
+    def decay_db_per_ms(self) -> float:
+        """How fast the echo is predicted to die away: measured on the first sound's echo, until then the safest."""
+        return self._decay.db_per_ms
+
+    def _predicted_echo(self, noise: Floats, coupling: _Coupling, reference: Floats) -> Floats:
+        """What the mic would hold with no one else in the room: the echo, its distortion and the noise."""
+        echo = reference * 10 ** (coupling.db / 10)
+        # A small speaker distorts what it plays (harmonics, intermodulation): some of the echo lands in bands
+        # the reference leaves quiet, in proportion to the loudest echo.
+        return np.asarray(echo + 10 ** (DISTORTION_DB / 10) * float(np.max(echo)) + noise, dtype=np.float64)
+
+    def _unexplained(
+        self, mic: Floats, noise: Floats, audible: npt.NDArray[np.bool_], coupling: _Coupling, reference: Floats
+    ) -> int:
+        """Bands the echo cannot account for. A band says something once its coupling is known and the mic stands
+        clear of the room's noise there; a band the reference leaves silent predicts no echo, so a voice there is
+        unexplained outright."""
+        excess_db = 10 * np.log10((mic + _FLOOR) / self._predicted_echo(noise, coupling, reference))
+        margin_db = np.maximum(MARGIN_DB, SPREAD_FACTOR * coupling.spread_db)
+        return int(np.count_nonzero(audible & coupling.judged() & (excess_db > margin_db)))
+
+    def _weigh_decays(self, mic: Floats, noise: Floats, audible: npt.NDArray[np.bool_]) -> None:
+        """Judge the chunk with every candidate decay, around the known delay (over every delay, the candidates
+        differ only half a second after the sound: no test of the room)."""
+        coupling = self._at_delay
+        references = [
+            self._predicted_reference(self._delay_ms, self._also_ms, decay) for decay in DECAY_CANDIDATES_DB_PER_MS
+        ]
+        safest = self._predicted_echo(noise, coupling, references[0])
+        steepest = self._predicted_echo(noise, coupling, references[-1])
+        # The candidates disagree where the safest predicts an echo tail above the noise that the steepest does not.
+        disagree = coupling.judged() & (safest > 10 ** (AUDIBLE_DB / 10) * noise)
+        disagree &= safest > 10 ** (MARGIN_DB / 10) * steepest
+        self._decay.weigh(
+            [self._unexplained(mic, noise, audible, coupling, reference) for reference in references],
+            int(np.count_nonzero(disagree)) >= MIN_UNEXPLAINED_BANDS,
+        )
+
+    def _predicted_reference(
+        self, delay_ms: float | None, also_ms: float | None = None, decay_db_per_ms: float | None = None
+    ) -> Floats:
         """The reference band energy that can still be heard in this chunk: the largest over the delays the
         echo may have, with what played longer ago discounted by the room's decay (the reverberation of a loud
-        syllable rings on over the quiet one after it)."""
+        syllable rings on over the quiet one after it), the room's as measured unless `decay_db_per_ms` says."""
         newest_first = self._newest_first()
         if not newest_first.size:
             return np.zeros(self._bands)
-        weights = self._lag_weights(delay_ms, also_ms)[: newest_first.size]
+        decay = self._decay.db_per_ms if decay_db_per_ms is None else decay_db_per_ms
+        weights = self._lag_weights(delay_ms, also_ms, decay)[: newest_first.size]
         return np.asarray(np.max(self._history[newest_first] * weights[:, np.newaxis], axis=0), dtype=np.float64)
 
     def _newest_first(self) -> npt.NDArray[np.int64]:
@@ -350,28 +443,28 @@ class ReferenceEchoModel:
         rows = len(self._history)
         return np.asarray((self._written - 1 - np.arange(min(self._written, rows))) % rows, dtype=np.int64)
 
-    def _lag_weights(self, delay_ms: float | None, also_ms: float | None = None) -> Floats:
+    def _lag_weights(self, delay_ms: float | None, also_ms: float | None, decay_db_per_ms: float) -> Floats:
         """Per lag (in periods, newest first): 0 before the echo can arrive, 1 around the delay (or either delay),
         then the decay."""
-        key = (delay_ms, also_ms, self._widest_ms if delay_ms is None else -self._later_ms)
+        key = (delay_ms, also_ms, self._widest_ms if delay_ms is None else -self._later_ms, decay_db_per_ms)
         weights = self._weights.get(key)
         if weights is None:
-            weights = self._weights_around(delay_ms, self._later_ms)
+            weights = self._weights_around(delay_ms, self._later_ms, decay_db_per_ms)
             if also_ms is not None:
-                weights = np.maximum(weights, self._weights_around(also_ms, DELAY_SLACK_MS))
+                weights = np.maximum(weights, self._weights_around(also_ms, DELAY_SLACK_MS, decay_db_per_ms))
             if len(self._weights) > 64:  # the delay estimate wanders a little: keep the cache bounded
                 self._weights.clear()
             self._weights[key] = weights
         return np.asarray(weights, dtype=np.float64)
 
-    def _weights_around(self, delay_ms: float | None, later_ms: float) -> Floats:
+    def _weights_around(self, delay_ms: float | None, later_ms: float, decay_db_per_ms: float) -> Floats:
         frame_ms = 1000 * self._period_samples / RATE_HZ
         lag_ms = np.arange(len(self._history)) * frame_ms
         if delay_ms is None:
             earliest_ms, direct_ms = 0.0, self._widest_ms
         else:
             earliest_ms, direct_ms = max(0.0, delay_ms - DELAY_SLACK_MS), delay_ms + later_ms
-        decay_db = np.maximum(0.0, lag_ms - direct_ms) * DECAY_DB_PER_MS
+        decay_db = np.maximum(0.0, lag_ms - direct_ms) * decay_db_per_ms
         return np.asarray(np.where(lag_ms >= earliest_ms - frame_ms, 10 ** (-decay_db / 10), 0.0), dtype=np.float64)
 
     def _band_energies(self, samples: Floats) -> Floats:
