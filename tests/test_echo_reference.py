@@ -8,7 +8,13 @@ import numpy.typing as npt
 import pytest
 
 from device.engines.earcon import earcon
-from device.runtime.echo_reference import CHUNK_SAMPLES, ReferenceEchoModel
+from device.runtime import echo_reference
+from device.runtime.echo_reference import (
+    CHUNK_SAMPLES,
+    DECAY_DB_PER_MS,
+    DECAY_STEEPEST_DB_PER_MS,
+    ReferenceEchoModel,
+)
 from device.sim.room import EchoPath, RoomNoise
 from device.sim.scene import RoomSpec
 from device.sim.speech import synthesize
@@ -145,3 +151,104 @@ def test_no_delay_is_found_when_the_mic_hears_something_else() -> None:
     other = synthesize("Hey Jarvis. What is the weather like tomorrow in the mountains?", "en-gb", rate_hz=RATE)
     mic = room_mic(np.resize(other, len(played)).astype(np.float32), np.zeros(len(played), np.float32), 7)
     assert found_delay_after(played, mic) is None
+
+
+def decay_after_start_up_sound(
+    room: RoomSpec, user: npt.NDArray[np.float64] | None = None, story_s: float = 0.0
+) -> tuple[float, bool, list[float]]:
+    """The start-up sound, a second of quiet, then `story_s` of the assistant's speech in `room` (the delay known,
+    as the tracker tells it within half a second), with `user` talking from the start: the decay the model took
+    (dB per ms), whether it was measured, and when during the story (s) a chunk was someone else."""
+    startup = earcon("startup")
+    story_at = len(startup) + RATE
+    played = np.concatenate([startup, np.zeros(RATE, np.int16), assistant_speech(story_s)])
+    echo = echo_of(played, room)
+    talk = np.zeros(len(played)) if user is None else np.resize(user, len(played))
+    model = ReferenceEchoModel(PERIOD)
+    model.set_delay_ms(room.echo_delay_ms)
+    mic = room_mic(echo, talk.astype(np.float32), room.seed)
+    chunk_end, someone_else = CHUNK_SAMPLES, []
+    for start in range(0, len(played), PERIOD):
+        model.push_played(played[start : start + PERIOD])
+        while chunk_end <= start + PERIOD:
+            # In the quiet after the sound a chunk of noise can be unexplained (hearing asks for voice as well).
+            if model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end]).someone_else and chunk_end > story_at:
+                someone_else.append((chunk_end - story_at) / RATE)
+            chunk_end += CHUNK_SAMPLES
+    return model.decay_db_per_ms, model.measured_decay, someone_else
+
+
+# Up to RT60 0.6 s, the safest candidate's room (a 1 s RT60 hall still rings past it: a limit).
+@pytest.mark.parametrize("rt60_s", [0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_decay_taken_from_the_start_up_sound_never_makes_the_echo_someone_else(rt60_s: float, seed: int) -> None:
+    # Steeper than the room is the dangerous side: the reverberation of a loud syllable is then taken for the user.
+    room = RoomSpec(echo_delay_ms=60, echo_gain_db=0, rt60_s=rt60_s, seed=seed)
+    decay_db_per_ms, measured, someone_else = decay_after_start_up_sound(room, story_s=12.0)
+    assert measured, "the start-up sound's echo decided nothing"
+    assert someone_else == [], (decay_db_per_ms, someone_else)
+    if rt60_s <= 0.2:  # a dry room (or a digital loop, as a sound server's null sink): the steepest
+        assert decay_db_per_ms == DECAY_STEEPEST_DB_PER_MS
+    if rt60_s >= 0.5:  # a reverberant one: the safest
+        assert decay_db_per_ms == DECAY_DB_PER_MS
+
+
+def test_a_user_talking_over_the_start_up_sound_makes_the_decay_no_steeper() -> None:
+    room = RoomSpec(echo_delay_ms=60, echo_gain_db=0, rt60_s=0.4, seed=3)
+    alone, _, _ = decay_after_start_up_sound(room)
+    word = synthesize("Hey Jarvis, what time is it?", "en-gb", rate_hz=RATE).astype(np.float64)
+    with_user, _, _ = decay_after_start_up_sound(room, np.concatenate([np.zeros(RATE // 2), word]))
+    assert with_user <= alone
+
+
+def test_a_quiet_start_up_sound_decides_nothing_and_keeps_the_safe_decay() -> None:
+    room = RoomSpec(echo_delay_ms=60, echo_gain_db=-45, rt60_s=0.1, seed=4)  # its echo barely above the noise
+    assert decay_after_start_up_sound(room)[:2] == (DECAY_DB_PER_MS, False)
+
+
+def first_found_s(
+    played: npt.NDArray[np.int16], mic: npt.NDArray[np.int16], delay_ms: float, story_at: int, onset: int, end: int
+) -> float | None:
+    """How long after `onset` the model first found someone else before `end` (None: never); the echo of the
+    story before the onset must never be someone else."""
+    model = ReferenceEchoModel(PERIOD)
+    model.set_delay_ms(delay_ms)
+    chunk_end = CHUNK_SAMPLES
+    for start in range(0, len(played), PERIOD):
+        model.push_played(played[start : start + PERIOD])
+        while chunk_end <= start + PERIOD:
+            if model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end]).someone_else and story_at < chunk_end < end:
+                assert chunk_end > onset, "the echo alone was taken for someone else"
+                return (chunk_end - onset) / RATE
+            chunk_end += CHUNK_SAMPLES
+    return None
+
+
+def test_in_a_dry_room_the_measured_decay_finds_users_the_reverberant_one_misses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The case the measurement is for (a PulseAudio null sink at 0 dB is a dry loop): a user 6 dB under the echo is
+    # masked by the tail a reverberant decay predicts after every loud syllable.
+    startup = earcon("startup")
+    story_at = len(startup) + RATE
+    played = np.concatenate([startup, np.zeros(RATE, np.int16), assistant_speech(6.0)])
+    found: dict[str, list[float | None]] = {"measured": [], "reverberant": []}
+    for seed in (1, 2):
+        room = RoomSpec(echo_delay_ms=30, echo_gain_db=0, rt60_s=0.01, seed=seed)
+        echo = echo_of(played, room)
+        for text in ("Stop.", "Cancel.", "Never mind."):
+            onset = story_at + int((1.5 + seed * 0.7) * RATE)
+            word = synthesize(text, "en-us", rate_hz=RATE).astype(np.float64)
+            echo_rms = float(np.sqrt(np.mean(echo[onset - RATE : onset + RATE].astype(np.float64) ** 2)))
+            word_rms = float(np.sqrt(np.mean(word[np.abs(word) > 0.01 * np.abs(word).max()] ** 2)))
+            user = np.zeros(len(played))
+            user[onset : onset + len(word)] = word * echo_rms / word_rms * 10 ** (-6 / 20)
+            mic = room_mic(echo, user.astype(np.float32), room.seed)
+            with monkeypatch.context() as reverberant:
+                found["measured"].append(first_found_s(played, mic, 30, story_at, onset, onset + len(word)))
+                # The judge before the measurement: one candidate, the reverberant decay.
+                reverberant.setattr(echo_reference, "DECAY_CANDIDATES_DB_PER_MS", (DECAY_DB_PER_MS,))
+                found["reverberant"].append(first_found_s(played, mic, 30, story_at, onset, onset + len(word)))
+    assert all(s is not None and s <= 0.45 for s in found["measured"]), found
+    assert all(r is None or (m is not None and r >= m) for m, r in zip(*found.values(), strict=True)), found
+    assert sum(r is None for r in found["reverberant"]) >= 2, found  # when written: 3 of 6 missed

@@ -391,6 +391,11 @@ class ReferenceEchoModel:
         """How fast the echo is predicted to die away: measured on the first sound's echo, until then the safest."""
         return self._decay.db_per_ms
 
+    @property
+    def measured_decay(self) -> bool:
+        """Whether `decay_db_per_ms` was measured on an echo (else it is the safest)."""
+        return self._decay.measured
+
     def _predicted_echo(self, noise: Floats, coupling: _Coupling, reference: Floats) -> Floats:
         """What the mic would hold with no one else in the room: the echo, its distortion and the noise."""
         echo = reference * 10 ** (coupling.db / 10)
