@@ -15,7 +15,10 @@ How, per 32 ms chunk (the voice detector's chunk):
 * the reference's band energies over the same 32 ms, one frame per audio period, kept for `MAX_DELAY_MS`; the
   predicted echo of a band is the largest reference energy over the delays the echo may have (all of 0 to
   `MAX_DELAY_MS` until hearing knows the delay, then that delay -`DELAY_SLACK_MS`/+`TAIL_MS`: the room's
-  reverberation lengthens the echo, never advances it), times the band's coupling;
+  reverberation lengthens the echo, never advances it), what played longer ago discounted by the room's decay,
+  times the band's coupling;
+* the decay is measured on the first sound's echo (`_RoomDecay`: the start-up sound, when nobody speaks yet),
+  from a reverberant living room's to a dry loop's; until then the reverberant one, the safe side;
 * the delay comes from hearing (tracked on the waveform, device/runtime/echo_delay.py, or the canceller's); until
   either has one, `_DelayFinder` reads it off the envelopes of the start-up sound
   (the lag at which the reference's band energies best follow the mic's), so the sharper prediction around the
