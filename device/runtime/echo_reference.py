@@ -264,10 +264,9 @@ class _RoomDecay:
     safest explains and it does not (the echo rang longer than it allows), and is tested by a chunk where the
     safest predicts `DECAY_TEST_DB` more echo than it does (there, a room as reverberant as the safest assumes
     would have made it fail). When the echo has ended, the room's decay is `DECAY_SAFETY_STEPS` candidates safer
-    than the first that failed (at most `DECAY_STEEPEST_DB_PER_MS`), and no steeper than the steepest candidate
-    tested `DECAY_MIN_TESTS` times; a sound whose echo tested none that often decides nothing (the next one
-    tries). A user talking over the sound can only make the choice safer: a voice the safest cannot explain
-    fails no candidate."""
+    than the first that failed (at most `DECAY_STEEPEST_DB_PER_MS`) and itself tested `DECAY_MIN_TESTS` times
+    (else the safest); a sound whose echo tested no candidate that often decides nothing (the next one tries). A
+    user talking over the sound can only make the choice safer: a voice the safest cannot explain fails none."""
 
     def __init__(self) -> None:
         self.db_per_ms = DECAY_DB_PER_MS
@@ -296,8 +295,16 @@ class _RoomDecay:
             return
         failed = np.flatnonzero(self._failures > 0)
         first_failed = int(failed[0]) if failed.size else len(DECAY_CANDIDATES_DB_PER_MS)
-        chosen = min(max(0, first_failed - DECAY_SAFETY_STEPS), int(tested[-1]))
-        self.db_per_ms = min(DECAY_CANDIDATES_DB_PER_MS[chosen], DECAY_STEEPEST_DB_PER_MS)
+        safe_enough = first_failed - DECAY_SAFETY_STEPS
+        # The steepest candidate that is far enough from the first failure, not steeper than the steepest ever
+        # used, and tested itself (a candidate that passed untested is no evidence: in an RT60 0.3 s room the
+        # steepest passed 5 tests, 0.3 had 4 and then took the story's reverberation for the user).
+        usable = [
+            int(k)
+            for k in tested
+            if k <= safe_enough and DECAY_CANDIDATES_DB_PER_MS[int(k)] <= DECAY_STEEPEST_DB_PER_MS
+        ]
+        self.db_per_ms = DECAY_CANDIDATES_DB_PER_MS[usable[-1]] if usable else DECAY_DB_PER_MS
         self.measured = True
 
 
