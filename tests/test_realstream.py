@@ -278,3 +278,28 @@ def test_an_answer_after_an_earlier_one_is_warm() -> None:
     earlier = step(0.2, ev.ReplyFinished(0), "Speaking", cmd.OpenPlayback(9, 0))
     result = an.analyse_session(recording(10.0), [earlier, *request_steps()], INJECTIONS, 0, False)
     assert conversation(result)["first_after_start"] is False
+
+
+def test_a_cut_by_a_talk_over_after_mic_audio_was_lost_is_the_users_not_a_self_interruption() -> None:
+    # Measured under load: the capture lost 0.6 s between the request and the talk-over, so by the request's
+    # mapping the talk-over's own hint lay 0.55 s before the user's first sample. The next request re-anchors the
+    # mapping: the hint's sample lay somewhere between the two, and the user talked there.
+    lost = rec(0.6)
+    out = recording(10.0, length_s=14.0)
+    t = np.arange(rec(1.0)) / RATE
+    out[rec(8.0) : rec(9.0), 1] = (3000 * np.cos(2 * np.pi * 300 * t)).astype(np.int16)  # the next request
+    injections = [*INJECTIONS, clock.Injection(an.REQUEST, "request", 1, rec(7.95))]
+    talk_over_hint = mic(4.05) - lost
+    steps = [
+        *request_steps(),
+        step(4.15, ev.VoiceHint(talk_over_hint, 0.9), "Paused", cmd.PausePlayback(2)),
+        step(4.3, ev.SpeechStarted(talk_over_hint), "Hearing", cmd.CutPlayback(2)),
+        step(8.1, ev.VoiceHint(mic(8.0) - lost, 0.9), "Idle"),
+    ]
+    result = an.analyse_session(out, steps, injections, 0, False)
+    assert result["self_interruptions"] == []
+    assert result["mic_lost_s"] == 0.6
+    # A pause with no user anywhere between the two mappings is the assistant's own.
+    own_pause = step(6.5, ev.VoiceHint(mic(6.45) - lost, 0.9), "Paused", cmd.PausePlayback(2))
+    alone = an.analyse_session(out, [*request_steps(), own_pause, steps[-1]], injections, 0, False)
+    assert [i["kind"] for i in alone["self_interruptions"]] == ["pause"]

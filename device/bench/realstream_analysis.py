@@ -11,12 +11,13 @@ the recording are put on one time line: device/bench/realstream_clock.py.
 |                      | the talk-over ended / it was not (every talk-over counts, whatever its length)          |
 | self-interruption    | a pause or cut of playback caused by no user audio: the mic sample its cause names (a    |
 |                      | hint's onset, a wake word's end, a transcript's end) mapped onto the recording lies in   |
-|                      | no utterance (from `SOUNDING_BEFORE_S` before it to `HEARD_AFTER_S` after it)            |
+|                      | no utterance (from `SOUNDING_BEFORE_S` before it to `HEARD_AFTER_S` after it), wherever |
+|                      | between the mappings by the requests before and after it it was (audio lost between)   |
 | hearing lag          | log time of a hearing event minus the recording time of the mic sample it names: how    |
 |                      | far Spine's hearing ran behind the room                                                 |
 | mic audio lost       | how much further behind the room the mic count was at the last request than at the      |
-|                      | first: audio Spine's capture dropped (it fell too far behind). A loss between requests  |
-|                      | shifts the attribution of decisions until the next request re-anchors it                 |
+|                      | first: audio Spine's capture dropped (it fell too far behind). A decision between two   |
+|                      | requests is the user's if a user utterance lies anywhere between its two mappings        |
 | self-reply           | a reply asked for (`StartReply`) whose prompt is not what a user utterance before it    |
 |                      | said (`MATCH_MAX_WER`), split into "echo" (closer to Spine's own words) and "misheard"  |
 | stop honoured        | a stop phrase cut the story and no reply was asked for before the next conversation   |
@@ -54,6 +55,7 @@ from device.bench.realstream_clock import (
     find_utterances,
     heard_at,
     heard_sample,
+    heard_within,
     log_offset,
     mic_offsets,
     replies,
@@ -115,10 +117,12 @@ def analyse_session(
     before = round(SOUNDING_BEFORE_S * RATE_HZ)
     grace = round(DECISION_GRACE_S * RATE_HZ)
 
-    def sounding_user(at: int) -> bool:
-        # From the mic sample that caused a decision: it was the user's if it lies in an utterance (from a little
-        # before its first sample, to the end of the endpoint silence after it) - however late hearing got to it.
-        return any(u.onset - before <= at <= u.end + round(HEARD_AFTER_S * RATE_HZ) for u in utterances)
+    def sounding_user(earliest: int, latest: int) -> bool:
+        # From the mic sample that caused a decision: it was the user's if it may lie in an utterance (from a
+        # little before its first sample, to the end of the endpoint silence after it) - however late hearing got
+        # to it, and wherever between its two mappings (`heard_within`) it was in the room.
+        after = round(HEARD_AFTER_S * RATE_HZ)
+        return any(u.onset - before <= latest and earliest <= u.end + after for u in utterances)
 
     used: set[int] = set()
     self_replies: list[dict[str, Any]] = []
@@ -188,10 +192,7 @@ def analyse_session(
 
     to_recording = mic_offsets(steps, utterances, offset)
     unexplained = [
-        d
-        for d in made
-        if d.kind in ("pause", "cut")
-        and not sounding_user(heard_at(d.heard, to_recording, offset) if d.heard is not None else d.at)
+        d for d in made if d.kind in ("pause", "cut") and not sounding_user(*_cause_within(d, to_recording, offset))
     ]
     lags = [
         s.t + offset - heard_at(h, to_recording, offset)
@@ -222,6 +223,15 @@ def analyse_session(
         "leaks": sum(1 for s in steps if isinstance(s.event, ev.JobLeaked)),
         "device_lost": sum(1 for s in steps if isinstance(s.event, ev.AudioDeviceLost)),
     }
+
+
+def _cause_within(d: Decision, to_recording: list[tuple[int, int]], offset: int) -> tuple[int, int]:
+    """The recording samples the mic sample that caused decision `d` lies between (`heard_within`), and no later
+    than the decision became audible."""
+    if d.heard is None:
+        return d.at, d.at
+    earliest, latest = heard_within(d.heard, to_recording, offset)
+    return earliest, max(earliest, min(latest, d.at))
 
 
 def _s(samples: int) -> float:

@@ -176,6 +176,17 @@ def heard_at(heard: int, offsets: list[tuple[int, int]], fallback: int) -> int:
     return heard + usable[-1]
 
 
+def heard_within(heard: int, offsets: list[tuple[int, int]], fallback: int) -> tuple[int, int]:
+    """The recording samples mic sample `heard` lies between: by the last request's mapping at or before it, and by
+    the first after it. The capture only ever loses audio, so the mic count falls further behind the recording
+    over a session and never catches up: audio lost between two requests moves the true position of a sample
+    between them toward the later mapping (measured under load: 0.6 s lost between a request and the talk-over
+    that followed it put the talk-over's own hint 0.55 s before the user's first sample)."""
+    earliest = heard_at(heard, offsets, fallback)
+    later = [o for m, o in offsets if m > heard]
+    return earliest, max(earliest, heard + later[0]) if later else earliest
+
+
 @dataclass(frozen=True)
 class Reply:
     at: int  # recording sample
