@@ -380,8 +380,10 @@ class ReferenceEchoModel:
         self._history[self._written % len(self._history)] = self._band_energies(self._reference)
         self._written += 1
 
-    def judge(self, raw_chunk: Audio) -> Verdict:
-        """Whether `raw_chunk` (the last `CHUNK_SAMPLES` of the raw mic) holds more than the echo."""
+    def judge(self, raw_chunk: Audio, path_trusted: bool = True) -> Verdict:
+        """Whether `raw_chunk` (the last `CHUNK_SAMPLES` of the raw mic) holds more than the echo. `path_trusted`:
+        the echo's path is where the model was told (no xrun or move lately); while it is not, the couplings learn
+        only until they are calibrated."""
         mic = self._band_energies(raw_chunk.astype(np.float64))
         self._recent_mic.append(mic)
         noise = np.asarray(np.min(self._recent_mic, axis=0), dtype=np.float64) + _FLOOR
@@ -401,6 +403,12 @@ class ReferenceEchoModel:
         if not self._decay.measured and coupling is self._at_delay:
             self._weigh_decays(mic, noise, audible)
         for each, prediction in predictions:
+            if not path_trusted and each.calibrated:
+                # After an xrun the echo is not where the model predicts it (or played audio never reached the
+                # room): ratios then say nothing about the coupling. Measured on a loaded real stream, learning
+                # from them spread the coupling by 5-11 dB, so every band's margin grew to 15-33 dB and a user
+                # 3 dB under the echo, the path settled again, stood out in no band.
+                continue
             counted = audible & (prediction > self._active_energy)  # bands with echo to learn from
             ratio_db = 10 * np.log10((mic + _FLOOR) / (prediction + _FLOOR))
             each.learn(ratio_db, counted)

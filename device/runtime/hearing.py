@@ -352,7 +352,8 @@ class Hearing:
 
     def _believed_probability(self, chunk_end: int, raw_chunk: Audio, raw_probability: float | None) -> float:
         """The voice probability hearing acts on: 0 for voice the played reference explains (see the module)."""
-        verdict = self._echo.judge(raw_chunk)
+        trusted = chunk_end >= self._unsettled_until_sample and not self._delay.lost
+        verdict = self._echo.judge(raw_chunk, path_trusted=trusted)
         if self._distrusted(chunk_end):
             return 0.0
         if max(self._played_peaks, default=0) == 0:
