@@ -25,7 +25,8 @@ How, per 32 ms chunk (the voice detector's chunk):
   delay is calibrated on the start-up sound, before the first answer;
 * coupling per band, in dB, learnt from chunks in which the reference can explain the mic (the first
   `CALIBRATION_CHUNKS` counted at once — the start-up sound, when nobody speaks yet — then a slow running mean
-  over chunks the model explains, so the user's voice does not teach it);
+  over chunks the model explains, so the user's voice does not teach it, and only while hearing trusts the echo
+  path: after an xrun the echo is not where the model looks, and what it would learn there is noise);
 * a band is *unexplained* when the mic exceeds the predicted echo plus the room's noise by `MARGIN_DB`; the chunk
   holds someone other than the speaker when at least `MIN_UNEXPLAINED_BANDS` bands are.
 
