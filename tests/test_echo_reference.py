@@ -3,6 +3,8 @@ simulated room, with and without the delay known, from a cold start."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -39,6 +41,17 @@ def echo_of(played: npt.NDArray[np.int16], room: RoomSpec) -> Floats:
     return np.concatenate([path.process(played[i : i + PERIOD]) for i in range(0, len(played), PERIOD)])
 
 
+def chunk_ends(model: ReferenceEchoModel, played: npt.NDArray[np.int16]) -> Iterator[int]:
+    """Play `played` to the model a period at a time, as hearing does; yield the end of each voice-detector chunk
+    as soon as its last period has been pushed (the caller judges the mic chunk ending there)."""
+    chunk_end = CHUNK_SAMPLES
+    for start in range(0, len(played), PERIOD):
+        model.push_played(played[start : start + PERIOD])
+        while chunk_end <= start + PERIOD:
+            yield chunk_end
+            chunk_end += CHUNK_SAMPLES
+
+
 def judge_all(
     played: npt.NDArray[np.int16], mic: npt.NDArray[np.int16], delay_ms: float | None
 ) -> list[tuple[int, bool, bool]]:
@@ -46,13 +59,9 @@ def judge_all(
     model = ReferenceEchoModel(PERIOD)
     model.set_delay_ms(delay_ms)
     out: list[tuple[int, bool, bool]] = []
-    chunk_end = CHUNK_SAMPLES
-    for start in range(0, len(played), PERIOD):
-        model.push_played(played[start : start + PERIOD])
-        while chunk_end <= start + PERIOD:
-            verdict = model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end])
-            out.append((chunk_end - CHUNK_SAMPLES, verdict.someone_else, verdict.calibrated))
-            chunk_end += CHUNK_SAMPLES
+    for chunk_end in chunk_ends(model, played):
+        verdict = model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end])
+        out.append((chunk_end - CHUNK_SAMPLES, verdict.someone_else, verdict.calibrated))
     return out
 
 
@@ -124,12 +133,8 @@ def test_silence_and_a_quiet_room_predict_no_echo() -> None:
 def found_delay_after(played: npt.NDArray[np.int16], mic: npt.NDArray[np.int16]) -> float | None:
     """The delay the model found on its own (no canceller telling it) after hearing all of `played`."""
     model = ReferenceEchoModel(PERIOD)
-    chunk_end = CHUNK_SAMPLES
-    for start in range(0, len(played), PERIOD):
-        model.push_played(played[start : start + PERIOD])
-        while chunk_end <= start + PERIOD:
-            model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end])
-            chunk_end += CHUNK_SAMPLES
+    for chunk_end in chunk_ends(model, played):
+        model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end])
     return model.found_delay_ms
 
 
@@ -169,15 +174,12 @@ def decay_after_start_up_sound(
     model = ReferenceEchoModel(PERIOD)
     model.set_delay_ms(room.echo_delay_ms)
     mic = room_mic(echo, talk.astype(np.float32), room.seed)
-    chunk_end, someone_else = CHUNK_SAMPLES, []
-    for start in range(0, len(played), PERIOD):
-        model.push_played(played[start : start + PERIOD])
-        while chunk_end <= start + PERIOD:
-            # In the quiet after the sound a chunk of noise can be unexplained (hearing asks for voice as well).
-            verdict = model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end])
-            if verdict.someone_else and story_at < chunk_end <= story_at + story_s * RATE:
-                someone_else.append((chunk_end - story_at) / RATE)
-            chunk_end += CHUNK_SAMPLES
+    someone_else = []
+    for chunk_end in chunk_ends(model, played):
+        # In the quiet after the sound a chunk of noise can be unexplained (hearing asks for voice as well).
+        verdict = model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end])
+        if verdict.someone_else and story_at < chunk_end <= story_at + story_s * RATE:
+            someone_else.append((chunk_end - story_at) / RATE)
     return model.decay_db_per_ms, model.measured_decay, someone_else
 
 
@@ -217,14 +219,10 @@ def first_found_s(
     story before the onset must never be someone else."""
     model = ReferenceEchoModel(PERIOD)
     model.set_delay_ms(delay_ms)
-    chunk_end = CHUNK_SAMPLES
-    for start in range(0, len(played), PERIOD):
-        model.push_played(played[start : start + PERIOD])
-        while chunk_end <= start + PERIOD:
-            if model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end]).someone_else and story_at < chunk_end < end:
-                assert chunk_end > onset, "the echo alone was taken for someone else"
-                return (chunk_end - onset) / RATE
-            chunk_end += CHUNK_SAMPLES
+    for chunk_end in chunk_ends(model, played):
+        if model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end]).someone_else and story_at < chunk_end < end:
+            assert chunk_end > onset, "the echo alone was taken for someone else"
+            return (chunk_end - onset) / RATE
     return None
 
 
@@ -270,15 +268,12 @@ def test_the_coupling_learns_nothing_while_the_path_is_not_trusted(path_trusted:
     after = room_mic(echo_of(played, moved), np.zeros(len(played), np.float32), room.seed)
     model = ReferenceEchoModel(PERIOD)
     model.set_delay_ms(room.echo_delay_ms)  # still told the old delay: the tracker has not seen the move yet
-    chunk_end, moved_from = CHUNK_SAMPLES, 12 * RATE // CHUNK_SAMPLES * CHUNK_SAMPLES
+    moved_from = 12 * RATE // CHUNK_SAMPLES * CHUNK_SAMPLES
     before = model.coupling_db
-    for start in range(0, len(played), PERIOD):
-        model.push_played(played[start : start + PERIOD])
-        while chunk_end <= start + PERIOD:
-            if chunk_end == moved_from:
-                before = model.coupling_db
-            source = after if chunk_end > moved_from else mic
-            model.judge(source[chunk_end - CHUNK_SAMPLES : chunk_end], path_trusted or chunk_end <= moved_from)
-            chunk_end += CHUNK_SAMPLES
+    for chunk_end in chunk_ends(model, played):
+        if chunk_end == moved_from:
+            before = model.coupling_db
+        source = after if chunk_end > moved_from else mic
+        model.judge(source[chunk_end - CHUNK_SAMPLES : chunk_end], path_trusted or chunk_end <= moved_from)
     spread = float(np.max(np.abs(model.coupling_db - before)))
     assert spread > 0.5 if path_trusted else spread == 0.0, spread
