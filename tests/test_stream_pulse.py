@@ -248,3 +248,15 @@ def test_a_device_at_48_khz_is_resampled_outside_the_callback_and_stays_aligned(
     assert quality > 0.9
     assert float(np.corrcoef(played[2000:14000], signal[: len(played)][2000:14000])[0, 1]) > 0.9
     assert stream.input_overflows == 0 and stream.output_underflows == 0
+
+
+def test_a_stream_raised_a_latency_step_still_loops_back_with_its_larger_latency(rig: Rig) -> None:
+    low_s = rig.stream.output_latency_s
+    assert rig.stream.raise_latency()
+    rig.run_for(0.5)
+    raised_s = rig.stream.output_latency_s
+    print(f"output latency {low_s * 1000:.0f} ms -> {raised_s * 1000:.0f} ms")
+    assert raised_s > low_s
+    rig.captured.clear()
+    rig.referenced.clear()
+    test_the_reference_ring_is_what_the_capture_side_hears(rig)

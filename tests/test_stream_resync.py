@@ -1,6 +1,6 @@
 """PortAudio's busy loop after a late callback: the stream is restarted when its callback thread spins.
 
-No sound card: a stand-in for PyAudio's stream records stop/start, and the callback thread's CPU time and the
+No sound card: a stand-in for sounddevice's stream records stop/start, and the callback thread's CPU time and the
 wall clock are given, so a spinning thread (a core's worth of CPU per second of wall time) and a working one
 (2 %) are told apart exactly.
 """
@@ -17,10 +17,10 @@ class FakePaStream:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def stop_stream(self) -> None:
+    def stop(self) -> None:
         self.calls.append("stop")
 
-    def start_stream(self) -> None:
+    def start(self) -> None:
         self.calls.append("start")
 
 

@@ -1,4 +1,4 @@
-"""The real sound card: one full-duplex PyAudio (PortAudio) callback stream running `DuplexCallback`.
+"""The real sound card: one full-duplex PortAudio callback stream (through sounddevice) running `DuplexCallback`.
 
 The PortAudio callback runs on PortAudio's thread and needs the GIL, so it only wraps buffers (no copy of
 the mic bytes), lets `DuplexCallback` copy between rings, and records its own duration and start time into
@@ -19,6 +19,15 @@ Real-time priority: on the first period of each stream the callback asks for SCH
 (0: it does not ask) for PortAudio's thread - the only place that thread can be reached - and records the outcome
 in `realtime` for the FSM thread to log (device/service/realtime.py). Granted or refused, it carries on.
 
+Latency that rises with the machine's load: the stream opens at the device's low latency (about 30 ms of output
+through PulseAudio) and, each time the callback lost microphone audio (`capture_lag_floor_ns` rose: PortAudio's
+ALSA full-duplex loop drops the capture buffer when it restarts after an underrun) or played `UNDERFLOWS_PER_STEP`
+underruns, the card side (device/runtime/card.py) reopens it one step up `LATENCY_STEPS_S`, as PulseAudio raises
+its own latency on underruns. Measured on the null sink beside `stress-ng --cpu 2` and a GIL-holding thread, 25-30
+s each: at the low latency 0.03-6.6 s of the mic lost (PyAudio, which cannot ask for another latency: 0.3, 2.6,
+4.3, 6.6 s), 0.04/0.05 s 1.3 and 3.6 s, 0.06/0.11 s 0.01 s (two runs), 0.18/0.13 s none (three runs). A step
+costs its latency on every cut (the audio already handed to the device plays out), so an idle machine stays low.
+
 A test may make the callback stop delivering (`stall_at`, from SPINE_FAULT: device/service/faults.py): from
 then on it returns silence at once and touches neither the rings nor its counters, as if PortAudio had stopped
 calling it.
@@ -29,6 +38,7 @@ from __future__ import annotations
 import errno
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +53,11 @@ SPIN_WINDOW_NS = 1_000_000_000
 SPIN_SHARE = 0.5
 """The callback's own work is about 2 % of a core; PortAudio's latched poll loop about 100 %."""
 NEVER_NS = 1 << 62
+LATENCY_STEPS_S: tuple[float | None, ...] = (None, 0.06, 0.12, 0.2)
+"""Suggested input and output latency per step; None: the device's low latency (PortAudio's default)."""
+UNDERFLOWS_PER_STEP = 3
+LOST_MIC_PER_STEP_NS = 50_000_000
+"""Capture lag that rose by this much between two health checks is audio lost, not a late callback."""
 
 
 @dataclass(frozen=True)
@@ -79,13 +94,14 @@ class DuplexStream:
         period_samples: int,
         devices: DeviceChoice,
         realtime_priority: int = 0,
+        clock_ns: Callable[[], int] = time.perf_counter_ns,
     ) -> None:
+        """`clock_ns` times the callback (perf_counter_ns; a test gives its own)."""
+        self._clock_ns = clock_ns
         self._callback = callback
         self._rate_hz = rate_hz
         self._period = period_samples
         self._devices = devices
-        self._out = np.zeros(period_samples * 4, np.int16)  # PortAudio may ask for more than one period
-        self._pa: Any = None
         self._stream: Any = None
         self.durations_ns = np.zeros(STATS_PERIODS, np.int64)
         self.starts_ns = np.zeros(STATS_PERIODS, np.int64)
@@ -105,6 +121,15 @@ class DuplexStream:
         self._stall_at_ns = NEVER_NS
         self.stalled_at_ns = 0
         """perf_counter_ns of the first period the injected stall swallowed (0: none yet)."""
+        self.latency_step = 0
+        """Index into `LATENCY_STEPS_S` the stream opens with (`raise_latency` moves it up)."""
+        self._first_call_ns = 0
+        self._frames = 0
+        self._ns_per_frame = 1e9 / rate_hz
+        self.capture_lag_floor_ns = NEVER_NS
+        """Least (callback start - first callback start - time of the frames delivered before) since the card
+        side last took it (`take_capture_lag_floor`): late callbacks that catch up leave it alone, lost capture
+        raises it for good."""
 
     def stall_at(self, at_ns: int) -> None:
         """Test-only fault: from perf_counter_ns `at_ns` on, the callback stops delivering (see the docstring)."""
@@ -112,48 +137,60 @@ class DuplexStream:
 
     def open(self) -> None:
         """Open and start the stream; any failure is a UserError saying what and how to look into it."""
-        import pyaudio  # type: ignore[import-untyped]  # PyAudio ships no type information
-
         from device.audio.devices import quiet_stderr
 
         self.close()
         self.failure = None
         self._ask_realtime = self._realtime_priority > 0
+        self._first_call_ns, self._frames, self.capture_lag_floor_ns = 0, 0, NEVER_NS
+        step_s = LATENCY_STEPS_S[self.latency_step]
         try:
             with quiet_stderr():  # ALSA and JACK print pages of probing noise while PortAudio starts
-                self._pa = pyaudio.PyAudio()
-            self._stream = self._pa.open(
-                format=pyaudio.paInt16,
+                import sounddevice  # type: ignore[import-untyped]  # sounddevice ships no type information
+
+                sounddevice._terminate()  # a fresh PortAudio sees the devices as they are now (a USB mic back)
+                sounddevice._initialize()
+            self._stream = sounddevice.Stream(
+                samplerate=self._rate_hz,
+                blocksize=self._period,
+                device=(self._devices.input_index, self._devices.output_index),
                 channels=1,
-                rate=self._rate_hz,
-                input=True,
-                output=True,
-                input_device_index=self._devices.input_index,
-                output_device_index=self._devices.output_index,
-                frames_per_buffer=self._period,
-                stream_callback=self._on_period,
+                dtype="int16",
+                latency="low" if step_s is None else (step_s, step_s),
+                callback=self._on_period,
             )
-            self.output_latency_s = float(self._stream.get_output_latency())
-            self._stream.start_stream()
+            self.output_latency_s = float(self._stream.latency[1])
+            self._stream.start()
             self._window = (0, 0)
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, _portaudio_error()) as error:
             self.close()
             raise UserError(
                 f"cannot open the sound card full duplex at {self._rate_hz} Hz: {error} "
                 "(run `spine doctor` to see what the devices support)"
             ) from None
 
+    def raise_latency(self) -> bool:
+        """Reopen one step up `LATENCY_STEPS_S` (False: already at the top, nothing done). Raises UserError as
+        `open` does."""
+        if self.latency_step + 1 >= len(LATENCY_STEPS_S):
+            return False
+        self.latency_step += 1
+        self.open()
+        return True
+
+    def take_capture_lag_floor(self) -> int:
+        """The capture lag floor since the last take (NEVER_NS: no callback since), and a fresh floor."""
+        floor, self.capture_lag_floor_ns = self.capture_lag_floor_ns, NEVER_NS
+        return floor
+
     def close(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
-                stream.stop_stream()
+                stream.stop()
                 stream.close()
-            except OSError:
+            except (OSError, _portaudio_error()):
                 pass  # the device is already gone: nothing left to stop
-        pa, self._pa = self._pa, None
-        if pa is not None:
-            pa.terminate()
 
     def health(self, now_ns: int, stall_ns: int) -> str | None:
         """None while the stream runs; otherwise why it does not (stopped, or no callback for `stall_ns`)."""
@@ -163,9 +200,9 @@ class DuplexStream:
         if self.failure is not None:
             return f"the audio callback failed: {self.failure}"
         try:
-            if not stream.is_active():
+            if not stream.active:
                 return "the stream stopped (device unplugged or the sound server went away)"
-        except OSError as error:
+        except (OSError, _portaudio_error()) as error:
             return f"the stream failed: {error}"
         last = int(self.starts_ns[(self.calls - 1) % STATS_PERIODS]) if self.calls else 0
         if self.calls and now_ns - last > stall_ns:
@@ -184,33 +221,48 @@ class DuplexStream:
         if began_ns == 0 or stream is None or (cpu_ns - began_cpu_ns) < SPIN_SHARE * (now_ns - began_ns):
             return False  # a new thread after a start begins at 0: a negative difference, not a spin
         try:
-            stream.stop_stream()
-            stream.start_stream()
-        except OSError:
+            stream.stop()
+            stream.start()
+        except (OSError, _portaudio_error()):
             return False  # the device is going away: `health` reports it
         self.resyncs += 1
         self._window = (0, 0)
+        self._first_call_ns, self._frames = 0, 0  # the lag counts from the restarted stream's first period
         return True
 
-    def _on_period(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> tuple[bytes, int]:
-        started = time.perf_counter_ns()
-        out = self._out[:frame_count]
+    def _on_period(self, mic_frames: Any, out_frames: Any, frame_count: int, time_info: Any, status: Any) -> None:
+        started = self._clock_ns()
+        out: npt.NDArray[np.int16] = out_frames[:, 0]  # (frames, 1) int16: one contiguous channel
         if started >= self._stall_at_ns:
             self.stalled_at_ns = self.stalled_at_ns or started
             out[:] = 0
-            return out.tobytes(), 0
+            return
         if self._ask_realtime:  # once per stream, on its thread: a syscall, no I/O
             self._ask_realtime = False
             self.realtime = ask_for_realtime(self._realtime_priority)
-        mic: npt.NDArray[np.int16] = np.frombuffer(in_data, np.int16) if in_data else np.zeros(frame_count, np.int16)
-        self._callback.process(mic, out)
-        if status & 2:  # paInputOverflow
+        if not self._first_call_ns:
+            self._first_call_ns = started
+        lag_ns = started - self._first_call_ns - int(self._frames * self._ns_per_frame)
+        if lag_ns < self.capture_lag_floor_ns:
+            self.capture_lag_floor_ns = lag_ns
+        self._frames += frame_count
+        self._callback.process(mic_frames[:, 0], out)
+        if status.input_overflow:
             self.input_overflows += 1
-        if status & 4:  # paOutputUnderflow
+        if status.output_underflow:
             self.output_underflows += 1
         slot = self.calls % STATS_PERIODS
         self.starts_ns[slot] = started
-        self.durations_ns[slot] = time.perf_counter_ns() - started
+        self.durations_ns[slot] = self._clock_ns() - started
         self.thread_cpu_ns = time.thread_time_ns()
         self.calls += 1
-        return out.tobytes(), 0  # 0 = paContinue; PyAudio wants bytes back: its one allocation per period
+
+
+def _portaudio_error() -> type[Exception]:
+    """sounddevice's PortAudioError, imported only once a stream is wanted (its import starts PortAudio)."""
+    try:
+        import sounddevice
+    except (ImportError, OSError):  # no PortAudio library: then nothing raised PortAudioError either
+        return OSError
+    error: type[Exception] = sounddevice.PortAudioError
+    return error

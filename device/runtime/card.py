@@ -30,7 +30,14 @@ import numpy as np
 
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
 from device.audio.rate import RateBridge
-from device.audio.stream import DeviceChoice, DuplexStream, RealtimeOutcome
+from device.audio.stream import (
+    LOST_MIC_PER_STEP_NS,
+    NEVER_NS,
+    UNDERFLOWS_PER_STEP,
+    DeviceChoice,
+    DuplexStream,
+    RealtimeOutcome,
+)
 from device.config import Config, core_config
 from device.core.events import (
     AudioDeviceLost,
@@ -116,19 +123,25 @@ class CardSide:
         self._next_health_s = 0.0
         self._echo_path_moved = echo_path_moved
         self._xruns_seen = 0
+        self._lag_floors: list[int] = []  # capture lag floors of the health checks since the stream (re)opened
+        self._underflows_at_step = 0
 
     def periods(self) -> Iterator[Period]:
         callback, device_period = self._callback, self._device_period
         xruns = self._stream.input_overflows + self._stream.output_underflows
-        if xruns != self._xruns_seen:  # the newest captured sample is about when the callback saw it
+        if xruns != self._xruns_seen:
             self._xruns_seen = xruns
-            backlog = callback.capture.available() * RATE_HZ // self._bridge.device_rate_hz
-            self._echo_path_moved(self._heard_up_to + backlog)
+            self._path_moved()
         while callback.capture.available() >= device_period and callback.reference.available() >= device_period:
             callback.capture.read_into(self._mic)
             callback.reference.read_into(self._played)
             self._bridge.from_device(self._mic, self._played)
         return self._spine_periods()
+
+    def _path_moved(self) -> None:
+        """Tells hearing the echo path moved around the newest captured sample (when the callback saw it)."""
+        backlog = self._callback.capture.available() * RATE_HZ // self._bridge.device_rate_hz
+        self._echo_path_moved(self._heard_up_to + backlog)
 
     def _spine_periods(self) -> Iterator[Period]:
         for mic, played in self._bridge.periods(self._period):
@@ -161,12 +174,40 @@ class CardSide:
         self._next_health_s = time.monotonic() + HEALTH_EVERY_S
         now_ns = time.perf_counter_ns()
         self._say_what_the_callback_recorded(now_ns)
-        self._stream.resync_if_spinning(now_ns)  # PortAudio's busy loop after a late callback (device/audio/stream.py)
-        problem = self._stream.health(now_ns, int(STALL_S * 1e9))
+        if self._stream.resync_if_spinning(now_ns):  # PortAudio's busy loop after a late callback (see stream.py)
+            self._lag_floors.clear()
+        problem = self._keep_up() or self._stream.health(now_ns, int(STALL_S * 1e9))
         if problem is None or isinstance(state, Degraded):  # degraded: the spine already reopens with back-off
             return None
         self._stream.close()
         return AudioDeviceLost(problem)
+
+    def _keep_up(self) -> str | None:
+        """Reopens the stream one latency step up when it lost mic audio or underran (device/audio/stream.py);
+        the problem if the reopen failed."""
+        stream = self._stream
+        floor = stream.take_capture_lag_floor()
+        if floor != NEVER_NS:
+            self._lag_floors.append(floor)
+        # The first check's floor holds the start's burst (PortAudio fills the output buffer at once): skip it.
+        # Consecutive checks only: a card's clock drifts from ours by up to ~100 ppm, a loss jumps.
+        lost_ns = self._lag_floors[-1] - self._lag_floors[-2] if len(self._lag_floors) >= 3 else 0
+        underflows = stream.output_underflows - self._underflows_at_step
+        if lost_ns < LOST_MIC_PER_STEP_NS and underflows < UNDERFLOWS_PER_STEP:
+            return None
+        why = f"lost {lost_ns / 1e6:.0f} ms of the microphone" if lost_ns >= LOST_MIC_PER_STEP_NS else (
+            f"ran dry {underflows} times")  # fmt: skip
+        self._underflows_at_step = stream.output_underflows
+        self._lag_floors.clear()
+        try:
+            raised = stream.raise_latency()
+        except UserError as error:
+            return str(error)
+        if raised:
+            self._say("warning", f"audio: the stream {why} (a busy machine): reopened with "
+                      f"{stream.output_latency_s * 1000:.0f} ms of output latency to keep up")  # fmt: skip
+            self._path_moved()
+        return None
 
     def _say_what_the_callback_recorded(self, now_ns: int) -> None:
         """The callback does no I/O: what it recorded is said from here, once."""
