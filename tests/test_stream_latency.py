@@ -11,18 +11,20 @@ from __future__ import annotations
 from collections import deque
 
 import numpy as np
-import sounddevice  # type: ignore[import-untyped]
+import pytest
 
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
+from device.audio.portaudio import OUTPUT_UNDERFLOW
 from device.audio.rate import RateBridge
 from device.audio.stream import LATENCY_STEPS_S, NEVER_NS, UNDERFLOWS_PER_STEP, DeviceChoice, DuplexStream
+from device.errors import UserError
 from device.runtime.card import CardSide
 
 RATE_HZ = 16000
 PERIOD = 160
 PERIOD_NS = 10_000_000
-ON_TIME = sounddevice.CallbackFlags(0)
-UNDERFLOW = sounddevice.CallbackFlags(4)  # paOutputUnderflow
+ON_TIME = 0
+UNDERFLOW = OUTPUT_UNDERFLOW
 
 
 class Clock:
@@ -60,12 +62,12 @@ def _rig() -> tuple[SteppedStream, Clock, CardSide, list[str], list[int]]:
     return stream, clock, card, said, moved
 
 
-def _periods(stream: DuplexStream, clock: Clock, count: int, gap_ns: int = PERIOD_NS, flags: object = ON_TIME) -> None:
+def _periods(stream: DuplexStream, clock: Clock, count: int, gap_ns: int = PERIOD_NS, flags: int = ON_TIME) -> None:
     """`count` callbacks, `gap_ns` apart, each delivering one period."""
-    mic = np.zeros((PERIOD, 1), np.int16)
-    out = np.zeros((PERIOD, 1), np.int16)
+    mic = np.zeros(PERIOD, np.int16)
+    out = np.zeros(PERIOD, np.int16)
     for _ in range(count):
-        stream._on_period(mic, out, PERIOD, None, flags)
+        stream._on_period(mic, out, flags)
         clock.now_ns += gap_ns
 
 
@@ -143,3 +145,11 @@ def test_underruns_step_up_and_the_top_step_stays() -> None:
         _checks(stream, clock, card, 3)
     assert stream.opened_steps == list(range(len(LATENCY_STEPS_S)))
     assert len(said) == len(LATENCY_STEPS_S) - 1 and all("ran dry 3 times" in line for line in said)
+
+
+def test_a_device_portaudio_does_not_have_is_a_clear_error() -> None:
+    callback = DuplexCallback.with_rings(1 << 12, fade_samples=8, period_samples=PERIOD)
+    stream = DuplexStream(callback, RATE_HZ, PERIOD, DeviceChoice(9999, 9999))
+    with pytest.raises(UserError, match=r"PortAudio has no device 9999 \(run `spine doctor`"):
+        stream.open()
+    assert stream.health(0, 1) == "the stream is closed"

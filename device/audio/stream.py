@@ -1,4 +1,5 @@
-"""The real sound card: one full-duplex PortAudio callback stream (through sounddevice) running `DuplexCallback`.
+"""The real sound card: one full-duplex PortAudio callback stream (device/audio/portaudio.py) running
+`DuplexCallback`.
 
 The PortAudio callback runs on PortAudio's thread and needs the GIL, so it only wraps buffers (no copy of
 the mic bytes), lets `DuplexCallback` copy between rings, and records its own duration and start time into
@@ -24,9 +25,11 @@ through PulseAudio) and, each time the callback lost microphone audio (`capture_
 ALSA full-duplex loop drops the capture buffer when it restarts after an underrun) or played `UNDERFLOWS_PER_STEP`
 underruns, the card side (device/runtime/card.py) reopens it one step up `LATENCY_STEPS_S`, as PulseAudio raises
 its own latency on underruns. Measured on the null sink beside `stress-ng --cpu 2` and a GIL-holding thread, 25-30
-s each: at the low latency 0.03-6.6 s of the mic lost (PyAudio, which cannot ask for another latency: 0.3, 2.6,
-4.3, 6.6 s), 0.04/0.05 s 1.3 and 3.6 s, 0.06/0.11 s 0.01 s (two runs), 0.18/0.13 s none (three runs). A step
-costs its latency on every cut (the audio already handed to the device plays out), so an idle machine stays low.
+s each, input/output latency as PortAudio reported it: at the low 0.02/0.03 s, 0.03-6.6 s of the mic lost (PyAudio,
+which cannot ask for another latency: 0.3, 2.6, 4.3, 6.6 s; the same PortAudio through sounddevice: 0.03, 1.9, 2.9
+s), 0.04/0.05 s 1.3 and 3.6 s, 0.06/0.11 s 0.01 s (two runs), 0.18/0.13 s none (three runs). A step
+costs its latency on every cut (the audio already handed to the device plays
+out), so an idle machine stays low.
 
 A test may make the callback stop delivering (`stall_at`, from SPINE_FAULT: device/service/faults.py): from
 then on it returns silence at once and touches neither the rings nor its counters, as if PortAudio had stopped
@@ -46,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.audio.duplex import DuplexCallback
+from device.audio.portaudio import INPUT_OVERFLOW, OUTPUT_UNDERFLOW, DuplexPortAudio
 from device.errors import UserError
 
 STATS_PERIODS = 1 << 14  # the last ~2.7 minutes of callback timings at 10 ms periods
@@ -143,26 +147,19 @@ class DuplexStream:
         self.failure = None
         self._ask_realtime = self._realtime_priority > 0
         self._first_call_ns, self._frames, self.capture_lag_floor_ns = 0, 0, NEVER_NS
-        step_s = LATENCY_STEPS_S[self.latency_step]
         try:
             with quiet_stderr():  # ALSA and JACK print pages of probing noise while PortAudio starts
-                import sounddevice  # type: ignore[import-untyped]  # sounddevice ships no type information
-
-                sounddevice._terminate()  # a fresh PortAudio sees the devices as they are now (a USB mic back)
-                sounddevice._initialize()
-            self._stream = sounddevice.Stream(
-                samplerate=self._rate_hz,
-                blocksize=self._period,
-                device=(self._devices.input_index, self._devices.output_index),
-                channels=1,
-                dtype="int16",
-                latency="low" if step_s is None else (step_s, step_s),
-                callback=self._on_period,
-            )
-            self.output_latency_s = float(self._stream.latency[1])
+                self._stream = DuplexPortAudio(
+                    self._rate_hz,
+                    self._period,
+                    (self._devices.input_index, self._devices.output_index),
+                    LATENCY_STEPS_S[self.latency_step],
+                    self._on_period,
+                )
+            self.output_latency_s = self._stream.output_latency_s
             self._stream.start()
             self._window = (0, 0)
-        except (OSError, ValueError, _portaudio_error()) as error:
+        except OSError as error:  # PortAudioError included
             self.close()
             raise UserError(
                 f"cannot open the sound card full duplex at {self._rate_hz} Hz: {error} "
@@ -186,23 +183,20 @@ class DuplexStream:
     def close(self) -> None:
         stream, self._stream = self._stream, None
         if stream is not None:
-            try:
-                stream.stop()
-                stream.close()
-            except (OSError, _portaudio_error()):
-                pass  # the device is already gone: nothing left to stop
+            stream.close()  # a device already gone: PortAudio's errors on the way out say nothing new
 
     def health(self, now_ns: int, stall_ns: int) -> str | None:
         """None while the stream runs; otherwise why it does not (stopped, or no callback for `stall_ns`)."""
         stream = self._stream
         if stream is None:
             return "the stream is closed"
-        if self.failure is not None:
-            return f"the audio callback failed: {self.failure}"
+        failure = self.failure or stream.failure
+        if failure is not None:
+            return f"the audio callback failed: {failure}"
         try:
             if not stream.active:
                 return "the stream stopped (device unplugged or the sound server went away)"
-        except (OSError, _portaudio_error()) as error:
+        except OSError as error:
             return f"the stream failed: {error}"
         last = int(self.starts_ns[(self.calls - 1) % STATS_PERIODS]) if self.calls else 0
         if self.calls and now_ns - last > stall_ns:
@@ -223,16 +217,16 @@ class DuplexStream:
         try:
             stream.stop()
             stream.start()
-        except (OSError, _portaudio_error()):
+        except OSError:
             return False  # the device is going away: `health` reports it
         self.resyncs += 1
         self._window = (0, 0)
         self._first_call_ns, self._frames = 0, 0  # the lag counts from the restarted stream's first period
         return True
 
-    def _on_period(self, mic_frames: Any, out_frames: Any, frame_count: int, time_info: Any, status: Any) -> None:
+    def _on_period(self, mic: npt.NDArray[np.int16], out: npt.NDArray[np.int16], status: int) -> None:
         started = self._clock_ns()
-        out: npt.NDArray[np.int16] = out_frames[:, 0]  # (frames, 1) int16: one contiguous channel
+        frame_count = len(out)
         if started >= self._stall_at_ns:
             self.stalled_at_ns = self.stalled_at_ns or started
             out[:] = 0
@@ -246,23 +240,13 @@ class DuplexStream:
         if lag_ns < self.capture_lag_floor_ns:
             self.capture_lag_floor_ns = lag_ns
         self._frames += frame_count
-        self._callback.process(mic_frames[:, 0], out)
-        if status.input_overflow:
+        self._callback.process(mic, out)
+        if status & INPUT_OVERFLOW:
             self.input_overflows += 1
-        if status.output_underflow:
+        if status & OUTPUT_UNDERFLOW:
             self.output_underflows += 1
         slot = self.calls % STATS_PERIODS
         self.starts_ns[slot] = started
         self.durations_ns[slot] = self._clock_ns() - started
         self.thread_cpu_ns = time.thread_time_ns()
         self.calls += 1
-
-
-def _portaudio_error() -> type[Exception]:
-    """sounddevice's PortAudioError, imported only once a stream is wanted (its import starts PortAudio)."""
-    try:
-        import sounddevice
-    except (ImportError, OSError):  # no PortAudio library: then nothing raised PortAudioError either
-        return OSError
-    error: type[Exception] = sounddevice.PortAudioError
-    return error
