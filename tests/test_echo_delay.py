@@ -49,14 +49,15 @@ def _room(played: npt.NDArray[np.float64], delays_samples: list[tuple[int, int]]
 
 
 def _track(
-    tracker: EchoDelayTracker, mic: Audio, played: Audio, forget_at: int | None = None
+    tracker: EchoDelayTracker, mic: Audio, played: Audio, forget_at: int | None = None, new_path: bool = False
 ) -> list[tuple[int, int | None]]:
-    """Push period by period; the (sample, delay) after each change of `delay_samples`."""
+    """Push period by period; the (sample, delay) after each change of `delay_samples`; `forget_at`: the path
+    moved there (`new_path`: the stream was reopened at another latency)."""
     changes: list[tuple[int, int | None]] = []
     last: int | None = None
     for start in range(0, len(mic) - PERIOD + 1, PERIOD):
         if forget_at is not None and start == forget_at:
-            tracker.forget(forget_at)
+            tracker.forget(forget_at, new_path=new_path)
         tracker.push(mic[start : start + PERIOD], played[start : start + PERIOD])
         if tracker.delay_samples != last:
             last = tracker.delay_samples
@@ -99,6 +100,18 @@ def test_after_forget_the_delay_is_unknown_until_audio_after_that_moment_has_sho
     assert found[0][1] is not None and abs(found[0][1] - 1280) <= 2
     assert found[0][0] >= moved_at + WINDOW_SAMPLES  # only windows wholly after the move count
     assert not tracker.lost
+
+
+def test_the_path_s_own_latency_is_the_reopened_stream_s_not_the_shorter_one_before() -> None:
+    played = _talk(8.0, seed=5)
+    reopened_at = 4 * RATE_HZ
+    mic = _room(played, [(0, 480), (reopened_at, 2560)], seed=6)  # 30 ms, then a stream reopened at 160 ms
+    moved, reopened = EchoDelayTracker(), EchoDelayTracker()
+    _track(moved, mic, played.astype(np.int16), forget_at=reopened_at)
+    _track(reopened, mic, played.astype(np.int16), forget_at=reopened_at, new_path=True)
+    assert moved.delay_samples == reopened.delay_samples and abs((reopened.delay_samples or 0) - 2560) <= 2
+    assert moved.shortest_samples is not None and abs(moved.shortest_samples - 480) <= 2  # an xrun: 30 ms stays
+    assert reopened.shortest_samples == reopened.longest_samples == reopened.delay_samples  # only the new path
 
 
 def test_audio_the_reference_does_not_explain_gives_no_delay() -> None:

@@ -106,10 +106,11 @@ class CardSide:
         period_samples: int,
         mute_requests: deque[tuple[bool, str]],
         say: Say = lambda _level, _message: None,
-        echo_path_moved: Callable[[int], None] = lambda _at_sample: None,
+        echo_path_moved: Callable[[int, bool], None] = lambda _at_sample, _new_latency: None,
     ) -> None:
         """`say` queues a line for the service's log (the callback's real-time priority, an injected stall);
-        `echo_path_moved` hears of each xrun, with the Spine-rate sample it happened around."""
+        `echo_path_moved` hears of each xrun, with the Spine-rate sample it happened around, and of each reopen at
+        a new latency (True)."""
         self._callback, self._feeder, self._stream, self._bridge = callback, feeder, stream, bridge
         self._say = say
         self._realtime_said: RealtimeOutcome | None = None
@@ -138,10 +139,10 @@ class CardSide:
             self._bridge.from_device(self._mic, self._played)
         return self._spine_periods()
 
-    def _path_moved(self) -> None:
+    def _path_moved(self, new_latency: bool = False) -> None:
         """Tells hearing the echo path moved around the newest captured sample (when the callback saw it)."""
         backlog = self._callback.capture.available() * RATE_HZ // self._bridge.device_rate_hz
-        self._echo_path_moved(self._heard_up_to + backlog)
+        self._echo_path_moved(self._heard_up_to + backlog, new_latency)
 
     def _spine_periods(self) -> Iterator[Period]:
         for mic, played in self._bridge.periods(self._period):
@@ -206,7 +207,7 @@ class CardSide:
         if raised:
             self._say("warning", f"audio: the stream {why} (a busy machine): reopened with "
                       f"{stream.output_latency_s * 1000:.0f} ms of output latency to keep up")  # fmt: skip
-            self._path_moved()
+            self._path_moved(new_latency=True)
         return None
 
     def _say_what_the_callback_recorded(self, now_ns: int) -> None:

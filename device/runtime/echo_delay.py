@@ -87,12 +87,17 @@ class EchoDelayTracker:
         self.lost = False
         """`forget` was called and no delay was taken since: the delay found before no longer holds."""
 
-    def forget(self, at_sample: int) -> None:
-        """The echo path moved around `at_sample` (an xrun): the delay is unknown until windows after it agree."""
+    def forget(self, at_sample: int, *, new_path: bool = False) -> None:
+        """The echo path moved around `at_sample` (an xrun): the delay is unknown until windows after it agree.
+        `new_path`: the stream was reopened at another latency, so the path's own latency and the longest delay
+        seen are forgotten too (judging the echo at the old latency as well would hide the user behind it)."""
         self._counts_from = max(self._counts_from, at_sample + WINDOW_SAMPLES)
         self._previous = None
         self.delay_samples = None
         self.lost = True
+        if new_path:
+            self.shortest_samples = None
+            self.longest_samples = None
 
     def push(self, mic: Audio, played: Audio) -> None:
         size = len(mic)

@@ -272,12 +272,13 @@ class Hearing:
             self._reset_vad_when_quiet(len(chunk))
         return facts
 
-    def echo_path_moved(self, at_sample: int) -> None:
+    def echo_path_moved(self, at_sample: int, new_latency: bool = False) -> None:
         """The sound card reported an xrun around `at_sample`: a dropped or repeated period shifts the echo against
         the reference at once, long before the canceller can tell. The delay tracker forgets the delay; until it has
         found it again on audio after the xrun, the echo is judged at every delay and no voice over playback is
-        believed (for `XRUN_DISTRUST_SAMPLES` at most)."""
-        self._delay.forget(at_sample)
+        believed (for `XRUN_DISTRUST_SAMPLES` at most). `new_latency`: the stream was reopened a latency step up
+        (device/audio/stream.py): the path's own latency is the new one, the old is forgotten."""
+        self._delay.forget(at_sample, new_path=new_latency)
         self._unsettled_until_sample = max(self._unsettled_until_sample, at_sample + UNSETTLED_SAMPLES)
         self._distrust_until_sample = max(self._distrust_until_sample, at_sample + XRUN_DISTRUST_SAMPLES)
 
