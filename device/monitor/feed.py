@@ -50,6 +50,9 @@ class AudioHealth:
     audio_thread_cpu_s: float = 0.0
     """CPU time of the card's callback thread (PortAudio's), and the times its busy loop was ended by a restart."""
     audio_resyncs: int = 0
+    output_latency_s: float = 0.0
+    """The stream's output latency as PortAudio reports it: a step higher each time the machine was too busy for
+    it (device/audio/stream.py); what a cut takes to be heard, beyond the callback's next period."""
 
 
 @dataclass(frozen=True)

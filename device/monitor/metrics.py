@@ -85,6 +85,10 @@ class SpineCollector(Collector):
             "spine_audio_resyncs", "Stream restarts that ended PortAudio's busy loop after a late callback",
             value=health.audio_resyncs,
         )  # fmt: skip
+        yield GaugeMetricFamily(
+            "spine_audio_output_latency_seconds", "Output latency of the sound card's stream (rises when too busy)",
+            value=health.output_latency_s,
+        )  # fmt: skip
         if stats.erle_db is not None:
             yield GaugeMetricFamily(
                 "spine_erle_decibels", "Echo return loss enhancement (canceller)", value=stats.erle_db

@@ -390,6 +390,7 @@ def run(
             fsm_rounds_over_budget=live.rounds_over_budget if live else 0,
             audio_thread_cpu_s=stream.thread_cpu_ns / 1e9,
             audio_resyncs=stream.resyncs,
+            output_latency_s=stream.output_latency_s,
         )
 
     audio, monitor = with_monitor(config.monitor, daemon, card_side, log_path, health)  # off: card_side, None
