@@ -229,6 +229,36 @@ def test_the_card_records_the_clean_speaker_signal_only_the_echo_is_distorted() 
     assert int(np.max(np.abs(card.speaker))) > 2 * knee
 
 
+def test_a_cut_then_the_apology_a_period_later_is_not_the_assistant_falling_silent() -> None:
+    """On the wall clock the card can run a period between the cut and the next epoch's open (one step's two
+    commands): a user who waits for silence waits for the apology too, and then `delay_s` from its end."""
+    scene = Scene(room=DRY, say=(Say("Hey Jarvis.", after="silent", delay_s=0.5),))
+    gate = PlaybackGate(fade_samples=80, report=lambda _event: None)
+    card = VirtualCard(gate, scene, RATE_HZ, capacity_samples=4 * RATE_HZ)
+    now = 0
+
+    def run(periods: int) -> None:
+        nonlocal now
+        for _ in range(periods):
+            card.tick(now, FRAME_SAMPLES)
+            now += FRAME_SAMPLES
+
+    gate.open(1)
+    gate.queue(1, sine(1.0, 500.0, dbfs=-20.0))
+    run(30)  # 0.3 s of the story
+    gate.cut(1)
+    run(1)  # the card's period between the cut and the apology's open: idle
+    assert not gate.busy()
+    gate.open(2)
+    gate.queue(2, sine(0.4, 300.0, dbfs=-20.0))
+    gate.finish(2)
+    run(40)  # the apology, then silence
+    apology_end = int(np.flatnonzero(card.epochs == 2)[-1]) + 1
+    run(80)
+    (utterance,) = card.player.started
+    assert abs(utterance.start_sample - (apology_end + RATE_HZ // 2)) <= FRAME_SAMPLES, (utterance, apology_end)
+
+
 # ---------------------------------------------------------------------------------------------- stalls (slow)
 
 

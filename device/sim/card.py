@@ -19,6 +19,10 @@ from device.sim.speech import synthesize
 
 Audio = npt.NDArray[np.int16]
 
+SILENT_HOLD_S = 0.1
+"""The speaker idle this long has fallen silent; shorter is a gap between two commands of one step. Below every
+`delay_s` a scene uses after "silent" (0.5 s and up), so utterances still start `delay_s` after the silence began."""
+
 
 @dataclass(frozen=True)
 class Utterance:
@@ -34,7 +38,9 @@ class ScenePlayer:
     """Decides when each scripted utterance starts, from absolute times or from what the assistant does.
 
     `after = "speaking"` / `"silent"` waits for the first such assistant event after the previous utterance
-    ended (for the first utterance: after the scene started), then `delay_s` more.
+    ended (for the first utterance: after the scene started), then `delay_s` more, counted from the event.
+    Falling silent means the speaker stayed idle for `SILENT_HOLD_S`: a cut followed by the apology a period
+    later is one stretch of speech to a listener (on the wall clock the card can run between the two commands).
     """
 
     def __init__(self, scene: Scene, rate_hz: int) -> None:
@@ -50,17 +56,18 @@ class ScenePlayer:
         """Every utterance has been said to its end."""
         return self._next >= len(self._says) and all(u.end_sample <= now for u in self.started)
 
-    def observe(self, now: int, speaking_started: bool, went_silent: bool) -> None:
-        """Called once per period with what the assistant did in it; schedules the next utterance."""
+    def observe(self, now: int, speaking_started: bool, silent_since: int | None) -> None:
+        """Called once per period with what the assistant did: whether it started speaking in this period, and
+        since which sample it has been silent if that has lasted `SILENT_HOLD_S`. Schedules the next utterance."""
         if self._next >= len(self._says) or self._due is not None:
             return
         say = self._says[self._next]
         if say.at_s is not None:
             self._due = round(say.at_s * self._rate_hz)
-        elif now >= self._armed_from and (
-            (say.after == "speaking" and speaking_started) or (say.after == "silent" and went_silent)
-        ):
+        elif say.after == "speaking" and speaking_started and now >= self._armed_from:
             self._due = now + round(say.delay_s * self._rate_hz)
+        elif say.after == "silent" and silent_since is not None and silent_since >= self._armed_from:
+            self._due = silent_since + round(say.delay_s * self._rate_hz)
 
     def frame(self, start: int, n: int) -> npt.NDArray[np.float32]:
         """The user's voice at the mic for samples [start, start + n)."""
@@ -101,6 +108,8 @@ class VirtualCard:
         self.written = 0
         self._seen_epochs: set[int] = set()
         self._was_busy = False
+        self._idle_since: int | None = None  # the sample the speaker last went idle, None while it plays
+        self._silent_hold_samples = round(SILENT_HOLD_S * rate_hz)
 
     def tick(self, start: int, n: int) -> tuple[Audio, Audio]:
         """One period: returns (what the mic heard, what the speaker played)."""
@@ -114,7 +123,13 @@ class VirtualCard:
         new_epochs = set(np.unique(frame.epochs[frame.epochs > 0]).tolist()) - self._seen_epochs
         self._seen_epochs |= new_epochs
         busy = self._gate.busy()
-        self.player.observe(start + n, speaking_started=bool(new_epochs), went_silent=self._was_busy and not busy)
+        now = start + n
+        if busy:
+            self._idle_since = None
+        elif self._was_busy:
+            self._idle_since = now
+        held = self._idle_since is not None and now - self._idle_since >= self._silent_hold_samples
+        self.player.observe(now, speaking_started=bool(new_epochs), silent_since=self._idle_since if held else None)
         self._was_busy = busy
         return mic, frame.audio
 

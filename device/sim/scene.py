@@ -117,8 +117,8 @@ class Say:
     voice: espeak-ng voice, e.g. "en-us", "en-gb", "en-us+f3" (`espeak-ng --voices` lists them).
     gain_db: the user's level relative to full-scale espeak-ng output, dB.
     at_s: start time, seconds from the scene start; or instead
-    after: start when the assistant next starts "speaking" or falls "silent" after the previous utterance
-        ended, plus `delay_s` seconds.
+    after: start when the assistant next starts "speaking" or falls "silent" (its speaker idle for 0.1 s) after
+        the previous utterance ended, plus `delay_s` seconds counted from that moment.
     """
 
     text: str
