@@ -49,8 +49,9 @@ moment later, and a request spoken before it would be talked over by it (measure
 went unanswered when the bench asked at once)."""
 RESCUE_AFTER_S = 8.0
 """A story still playing this long after a talk-over ended was missed (a wake-word question is answered well
-within it): mute and unmute Spine to end it (SIGUSR1,
-SIGUSR2) instead of waiting out 48 s of story. The mute is excluded from the decisions measured."""
+within it): mute and unmute Spine to end it (SIGUSR1, SIGUSR2) instead of waiting out 48 s of story, and again
+every `RESCUE_AFTER_S` while it is still not idle (an answer to a misheard stop can be the story again). The
+mutes are excluded from the decisions measured; a reply nobody asked for still counts as a self-reply."""
 SETTLE_TIMEOUT_S = 40.0
 
 
@@ -114,6 +115,13 @@ def _first_sound(samples: npt.NDArray[np.int16]) -> int | None:
         if _sounds(samples[start : start + FRAME_SAMPLES]):
             return start
     return None
+
+
+def _speaker_now(recorder: Recorder) -> str:
+    """Whether Spine's speaker sounded in the last second of the room: for the message when it never settles."""
+    at = recorder.position()
+    sounding = at > RATE_HZ and _first_sound(recorder.left(at - RATE_HZ)) is not None
+    return "sounding" if sounding else "quiet"
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
@@ -198,7 +206,9 @@ def run_session(
                     for index, talk in enumerate(session.talk_overs):
                         if not _settle(recorder, tail, daemon, result):
                             result.unsettled += len(session.talk_overs) - index
-                            progress(f"  session {number}: Spine did not go idle; {result.unsettled} not run")
+                            progress(f"  session {number}: Spine did not go idle within {SETTLE_TIMEOUT_S:g} s "
+                                     f"(state {tail.state}, {len(result.rescues)} mutes so far, speaker "
+                                     f"{_speaker_now(recorder)}); {result.unsettled} not run")  # fmt: skip
                             break
                         result.load_averages.append(round(os.getloadavg()[0], 2))
                         _conversation(index, talk, player, recorder, tail, voices, gain_db, result)
@@ -225,18 +235,17 @@ def run_session(
 def _settle(recorder: Recorder, tail: LogTail, daemon: subprocess.Popen[str], run: SessionRun) -> bool:
     """Wait until Spine is idle and its speaker quiet for `QUIET_BEFORE_S`; end a story that outlived its
     talk-over by `RESCUE_AFTER_S` with a mute and unmute."""
-    began = time.monotonic()
-    rescued = False
+    last_rescue = time.monotonic()
     quiet = round(QUIET_BEFORE_S * RATE_HZ)
 
     def settled() -> bool:
-        nonlocal rescued
+        nonlocal last_rescue
         at = recorder.position()
         warm = at - run.running_at >= round(START_GRACE_S * RATE_HZ)
         if warm and tail.poll() == "Idle" and at > quiet and _first_sound(recorder.left(at - quiet)) is None:
             return True
-        if not rescued and time.monotonic() - began > RESCUE_AFTER_S and tail.state not in ("Idle", "Listening"):
-            rescued = True
+        if time.monotonic() - last_rescue > RESCUE_AFTER_S and tail.state not in ("Idle", "Listening"):
+            last_rescue = time.monotonic()
             run.rescues.append(at)
             daemon.send_signal(signal.SIGUSR1)  # mute: ends the turn and whatever plays
             time.sleep(0.3)
