@@ -249,8 +249,7 @@ class Hearing:
         raw_mic = raw if raw is not None else period
         if self._remember_played(played, len(period)):
             self._played_until_sample = start_sample + len(period)
-        echo_may_sound = max(self._played_peaks, default=0) > 0
-        cleaned_is_better = self._aec is not None and self._aec.converged and echo_may_sound
+        cleaned_is_better = self._aec is not None and self._aec.converged and self._echo_may_sound()
         wake_input = period if raw is None or cleaned_is_better else raw
         reference = played if played is not None else np.zeros(len(period), np.int16)
         self._echo.push_played(reference)
@@ -363,7 +362,7 @@ class Hearing:
         verdict = self._echo.judge(raw_chunk, path_trusted=trusted)
         if self._distrusted(chunk_end):
             return 0.0
-        if max(self._played_peaks, default=0) == 0:
+        if not self._echo_may_sound():
             return self.last_vad_probability  # nothing played lately: nothing to mistake for the user
         # Once the reference has proven someone else, the louder of the two voice detectors is believed: before
         # the canceller converges its start-up suppressor mutes the user, and after it, in a room whose echo
@@ -406,6 +405,10 @@ class Hearing:
             if self._own_wake.score(frame) >= self._config.wake_threshold:
                 self._own_wake_until = frame_start + len(frame) + self._config.own_speech_window_samples
                 self._own_wake.reset()
+
+    def _echo_may_sound(self) -> bool:
+        """Something played within the reference window (`_remember_played` keeps that long of peaks)."""
+        return max(self._played_peaks, default=0) > 0
 
     def _remember_played(self, played: Audio | None, period_samples: int) -> bool:
         """Note the period's played peak; whether anything sounded in it."""
