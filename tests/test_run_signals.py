@@ -271,7 +271,7 @@ def signal_spine_run(config: Path, log: Path, env: dict[str, str], number: int, 
     """Starts `spine run`, sends `number` `at_s` after its handlers are in place, and waits for its exit:
     (stdout, stderr, seconds from the signal to the exit); an error if it has not exited `EXIT_WITHIN_S` later."""
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "device", "run", "--config", str(config), "--log", str(log)],
+        [sys.executable, "-X", "faulthandler", "-m", "device", "run", "--config", str(config), "--log", str(log)],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -285,7 +285,9 @@ def signal_spine_run(config: Path, log: Path, env: dict[str, str], number: int, 
         try:
             out, err = daemon.communicate(timeout=EXIT_WITHIN_S)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"still running {EXIT_WITHIN_S} s after the signal") from None
+            daemon.send_signal(signal.SIGABRT)  # -X faulthandler: every thread's stack on stderr, then the end
+            out, err = daemon.communicate()
+            raise AssertionError(f"still running {EXIT_WITHIN_S} s after the signal; where:\n{err}") from None
         took = time.monotonic() - sent
     finally:
         if daemon.poll() is None:

@@ -83,7 +83,7 @@ def _library() -> Any:
     lib.Pa_GetDeviceInfo.restype = ctypes.POINTER(_DeviceInfo)
     lib.Pa_GetStreamInfo.restype = ctypes.POINTER(_StreamInfo)
     lib.Pa_GetStreamInfo.argtypes = [ctypes.c_void_p]
-    for name in ("Pa_StartStream", "Pa_StopStream", "Pa_CloseStream", "Pa_IsStreamActive"):
+    for name in ("Pa_StartStream", "Pa_AbortStream", "Pa_CloseStream", "Pa_IsStreamActive"):
         getattr(lib, name).argtypes = [ctypes.c_void_p]
     return lib
 
@@ -126,8 +126,12 @@ class DuplexPortAudio:
     def start(self) -> None:
         self._check(self._lib.Pa_StartStream(self._stream), "start the stream")
 
-    def stop(self) -> None:
-        self._check(self._lib.Pa_StopStream(self._stream), "stop the stream")
+    def abort(self) -> None:
+        """Stops at once, dropping what is queued for the speaker. Never Pa_StopStream: it drains the output
+        (snd_pcm_drain), which takes up to the output latency and on ALSA's PulseAudio plugin can block for good
+        (a drain while the PCM is not running: known to mumble, baresip, miniaudio); a `spine run` whose loop
+        round sat in it never saw its SIGINT (CI, dc63bab)."""
+        self._check(self._lib.Pa_AbortStream(self._stream), "abort the stream")
 
     @property
     def active(self) -> bool:
@@ -136,9 +140,10 @@ class DuplexPortAudio:
         return active == 1
 
     def close(self) -> None:
-        """Stops, closes and lets PortAudio go (its last user terminated: the next open sees devices afresh)."""
+        """Aborts (see `abort`: no drain), closes and lets PortAudio go (its last user terminated: the next open
+        sees devices afresh)."""
         if self._stream.value:
-            self._lib.Pa_StopStream(self._stream)
+            self._lib.Pa_AbortStream(self._stream)
             self._lib.Pa_CloseStream(self._stream)
             self._stream = ctypes.c_void_p()
         if self._initialised:

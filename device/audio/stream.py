@@ -215,7 +215,7 @@ class DuplexStream:
         if began_ns == 0 or stream is None or (cpu_ns - began_cpu_ns) < SPIN_SHARE * (now_ns - began_ns):
             return False  # a new thread after a start begins at 0: a negative difference, not a spin
         try:
-            stream.stop()
+            stream.abort()  # no drain: see DuplexPortAudio.abort
             stream.start()
         except OSError:
             return False  # the device is going away: `health` reports it
