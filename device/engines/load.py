@@ -31,6 +31,8 @@ class Engines:
     wake: WakeWordDetector
     own_wake: WakeWordDetector
     """The same wake word model, listening to what the speaker plays (self-trigger suppression)."""
+    offset_wake: WakeWordDetector
+    """A twin of `wake` (its sessions shared) for the second frame grid (device/runtime/wake_grids.py)."""
     asr: WhisperAsr
     tts: PiperTts
 
@@ -68,7 +70,7 @@ def load_engines(config: Config, deterministic: bool = False, between: Callable[
     for engine, section in ((vad, "vad"), (wake, "wake"), (tts, "tts")):
         _warn(OnnxModel(section, choices[section], engine.session_providers()).unused_warning())
     between()
-    return Engines(vad=vad, raw_vad=raw_vad, wake=wake, own_wake=own_wake, asr=asr, tts=tts)
+    return Engines(vad=vad, raw_vad=raw_vad, wake=wake, own_wake=own_wake, offset_wake=wake.twin(), asr=asr, tts=tts)
 
 
 def load_onnx_models(config: Config, paths: ModelPaths) -> list[OnnxModel]:

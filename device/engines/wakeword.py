@@ -12,7 +12,10 @@ with its options kept): on a GPU the models load twice, on the CPU once.
 
 from __future__ import annotations
 
+import copy
+from collections import defaultdict, deque
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,19 @@ class WakeWordDetector:
         noise = np.random.default_rng(_NOISE_SEED).integers(-_NOISE_PEAK, _NOISE_PEAK, _NOISE_SAMPLES)
         self._initial_features = features._get_embeddings(noise.astype(np.int16))
         self.reset()
+
+    def twin(self) -> WakeWordDetector:
+        """A detector of the same wake word that shares this one's ONNX sessions (no second copy of the models in
+        memory: 53 MB measured) and keeps its own audio, features and history: hearing's offset grid
+        (device/runtime/hearing.py). Not for another thread: the sessions are used from the FSM thread only."""
+        twin = copy.copy(self)
+        twin._model = copy.copy(self._model)
+        features = copy.copy(self._model.preprocessor)  # its predict lambdas read the shared sessions
+        features.raw_data_buffer = deque(maxlen=features.raw_data_buffer.maxlen)
+        twin._model.preprocessor = features
+        twin._model.prediction_buffer = defaultdict(partial(deque, maxlen=30))  # openWakeWord's own default
+        twin.reset()
+        return twin
 
     def _sessions(self) -> dict[str, Any]:
         features = self._model.preprocessor

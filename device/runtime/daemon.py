@@ -86,6 +86,7 @@ class Daemon:
             engines.own_wake,
             raw_vad=engines.raw_vad,
             period_samples=self.period,
+            offset_wake=engines.offset_wake,
         )
         self.last_cleaned: npt.NDArray[np.int16] = np.zeros(0, np.int16)
         self.leaked_threads = False

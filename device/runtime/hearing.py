@@ -56,6 +56,7 @@ from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.echo_delay import AGREE_SAMPLES, EchoDelayTracker
 from device.runtime.echo_reference import DELAY_SLACK_MS, ReferenceEchoModel
 from device.runtime.endpointer import Endpointer, EndpointerConfig
+from device.runtime.wake_grids import Framer, WakeGrids, WakeScorer
 
 Audio = npt.NDArray[np.int16]
 
@@ -108,13 +109,6 @@ class VoiceProbability(Protocol):
     def reset(self) -> None: ...
 
 
-class WakeScorer(Protocol):
-    FRAME_SAMPLES: int
-
-    def score(self, frame: Audio) -> float: ...
-    def reset(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class HearingConfig:
     """Hearing's parameters in samples, built from the settings by `hearing_config` (device/config.py documents
@@ -158,26 +152,6 @@ def hearing_config(config: Config) -> HearingConfig:
     )
 
 
-class _Framer:
-    """Collects periods into fixed-size model frames, remembering the sample index of each frame's start."""
-
-    def __init__(self, frame_samples: int) -> None:
-        self._size = frame_samples
-        self._buffer = np.zeros(0, np.int16)
-        self._start = 0
-
-    def push(self, audio: Audio, start_sample: int) -> list[tuple[int, Audio]]:
-        if not len(self._buffer):
-            self._start = start_sample
-        self._buffer = np.concatenate([self._buffer, audio])
-        frames = []
-        while len(self._buffer) >= self._size:
-            frames.append((self._start, self._buffer[: self._size]))
-            self._buffer = self._buffer[self._size :]
-            self._start += self._size
-        return frames
-
-
 class Hearing:
     def __init__(
         self,
@@ -188,22 +162,24 @@ class Hearing:
         own_wake: WakeScorer | None = None,
         raw_vad: VoiceProbability | None = None,
         period_samples: int = 160,
+        offset_wake: WakeScorer | None = None,
     ) -> None:
         """`aec` cleans the mic first; `own_wake` (a second scorer of the same model) listens to the speaker;
-        `raw_vad` (a second voice model) listens to the raw mic while the canceller is not yet trusted."""
+        `raw_vad` (a second voice model) listens to the raw mic while the canceller is not yet trusted;
+        `offset_wake` (a twin of `wake`) scores the second frame grid (device/runtime/wake_grids.py)."""
         self._vad, self._wake, self._config, self._aec, self._own_wake = vad, wake, config, aec, own_wake
         self._raw_vad = raw_vad
         self._echo = ReferenceEchoModel(period_samples)
         self._delay = EchoDelayTracker()
         self._delay_said: int | None = None  # the delay the last `EchoDelayChanged` reported
         self._unsettled_until_sample = -1
-        self._raw_frames = _Framer(vad.CHUNK_SAMPLES)
+        self._raw_frames = Framer(vad.CHUNK_SAMPLES)
         self._user_until = -1
         self._gate: VoiceGate = "none"
         self._endpointer = Endpointer(config.endpointer)
-        self._vad_frames = _Framer(vad.CHUNK_SAMPLES)
-        self._wake_frames = _Framer(wake.FRAME_SAMPLES)
-        self._own_frames = _Framer(wake.FRAME_SAMPLES)
+        self._vad_frames = Framer(vad.CHUNK_SAMPLES)
+        self._wake_grids = WakeGrids(wake, offset_wake, config.wake_threshold)
+        self._own_frames = Framer(wake.FRAME_SAMPLES)
         self._wake_quiet_until = 0
         self._own_wake_until = -1
         self._played_peaks: deque[int] = deque()  # peak of each recently played period, newest last
@@ -258,8 +234,8 @@ class Hearing:
         facts: list[Event] = self._delay_news(start_sample)
         if self._own_wake is not None and played is not None:
             self._listen_to_own_speech(played, start_sample)
-        for frame_start, frame in self._wake_frames.push(wake_input, start_sample):
-            detection = self._score_wake(frame, frame_start)
+        for frame_end, score in self._wake_grids.push(wake_input, start_sample):
+            detection = self._judge_wake(score, frame_end)
             if detection is not None:
                 facts.append(detection)
         gate = self._voice_gate(start_sample)
@@ -418,14 +394,12 @@ class Hearing:
             self._played_peaks.popleft()
         return peak > SILENT_PEAK
 
-    def _score_wake(self, frame: Audio, frame_start: int) -> WakeDetected | None:
-        score = self._wake.score(frame)
+    def _judge_wake(self, score: float, frame_end: int) -> WakeDetected | None:
         self.last_wake_score = score
-        frame_end = frame_start + len(frame)
         if score < self._config.wake_threshold or frame_end < self._wake_quiet_until:
             return None
         self._wake_quiet_until = frame_end + self._config.wake_refractory_samples
-        self._wake.reset()
+        self._wake_grids.reset()
         own = frame_end <= self._own_wake_until
         if not own:  # the assistant saying the wake word must not reset the user's utterance
             self._endpointer.reset()
