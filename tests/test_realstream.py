@@ -171,6 +171,19 @@ def test_a_reply_to_the_assistants_own_words_is_a_self_reply_from_echo() -> None
     ]
 
 
+def test_a_misheard_prompt_stays_misheard_when_spine_repeats_it_in_its_answer() -> None:
+    # Seen in a real run: "Hey Jarvis. What time is it?" heard as "And I'll be fine, I'll be fine.", answered "I heard:
+    # And I'll be fine, ..." - the answer's words are not what Spine had said before the prompt.
+    result = analyse(
+        10.0,
+        step(7.0, ev.TranscriptReady(2, "apple pie tonight", mic(6.9)), "Thinking",
+             cmd.StartReply(2, "apple pie tonight", ())),
+        step(7.5, ev.ReplyDelta(2, "I heard: apple pie tonight."), "Thinking",
+             cmd.StartTts(2, 0, "I heard: apple pie tonight.")),
+    )  # fmt: skip
+    assert [(r["prompt"], r["cause"]) for r in result["self_replies"]] == [("apple pie tonight", "misheard")]
+
+
 def test_silent_runs_need_a_sustained_silence() -> None:
     left = recording(4.0, gap_s=(3.5, 3.6))[:, 0]
     runs = clock.silent_runs(clock.sounding_frames(left))

@@ -99,8 +99,12 @@ def _licensed(reply: Reply, utterances: list[Utterance], used: set[int]) -> int 
     return None
 
 
-def _own_words(steps: list[LoggedStep]) -> list[str]:
-    return [w for s in steps for c in s.commands if isinstance(c, cmd.StartTts) for w in words(c.text)]
+def _own_words_before(steps: list[LoggedStep], turn: int) -> set[str]:
+    """The words Spine said in the turns before `turn`: what its echo could have put in that turn's prompt. Not
+    the prompt's own answer: "I heard: And I'll be fine." made a misheard "And I'll be fine." look like echo."""
+    return {
+        w for s in steps for c in s.commands if isinstance(c, cmd.StartTts) and c.turn < turn for w in words(c.text)
+    }
 
 
 def analyse_session(
@@ -126,12 +130,12 @@ def analyse_session(
 
     used: set[int] = set()
     self_replies: list[dict[str, Any]] = []
-    own = set(_own_words(steps))
     answered_by: dict[int, Reply] = {}
     for reply in asked:
         i = _licensed(reply, utterances, used)
         if i is None:
             said = words(reply.prompt)
+            own = _own_words_before(steps, reply.turn)
             echo = bool(said) and sum(w in own for w in said) / len(said) > 0.5
             self_replies.append({"at_s": _s(reply.at), "prompt": reply.prompt, "cause": "echo" if echo else "misheard"})
         else:
