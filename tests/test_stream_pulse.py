@@ -267,4 +267,3 @@ def test_a_stream_raised_a_latency_step_still_loops_back_with_its_larger_latency
     rig.captured.clear()
     rig.referenced.clear()
     test_the_reference_ring_is_what_the_capture_side_hears(rig)
-
