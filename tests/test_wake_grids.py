@@ -62,9 +62,20 @@ def test_a_phrase_missed_where_the_frames_fall_is_found_by_the_second_grid(wake:
     assert all(b >= a for a, b in zip(one, two, strict=True))  # the main grid's scores are all still there
 
 
+def near_miss(wake: WakeWordDetector, phrase: Audio, base: int, seconds: float) -> Audio:
+    """`phrase` in the room at the first grid position from `base` where the main grid alone scores under the
+    threshold (the case the second grid is for)."""
+    for position in POSITIONS:
+        audio = in_quiet_room(phrase, base + position, seconds)
+        wake.reset()
+        if best_score(WakeGrids(wake, None, THRESHOLD), audio) < THRESHOLD:
+            return audio
+    raise AssertionError("the main grid hears the phrase at every position: no near miss to test with")
+
+
 def test_the_second_grid_started_late_scores_what_it_would_have_scored_all_along(wake: WakeWordDetector) -> None:
     phrase = synthesize("Hey Jarvis. Tell me a story.", "en-us")
-    audio = in_quiet_room(phrase, 3 * 16000 + 333, seconds=6.0)  # 3 s of room first: more than the catch-up
+    audio = near_miss(wake, phrase, 32000, seconds=5.0)  # the peak comes after more than the catch-up reaches back
     wake.reset()
     grids = WakeGrids(wake, wake.twin(), THRESHOLD)
     late: dict[int, float] = {}
@@ -74,11 +85,29 @@ def test_the_second_grid_started_late_scores_what_it_would_have_scored_all_along
             if end not in main_ends:
                 late[end] = score
     assert grids.offset_starts == 1 and late
+    assert max(late.values()) >= THRESHOLD  # the rescue
     always = wake.twin()  # the second grid from the first sample: frames start at half a frame
     along = {start + FRAME: always.score(frame) for start, frame in Framer(FRAME).push(audio[FRAME // 2 :], FRAME // 2)}
     assert min(late) > CATCH_UP_FRAMES * FRAME  # it did start late, after a catch-up
     for end, score in late.items():
         assert score == pytest.approx(along[end], abs=1e-6), end
+
+
+def test_a_clean_detection_does_not_start_the_second_grid(wake: WakeWordDetector) -> None:
+    """A detection's score rises through `MAYBE_SCORE` on its way over the threshold: that is no near miss, and the
+    second grid's catch-up (a burst of work) is not spent on it."""
+    phrase = synthesize("Hey Jarvis, what time is it?", "en-us+f4")  # 0.99-1.0 at every position
+    audio = in_quiet_room(phrase, 32000)
+    wake.reset()
+    grids = WakeGrids(wake, wake.twin(), THRESHOLD)
+    detections = 0
+    for start in range(0, len(audio), PERIOD):
+        for _end, score in grids.push(audio[start : start + PERIOD], start):
+            if score >= THRESHOLD:
+                detections += 1
+                grids.reset()  # as hearing does on a detection
+    assert detections == 1
+    assert grids.offset_starts == 0
 
 
 def test_noise_and_speech_without_the_wake_word_never_start_the_second_grid(wake: WakeWordDetector) -> None:

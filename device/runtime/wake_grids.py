@@ -7,13 +7,17 @@ missed second turn). Over 8 voices x 3 phrases x 2 levels x 16 positions, one gr
 the better of two grids 640 samples apart 84: a miss at an unlucky position becomes a detection, a phrase the
 model does not know stays missed.
 
-The second grid costs what the first does (2.6 ms per frame here, the feature models), so it runs only once the
-main grid scores `MAYBE_SCORE` or more, and for `HOLD_SAMPLES` after the last such frame. Started late, it first
-catches up on the last `CATCH_UP_SAMPLES` of the same audio (kept here), which is as much as openWakeWord's
-windows reach back (76 mel frames, then 16 embeddings of 80 ms): from then on it scores exactly what it would
-have had it run all along. Its twin shares the models' sessions (`WakeWordDetector.twin`), so memory does not
-grow. Only catch-up frames that end at most a frame before the triggering one are reported: an older frame is
-context, and what it would have found is a wake word the main grid already had its chance at.
+The second grid costs what the first does (2.6 ms per frame here, the feature models), so it runs only for a near
+miss: once the main grid's score has risen to `MAYBE_SCORE` or more and fallen back under it without reaching the
+threshold (a real detection's score rises through 0.1 a frame or two before it crosses, sometimes dipping on the
+way, and needs no second opinion: `QUIET_FRAMES`), and then for `HOLD_SAMPLES` after the main grid's last such
+frame. Started late, it first catches up on the last `CATCH_UP_FRAMES` of the same audio (kept here), which is as
+much as openWakeWord's windows reach back (76 mel frames, then 16 embeddings of 80 ms): from then on it scores
+exactly what it would have had it run all along. The catch-up is a burst (30 frames, ~80 ms here), and a rescued
+wake word is found once the main grid's score has stayed under 0.1 for `QUIET_FRAMES` after its peak. Its twin
+shares the models' sessions (`WakeWordDetector.twin`), so memory does not grow. Only catch-up frames that end at
+most a frame before the main grid's peak are reported: an older frame is context, and what it would have found is a
+wake word the main grid already had its chance at.
 """
 
 from __future__ import annotations
@@ -30,9 +34,14 @@ MAYBE_SCORE = 0.1
 """A main-grid score this high means a wake word may be under way (noise and unrelated speech stay below)."""
 HOLD_SAMPLES = 16000
 """The second grid keeps running this long after the main grid's last score of at least `MAYBE_SCORE`."""
-CATCH_UP_FRAMES = 27
-"""Frames of past audio the second grid scores when it starts: 2.16 s, more than openWakeWord's windows span
-(10 frames to fill the 76-frame mel window, then 16 embeddings: 26)."""
+QUIET_FRAMES = 3
+"""A near miss is over once the main grid has scored under `MAYBE_SCORE` this many frames in a row (240 ms): inside a
+wake word that is then detected the score can dip under it for a frame ("Hey Jarvis, what time is it?", en-us+f4:
+0.36, 0.28, 0.05, then 0.76)."""
+CATCH_UP_FRAMES = 30
+"""Frames of past audio the second grid scores when it starts: 2.4 s, so that the frames around the near miss's
+peak, `QUIET_FRAMES` + 1 back, have all that openWakeWord's windows span behind them (10 frames to fill the
+76-frame mel window, then 16 embeddings: 26)."""
 
 
 class WakeScorer(Protocol):
@@ -76,6 +85,8 @@ class WakeGrids:
         self._history: deque[tuple[int, Audio]] = deque()  # (start sample, audio), oldest first
         self._history_samples = 0
         self._origin: int | None = None  # where the main grid's first frame started
+        self._peak: tuple[int, float] | None = None  # (end, score) of the main grid's best maybe, if pending
+        self._maybe_until = -1  # the end of the main grid's last frame scoring `MAYBE_SCORE` or more
         self.offset_starts = 0
         """How many times the second grid started (a catch-up each)."""
 
@@ -94,11 +105,23 @@ class WakeGrids:
             frame_end = frame_start + len(frame)
             score = self._main.score(frame)
             scored.append((frame_end, score))
-            if MAYBE_SCORE <= score < self._threshold:
+            if score >= self._threshold:
+                self._peak = None  # the main grid found it
+                continue
+            if score >= MAYBE_SCORE:
                 self._offset_until = frame_end + HOLD_SAMPLES
-                if self._offset_frames is None:
-                    scored += self._catch_up(offset, end, frame_end)  # up to `end`: this audio included
-                    caught_up = True
+            if self._offset_frames is not None:
+                continue  # the second grid runs already
+            peak = self._peak
+            if score >= MAYBE_SCORE:
+                if peak is None or score >= peak[1]:
+                    self._peak = (frame_end, score)
+                self._maybe_until = frame_end
+            elif peak is not None and frame_end - self._maybe_until >= QUIET_FRAMES * self._frame:
+                # Under `MAYBE_SCORE` for a while without crossing: the main grid had its chance.
+                self._peak = None
+                scored += self._catch_up(offset, end, peak[0])  # up to `end`: this audio included
+                caught_up = True
         if self._offset_frames is not None:
             if not caught_up:
                 frames = self._offset_frames.push(audio, start_sample)
@@ -110,6 +133,7 @@ class WakeGrids:
     def reset(self) -> None:
         """After a detection: both grids forget what they heard (the next catch-up starts after it)."""
         self._main.reset()  # its grid stays where it is, as a reset detector's did
+        self._peak = None
         self._offset_frames = None
         self._offset_until = -1
         self._history.clear()
