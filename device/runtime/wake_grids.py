@@ -3,9 +3,9 @@
 openWakeWord scores 80 ms frames, and its score depends on where the frame grid falls in the word: measured over
 16 grid positions (80-sample steps), "Hey Jarvis. Tell me a story." (espeak-ng en-us) scored 0.47 at one position
 and 0.94-1.0 at the others, so a user who said it at that moment went unheard (threshold 0.5; CI saw it as a
-missed second turn). Over 8 voices x 3 phrases x 2 levels x 16 positions, one grid missed 106 of 768 cases and
-the better of two grids 640 samples apart 84: a miss at an unlucky position becomes a detection, a phrase the
-model does not know stays missed.
+missed second turn). Over 8 espeak-ng voices x 3 phrases x 2 levels x 16 positions in faint noise, the main grid
+alone missed 111 of 768 cases and with this second grid 93: a miss at an unlucky position becomes a detection, a
+phrase the model does not know stays missed.
 
 The second grid costs what the first does (2.6 ms per frame here, the feature models), so it runs only for a near
 miss: once the main grid's score has risen to `MAYBE_SCORE` or more and fallen back under it without reaching the
