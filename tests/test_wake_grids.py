@@ -11,7 +11,8 @@ import numpy.typing as npt
 import pytest
 
 from device.engines.wakeword import WakeWordDetector
-from device.runtime.wake_grids import CATCH_UP_FRAMES, Framer, WakeGrids
+from device.runtime.framer import Framer
+from device.runtime.wake_grids import CATCH_UP_FRAMES, WakeGrids
 from device.sim.speech import synthesize
 
 Audio = npt.NDArray[np.int16]

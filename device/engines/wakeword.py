@@ -73,8 +73,8 @@ class WakeWordDetector:
 
     def twin(self) -> WakeWordDetector:
         """A detector of the same wake word that shares this one's ONNX sessions (no second copy of the models in
-        memory: 53 MB measured) and keeps its own audio, features and history: hearing's offset grid
-        (device/runtime/hearing.py). Not for another thread: the sessions are used from the FSM thread only."""
+        memory: 53 MB measured) and keeps its own audio, features and history: hearing's second frame grid
+        (device/runtime/wake_grids.py). Not for another thread: the sessions are used from the FSM thread only."""
         twin = copy.copy(self)
         twin._model = copy.copy(self._model)
         features = copy.copy(self._model.preprocessor)  # its predict lambdas read the shared sessions

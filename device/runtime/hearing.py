@@ -25,8 +25,8 @@ itself comes from the cleaned mic once the canceller has converged, and from the
 suppressor mutes the user along with the echo). Once the reference has found someone else, voice stays believed
 for `user_hold_samples` after the last chunk that proved it, so the run of voice that confirms a barge-in is not
 broken by a syllable the echo happens to mask. The wake word listens to the cleaned mic only while the canceller
-has converged and echo may still sound, to the raw mic otherwise (`hear` says why), on two frame grids while a
-wake word may be under way (device/runtime/wake_grids.py). It is not gated; instead a
+has converged and echo may still sound, to the raw mic otherwise (`hear` says why); a second frame grid half a
+frame later rescues a near miss (device/runtime/wake_grids.py). It is not gated; instead a
 second wake scorer listens to what the speaker plays, and a mic detection that follows one there is marked
 `in_own_speech` (the reply said it).
 
@@ -57,7 +57,8 @@ from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.echo_delay import AGREE_SAMPLES, EchoDelayTracker
 from device.runtime.echo_reference import DELAY_SLACK_MS, ReferenceEchoModel
 from device.runtime.endpointer import Endpointer, EndpointerConfig
-from device.runtime.wake_grids import Framer, WakeGrids, WakeScorer
+from device.runtime.framer import Framer
+from device.runtime.wake_grids import WakeGrids, WakeScorer
 
 Audio = npt.NDArray[np.int16]
 

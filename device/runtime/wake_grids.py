@@ -1,4 +1,4 @@
-"""The wake word scored on two frame grids half a frame apart, the second only while a wake word may be under way.
+"""The wake word scored on two frame grids half a frame apart, the second only after a near miss on the first.
 
 openWakeWord scores 80 ms frames, and its score depends on where the frame grid falls in the word: measured over
 16 grid positions (80-sample steps), "Hey Jarvis. Tell me a story." (espeak-ng en-us) scored 0.47 at one position
@@ -28,6 +28,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from device.runtime.framer import Framer
+
 Audio = npt.NDArray[np.int16]
 
 MAYBE_SCORE = 0.1
@@ -49,26 +51,6 @@ class WakeScorer(Protocol):
 
     def score(self, frame: Audio) -> float: ...
     def reset(self) -> None: ...
-
-
-class Framer:
-    """Collects periods into fixed-size model frames, remembering the sample index of each frame's start."""
-
-    def __init__(self, frame_samples: int) -> None:
-        self._size = frame_samples
-        self._buffer = np.zeros(0, np.int16)
-        self._start = 0
-
-    def push(self, audio: Audio, start_sample: int) -> list[tuple[int, Audio]]:
-        if not len(self._buffer):
-            self._start = start_sample
-        self._buffer = np.concatenate([self._buffer, audio])
-        frames = []
-        while len(self._buffer) >= self._size:
-            frames.append((self._start, self._buffer[: self._size]))
-            self._buffer = self._buffer[self._size :]
-            self._start += self._size
-        return frames
 
 
 class WakeGrids:
