@@ -169,7 +169,7 @@ class Hearing:
         """`aec` cleans the mic first; `own_wake` (a second scorer of the same model) listens to the speaker;
         `raw_vad` (a second voice model) listens to the raw mic while the canceller is not yet trusted;
         `offset_wake` (a twin of `wake`) scores the second frame grid (device/runtime/wake_grids.py)."""
-        self._vad, self._wake, self._config, self._aec, self._own_wake = vad, wake, config, aec, own_wake
+        self._vad, self._config, self._aec, self._own_wake = vad, config, aec, own_wake  # `wake`: the grids own it
         self._raw_vad = raw_vad
         self._echo = ReferenceEchoModel(period_samples)
         self._delay = EchoDelayTracker()
