@@ -17,8 +17,8 @@ class FakePaStream:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def stop(self) -> None:
-        self.calls.append("stop")
+    def abort(self) -> None:
+        self.calls.append("abort")
 
     def start(self) -> None:
         self.calls.append("start")
@@ -49,7 +49,7 @@ def test_a_working_callback_thread_is_left_alone() -> None:
 def test_a_spinning_callback_thread_is_restarted_within_two_windows() -> None:
     stream, fake = _stream()
     assert _run(stream, cpu_share=0.99, seconds=2) == 1
-    assert fake.calls == ["stop", "start"]
+    assert fake.calls == ["abort", "start"]
 
 
 def test_after_a_restart_the_new_thread_is_judged_afresh() -> None:
@@ -57,7 +57,7 @@ def test_after_a_restart_the_new_thread_is_judged_afresh() -> None:
     _run(stream, cpu_share=0.99, seconds=2)
     stream.thread_cpu_ns = 0  # PortAudio's new thread, its CPU time from 0
     assert _run(stream, cpu_share=0.02, seconds=10, start_ns=10**13) == 1
-    assert fake.calls == ["stop", "start"]
+    assert fake.calls == ["abort", "start"]
 
 
 def test_checks_within_a_window_do_not_judge() -> None:
