@@ -191,7 +191,13 @@ def nspawn(
     if kernel_words is not None:
         command += ["--", *kernel_words]
     with console_log.open("wb") as console:
-        return subprocess.Popen(command, stdout=console, stderr=subprocess.STDOUT)
+        return subprocess.Popen(POWER_OFF_WITH_US + command, stdout=console, stderr=subprocess.STDOUT)
+
+
+POWER_OFF_WITH_US = ["setpriv", "--pdeathsig", "TERM"]
+"""nspawn gets SIGTERM (and powers the container off) when the test process dies: a run stopped by a signal or a
+timeout never reaches `power_off`, and its container used to stay up, loading the machine and slowing the next
+run's boots past their timeout. setpriv (util-linux, essential in Debian) sets it and execs nspawn."""
 
 
 def power_off(process: subprocess.Popen[bytes]) -> None:
