@@ -152,7 +152,10 @@ def test_a_talk_over_of_a_word_or_two_is_a_stop_never_answered(text: str) -> Non
         ("Okay, now we're gonna stop.", True),  # fillers ("okay", "now") are not counted
         ("Okay, y'all are missed. Stop.", True),
         ("Could you stop?", True),
+        ("You need to be honest, stop.", True),  # "Hey Jarvis, stop." on a loaded real stream: its last clause
+        ("Tell me a long story about the old lighthouse keeper. Cancel.", True),
         ("Tell me why they had to stop.", False),  # longer: a request
+        ("Tell me why, when the music had to stop.", False),  # its last clause is more than the stop
         ("Stop the music and tell me.", False),  # a stop phrase, but not at the end
     ],
 )

@@ -153,6 +153,18 @@ def ends_in_stop_phrase(transcript: str, phrases: tuple[str, ...], wake_phrase: 
     return any(p and len(words) >= len(p) and _only_phrases(words[-len(p) :], (p,)) for p in parsed)
 
 
+def last_clause_is_stop_phrase(transcript: str, phrases: tuple[str, ...]) -> bool:
+    """Whether the transcript has more than one clause and its last (after the last comma, full stop, question
+    or exclamation mark) says only a stop phrase, fillers aside: "You need to be honest, stop." is how whisper
+    wrote "Hey Jarvis, stop." over a loud echo on a loaded real stream (six words: too long for the short rule),
+    and "Okay, I said, stop." is how people say it. Without the comma ("tell me why they had to stop") it is not."""
+    clauses = [c for c in re.split(r"[,.;:!?]+", transcript) if plain_words(c)]
+    if len(clauses) < 2:
+        return False
+    kept = tuple(w for w in plain_words(clauses[-1]) if w not in _STOP_FILLERS)
+    return bool(kept) and _only_phrases(kept, tuple(plain_words(p) for p in phrases))
+
+
 def words_without_fillers(transcript: str, wake_phrase: str = "hey jarvis") -> tuple[str, ...]:
     """The plain words after a leading wake phrase, without the fillers a stop is said with ("okay", "now"...)."""
     return tuple(w for w in words_after_wake(transcript, wake_phrase) if w not in _STOP_FILLERS)

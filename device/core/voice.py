@@ -6,7 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from device.core import commands as cmd
-from device.core.memory import ends_in_stop_phrase, own_words_match, words_after_wake, words_without_fillers
+from device.core.memory import (
+    ends_in_stop_phrase,
+    last_clause_is_stop_phrase,
+    own_words_match,
+    words_after_wake,
+    words_without_fillers,
+)
 from device.core.states import Context
 from device.core.table import Commands
 
@@ -71,7 +77,8 @@ streams, and all were answered). A longer one that ends so ("tell me why they ha
 def short_interruption(ctx: Context, prompt: str, onset_sample: int, speech_samples: int | None = None) -> str | None:
     """Why a talk-over that is no stop phrase is still taken as a stop, or None: its speech lasted at most
     `short_interruption_max_samples` (`speech_samples`, when known), it is a word or two
-    (`short_interruption_max_words`), or short and ends in a stop phrase (`STOP_TAIL_MAX_WORDS`)."""
+    (`short_interruption_max_words`), short and ends in a stop phrase (`STOP_TAIL_MAX_WORDS`), or its last clause
+    is one ("..., stop.")."""
     config = ctx.config
     words = words_after_wake(prompt, config.wake_phrase)
     if not talked_over(ctx, onset_sample):
@@ -84,6 +91,8 @@ def short_interruption(ctx: Context, prompt: str, onset_sample: int, speech_samp
     content = words_without_fillers(prompt, config.wake_phrase)
     if len(content) <= STOP_TAIL_MAX_WORDS and ends_in_stop_phrase(prompt, config.stop_phrases, config.wake_phrase):
         return "a short talk-over ending in a stop phrase"
+    if last_clause_is_stop_phrase(prompt, config.stop_phrases):
+        return "a talk-over whose last clause is a stop phrase"
     return None
 
 
