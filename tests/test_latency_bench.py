@@ -65,7 +65,9 @@ def test_both_backends_answer_every_question(report: tuple[Path, dict[str, Any]]
 
 def test_every_number_is_positive_and_within_generous_bounds(report: tuple[Path, dict[str, Any]]) -> None:
     _, document = report
-    limits_ms = {"local": 3000.0, "openai": FIRST_TOKEN_MS + 3000.0}
+    # A sanity bound, not a goal: a fresh-clone run beside `stress-ng --cpu 2` took 3.37 s for the first turn
+    # (the models' first call on a busy machine) against the fake server; the bench reports the real figures.
+    limits_ms = {"local": 10000.0, "openai": FIRST_TOKEN_MS + 10000.0}
     for name, backend in document["backends"].items():
         for turn in backend["turns"]:
             ms = turn["ms"]
