@@ -54,6 +54,14 @@ def test_repeated_sentences_collapse_and_others_stay() -> None:
     assert collapse("What time is it?") == "What time is it?"
 
 
+def test_a_letter_stuck_in_a_loop_is_no_speech_and_a_short_stutter_stays() -> None:
+    loop = asr_module._LETTER_LOOP
+    assert loop.sub("", "J-j-j-j-j-j-j-j-j-j-j-j-j-j-j-j-j-").strip() == ""
+    assert loop.sub("", "What time is it? J-j-j-j-j").strip() == "What time is it?"
+    assert loop.sub("", "I-I think so.") == "I-I think so."
+    assert loop.sub("", "A-B-C-D.") == "A-B-C-D."
+
+
 @pytest.mark.slow
 def test_is_command_accepts_only_a_command(asr: WhisperAsr) -> None:
     assert asr.is_command("Stop.")

@@ -83,6 +83,10 @@ _INT16_SCALE = 32768.0
 # Whisper's non-speech annotations: [BLANK_AUDIO], (music), (upbeat music), *laughs*, and music notes.
 _NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*|[♪♫]")
 _SPACES = re.compile(r"\s+")
+_LETTER_LOOP = re.compile(r"\b(\w)(?:-\1){3,}\b-?", re.IGNORECASE)
+"""A letter stuttered back to back at least four times ("J-j-j-j-j-..."): greedy decoding stuck in a loop, not
+speech. Seen on a loaded real stream: "Hey Jarvis. What time is it?" over the echo came back as "J-j-j-" repeated
+to the token bound, and was answered. A stutter people write ("I-I think") is shorter."""
 _WAKE_WORDS = frozenset({"hey", "jarvis"})
 _WORD = re.compile(r"[a-z0-9']+")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]*")
@@ -157,7 +161,7 @@ def _decode(model: Model, samples: npt.NDArray[np.float32], prompt: str, max_tok
     # Every call sets the prompt and the token bound: pywhispercpp keeps the parameters of the previous call.
     segments = model.transcribe(samples, initial_prompt=prompt, max_tokens=max_tokens, extract_probability=True)
     text = " ".join(segment.text for segment in segments)
-    text = _SPACES.sub(" ", _NON_SPEECH.sub(" ", text)).strip()
+    text = _SPACES.sub(" ", _LETTER_LOOP.sub(" ", _NON_SPEECH.sub(" ", text))).strip()
     # Measured on a chime with nothing else: whisper wrote a lone U+FFFD (a byte of a split character). A text
     # without a letter or digit says nothing, and answering it would be answering noise.
     if not any(c.isalnum() for c in text):

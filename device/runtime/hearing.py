@@ -85,6 +85,12 @@ echo is expected anywhere from the tracked delay to `UNSETTLED_LATER_MS` after i
 too. Measured under load through PulseAudio: once one underrun had moved the echo, more followed within seconds,
 each 5-130 ms later, unreported, until the stream was re-prepared and the echo fell back to the path's latency;
 each was taken for the user for the 0.3-0.5 s the tracker needs to see it."""
+REOPEN_SETTLE_SAMPLES = 16000
+"""After the stream was reopened a latency step up (device/audio/stream.py), the path counts as unsettled only
+this long, not `UNSETTLED_SAMPLES`: the delay tracker finds the new path's delay within 0.4-0.7 s of playback
+(voice is not believed until then), and a path judged unsettled for 10 s hid every user under the echo through
+the first answer after start on a loaded machine, whose xruns and reopen came at the answer's start (the real-
+stream suite's missed "Stop." 0.3 s and "Never mind." 0.7 s into it)."""
 UNSETTLED_LATER_MS = 150.0
 """How much later than its tracked delay the echo of an unsettled path may come (one underrun's move, 130 ms)."""
 XRUN_ECHO_TAIL_SAMPLES = 2 * 16000
@@ -262,7 +268,13 @@ class Hearing:
         believed (for `XRUN_DISTRUST_SAMPLES` at most). `new_latency`: the stream was reopened a latency step up
         (device/audio/stream.py): the path's own latency is the new one, the old is forgotten."""
         self._delay.forget(at_sample, new_path=new_latency)
-        self._unsettled_until_sample = max(self._unsettled_until_sample, at_sample + UNSETTLED_SAMPLES)
+        if new_latency:
+            # The reopen started the sound server's stream afresh: the buffer that underruns had grown (the
+            # creep `UNSETTLED_SAMPLES` guards against) went with the old stream, and the new one runs a latency
+            # step up so that it does not underrun again; an xrun that still comes unsettles the path anew.
+            self._unsettled_until_sample = at_sample + REOPEN_SETTLE_SAMPLES
+        else:
+            self._unsettled_until_sample = max(self._unsettled_until_sample, at_sample + UNSETTLED_SAMPLES)
         self._distrust_until_sample = max(self._distrust_until_sample, at_sample + XRUN_DISTRUST_SAMPLES)
 
     def _set_echo_delays(self, now_sample: int) -> None:
