@@ -266,7 +266,8 @@ class Hearing:
         the reference at once, long before the canceller can tell. The delay tracker forgets the delay; until it has
         found it again on audio after the xrun, the echo is judged at every delay and no voice over playback is
         believed (for `XRUN_DISTRUST_SAMPLES` at most). `new_latency`: the stream was reopened a latency step up
-        (device/audio/stream.py): the path's own latency is the new one, the old is forgotten."""
+        (device/audio/stream.py): the path's own latency is the new one, the old is forgotten, and the path is
+        unsettled for `REOPEN_SETTLE_SAMPLES` from the reopen, not `UNSETTLED_SAMPLES`."""
         self._delay.forget(at_sample, new_path=new_latency)
         if new_latency:
             # The reopen started the sound server's stream afresh: the buffer that underruns had grown (the
