@@ -140,9 +140,7 @@ def is_stop_phrase(transcript: str, phrases: tuple[str, ...], wake_phrase: str =
     """Whether the transcript only asks to stop: the wake phrase stripped from its start, then one stop phrase
     or several ("Stop. Stop."), give or take fillers, case and punctuation. "What time is it" never is."""
     words = plain_words(transcript)
-    words = words[_wake_words_at_start(words, wake_phrase) :]
-    kept = tuple(w for w in words if w not in _STOP_FILLERS)
-    return bool(kept) and _only_phrases(kept, tuple(plain_words(p) for p in phrases))
+    return _only_stop_words(words[_wake_words_at_start(words, wake_phrase) :], phrases)
 
 
 def ends_in_stop_phrase(transcript: str, phrases: tuple[str, ...], wake_phrase: str = "hey jarvis") -> bool:
@@ -159,9 +157,12 @@ def last_clause_is_stop_phrase(transcript: str, phrases: tuple[str, ...]) -> boo
     wrote "Hey Jarvis, stop." over a loud echo on a loaded real stream (six words: too long for the short rule),
     and "Okay, I said, stop." is how people say it. Without the comma ("tell me why they had to stop") it is not."""
     clauses = [c for c in re.split(r"[,.;:!?]+", transcript) if plain_words(c)]
-    if len(clauses) < 2:
-        return False
-    kept = tuple(w for w in plain_words(clauses[-1]) if w not in _STOP_FILLERS)
+    return len(clauses) >= 2 and _only_stop_words(plain_words(clauses[-1]), phrases)
+
+
+def _only_stop_words(words: tuple[str, ...], phrases: tuple[str, ...]) -> bool:
+    """Whether `words`, fillers aside, are one stop phrase or several, and not nothing."""
+    kept = tuple(w for w in words if w not in _STOP_FILLERS)
     return bool(kept) and _only_phrases(kept, tuple(plain_words(p) for p in phrases))
 
 
