@@ -111,6 +111,32 @@ def test_endpointer_reset_during_speech_finds_the_onset_after_the_last_pause() -
     assert push_all(endpointer, [0.9], first_chunk=7) == [SpeechStarted(5 * CHUNK)]
 
 
+def test_a_reset_as_of_an_earlier_sample_starts_the_request_where_it_began() -> None:
+    """A wake word found late (the second grid's catch-up): by then the request has been under way for longer than
+    the lookback. The reset as of the wake word's frame finds its start after the pause, then replays the chunks
+    heard since. Before, the lookback ran back from the late reset, all voice, and the request started there."""
+    endpointer = Endpointer(CONFIG)
+    # "Hey Jarvis" (speech), a pause of two chunks, then a request of 23 chunks (longer than the lookback, 15.6)
+    push_all(endpointer, [0.9] * 6 + [0.1, 0.1] + [0.9] * 23)
+    # the wake word's frame ended with chunk 8, the request's first
+    assert endpointer.reset(at_sample=at(9)) == [VoiceHint(at(8), 0.9), SpeechStarted(at(8))]
+    assert push_all(endpointer, [0.0] * 4, first_chunk=31) == [None, None, None, SpeechEnded(at(31))]
+
+
+def test_a_late_reset_inside_the_wake_word_replays_its_tail_and_the_pause() -> None:
+    """The wake word's frame ended inside "Jarvis": its tail, then the pause, end that run short of speech, and the
+    request that follows starts speech at its own first chunk."""
+    endpointer = Endpointer(CONFIG)
+    push_all(endpointer, [0.9] * 6 + [0.1] * 3 + [0.9] * 20)
+    assert endpointer.reset(at_sample=at(5)) == [VoiceHint(at(9), 0.9), SpeechStarted(at(9))]
+
+
+def test_a_reset_as_of_now_replays_nothing() -> None:
+    endpointer = Endpointer(CONFIG)
+    push_all(endpointer, [0.9] * 6 + [0.1, 0.1, 0.9])
+    assert endpointer.reset(at_sample=at(9)) == [] and state_of(endpointer) == Onset(at(8), 0.0)
+
+
 def test_endpointer_reset_in_silence_starts_afresh() -> None:
     endpointer = Endpointer(CONFIG)
     push_all(endpointer, [0.9, 0.9, 0.1])

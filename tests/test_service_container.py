@@ -18,6 +18,7 @@ import resource
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -95,9 +96,23 @@ def test_the_service_logs_to_the_journal(container: Container, installed: str) -
     # A transition goes to the journal itself (JOURNAL_STREAM names its stderr), with the state as a field.
     container.check("systemctl kill -s SIGUSR1 spine.service")  # mute: Idle -> Muted
     muted = "journalctl -u spine.service --no-pager -o cat STATE=Muted"
-    wait_for(lambda: bool(container.check(muted).strip()), 30, "a journal line with STATE=Muted")
+    with what_the_service_did(container):
+        wait_for(lambda: bool(container.check(muted).strip()), 30, "a journal line with STATE=Muted")
     container.check("systemctl kill -s SIGUSR2 spine.service")  # unmute
-    wait_for(lambda: container.show("StatusText")["StatusText"] == "Idle", 30, "STATUS=Idle again")
+    with what_the_service_did(container):
+        wait_for(lambda: container.show("StatusText")["StatusText"] == "Idle", 30, "STATUS=Idle again")
+
+
+@contextmanager
+def what_the_service_did(container: Container) -> Iterator[None]:
+    """A wait that times out says what the service was doing: its status, restarts and last journal lines (a CI
+    run under load once timed out waiting for STATE=Muted, and said no more)."""
+    try:
+        yield
+    except AssertionError as timed_out:
+        shown = container.show("ActiveState", "SubState", "StatusText", "MainPID", "NRestarts", "Result")
+        journal = container.run("journalctl -u spine.service --no-pager -o short-monotonic -n 60").stdout
+        raise AssertionError(f"{timed_out}\nthe service: {shown}\nits journal:\n{journal}") from timed_out
 
 
 def host_allows_rtprio() -> bool:

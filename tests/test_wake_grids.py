@@ -4,14 +4,19 @@ the main grid sees something wake-like and then scores exactly what it would hav
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from device.config import Config
+from device.core.events import SpeechStarted, WakeDetected
+from device.engines.vad import SileroVad
 from device.engines.wakeword import WakeWordDetector
 from device.runtime.framer import Framer
+from device.runtime.hearing import Hearing, hearing_config
 from device.runtime.wake_grids import CATCH_UP_FRAMES, WakeGrids
 from device.sim.speech import synthesize
 
@@ -63,20 +68,20 @@ def test_a_phrase_missed_where_the_frames_fall_is_found_by_the_second_grid(wake:
     assert all(b >= a for a, b in zip(one, two, strict=True))  # the main grid's scores are all still there
 
 
-def near_miss(wake: WakeWordDetector, phrase: Audio, base: int, seconds: float) -> Audio:
+def near_miss(wake: WakeWordDetector, phrase: Audio, base: int, seconds: float) -> tuple[Audio, int]:
     """`phrase` in the room at the first grid position from `base` where the main grid alone scores under the
-    threshold (the case the second grid is for)."""
+    threshold (the case the second grid is for), and where it starts."""
     for position in POSITIONS:
         audio = in_quiet_room(phrase, base + position, seconds)
         wake.reset()
         if best_score(WakeGrids(wake, None, THRESHOLD), audio) < THRESHOLD:
-            return audio
+            return audio, base + position
     raise AssertionError("the main grid hears the phrase at every position: no near miss to test with")
 
 
 def test_the_second_grid_started_late_scores_what_it_would_have_scored_all_along(wake: WakeWordDetector) -> None:
     phrase = synthesize("Hey Jarvis. Tell me a story.", "en-us")
-    audio = near_miss(wake, phrase, 32000, seconds=5.0)  # the peak comes after more than the catch-up reaches back
+    audio, _ = near_miss(wake, phrase, 32000, seconds=5.0)  # the peak comes after more than the catch-up reaches back
     wake.reset()
     grids = WakeGrids(wake, wake.twin(), THRESHOLD)
     late: dict[int, float] = {}
@@ -120,3 +125,46 @@ def test_noise_and_speech_without_the_wake_word_never_start_the_second_grid(wake
     grids = WakeGrids(wake, wake.twin(), THRESHOLD)
     best_score(grids, audio)
     assert grids.offset_starts == 0
+
+
+def longest_pause(speech: Audio) -> tuple[int, int]:
+    """(first, end) sample of the longest run of 10 ms steps under 1 % of the peak inside `speech`: between the
+    wake word and the request."""
+    step = 160
+    levels = [float(np.abs(speech[i : i + step].astype(np.int32)).max()) for i in range(0, len(speech), step)]
+    quiet = [level < 0.01 * max(levels) for level in levels]
+    best, start = (0, 0), None
+    for i, still in enumerate([*quiet, False]):
+        if still and start is None:
+            start = i
+        elif not still and start is not None:
+            if start > 0 and i < len(quiet) and i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    return best[0] * step, best[1] * step
+
+
+def test_a_wake_word_the_second_grid_finds_late_starts_the_request_where_it_began(
+    wake: WakeWordDetector, models_dir: Path
+) -> None:
+    """The rescue is reported a catch-up after the wake word's frame; the endpointer resets as of that frame, so
+    the request still starts after the pause that follows the wake word. With the lookback shorter than the delay
+    (0.2 s here), a reset as of the report found only voice and started the request late (CI: "What time is it?"
+    heard from "is it?")."""
+    phrase = synthesize("Hey Jarvis. Tell me a story.", "en-us")
+    audio, at = near_miss(wake, phrase, 32000, seconds=5.0)
+    _, request_at = longest_pause(phrase)
+    request_at += at
+    config = hearing_config(Config())
+    config = replace(config, endpointer=replace(config.endpointer, onset_lookback_samples=3200))
+    wake.reset()
+    hearing = Hearing(SileroVad(models_dir / "vad" / "silero_vad.onnx"), wake, config, offset_wake=wake.twin())
+    facts = [
+        (start, fact)
+        for start in range(0, len(audio), PERIOD)
+        for fact in hearing.hear(audio[start : start + PERIOD], start)
+    ]
+    (found_in, detection), *_ = [(start, f) for start, f in facts if isinstance(f, WakeDetected)]
+    assert found_in - detection.at_sample > 3200, (found_in, detection)  # late: by more than the lookback
+    started = [f.onset_sample for start, f in facts if isinstance(f, SpeechStarted) and start >= found_in]
+    assert started and abs(started[0] - request_at) <= 1600, (started, request_at)  # within 100 ms of "Tell"

@@ -29,7 +29,8 @@ SILENCE counts (MURMUR keeps speech going). A run that falls short of `start_sam
 `Quiet` with at most a `VoiceHint`.
 
 `reset()` is the one transition outside the table (a wake word was detected): to `Quiet`, or to `Onset` when the
-user is already speaking again, its run starting after the last pause within `onset_lookback_samples`.
+user is already speaking again, its run starting after the last pause within `onset_lookback_samples`. A reset
+as of an earlier sample (a wake word found late) then pushes the chunks heard since through the table again.
 """
 
 from __future__ import annotations
@@ -180,6 +181,10 @@ _VOICE_RUN = (Onset, Hinted)
 _SILENCE_RUN = (Gap, Paused)
 
 
+LATE_RESET_SAMPLES = 40000
+"""How much older than the lookback a reset may be (2.5 s): a wake word the second frame grid rescues is reported
+after a catch-up over at most 2.4 s of audio (`CATCH_UP_FRAMES` in device/runtime/wake_grids.py)."""
+
 STRONGER_BY = 0.1
 """How much more probable than its last hint a chunk of a hinted run must be to hint again: a tenth of the scale,
 so a run hints again once or twice (0.6 -> 1.0), not at every step of Silero's climb (0.706, 0.975, 0.996, 0.998,
@@ -204,22 +209,38 @@ class Endpointer:
         """Within an utterance, or within a run of voice that may become one."""
         return not isinstance(self._state, Quiet)
 
-    def reset(self) -> None:
-        """Forget the current utterance; if speech is under way, its run starts after the last pause."""
-        self._state = self._resumed_run()
+    def reset(self, at_sample: int | None = None) -> list[Event]:
+        """Forget the current utterance as of `at_sample` (where the wake word was found; None: now); if speech
+        was under way then, its run starts after the last pause before it. The chunks heard since are pushed
+        again from there, and the facts they reveal returned: a wake word found late (the second frame grid finds
+        it after a catch-up, device/runtime/wake_grids.py) still starts the request where it began. Measured
+        under load before: "Hey Jarvis" found 0.42 s after its frame, the voice of the whole lookback was the
+        request, the run started at the reset, and "What time is it?" was heard from "is it?"."""
+        if at_sample is None:
+            self._state = self._resumed_run(list(self._recent))
+            return []
+        before = [chunk for chunk in self._recent if chunk[1] <= at_sample]
+        since = [chunk for chunk in self._recent if chunk[1] > at_sample]
+        self._state = self._resumed_run(before)
+        facts: list[Event] = []
+        for chunk_start, chunk_end, probability in since:
+            self._feed(probability, chunk_start, chunk_end, facts)
+        return facts
 
     def push(self, probability: float, chunk_start: int, chunk_samples: int) -> list[Event]:
         """One chunk's voice probability, the chunk starting at sample `chunk_start`; the facts it revealed."""
-        config = self._config
         chunk_end = chunk_start + chunk_samples
         self._recent.append((chunk_start, chunk_end, probability))
-        while self._recent[0][0] < chunk_start - config.onset_lookback_samples:
+        while self._recent[0][0] < chunk_start - self._config.onset_lookback_samples - LATE_RESET_SAMPLES:
             self._recent.popleft()
         facts: list[Event] = []
+        self._feed(probability, chunk_start, chunk_end, facts)
+        return facts
+
+    def _feed(self, probability: float, chunk_start: int, chunk_end: int, facts: list[Event]) -> None:
         self._step(self._level(probability, chunk_end), chunk_start, probability, facts)
         while (reached := self._reached(chunk_end)) is not None:
             self._step(reached, chunk_start, probability, facts)
-        return facts
 
     def _level(self, probability: float, chunk_end: int) -> Input:
         if probability >= self._config.on_threshold:
@@ -262,18 +283,21 @@ class Endpointer:
         if fact is not None:
             facts.append(_fact(fact, before, self._state))
 
-    def _resumed_run(self) -> State:
-        """`Onset` from the first chunk of the voice under way at the end of the lookback, else `Quiet`."""
+    def _resumed_run(self, heard: list[tuple[int, int, float]]) -> State:
+        """`Onset` from the first chunk of the voice under way at the end of `heard` (chunks, oldest first), within
+        the lookback, else `Quiet`."""
         on = self._config.on_threshold
-        if not self._recent or self._recent[-1][2] < on:
+        if not heard or heard[-1][2] < on:
             return Quiet()
-        since = self._recent[-1][0]
-        for start, _end, probability in reversed(self._recent):
+        last_start, last_end, _ = heard[-1]
+        lookback = [chunk for chunk in heard if chunk[0] >= last_start - self._config.onset_lookback_samples]
+        since = last_start
+        for start, _end, probability in reversed(lookback):
             if probability < on:
                 break
             since = start
-        if since == self._recent[0][0]:  # no pause within the lookback: start after the reset
-            since = self._recent[-1][1]
+        if since == lookback[0][0]:  # no pause within the lookback: start after the reset
+            since = last_end
         return Onset(since, 0.0)
 
 

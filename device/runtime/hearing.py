@@ -12,7 +12,8 @@ the spine pauses playback on it), a longer one starts speech, a silence within i
 spine can start transcribing before the end is certain) and a longer one its end. A wake detection resets it,
 so an utterance that follows the wake word starts after the wake word instead of including it: if the user is
 already speaking again at the reset (the wake word is scored a few frames late), the onset is found by looking
-back to the last pause.
+back to the last pause before the wake word's frame (a wake word found late, by the second grid, replays what
+was heard since).
 
 While the assistant plays (or its echo may still ring), voice on the mic is believed only when the played
 reference cannot explain it (`device/runtime/echo_reference.py`): Spine knows exactly what it played, so speech
@@ -243,9 +244,7 @@ class Hearing:
         if self._own_wake is not None and played is not None:
             self._listen_to_own_speech(played, start_sample)
         for frame_end, score in self._wake_grids.push(wake_input, start_sample):
-            detection = self._judge_wake(score, frame_end)
-            if detection is not None:
-                facts.append(detection)
+            facts += self._judge_wake(score, frame_end)
         gate = self._voice_gate(start_sample)
         if gate != self._gate:
             self._gate = gate
@@ -409,14 +408,17 @@ class Hearing:
             self._played_peaks.popleft()
         return peak > SILENT_PEAK
 
-    def _judge_wake(self, score: float, frame_end: int) -> WakeDetected | None:
+    def _judge_wake(self, score: float, frame_end: int) -> list[Event]:
+        """`WakeDetected` when the score wins, then what resetting the endpointer as of the wake word's frame
+        revealed (a wake word found late: `Endpointer.reset`)."""
         self.last_wake_score = score
         if score < self._config.wake_threshold or frame_end < self._wake_quiet_until:
-            return None
+            return []
         self._wake_quiet_until = frame_end + self._config.wake_refractory_samples
         self._wake_grids.reset()
         own = frame_end <= self._own_wake_until
-        if not own:  # the assistant saying the wake word must not reset the user's utterance
-            self._endpointer.reset()
         # Rounded so the log is stable and readable; the spine compares the rounded score.
-        return WakeDetected(self._config.wake_model, round(float(score), 3), frame_end, in_own_speech=own)
+        detection = WakeDetected(self._config.wake_model, round(float(score), 3), frame_end, in_own_speech=own)
+        if own:  # the assistant saying the wake word must not reset the user's utterance
+            return [detection]
+        return [detection, *self._endpointer.reset(at_sample=frame_end)]
