@@ -95,7 +95,7 @@ def test_the_service_logs_to_the_journal(container: Container, installed: str) -
     assert "running" in journal, journal[-2000:]
     # A transition goes to the journal itself (JOURNAL_STREAM names its stderr), with the state as a field.
     with what_the_service_did(container):  # mute goes to Muted from a running state (from Degraded: once restored)
-        wait_for(lambda: container.show("StatusText")["StatusText"] == "Idle", 30, "STATUS=Idle before muting")
+        wait_for(lambda: container.show("StatusText")["StatusText"] == "Idle", 90, "STATUS=Idle before muting")
     container.check("systemctl kill -s SIGUSR1 spine.service")  # mute: Idle -> Muted
     muted = "journalctl -u spine.service --no-pager -o cat STATE=Muted"
     with what_the_service_did(container):
