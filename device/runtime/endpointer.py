@@ -216,14 +216,11 @@ class Endpointer:
         it after a catch-up, device/runtime/wake_grids.py) still starts the request where it began. Measured
         under load before: "Hey Jarvis" found 0.42 s after its frame, the voice of the whole lookback was the
         request, the run started at the reset, and "What time is it?" was heard from "is it?"."""
-        if at_sample is None:
-            self._state = self._resumed_run(list(self._recent))
-            return []
-        before = [chunk for chunk in self._recent if chunk[1] <= at_sample]
-        since = [chunk for chunk in self._recent if chunk[1] > at_sample]
-        self._state = self._resumed_run(before)
+        heard = list(self._recent)  # oldest first: the chunks ending by `at_sample` are a prefix
+        by_then = len(heard) if at_sample is None else sum(1 for chunk in heard if chunk[1] <= at_sample)
+        self._state = self._resumed_run(heard[:by_then])
         facts: list[Event] = []
-        for chunk_start, chunk_end, probability in since:
+        for chunk_start, chunk_end, probability in heard[by_then:]:
             self._feed(probability, chunk_start, chunk_end, facts)
         return facts
 
