@@ -293,3 +293,27 @@ def test_corrupt_model_files_name_the_file_and_the_fix(tmp_path: Path) -> None:
         with pytest.raises(UserError, match="spine models fetch") as caught:
             load()
         assert str(tmp_path) in str(caught.value)
+
+
+@pytest.mark.slow
+def test_the_voice_starts_espeak_while_loading_not_in_the_first_answer(
+    models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Starting espeak-ng holds the GIL for ~20 ms (device/engines/tts.py, WARM_UP_TEXT): the audio callback must not
+    # wait on it in the first answer after start, so loading the voice does it.
+    import piper.voice as piper_voice
+    from piper.phonemize_espeak import ESPEAK_DATA_DIR, EspeakPhonemizer
+
+    starts: list[str] = []
+
+    class CountedPhonemizer(EspeakPhonemizer):
+        def __init__(self, espeak_data_dir: str | Path = ESPEAK_DATA_DIR) -> None:
+            starts.append(str(espeak_data_dir))
+            super().__init__(espeak_data_dir)
+
+    monkeypatch.setattr(piper_voice, "_ESPEAK_PHONEMIZER", None)  # as in a fresh process
+    monkeypatch.setattr(piper_voice, "EspeakPhonemizer", CountedPhonemizer)
+    tts = PiperTts(models_dir / "tts/en_US-joe-medium.onnx", models_dir / "tts/en_US-joe-medium.onnx.json")
+    assert len(starts) == 1
+    assert tts.synthesize("Once upon a time.").words == ("Once", "upon", "a", "time.")
+    assert len(starts) == 1  # the first answer found it started

@@ -55,6 +55,15 @@ _FRAME_SAMPLES = SPINE_RATE_HZ // 100
 _SILENCE_BELOW_PEAK_DB = 40.0
 _DIGIT_LETTERS = 3
 _GAP_LETTERS = 1
+WARM_UP_TEXT = "Ready."
+"""Said once at load, to no one, so that the first answer after start is not the one to pay for a cold voice. Its
+first sentence starts espeak-ng (its data and the voice's dictionary) in C with the GIL held, which the audio
+callback needs every period: measured here with a 1 ms ticker thread, the longest stall of a first sentence was
+17-23 ms in 2 runs of 4 and 4-7 ms in the others (3-5 ms for later sentences); and ONNX Runtime's first run takes
+twice as long as later ones (181-209 ms against 87-100 ms for a 4 s sentence, both cores busy). Unwarmed, the
+real-stream suite's first session reported an xrun 40-100 ms after its first `StartTts` in 3 runs of 3: it moved the
+echo path just as the story began and hid a "Stop." said 0.3 s into it. Costs ~60 ms of start-up, before the stream
+opens."""
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: the generated __eq__ cannot compare numpy arrays
@@ -114,6 +123,7 @@ class PiperTts:
             move_session(self._voice.session, providers)
         self._voice_rate_hz: int = self._voice.config.sample_rate
         self._synthesis = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0) if deterministic else None
+        self.synthesize(WARM_UP_TEXT)  # see WARM_UP_TEXT: the one cold stall, here and not in the first answer
 
     def session_providers(self) -> dict[str, tuple[str, ...]]:
         """The execution providers its ONNX Runtime session registered, best first."""
