@@ -18,7 +18,7 @@ def test_a_pause_is_transcribed_early_and_the_endpoint_answers_at_once() -> None
     d.feed(ev.SpeechStarted(10000), 13200)
     out = d.feed(ev.SpeechPaused(40000), 44800)
     assert out == (cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000),)
-    assert d.spine.state == Hearing(1, 10000, 10000 - CONFIG.preroll_samples, early_to_sample=40000)
+    assert d.spine.state == Hearing(1, 10000, 10000 - CONFIG.preroll_samples, early_to_sample=40000, addressed=True)
     assert d.feed(ev.TranscriptReady(1, "What time is it?", 40000), 49800) == ()
     # The endpoint confirms the pause as the end: no second transcription, the question goes out at once.
     out = d.feed(ev.SpeechEnded(40000), 51200)
@@ -32,7 +32,7 @@ def test_an_early_transcript_still_running_at_the_endpoint_is_awaited_not_repeat
     d.feed(ev.SpeechStarted(10000), 13200)
     d.feed(ev.SpeechPaused(40000), 44800)
     out = d.feed(ev.SpeechEnded(40000), 51200)
-    assert out == (cmd.CancelTimer("utterance", 1),) and d.spine.state == Transcribing(1, 40000, 10000)
+    assert out == (cmd.CancelTimer("utterance", 1),) and d.spine.state == Transcribing(1, 40000, 10000, addressed=True)
     d.feed(ev.TranscriptReady(1, "What time is it?", 40000), 53000)
     assert d.state() == Thinking(1, Reply("What time is it?"))
 
@@ -46,7 +46,7 @@ def test_a_pause_the_user_speaks_on_past_is_never_answered() -> None:
     out = d.feed(ev.TranscriptReady(1, "Set a timer", 30000), 56000)
     assert out == (cmd.NoteIgnored("transcript up to sample 30000 is outdated: the user spoke on (waiting for 50000)"),)
     d.feed(ev.SpeechEnded(50000), 61200)
-    assert d.spine.state == Transcribing(1, 50000, 10000)
+    assert d.spine.state == Transcribing(1, 50000, 10000, addressed=True)
     d.feed(ev.TranscriptReady(1, "Set a timer for five minutes.", 50000), 64000)
     assert d.state() == Thinking(1, Reply("Set a timer for five minutes."))
 
@@ -59,7 +59,7 @@ def test_an_end_after_the_last_pause_transcribes_afresh_and_ignores_the_early_te
     d.feed(ev.TranscriptReady(1, "Set a timer", 30000), 40000)
     out = d.feed(ev.SpeechEnded(52000), 63200)  # spoke on after the pause, without a second pause report
     assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 52000))
-    assert d.spine.state == Transcribing(1, 52000, 10000)
+    assert d.spine.state == Transcribing(1, 52000, 10000, addressed=True)
 
 
 def test_a_failed_early_transcription_is_retried_at_the_endpoint() -> None:

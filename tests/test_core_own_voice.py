@@ -196,6 +196,50 @@ def test_a_short_talk_over_transcribed_at_its_pause_is_a_stop_too(speech_samples
     assert any(isinstance(c, cmd.StartReply) for c in out) is not stop
 
 
+@pytest.mark.parametrize(
+    ("text", "stop"),
+    [
+        ("What time is it?", False),  # the real-stream suite's question, 0.9 s, taken for a stop 3 times
+        ("What a tight visit.", False),  # the same question misheard: a request all the same
+        ("Um.", True),  # "Hey Jarvis, stop." with the stop garbled: a word or two is still a stop
+        ("All of this stop.", True),
+    ],
+)
+def test_a_short_request_after_the_wake_word_over_the_story_is_answered_not_taken_for_a_stop(
+    text: str, stop: bool
+) -> None:
+    # "Hey Jarvis. What time is it?" over the story: the wake word cuts it, and the question begins within the
+    # echo tail of the story's last sample, so it is a talk-over; 0.9 s of speech is not a stop when the user
+    # called first.
+    d = Driver()
+    speaking(d)
+    d.feed(ev.WakeDetected("hey_jarvis", 0.9, 56000), 56500)  # cuts the story
+    assert isinstance(d.state(), Listening) and d.state().addressed  # type: ignore[union-attr]
+    out = heard_out(d, text, 57000, 90000, speech_samples=14400)
+    assert stopped_short(out) is stop
+    assert any(isinstance(c, cmd.StartReply) for c in out) is not stop
+    # Without the wake word (voice barge-in), the same 0.9 s is a talk-over too short for a request.
+    d = Driver()
+    speaking(d)
+    d.feed(ev.SpeechStarted(57000), 57500)  # cuts the story
+    out = heard_out(d, text, 57000, 90000, speech_samples=14400)
+    assert stopped_short(out) and not any(isinstance(c, cmd.StartReply) for c in out)
+
+
+def test_a_window_reopened_after_the_wake_word_stays_addressed_and_one_after_a_short_talk_over_does_not() -> None:
+    d = Driver()
+    speaking(d)
+    d.feed(ev.WakeDetected("hey_jarvis", 0.9, 56000), 56500)
+    d.feed(ev.SpeechStarted(57000), 57500)
+    d.feed(ev.SpeechEnded(57000 + CONFIG.min_utterance_samples - 1), 61000)  # too short: the window reopens
+    assert isinstance(d.state(), Listening) and d.state().addressed  # type: ignore[union-attr]
+    d = Driver()
+    speaking(d)
+    d.feed(ev.SpeechStarted(57000), 57500)  # a talk-over, no wake word
+    d.feed(ev.SpeechEnded(57000 + CONFIG.min_utterance_samples - 1), 61000)
+    assert isinstance(d.state(), Listening) and not d.state().addressed  # type: ignore[union-attr]
+
+
 def test_a_longer_talk_over_is_answered_and_so_is_a_short_request_after_the_echo_tail() -> None:
     d = Driver()
     speaking(d)
@@ -290,7 +334,7 @@ def test_a_tripped_breaker_is_restored_by_its_hold_timer_and_wake_word_still_int
     turn = speaking(d, 400000)
     out = d.feed(ev.WakeDetected("hey_jarvis", 0.9, 457000), 457000)
     assert out[:2] == (cmd.CutPlayback(3), cmd.CancelTurn(turn))
-    assert d.spine.state == Listening(turn + 1, 457000)
+    assert d.spine.state == Listening(turn + 1, 457000, addressed=True)
     # A report of convergence lost does not restore it; the hold time does.
     assert d.feed(ev.EchoCancellerChanged(False, 3.0), 460000)[0] == cmd.NoteIgnored(
         "a fact for the log: hearing tells the user from the echo by the played reference, converged or not "

@@ -168,7 +168,7 @@ def test_the_wake_word_silences_a_ring_in_its_gap() -> None:
     gap(d)
     out = d.feed(ev.WakeDetected("hey_jarvis", 0.9, 12000), 12000)
     assert out == (cmd.CancelTimer("ring", 1), cmd.StartTimer("listen", 2, 12000 + CONFIG.listen_timeout_samples))
-    assert d.spine.state == Listening(2, 12000) and d.spine.context.ring is None
+    assert d.spine.state == Listening(2, 12000, addressed=True) and d.spine.context.ring is None
     d.feed(ev.TimerFired("listen", 2), 12000 + CONFIG.listen_timeout_samples)
     assert isinstance(d.spine.state, Idle)  # not ringing again
 

@@ -31,12 +31,12 @@ from tests.core_steps import ask, speaking, wake
 def test_a_whole_turn_from_wake_word_to_idle() -> None:
     d = Driver()
     assert wake(d, 16000) == (cmd.StartTimer("listen", 1, 16000 + CONFIG.listen_timeout_samples),)
-    assert d.spine.state == Listening(1, 16000)
+    assert d.spine.state == Listening(1, 16000, addressed=True)
     out = d.feed(ev.SpeechStarted(20000), 24000)
-    assert d.state() == Hearing(1, 20000, 20000 - CONFIG.preroll_samples)
+    assert d.state() == Hearing(1, 20000, 20000 - CONFIG.preroll_samples, addressed=True)
     assert out == (cmd.CancelTimer("listen", 1), cmd.StartTimer("utterance", 1, 24000 + CONFIG.max_utterance_samples))
     out = d.feed(ev.SpeechEnded(50000), 61200)
-    assert d.state() == Transcribing(1, 50000, 20000)
+    assert d.state() == Transcribing(1, 50000, 20000, addressed=True)
     assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 20000 - CONFIG.preroll_samples, 50000))
     out = d.feed(ev.TranscriptReady(1, "What time is it?", 50000), 70000)
     assert d.state() == Thinking(1, Reply("What time is it?"))
@@ -81,7 +81,7 @@ def test_barge_in_by_wake_word_cuts_cancels_and_commits_only_what_was_heard() ->
         cmd.CancelTurn(turn),
         cmd.StartTimer("listen", turn + 1, 60000 + CONFIG.listen_timeout_samples),
     )
-    assert d.spine.state == Listening(turn + 1, 60000)
+    assert d.spine.state == Listening(turn + 1, 60000, addressed=True)
     # The fade ended after 5,500 samples: four words of 1,000 each of the first sentence, and a half word.
     out = d.feed(ev.PlaybackStopped(1, 5500), 60160)
     assert out == (cmd.CommitHeard(turn, "Once upon a time. There was a fox.", "Once upon a time. There", True),)
@@ -134,7 +134,7 @@ def test_a_short_noise_keeps_listening() -> None:
     wake(d, 0)
     d.feed(ev.SpeechStarted(10000), 13200)
     out = d.feed(ev.SpeechEnded(11000), 22000)
-    assert d.spine.state == Listening(1, 22000)
+    assert d.spine.state == Listening(1, 22000, addressed=True)
     assert out[0] == cmd.CancelTimer("utterance", 1)
 
 

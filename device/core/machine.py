@@ -60,8 +60,9 @@ Rules the handlers keep (the invariants they serve are numbered in docs/architec
 10. A stop phrase ends the exchange unanswered: the wake phrase is stripped from the transcript's start, and
    the rest must be stop phrases and fillers only ("Hey Jarvis, stop.", "Stop. Stop.", "Cancel that"). A
    talk-over of at most `short_interruption_max_words` words, or whose speech lasted at most
-   `short_interruption_max_samples`, that is no stop phrase is taken as one; so is one of at most
-   `STOP_TAIL_MAX_WORDS` words that ends in a stop phrase, or whose last clause is one ("..., stop.").
+   `short_interruption_max_samples` (unless it followed the wake word), that is no stop phrase is taken as one;
+   so is one of at most `STOP_TAIL_MAX_WORDS` words that ends in a stop phrase, or whose last clause is one
+   ("..., stop.").
 11. A timer that is done rings (`Context.ring`): its line, a gap (`Ringing`), its line again (the `ring`
    timer), for at most `alarm_ring_max_samples`. The wake word, a stop phrase or any request silences it;
    speech that turns out to be nothing (an empty transcript, the assistant's own echo) does not, and the ring

@@ -60,9 +60,9 @@ def full_text(reply: Reply) -> str:
     return normalise_space(reply.text)
 
 
-def open_listening(ctx: Context, turn: int, now: int, *, follow_up: bool = False) -> Outcome:
+def open_listening(ctx: Context, turn: int, now: int, *, follow_up: bool = False, addressed: bool = False) -> Outcome:
     window = ctx.config.follow_up_samples if follow_up else ctx.config.listen_timeout_samples
-    return Listening(turn, now, follow_up), ctx, (cmd.StartTimer("listen", turn, now + window),)
+    return Listening(turn, now, follow_up, addressed), ctx, (cmd.StartTimer("listen", turn, now + window),)
 
 
 def chime(ctx: Context, kind: str) -> tuple[Context, Commands]:
@@ -76,14 +76,17 @@ def chime(ctx: Context, kind: str) -> tuple[Context, Commands]:
 def listen_after_wake(ctx: Context, turn: int, now: int, *before: cmd.Command) -> Outcome:
     """The wake word was accepted: chime, and open the listening window. The user called: a ring stops."""
     ctx, sound = chime(replace(ctx, ring=None), "wake")
-    return preceded_by(open_listening(ctx, turn, now), *before, *sound)
+    return preceded_by(open_listening(ctx, turn, now, addressed=True), *before, *sound)
 
 
-def hear_from(ctx: Context, turn: int, onset_sample: int, now: int, follow_up: bool = False) -> Outcome:
+def hear_from(
+    ctx: Context, turn: int, onset_sample: int, now: int, follow_up: bool = False, *, addressed: bool = False
+) -> Outcome:
     """Speech began at `onset_sample`: hear the utterance (with the pre-roll), for at most its time limit."""
     start = onset_sample - ctx.config.preroll_samples
     due = now + ctx.config.max_utterance_samples
-    return Hearing(turn, onset_sample, start, follow_up), ctx, (cmd.StartTimer("utterance", turn, due),)
+    hearing = Hearing(turn, onset_sample, start, follow_up, addressed=addressed)
+    return hearing, ctx, (cmd.StartTimer("utterance", turn, due),)
 
 
 def to_idle(ctx: Context, now: int) -> Outcome:

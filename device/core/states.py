@@ -153,6 +153,9 @@ class Listening:
     opened_at_sample: int
     follow_up: bool = False
     """Opened after a reply rather than by the wake word: it closes silently (no timeout chime)."""
+    addressed: bool = False
+    """Opened by the wake word (or kept open after one): the user called, so what they say next is a request
+    whatever its length. A window reopened after a talk-over too short to hear is not."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,8 @@ class Hearing:
     """The user paused at this sample and transcription of the audio up to it started (None: not yet)."""
     early_text: str | None = None
     """That transcription's text, once it is back: the endpoint then needs no transcription of its own."""
+    addressed: bool = False
+    """It follows the wake word (`Listening.addressed`): never taken as a stop for its shortness alone."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,8 @@ class Transcribing:
     onset_sample: int
     """Where the utterance began: the guard against answering itself asks whether the assistant's voice sounded
     then."""
+    addressed: bool = False
+    """It follows the wake word (`Hearing.addressed`)."""
 
 
 @dataclass(frozen=True)
