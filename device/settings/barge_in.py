@@ -88,7 +88,8 @@ class BargeInConfig:
     """A talk-over whose speech lasted at most this long, in seconds, is taken as a stop whatever whisper made of
     it: a command said over the echo is often heard as words that were never said ("Cancel." came back as "I'm
     so f *ing." and "Okay, m's all." over a loud echo, and was answered). Measured in the echo suite: stop phrases
-    lasted 0.29-0.86 s from onset to end of speech, questions 1.28-2.3 s. 0: by words only."""
+    lasted 0.29-0.86 s from onset to end of speech, questions 1.28-2.3 s. 0: by words only. Not after the wake
+    word: a request the user called for is answered however quickly it is said ("What time is it?" in 0.9 s)."""
     breaker_self_heard: int = field(default=2, metadata=within(0, 100))
     """This many self-interruptions within `breaker_window_s` suspend voice barge-in (the wake word still
     interrupts) until the echo canceller converges again or `breaker_hold_s` pass; 0: never."""
