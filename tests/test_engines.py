@@ -299,8 +299,8 @@ def test_corrupt_model_files_name_the_file_and_the_fix(tmp_path: Path) -> None:
 def test_the_voice_starts_espeak_while_loading_not_in_the_first_answer(
     models_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Starting espeak-ng holds the GIL for ~20 ms (device/engines/tts.py, WARM_UP_TEXT): the audio callback must not
-    # wait on it in the first answer after start, so loading the voice does it.
+    # Starting espeak-ng holds the GIL for up to ~20 ms (device/engines/tts.py, WARM_UP_TEXT): the audio callback
+    # must not wait on it in the first answer after start, so loading the voice does it.
     import piper.voice as piper_voice
     from piper.phonemize_espeak import ESPEAK_DATA_DIR, EspeakPhonemizer
 

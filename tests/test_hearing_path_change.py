@@ -186,7 +186,9 @@ def test_an_unsettled_echo_that_creeps_later_and_falls_back_untold_is_not_taken_
     assert not [fact for fact in facts if type(fact).__name__ in ("VoiceHint", "SpeechStarted")]
 
 
-def _first_hint_after_reopen_ms(user: Audio | None, *, reopened: bool = True, moved_ms: float = 40.0) -> float | None:
+def _first_hint_after_path_change_ms(
+    user: Audio | None, *, reopened: bool = True, moved_ms: float = 40.0
+) -> float | None:
     """The assistant's speech at 0 dB echo, 40 ms late; at 2 s the stream is reopened a step up (or, not
     `reopened`, an xrun is reported) and the echo comes `moved_ms` later; `user` from 3 s on: ms from the user's
     onset to the first voice hint (from 0, if no user)."""
@@ -202,9 +204,9 @@ def test_after_a_reopen_a_step_up_the_user_is_heard_as_soon_as_the_new_delay_is_
     # The first answer on a loaded machine: xruns, then the stream reopened a latency step up, then "Stop." a
     # second later. Judged as an unsettled path for 10 s (as after an xrun) the user as loud as the echo was
     # found 0.23-1.2 s late (the first "Stop." missed by one voice of three); 0.19 s once the new delay is found.
-    heard_after_ms = _first_hint_after_reopen_ms(synthesize("Stop. Please stop now.", voice))
+    heard_after_ms = _first_hint_after_path_change_ms(synthesize("Stop. Please stop now.", voice))
     assert heard_after_ms is not None and 0 <= heard_after_ms <= 300
-    assert _first_hint_after_reopen_ms(None) is None  # the echo alone: no hint
+    assert _first_hint_after_path_change_ms(None) is None  # the echo alone: no hint
 
 
 @pytest.mark.parametrize("voice", ["en-gb+f3", "en-us+m3", "en-us"])
@@ -214,8 +216,8 @@ def test_after_an_xrun_that_left_the_echo_where_it_was_the_user_is_heard_as_soon
     # The first answer after start on the real-stream suite: one xrun while Piper synthesised the first sentence,
     # the delay found again 3-15 ms from where it was, "Stop." 0.3 s into the answer. Judged unsettled for 10 s
     # (the creep after an xrun that moved the echo) the user as loud as the echo went unheard or was found late.
-    heard_after_ms = _first_hint_after_reopen_ms(
+    heard_after_ms = _first_hint_after_path_change_ms(
         synthesize("Stop. Please stop now.", voice), reopened=False, moved_ms=5.0
     )
     assert heard_after_ms is not None and 0 <= heard_after_ms <= 300
-    assert _first_hint_after_reopen_ms(None, reopened=False, moved_ms=5.0) is None  # the echo alone: no hint
+    assert _first_hint_after_path_change_ms(None, reopened=False, moved_ms=5.0) is None  # the echo alone: no hint
