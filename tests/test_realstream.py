@@ -316,3 +316,29 @@ def test_a_cut_by_a_talk_over_after_mic_audio_was_lost_is_the_users_not_a_self_i
     own_pause = step(6.5, ev.VoiceHint(mic(6.45) - lost, 0.9), "Paused", cmd.PausePlayback(2))
     alone = an.analyse_session(out, [*request_steps(), own_pause, steps[-1]], injections, 0, False)
     assert [i["kind"] for i in alone["self_interruptions"]] == ["pause"]
+
+
+def test_a_wake_word_over_the_story_counts_as_heard_only_when_hearing_found_it_there() -> None:
+    said = [INJECTIONS[0], clock.Injection("Hey Jarvis, stop.", "talk_over", 0, rec(3.95), 1.0)]
+    cut = step(4.5, ev.VoiceHint(mic(4.0), 0.9), "Paused", cmd.PausePlayback(2))
+
+    def wake_heard(*more: LoggedStep) -> object:
+        result = an.analyse_session(recording(4.5), [*request_steps(), cut, *more], said, 0, False)
+        return conversation(result)["wake_heard"]
+
+    # The request's own wake word (1.0 s) is not the talk-over's: unheard, unless one ends within the talk-over.
+    assert wake_heard() is False
+    assert wake_heard(step(4.6, ev.WakeDetected("hey_jarvis", 0.8, mic(4.3)), "Listening")) is True
+    # Found in what the speaker played, it was Spine's own voice, not the user's.
+    assert wake_heard(step(4.6, ev.WakeDetected("hey_jarvis", 0.8, mic(4.3), in_own_speech=True), "Paused")) is False
+    row = conversation(an.analyse_session(recording(4.5), [*request_steps(), cut], INJECTIONS, 0, False))
+    assert row["wake_heard"] is None  # "Stop." has no wake word to hear
+    heard = an.analyse_session(
+        recording(4.5),
+        [*request_steps(), cut, step(4.6, ev.WakeDetected("hey_jarvis", 0.8, mic(4.3)), "Listening")],
+        said,
+        0,
+        True,
+    )
+    aggregated = rr.aggregate([{**heard, "underruns_reported": 0, "rescues": 0, "unsettled": 0}], True)
+    assert (aggregated["wake_heard"], aggregated["wake_talk_overs"]) == (1, 1)

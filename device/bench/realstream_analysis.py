@@ -22,6 +22,8 @@ the recording are put on one time line: device/bench/realstream_clock.py.
 |                      | said (`MATCH_MAX_WER`), split into "echo" (closer to Spine's own words) and "misheard"  |
 | stop honoured        | a stop phrase cut the story and no reply was asked for before the next conversation   |
 | question answered    | the wake-word question cut the story and its reply was asked for                      |
+| wake word heard      | a talk-over that begins with the wake phrase: a `WakeDetected` (not in Spine's own     |
+|                      | speech) whose mic sample may lie in it, as for a self-interruption's cause              |
 
 Log times map onto the recording by the wake chimes Spine plays from Idle: each is a `PlayEarcon` at a known
 log time and the first sound in the recording near it (the median offset over a session, which includes the
@@ -81,6 +83,7 @@ REQUEST = "Hey Jarvis. Tell me a story."
 KINDS = ("Stop.", "Never mind.", "Hey Jarvis, stop.", "Hey Jarvis. What time is it?")
 STOP_KINDS = frozenset(KINDS[:3])
 OFFSETS_S = (0.3, 0.7, 1.5, 3.0, 6.0)
+WAKE_PHRASE = "Hey Jarvis"
 
 
 def _meant(text: str) -> str:
@@ -120,12 +123,12 @@ def analyse_session(
     runs = silent_runs(sounding)
     before = round(SOUNDING_BEFORE_S * RATE_HZ)
     grace = round(DECISION_GRACE_S * RATE_HZ)
+    after = round(HEARD_AFTER_S * RATE_HZ)
 
     def sounding_user(earliest: int, latest: int) -> bool:
         # From the mic sample that caused a decision: it was the user's if it may lie in an utterance (from a
         # little before its first sample, to the end of the endpoint silence after it) - however late hearing got
         # to it, and wherever between its two mappings (`heard_within`) it was in the room.
-        after = round(HEARD_AFTER_S * RATE_HZ)
         return any(u.onset - before <= latest and earliest <= u.end + after for u in utterances)
 
     used: set[int] = set()
@@ -142,6 +145,12 @@ def analyse_session(
             used.add(i)
             answered_by[i] = reply
 
+    to_recording = mic_offsets(steps, utterances, offset)
+    wake_heard = [
+        heard_within(s.event.at_sample, to_recording, offset)
+        for s in steps
+        if isinstance(s.event, ev.WakeDetected) and not s.event.in_own_speech
+    ]
     conversations: list[dict[str, Any]] = []
     for number in sorted({u.conversation for u in utterances}):
         mine = [(i, u) for i, u in enumerate(utterances) if u.conversation == number]
@@ -185,6 +194,10 @@ def analyse_session(
             "resumes_while_talking": sum(1 for d in later if d.kind == "resume" and d.at <= u.end),
             "replies_after": [r.prompt for r in answered],
             "kind": "stop" if stop else "question",
+            # Said over the story, the wake word was heard (its end fell within the talk-over), or None: none said.
+            "wake_heard": any(u.onset - before <= late and early <= u.end + after for early, late in wake_heard)
+            if u.text.startswith(WAKE_PHRASE)
+            else None,
             "honoured": interrupted
             and (
                 not answered
@@ -194,7 +207,6 @@ def analyse_session(
         }
         conversations.append(row)
 
-    to_recording = mic_offsets(steps, utterances, offset)
     unexplained = [
         d for d in made if d.kind in ("pause", "cut") and not sounding_user(*_cause_within(d, to_recording, offset))
     ]

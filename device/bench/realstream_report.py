@@ -45,6 +45,7 @@ def aggregate(sessions: list[dict[str, Any]], load: bool) -> dict[str, Any]:
         for o in OFFSETS_S
     }
     first = [c for c in talked if c["first_after_start"]]
+    with_wake = [c for c in talked if c.get("wake_heard") is not None]
     return {
         "sessions": len(mine),
         "conversations_planned": len(rows) + sum(s["unsettled"] for s in mine),
@@ -64,6 +65,8 @@ def aggregate(sessions: list[dict[str, Any]], load: bool) -> dict[str, Any]:
         "stop_phrases_answered": sum(1 for c in stops if c["replies_after"]),
         "questions": len(questions),
         "questions_answered": sum(1 for c in questions if c["honoured"]),
+        "wake_talk_overs": len(with_wake),
+        "wake_heard": sum(1 for c in with_wake if c["wake_heard"]),
         "self_interruptions": self_interruptions,
         "self_replies": len(self_replies),
         "self_replies_echo": sum(1 for r in self_replies if r["cause"] == "echo"),
@@ -144,6 +147,8 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         f" {idle['stop_phrases']} / {idle['stop_phrases_answered']} | |",
         f"| wake-word questions answered | {load['questions_answered']} of {load['questions']} |"
         f" {idle['questions_answered']} of {idle['questions']} | |",
+        f"| wake word heard over the story (talk-overs that begin with it) | {load['wake_heard']} of"
+        f" {load['wake_talk_overs']} | {idle['wake_heard']} of {idle['wake_talk_overs']} | |",
         f"| pauses during talk-overs / resumes while the user talked | {load['pauses']} /"
         f" {load['resumes_while_user_talked']} | {idle['pauses']} / {idle['resumes_while_user_talked']} | |",
         "| not talked over: request unanswered / story cut before / never idle | "
