@@ -87,9 +87,10 @@ too. Measured under load through PulseAudio: once one underrun had moved the ech
 each 5-130 ms later, unreported, until the stream was re-prepared and the echo fell back to the path's latency;
 each was taken for the user for the 0.3-0.5 s the tracker needs to see it. An xrun after which the tracker finds the
 echo where it was (within `DELAY_SLACK_MS`) settles the path at that moment: the underrun did not grow the sound
-server's buffer. Measured on the real-stream suite: in 3 runs of 3 the first session's first answer had one xrun
-while Piper synthesised its first sentence, the delay came back 3-15 ms from the old one, nothing moved beyond the
-slack in the 10 s after, and the unsettled path hid "Stop." 0.3 s into the answer under 3.6-4.8 dB of echo."""
+server's buffer. Measured on the real-stream suite before the voice was warmed at load (device/engines/tts.py): 5
+first answers began with one xrun while Piper synthesised the first sentence; in 4 the delay came back 3-15 ms from
+the old one and nothing moved beyond the slack in the 10 s after, and in 3 of those the unsettled path hid "Stop."
+0.3 s into the answer under 3.6-4.8 dB of echo (in the fifth the delay came back 20 ms off: a move)."""
 REOPEN_SETTLE_SAMPLES = 16000
 """After the stream was reopened a latency step up (device/audio/stream.py), the path counts as unsettled only
 this long, not `UNSETTLED_SAMPLES`: the delay tracker finds the new path's delay within 0.4-0.7 s of playback
