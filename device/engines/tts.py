@@ -61,9 +61,9 @@ first sentence starts espeak-ng (its data and the voice's dictionary) in C with 
 callback needs every period: measured here with a 1 ms ticker thread, the longest stall of a first sentence was
 17-23 ms in 2 runs of 4 and 4-7 ms in the others (3-5 ms for later sentences); and ONNX Runtime's first run takes
 twice as long as later ones (181-209 ms against 87-100 ms for a 4 s sentence, both cores busy). Unwarmed, the
-real-stream suite's first session reported an xrun 40-100 ms after its first `StartTts` in 3 runs of 3: it moved the
-echo path just as the story began and hid a "Stop." said 0.3 s into it. Costs ~60 ms of start-up, before the stream
-opens."""
+real-stream suite's first session reported an xrun 38-61 ms after its first `StartTts` in 3 runs of 3: hearing lost
+the echo's delay just as the story began, and a "Stop." said 0.3 s into it went unheard each time (the path's
+settling after an xrun: device/runtime/hearing.py). Costs ~60 ms of start-up, before the stream opens."""
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: the generated __eq__ cannot compare numpy arrays
