@@ -83,12 +83,12 @@ REQUEST = "Hey Jarvis. Tell me a story."
 KINDS = ("Stop.", "Never mind.", "Hey Jarvis, stop.", "Hey Jarvis. What time is it?")
 STOP_KINDS = frozenset(KINDS[:3])
 OFFSETS_S = (0.3, 0.7, 1.5, 3.0, 6.0)
-WAKE_PHRASE = "Hey Jarvis"
+WAKE_AT_START = re.compile(r"^\W*hey\W+jarvis\b\W*", flags=re.IGNORECASE)
 
 
 def _meant(text: str) -> str:
     """What an utterance asks, without the wake phrase (whisper never hears it: hearing strips it)."""
-    return re.sub(r"^\W*hey\W+jarvis\b\W*", "", text, flags=re.IGNORECASE)
+    return WAKE_AT_START.sub("", text)
 
 
 def _licensed(reply: Reply, utterances: list[Utterance], used: set[int]) -> int | None:
@@ -125,11 +125,14 @@ def analyse_session(
     grace = round(DECISION_GRACE_S * RATE_HZ)
     after = round(HEARD_AFTER_S * RATE_HZ)
 
+    def lies_in(u: Utterance, earliest: int, latest: int) -> bool:
+        # A mic sample mapped between `earliest` and `latest` (`heard_within`) may lie in utterance `u`: from a
+        # little before its first sample to the end of the endpoint silence after it, however late hearing got to it.
+        return u.onset - before <= latest and earliest <= u.end + after
+
     def sounding_user(earliest: int, latest: int) -> bool:
-        # From the mic sample that caused a decision: it was the user's if it may lie in an utterance (from a
-        # little before its first sample, to the end of the endpoint silence after it) - however late hearing got
-        # to it, and wherever between its two mappings (`heard_within`) it was in the room.
-        return any(u.onset - before <= latest and earliest <= u.end + after for u in utterances)
+        # From the mic sample that caused a decision: it was the user's if it may lie in an utterance.
+        return any(lies_in(u, earliest, latest) for u in utterances)
 
     used: set[int] = set()
     self_replies: list[dict[str, Any]] = []
@@ -195,8 +198,8 @@ def analyse_session(
             "replies_after": [r.prompt for r in answered],
             "kind": "stop" if stop else "question",
             # Said over the story, the wake word was heard (its end fell within the talk-over), or None: none said.
-            "wake_heard": any(u.onset - before <= late and early <= u.end + after for early, late in wake_heard)
-            if u.text.startswith(WAKE_PHRASE)
+            "wake_heard": any(lies_in(u, early, late) for early, late in wake_heard)
+            if WAKE_AT_START.match(u.text)
             else None,
             "honoured": interrupted
             and (
