@@ -18,10 +18,17 @@ from device.runtime.eventlog import EventLog
 
 
 class Inbox:
-    """Events posted by other threads (workers, the audio side); the FSM thread drains it."""
+    """Events posted by other threads (workers, the audio side); the FSM thread drains it.
+
+    A `queue.Queue`, not a `queue.SimpleQueue`: on CPython 3.11 `SimpleQueue.get(timeout=)` interrupted by a signal
+    recomputes its deadline after the handler and, when that has already passed, waits with a negative timeout,
+    which means for ever - until something is posted. Under CPU load a SIGTERM or SIGUSR1 landing in the loop's
+    half-period wait froze the FSM thread (idle listening posts nothing): `spine run` ignored the stop and
+    systemd's mute (1 of 10 stops under `stress-ng --cpu 2`; a CI run failed on it). `Queue.get` waits on a
+    `threading.Lock`, whose timed acquire treats a passed deadline as a timeout (tests/test_inbox_signals.py)."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self._queue: queue.Queue[Event] = queue.Queue()
 
     def post(self, event: Event) -> None:
         self._queue.put(event)
@@ -46,7 +53,7 @@ Observer = Callable[[int, Event, str, tuple[Command, ...]], None]
 
 Observers run on the FSM thread, inside `handle`, after the commands were executed and before the next event:
 they must be quick and must never block or raise (no I/O that can wait, no lock another thread may hold for
-long). One that needs more hands the step to its own thread (e.g. `queue.SimpleQueue.put`) and returns."""
+long). One that needs more hands the step to its own thread (e.g. `queue.Queue.put`) and returns."""
 
 
 class Executes(Protocol):

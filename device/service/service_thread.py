@@ -61,7 +61,7 @@ class ServiceThread:
         """`state_now` is the loop's current state, read by the observer on the FSM thread."""
         self._notifier, self._log, self._interval_s = notifier, log, watchdog_interval_s
         self._beats, self._state_now, self._clock = beats, state_now, clock
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._queue: queue.Queue[object] = queue.Queue()  # not SimpleQueue: a signal can hang its timed get (Inbox)
         state = state_now()
         self._last_key = _key(state)  # the FSM thread's: which change it queued last
         self._state = type(state).__name__  # this thread's: the state it last announced
