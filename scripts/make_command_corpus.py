@@ -13,6 +13,12 @@ canceller is bit-exact on one architecture). Nothing is written to the repositor
 
     .venv/bin/python scripts/make_command_corpus.py            # accuracy and ASR time per utterance
     .venv/bin/python scripts/make_command_corpus.py --show     # and every transcript
+    .venv/bin/python scripts/make_command_corpus.py --wake     # the wake word's scores on each mic, no ASR
+
+`--wake` builds "Hey Jarvis, <question>" talk-overs and short requests and stop phrases without the wake word
+the same way (seed 11), and counts how often the wake word model scores its threshold on the cleaned mic, on the
+raw mic, and on either: which mic hearing's wake word should listen to while the echo sounds
+(device/runtime/hearing.py, `hear`).
 """
 
 from __future__ import annotations
@@ -58,6 +64,15 @@ REQUESTS = (
     "What's the weather?",
 )
 """Short real requests that must never read as a stop (not "Stop the timer.": that one rightly stops a ring)."""
+WAKE_QUESTIONS = (
+    "Hey Jarvis. What time is it?",
+    "Hey Jarvis, tell me a joke.",
+    "Hey Jarvis. What's the date?",
+    "Hey Jarvis, set a timer for five minutes.",
+)
+WAKE_SEED = 11
+WAKE_THRESHOLD = 0.5
+"""The daemon's default `wake.threshold`."""
 VOICES = ("en-us", "en-gb", "en-us+f3", "en-us+m3", "en-gb+f2", "en-us+m7")
 REPLIES = (
     "Once upon a time, in a small village by the sea, there lived an old fisherman and his clever daughter. "
@@ -191,6 +206,49 @@ def corpus(repeats: int = 2, seed: int = 9, *, cancel: bool = True, step: int = 
             index += 1
 
 
+def wake_report(repeats: int = 4) -> None:
+    """Each wake-word question and each request or stop phrase without it `repeats` times, cleaned and raw: the
+    wake word model's best score over the utterance (after a second of quiet, as a running detector has history),
+    counted against `WAKE_THRESHOLD` per mic, cold and warm."""
+    from device.engines.wakeword import WakeWordDetector
+
+    models = Path(os.environ.get("SPINE_MODELS_DIR", str(Path.home() / ".local/share/spine/models")))
+    folder = models / "wakeword"
+    detector = WakeWordDetector(
+        folder / "melspectrogram.onnx", folder / "embedding_model.onnx", folder / "hey_jarvis_v0.1.onnx"
+    )
+
+    def best_score(audio: Audio) -> float:
+        detector.reset()
+        padded = np.concatenate((np.zeros(RATE_HZ, np.int16), audio))
+        frame = detector.FRAME_SAMPLES
+        return max(detector.score(padded[i : i + frame]) for i in range(0, len(padded) - frame + 1, frame))
+
+    counts: dict[tuple[bool, bool], list[int]] = {}  # (wake said, warm) -> [cases, cleaned, raw, either, rule]
+    worst_without = 0.0
+    index = 0
+    for texts, said in ((WAKE_QUESTIONS, True), ((*REQUESTS, "Stop.", "Never mind."), False)):
+        for text in texts:
+            for _ in range(repeats):
+                cleaned_case = make_case(index, text, False, WAKE_SEED)
+                cleaned = best_score(cleaned_case.audio)
+                raw = best_score(make_case(index, text, False, WAKE_SEED, cancel=False).audio)
+                rule = cleaned if cleaned_case.warm else raw  # hearing's choice before both were scored
+                row = counts.setdefault((said, cleaned_case.warm), [0, 0, 0, 0, 0])
+                row[0] += 1
+                for column, score in enumerate((cleaned, raw, max(cleaned, raw), rule), start=1):
+                    row[column] += score >= WAKE_THRESHOLD
+                if not said:
+                    worst_without = max(worst_without, cleaned, raw)
+                print(f"{cleaned_case.name} {text!r:44} cleaned {cleaned:.3f} raw {raw:.3f}")
+                index += 1
+    print(f"\nscoring {WAKE_THRESHOLD} or more    cases  cleaned  raw  either  cleaned warm / raw cold")
+    for (said, warm), (cases, cleaned_hits, raw_hits, either, rule) in sorted(counts.items(), reverse=True):
+        kind = f"{'wake word said' if said else 'no wake word  '} {'warm' if warm else 'cold'}"
+        print(f"{kind}      {cases:5d}  {cleaned_hits:7d}  {raw_hits:3d}  {either:6d}  {rule:7d}")
+    print(f"best score of any case without the wake word: {worst_without:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=2, help="cases per text: 3 x this (default 2)")
@@ -198,7 +256,11 @@ def main() -> None:
     parser.add_argument("--show", action="store_true", help="print every transcript")
     parser.add_argument("--no-command-pass", action="store_true", help="free decoding only (the ASR before it)")
     parser.add_argument("--raw", action="store_true", help="the raw microphone, without the echo canceller")
+    parser.add_argument("--wake", action="store_true", help="the wake word's scores on each mic instead (no ASR)")
     args = parser.parse_args()
+    if args.wake:
+        wake_report()
+        return
     from device.engines.asr import COMMANDS, WhisperAsr
 
     models = Path(os.environ.get("SPINE_MODELS_DIR", str(Path.home() / ".local/share/spine/models")))

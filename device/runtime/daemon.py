@@ -87,6 +87,7 @@ class Daemon:
             raw_vad=engines.raw_vad,
             period_samples=self.period,
             offset_wake=engines.offset_wake,
+            other_wake=engines.other_wake,
         )
         self.last_cleaned: npt.NDArray[np.int16] = np.zeros(0, np.int16)
         self.leaked_threads = False
