@@ -40,7 +40,7 @@ def wakes(facts: list[Event]) -> list[WakeDetected]:
 
 def test_a_wake_word_the_canceller_muted_is_heard_on_the_raw_mic_while_the_assistant_plays() -> None:
     other = PeakWake()
-    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, MeasuredCanceller(), other_wake=(other, None))
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, MeasuredCanceller(), other_wake=other)
     found = wakes(run(hearing, 3 * FRAME // PERIOD, playing=True))
     assert [(w.at_sample, w.score) for w in found] == [(3 * FRAME, 1.0)]
 
@@ -51,21 +51,21 @@ def test_a_wake_word_the_canceller_muted_is_heard_on_the_raw_mic_while_the_assis
 def test_the_other_ear_is_off_while_nothing_plays() -> None:
     other = PeakWake()
     main = PeakWake()
-    hearing = Hearing(RmsVoice(), main, CONFIG, MeasuredCanceller(), other_wake=(other, None))
+    hearing = Hearing(RmsVoice(), main, CONFIG, MeasuredCanceller(), other_wake=other)
     found = wakes(run(hearing, 3 * FRAME // PERIOD, playing=False))
     assert [w.at_sample for w in found] == [3 * FRAME]  # nothing echoes: the main grid hears the raw mic
     assert other.frames == [] and len(main.frames) == 3
 
 
 def test_a_wake_word_both_ears_hear_is_one_detection() -> None:
-    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, MeasuredCanceller(), other_wake=(PeakWake(), None))
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, MeasuredCanceller(), other_wake=PeakWake())
     found = wakes(run(hearing, 6 * FRAME // PERIOD, playing=True, cleaned_click=True))
     assert [w.at_sample for w in found] == [3 * FRAME]
 
 
 def test_the_other_ear_starts_afresh_when_echo_sounds_again_after_quiet() -> None:
     other = PeakWake()
-    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, MeasuredCanceller(), other_wake=(other, None))
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, MeasuredCanceller(), other_wake=other)
     silence: Audio = np.zeros(PERIOD, np.int16)
     tone: Audio = np.full(PERIOD, 1000, np.int16)
     quiet_periods = CONFIG.reference_window_samples // PERIOD + 1

@@ -33,8 +33,8 @@ class Engines:
     """The same wake word model, listening to what the speaker plays (self-trigger suppression)."""
     offset_wake: WakeWordDetector
     """A twin of `wake` (its sessions shared) for the second frame grid (device/runtime/wake_grids.py)."""
-    other_wake: tuple[WakeWordDetector, WakeWordDetector]
-    """Twins of `wake` for both grids on the mic `wake` does not hear, while echo may sound (runtime/hearing.py)."""
+    other_wake: WakeWordDetector
+    """A twin of `wake` on the mic `wake` does not hear, while echo may sound (device/runtime/hearing.py)."""
     asr: WhisperAsr
     tts: PiperTts
 
@@ -72,14 +72,13 @@ def load_engines(config: Config, deterministic: bool = False, between: Callable[
     for engine, section in ((vad, "vad"), (wake, "wake"), (tts, "tts")):
         _warn(OnnxModel(section, choices[section], engine.session_providers()).unused_warning())
     between()
-    other_wake = (wake.twin(), wake.twin())
     return Engines(
         vad=vad,
         raw_vad=raw_vad,
         wake=wake,
         own_wake=own_wake,
         offset_wake=wake.twin(),
-        other_wake=other_wake,
+        other_wake=wake.twin(),
         asr=asr,
         tts=tts,
     )

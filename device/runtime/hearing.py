@@ -177,13 +177,13 @@ class Hearing:
         raw_vad: VoiceProbability | None = None,
         period_samples: int = 160,
         offset_wake: WakeScorer | None = None,
-        other_wake: tuple[WakeScorer, WakeScorer | None] | None = None,
+        other_wake: WakeScorer | None = None,
     ) -> None:
         """`aec` cleans the mic first; `own_wake` (a second scorer of the same model) listens to the speaker;
         `raw_vad` (a second voice model) listens to the raw mic while the canceller is not yet trusted;
         `offset_wake` (a twin of `wake`) scores the second frame grid (device/runtime/wake_grids.py);
-        `other_wake` (twins of `wake`, main and offset grid) listens to the mic the wake word does not, while the
-        assistant's echo may sound (`hear` says why)."""
+        `other_wake` (a twin of `wake`, one grid) listens to the mic the wake word does not, while the assistant's
+        echo may sound (`hear` says why)."""
         self._vad, self._config, self._aec, self._own_wake = vad, config, aec, own_wake  # `wake`: the grids own it
         self._raw_vad = raw_vad
         self._echo = ReferenceEchoModel(period_samples)
@@ -242,12 +242,14 @@ class Hearing:
         converged canceller still reshapes the user (measured: "Hey Jarvis" 2 s after an apology scored 0.98 on
         the raw mic and at most 0.45 on the cleaned one, under the 0.5 threshold, and the question went unheard).
         While the echo may sound, neither mic is always the better one, so with `other_wake` the wake word also
-        listens to the other (a twin pair of grids, started afresh each time echo begins to sound after quiet):
+        listens to the other (a twin on one grid, started afresh each time echo begins to sound after quiet):
         over 16 "Hey Jarvis, <question>" talk-overs built as the command corpus builds them
         (scripts/make_command_corpus.py: echo -3.5..+5.1 dB over the user, 8 cold, 8 warm), the mic the rule above
         picks (raw cold, cleaned warm) scored 0.5 or more in 1, the raw mic in 4, the cleaned one in 2, either in
         5; 32 short requests and stop phrases without the wake word scored at most 0.04 on either. Costs one more
-        grid's scoring (2.6 ms per 80 ms frame here) only while echo may sound; idle listening is unchanged.
+        grid's scoring (2.6 ms per 80 ms frame here) only while echo may sound, and no second frame grid: its
+        catch-up is a burst of ~80 ms (device/runtime/wake_grids.py), and two of them at once around a wake word
+        held the GIL long enough to risk the sound card's callback. Idle listening is unchanged.
         """
         raw_mic = raw if raw is not None else period
         if self._remember_played(played, len(period)):
@@ -443,9 +445,8 @@ class Hearing:
             self._other_wake_grids = None
             return []
         if self._other_wake_grids is None:
-            main, offset = self._other_wake
-            main.reset()
-            self._other_wake_grids = WakeGrids(main, offset, self._config.wake_threshold)
+            self._other_wake.reset()
+            self._other_wake_grids = WakeGrids(self._other_wake, None, self._config.wake_threshold)
         return self._other_wake_grids.push(audio, start_sample)
 
     def _judge_wake(self, score: float, frame_end: int, other_ear: bool = False) -> list[Event]:
