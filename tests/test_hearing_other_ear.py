@@ -78,3 +78,10 @@ def test_the_other_ear_starts_afresh_when_echo_sounds_again_after_quiet() -> Non
     # samples left over. The second stretch (640 samples) starts a fresh grid: joined to the leftover it would
     # have made a seventh frame spanning the quiet.
     assert (len(other.frames), other.resets) == (6, 2)
+
+
+def test_without_a_canceller_there_is_no_other_mic_to_listen_to() -> None:
+    other = PeakWake()
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG, other_wake=other)
+    run(hearing, 3 * FRAME // PERIOD, playing=True, cleaned_click=True)
+    assert other.frames == []

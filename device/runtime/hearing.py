@@ -266,7 +266,7 @@ class Hearing:
         for frame_end, score in self._wake_grids.push(wake_input, start_sample):
             facts += self._judge_wake(score, frame_end)
         other_input = raw if wake_input is period else period
-        for frame_end, score in self._other_ear(other_input, start_sample, raw is not None):
+        for frame_end, score in self._other_ear(other_input, start_sample):
             facts += self._judge_wake(score, frame_end, other_ear=True)
         gate = self._voice_gate(start_sample)
         if gate != self._gate:
@@ -437,11 +437,11 @@ class Hearing:
             self._played_peaks.popleft()
         return peak > SILENT_PEAK
 
-    def _other_ear(self, audio: Audio | None, start_sample: int, two_mics: bool) -> list[tuple[int, float]]:
+    def _other_ear(self, audio: Audio | None, start_sample: int) -> list[tuple[int, float]]:
         """The wake word's scores on the mic its grids do not hear, while the assistant's echo may sound (see
-        `hear`); nothing otherwise. Started afresh whenever echo begins to sound after quiet: its frames never
-        join audio from before a gap."""
-        if self._other_wake is None or audio is None or not two_mics or not self._echo_may_sound():
+        `hear`); nothing otherwise, nor without a canceller (then both mics are the same audio). Started afresh
+        whenever echo begins to sound after quiet: its frames never join audio from before a gap."""
+        if self._other_wake is None or self._aec is None or audio is None or not self._echo_may_sound():
             self._other_wake_grids = None
             return []
         if self._other_wake_grids is None:
