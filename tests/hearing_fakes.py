@@ -6,11 +6,12 @@ The stand-ins are real, if simple, detectors (RMS level, peak amplitude), so a t
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from device.runtime.endpointer import EndpointerConfig
-from device.runtime.hearing import HearingConfig
+from device.runtime.hearing import Audio, HearingConfig
 
 CHUNK = 512  # Silero's chunk
 FRAME = 1280  # openWakeWord's frame
@@ -70,3 +71,16 @@ class PeakWake:
 
     def reset(self) -> None:
         self.resets += 1
+
+
+@dataclass
+class MeasuredCanceller:
+    """What hearing reads of a canceller, set by the test: its measured delay and its count of path changes."""
+
+    echo_delay_ms: float | None = 40.0
+    path_changes: int = 0
+    converged: bool = True
+    erle_db: float = 30.0
+
+    def process(self, mic: Audio, reference: Audio, *, near_end_quiet: bool = True) -> Audio:
+        return mic

@@ -12,8 +12,7 @@ import numpy as np
 
 from device.core.events import Event, WakeDetected
 from device.runtime.hearing import Audio, Hearing
-from tests.hearing_fakes import CONFIG, FRAME, PeakWake, RmsVoice
-from tests.test_hearing_path_change import MeasuredCanceller
+from tests.hearing_fakes import CONFIG, FRAME, MeasuredCanceller, PeakWake, RmsVoice
 
 PERIOD = 160
 CLICK_PERIOD = 20

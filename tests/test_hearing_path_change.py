@@ -7,8 +7,6 @@ block's new lag is not yet a trusted delay, and on a real stream at 0 dB a false
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 
@@ -17,20 +15,7 @@ from device.runtime.hearing import PATH_SETTLE_SAMPLES, XRUN_DISTRUST_SAMPLES, A
 from device.sim.scene import DelayJump, RoomSpec
 from device.sim.speech import synthesize
 from tests.aec_signals import assistant_speech, room_echo, to_int16
-from tests.hearing_fakes import CONFIG, PeakWake, RmsVoice
-
-
-@dataclass
-class MeasuredCanceller:
-    """What hearing reads of a canceller, set by the test: its measured delay and its count of path changes."""
-
-    echo_delay_ms: float | None = 40.0
-    path_changes: int = 0
-    converged: bool = True
-    erle_db: float = 30.0
-
-    def process(self, mic: Audio, reference: Audio, *, near_end_quiet: bool = True) -> Audio:
-        return mic
+from tests.hearing_fakes import CONFIG, MeasuredCanceller, PeakWake, RmsVoice
 
 
 def test_the_measured_delay_is_trusted_until_the_path_moves_then_every_delay_for_the_settling_time() -> None:
