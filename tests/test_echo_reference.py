@@ -60,7 +60,7 @@ def judge_all(
     model.set_delay_ms(delay_ms)
     out: list[tuple[int, bool, bool]] = []
     for chunk_end in chunk_ends(model, played):
-        verdict = model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end])
+        verdict = model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end], played_since=model.played_samples - chunk_end)
         out.append((chunk_end - CHUNK_SAMPLES, verdict.someone_else, verdict.calibrated))
     return out
 
@@ -134,7 +134,7 @@ def found_delay_after(played: npt.NDArray[np.int16], mic: npt.NDArray[np.int16])
     """The delay the model found on its own (no canceller telling it) after hearing all of `played`."""
     model = ReferenceEchoModel(PERIOD)
     for chunk_end in chunk_ends(model, played):
-        model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end])
+        model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end], played_since=model.played_samples - chunk_end)
     return model.found_delay_ms
 
 
@@ -177,7 +177,7 @@ def decay_after_start_up_sound(
     someone_else = []
     for chunk_end in chunk_ends(model, played):
         # In the quiet after the sound a chunk of noise can be unexplained (hearing asks for voice as well).
-        verdict = model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end])
+        verdict = model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end], played_since=model.played_samples - chunk_end)
         if verdict.someone_else and story_at < chunk_end <= story_at + story_s * RATE:
             someone_else.append((chunk_end - story_at) / RATE)
     return model.decay_db_per_ms, model.measured_decay, someone_else
@@ -220,7 +220,7 @@ def first_found_s(
     model = ReferenceEchoModel(PERIOD)
     model.set_delay_ms(delay_ms)
     for chunk_end in chunk_ends(model, played):
-        if model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end]).someone_else and story_at < chunk_end < end:
+        if model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end], played_since=model.played_samples - chunk_end).someone_else and story_at < chunk_end < end:
             assert chunk_end > onset, "the echo alone was taken for someone else"
             return (chunk_end - onset) / RATE
     return None
@@ -274,6 +274,10 @@ def test_the_coupling_learns_nothing_while_the_path_is_not_trusted(path_trusted:
         if chunk_end == moved_from:
             before = model.coupling_db
         source = after if chunk_end > moved_from else mic
-        model.judge(source[chunk_end - CHUNK_SAMPLES : chunk_end], path_trusted or chunk_end <= moved_from)
+        model.judge(
+            source[chunk_end - CHUNK_SAMPLES : chunk_end],
+            path_trusted or chunk_end <= moved_from,
+            played_since=model.played_samples - chunk_end,
+        )
     spread = float(np.max(np.abs(model.coupling_db - before)))
     assert spread > 0.5 if path_trusted else spread == 0.0, spread

@@ -61,6 +61,17 @@ LONGEST_DELAY_MS = 1500.0
 """The longest delay the model can be told of (the delay tracker's range): the history reaches this far back."""
 DELAY_SLACK_MS = 20.0
 """Once the delay is known: how much earlier than it the echo may arrive (an xrun shifts it by a period)."""
+EXACT_MAX_UPPER_DB = 1.5
+"""Where the echo's delay is settled, the reference's 32 ms at exactly that delay predicts the echo too (no plateau
+around the delay, no reverberation); it judges only where it explains the echo this closely: in the median band,
+nine chunks in ten of the mic stay within this much above it (`_Coupling.upper_db`; not the median spread, which
+reverberation's rare loud tails leave small; not every band, where a user's talk-over can fill the tenth): a
+stable, linear, dry echo path, such as a sound server's loop or a line-level path.
+There the plateau +-20-30 ms around the delay takes the loudest syllable of the last 80 ms for the echo of a
+quiet moment: measured on a PulseAudio null sink at 0 dB, its coupling spread 3.3-5.4 dB per band (margins 10-16
+dB), and "Stop." 3 dB under the story stood out in 0-3 bands and was missed, though each chunk of its /s/ was
+17-27 dB above the echo in 12-13 bands. In a room, reverberation spreads the exact prediction's ratio far more,
+and the plateau judges as before."""
 DECAY_CANDIDATES_DB_PER_MS: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.45, 0.6)
 """How fast the echo of a played sound may die away after its direct path, safest first: 60 dB in 0.6 s (a
 reverberant living room) down to 0.1 s (a dry loop). The prediction starts with the first; `_RoomDecay` tests
@@ -112,6 +123,17 @@ the band teaches it (the start-up sound, or the first words of the first answer,
 COUPLING_WINDOW_CHUNKS = 256
 """How much echo (8 s) the coupling's median looks back over: long enough that a user talking over part of it
 does not move it, short enough to follow the speaker's volume."""
+EXACT_LAGS_MS: tuple[float, ...] = (-2.5, 0.0, 5.0, 10.0)
+"""The exact prediction is the loudest of the reference's 32 ms at these offsets from the delay: a room's response
+smears the echo over its first milliseconds (a dry simulated room, RT60 0.01 s, had chunks of echo alone above
+the prediction at the delay alone), and the tracked delay may be a sample or two early."""
+EXACT_MIN_CHUNKS = COUPLING_WINDOW_CHUNKS
+"""Echo chunks (8 s, most of it speech after a start-up sound) each band must have seen before the exact prediction
+may judge: with half of that, a dry simulated room (RT60 0.01 s) still had a chunk of echo alone taken for
+someone else."""
+UPPER_QUANTILE = 0.9
+"""`_Coupling.upper_db`'s quantile: high enough to see reverberation's tails, low enough that a user talking over
+a tenth of the echo does not count."""
 MEDIAN_REFRESH_CHUNKS = 8
 """Once a band is calibrated, its median and spread are recomputed every this many chunks (0.26 s)."""
 SPREAD_FACTOR = 3.0
@@ -179,6 +201,8 @@ class _Coupling:
     def __init__(self, bands: int) -> None:
         self.db: Floats = np.zeros(bands)
         self.spread_db: Floats = np.zeros(bands)
+        self.upper_db: Floats = np.full(bands, np.inf)
+        """How far above the coupling nine chunks in ten of the echo come, per band (refreshed with the median)."""
         self.seen: npt.NDArray[np.int64] = np.zeros(bands, np.int64)
         self._ratios: Floats = np.zeros((COUPLING_WINDOW_CHUNKS, bands))
         self._chunks = 0
@@ -208,10 +232,12 @@ class _Coupling:
         if full.size:
             self.db[full] = np.median(self._ratios[:, full], axis=0)
             self.spread_db[full] = np.median(np.abs(self._ratios[:, full] - self.db[full]), axis=0)
+            self.upper_db[full] = np.quantile(self._ratios[:, full], UPPER_QUANTILE, axis=0) - self.db[full]
 
     def _refresh(self, band: int, window: Floats) -> None:
         self.db[band] = float(np.median(window))
         self.spread_db[band] = float(np.median(np.abs(window - self.db[band])))
+        self.upper_db[band] = float(np.quantile(window, UPPER_QUANTILE)) - self.db[band]
 
 
 class _DelayFinder:
@@ -334,6 +360,10 @@ class ReferenceEchoModel:
         self._active_energy = _band_energy_of_dbfs(ACTIVE_REFERENCE_DBFS, self._bands)
         self._any_delay = _Coupling(self._bands)
         self._at_delay = _Coupling(self._bands)
+        self._exact = _Coupling(self._bands)
+        # The played samples themselves, as far back as the longest delay reaches (for the exact prediction).
+        self._played: Floats = np.zeros(int((LONGEST_DELAY_MS + 100.0) * RATE_HZ / 1000) + CHUNK_SAMPLES)
+        self._played_count = 0
         self._recent_mic: deque[Floats] = deque(maxlen=NOISE_WINDOW_CHUNKS)
         self._delay_ms: float | None = None
         self._also_ms: float | None = None
@@ -351,6 +381,11 @@ class ReferenceEchoModel:
     def coupling_db(self) -> Floats:
         """Speaker-to-mic coupling per band as measured (around the known delay when there is one), dB."""
         return (self._at_delay if self._delay_ms is not None else self._any_delay).db.copy()
+
+    @property
+    def played_samples(self) -> int:
+        """Reference samples pushed so far."""
+        return self._played_count
 
     @property
     def found_delay_ms(self) -> float | None:
@@ -378,13 +413,17 @@ class ReferenceEchoModel:
         size = len(played)
         self._reference[:-size] = self._reference[size:]
         self._reference[-size:] = played
+        at = (self._played_count + np.arange(size)) % len(self._played)
+        self._played[at] = played
+        self._played_count += size
         self._history[self._written % len(self._history)] = self._band_energies(self._reference)
         self._written += 1
 
-    def judge(self, raw_chunk: Audio, path_trusted: bool = True) -> Verdict:
+    def judge(self, raw_chunk: Audio, path_trusted: bool = True, played_since: int = 0) -> Verdict:
         """Whether `raw_chunk` (the last `CHUNK_SAMPLES` of the raw mic) holds more than the echo. `path_trusted`:
         the echo's path is where the model was told (no xrun or move lately); while it is not, the couplings learn
-        only until they are calibrated."""
+        only until they are calibrated. `played_since`: reference samples pushed after the chunk's last sample
+        (a chunk may end inside the period pushed last)."""
         mic = self._band_energies(raw_chunk.astype(np.float64))
         self._recent_mic.append(mic)
         noise = np.asarray(np.min(self._recent_mic, axis=0), dtype=np.float64) + _FLOOR
@@ -398,10 +437,16 @@ class ReferenceEchoModel:
         predictions = [(self._any_delay, wide)]
         if self._delay_ms is not None:
             predictions.append((self._at_delay, self._predicted_reference(self._delay_ms, self._also_ms)))
-        # Judge with the sharpest calibrated prediction: around the known delay when it has learnt enough.
-        coupling, reference = next(((c, r) for c, r in reversed(predictions) if c.calibrated), predictions[0])
+            if self._later_ms <= DELAY_SLACK_MS and self._also_ms is None:  # a settled path with one delay
+                predictions.append((self._exact, self._exact_reference(self._delay_ms, played_since)))
+        # Judge with the sharpest calibrated prediction: around the known delay when it has learnt enough, at
+        # exactly the delay where that explains the echo closely (`EXACT_MAX_UPPER_DB`).
+        coupling, reference = next(
+            ((c, r) for c, r in reversed(predictions) if c.calibrated and (c is not self._exact or self._exact_fits())),
+            predictions[0],
+        )
         verdict = Verdict(True, coupling.calibrated, self._unexplained(mic, noise, audible, coupling, reference))
-        if not self._decay.measured and coupling is self._at_delay:
+        if not self._decay.measured and self._delay_ms is not None and self._at_delay.calibrated:
             self._weigh_decays(mic, noise, audible)
         for each, prediction in predictions:
             if not path_trusted and each.calibrated:
@@ -425,6 +470,27 @@ class ReferenceEchoModel:
     def measured_decay(self) -> bool:
         """Whether `decay_db_per_ms` was measured on an echo (else it is the safest)."""
         return self._decay.measured
+
+    def _exact_fits(self) -> bool:
+        """Whether the exact prediction may judge: it has learnt on `EXACT_MIN_CHUNKS` of echo (a start-up sound
+        alone is tonal and steady, and fits it even in a reverberant room) and explains that closely."""
+        full = self._exact.seen >= EXACT_MIN_CHUNKS
+        return (
+            int(np.count_nonzero(full)) >= MIN_CALIBRATED_BANDS
+            and float(np.median(self._exact.upper_db[full])) <= EXACT_MAX_UPPER_DB
+        )
+
+    def _exact_reference(self, delay_ms: float, played_since: int) -> Floats:
+        """The band energies of the 32 ms played `delay_ms` before the chunk, the largest over `EXACT_LAGS_MS`
+        around it (zeros before the start)."""
+        energies = np.zeros(self._bands)
+        for lag_ms in EXACT_LAGS_MS:
+            end = self._played_count - played_since - round((delay_ms + lag_ms) * RATE_HZ / 1000)
+            start = end - CHUNK_SAMPLES
+            if start >= max(0, self._played_count - len(self._played)):
+                window = self._played[np.arange(start, end) % len(self._played)]
+                energies = np.maximum(energies, self._band_energies(window))
+        return energies
 
     def _predicted_echo(self, noise: Floats, coupling: _Coupling, reference: Floats) -> Floats:
         """What the mic would hold with no one else in the room: the echo, its distortion and the noise."""

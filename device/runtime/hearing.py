@@ -278,7 +278,8 @@ class Hearing:
         ):
             self.last_vad_probability = self._vad.probability(chunk)
             raw_probability = self._raw_vad.probability(raw_chunk) if self._raw_vad is not None else None
-            believed = self._believed_probability(chunk_start + len(chunk), raw_chunk, raw_probability)
+            played_since = start_sample + len(period) - (chunk_start + len(chunk))
+            believed = self._believed_probability(chunk_start + len(chunk), raw_chunk, raw_probability, played_since)
             facts += self._endpointer.push(believed, chunk_start, len(chunk))
             self._reset_vad_when_quiet(len(chunk))
         return facts
@@ -375,10 +376,13 @@ class Hearing:
             return "none"
         return "reference+canceller" if self._aec is not None and self._aec.converged else "reference"
 
-    def _believed_probability(self, chunk_end: int, raw_chunk: Audio, raw_probability: float | None) -> float:
-        """The voice probability hearing acts on: 0 for voice the played reference explains (see the module)."""
+    def _believed_probability(
+        self, chunk_end: int, raw_chunk: Audio, raw_probability: float | None, played_since: int = 0
+    ) -> float:
+        """The voice probability hearing acts on: 0 for voice the played reference explains (see the module).
+        `played_since`: samples of reference heard after the chunk's end (it may end inside the period)."""
         trusted = chunk_end >= self._unsettled_until_sample and not self._delay.lost
-        verdict = self._echo.judge(raw_chunk, path_trusted=trusted)
+        verdict = self._echo.judge(raw_chunk, path_trusted=trusted, played_since=played_since)
         if self._distrusted(chunk_end):
             return 0.0
         if not self._echo_may_sound():
