@@ -220,7 +220,11 @@ def first_found_s(
     model = ReferenceEchoModel(PERIOD)
     model.set_delay_ms(delay_ms)
     for chunk_end in chunk_ends(model, played):
-        if model.judge(mic[chunk_end - CHUNK_SAMPLES : chunk_end], played_since=model.played_samples - chunk_end).someone_else and story_at < chunk_end < end:
+        chunk = mic[chunk_end - CHUNK_SAMPLES : chunk_end]
+        if (
+            model.judge(chunk, played_since=model.played_samples - chunk_end).someone_else
+            and story_at < chunk_end < end
+        ):
             assert chunk_end > onset, "the echo alone was taken for someone else"
             return (chunk_end - onset) / RATE
     return None

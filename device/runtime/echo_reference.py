@@ -364,6 +364,7 @@ class ReferenceEchoModel:
         # The played samples themselves, as far back as the longest delay reaches (for the exact prediction).
         self._played: Floats = np.zeros(int((LONGEST_DELAY_MS + 100.0) * RATE_HZ / 1000) + CHUNK_SAMPLES)
         self._played_count = 0
+        self._exact_allowed = True
         self._recent_mic: deque[Floats] = deque(maxlen=NOISE_WINDOW_CHUNKS)
         self._delay_ms: float | None = None
         self._also_ms: float | None = None
@@ -383,6 +384,12 @@ class ReferenceEchoModel:
         return (self._at_delay if self._delay_ms is not None else self._any_delay).db.copy()
 
     @property
+    def exact_judges(self) -> bool:
+        """Whether the next chunk would be judged against the played audio at exactly the delay."""
+        settled = self._delay_ms is not None and self._later_ms <= DELAY_SLACK_MS and self._also_ms is None
+        return settled and self._exact_allowed and self._exact.calibrated and self._exact_fits()
+
+    @property
     def played_samples(self) -> int:
         """Reference samples pushed so far."""
         return self._played_count
@@ -399,10 +406,13 @@ class ReferenceEchoModel:
         also_ms: float | None = None,
         widest_ms: float = MAX_DELAY_MS,
         later_ms: float = DELAY_SLACK_MS,
+        exact: bool = True,
     ) -> None:
         """The echo's delay after the reference as measured (None: unknown, look at every delay up to `widest_ms`);
         `also_ms`, another delay the echo may have at the same time (it may return to it at any moment); the echo
-        may come up to `later_ms` after `delay_ms` (an unsettled path creeps later)."""
+        may come up to `later_ms` after `delay_ms` (an unsettled path creeps later); `exact`: the path has been
+        stable long enough for the exact prediction (`EXACT_MAX_UPPER_DB`) to be tried."""
+        self._exact_allowed = exact
         self._delay_ms = delay_ms
         self._also_ms = also_ms if delay_ms is not None else None
         self._widest_ms = min(max(widest_ms, MAX_DELAY_MS), LONGEST_DELAY_MS)
@@ -437,7 +447,7 @@ class ReferenceEchoModel:
         predictions = [(self._any_delay, wide)]
         if self._delay_ms is not None:
             predictions.append((self._at_delay, self._predicted_reference(self._delay_ms, self._also_ms)))
-            if self._later_ms <= DELAY_SLACK_MS and self._also_ms is None:  # a settled path with one delay
+            if self._exact_allowed and self._later_ms <= DELAY_SLACK_MS and self._also_ms is None:  # one delay
                 predictions.append((self._exact, self._exact_reference(self._delay_ms, played_since)))
         # Judge with the sharpest calibrated prediction: around the known delay when it has learnt enough, at
         # exactly the delay where that explains the echo closely (`EXACT_MAX_UPPER_DB`).

@@ -99,6 +99,12 @@ the first answer after start on a loaded machine, whose xruns and reopen came at
 stream suite's missed "Stop." 0.3 s and "Never mind." 0.7 s into it)."""
 UNSETTLED_LATER_MS = 150.0
 """How much later than its tracked delay the echo of an unsettled path may come (one underrun's move, 130 ms)."""
+EXACT_STABLE_SAMPLES = 30 * 16000
+"""The echo is judged against the played audio at exactly its delay (device/runtime/echo_reference.py) only once
+the path has neither had an xrun or a reopen nor moved for this long: under load a sound server moves the echo by
+tens of milliseconds with no xrun reported (measured on the real-stream suite: 90 -> 130 ms, 6 s after the last
+move the tracker had seen), and before the tracker sees it the exact prediction takes the echo for the user (a
+pause and a cut of the story with nobody talking), where the plateau around the delay holds on."""
 XRUN_ECHO_TAIL_SAMPLES = 2 * 16000
 """Within that time, the assistant's echo may still sound this long after the last sample it played."""
 
@@ -191,6 +197,7 @@ class Hearing:
         self._delay_said: int | None = None  # the delay the last `EchoDelayChanged` reported
         self._delay_before_xrun: int | None = None  # the delay reported before an xrun, until it is found again
         self._unsettled_until_sample = -1
+        self._exact_from_sample = 0  # see EXACT_STABLE_SAMPLES
         self._raw_frames = Framer(vad.CHUNK_SAMPLES)
         self._user_until = -1
         self._gate: VoiceGate = "none"
@@ -302,6 +309,7 @@ class Hearing:
         else:
             self._unsettled_until_sample = max(self._unsettled_until_sample, at_sample + UNSETTLED_SAMPLES)
         self._distrust_until_sample = max(self._distrust_until_sample, at_sample + XRUN_DISTRUST_SAMPLES)
+        self._exact_from_sample = max(self._exact_from_sample, at_sample + EXACT_STABLE_SAMPLES)
 
     def _set_echo_delays(self, now_sample: int) -> None:
         """Tell the echo model where the echo is: around the trusted delay, and also around the path's own
@@ -317,7 +325,8 @@ class Hearing:
             also_ms = shortest * 1000 / RATE_HZ
         longest_ms = (tracker.longest_samples or 0) * 1000 / RATE_HZ + DELAY_SLACK_MS
         later_ms = UNSETTLED_LATER_MS if now_sample < self._unsettled_until_sample else DELAY_SLACK_MS
-        self._echo.set_delay_ms(delay_ms, also_ms, widest_ms=longest_ms, later_ms=later_ms)
+        exact = now_sample >= self._exact_from_sample
+        self._echo.set_delay_ms(delay_ms, also_ms, widest_ms=longest_ms, later_ms=later_ms, exact=exact)
 
     def _delay_news(self, now_sample: int) -> list[Event]:
         """`EchoDelayChanged` when the tracked delay was found, moved by more than a millisecond, or lost; a move
@@ -330,6 +339,8 @@ class Hearing:
             return [EchoDelayChanged(None, "xrun")]
         if tracked is None or (said is not None and abs(tracked - said) <= AGREE_SAMPLES):
             return []
+        if said is not None:  # moved: the path is not stable
+            self._exact_from_sample = max(self._exact_from_sample, now_sample + EXACT_STABLE_SAMPLES)
         if said is None and self._delay_before_xrun is not None:
             if abs(tracked - self._delay_before_xrun) * 1000 / RATE_HZ <= DELAY_SLACK_MS:
                 self._unsettled_until_sample = min(self._unsettled_until_sample, now_sample)  # found where it was
