@@ -9,11 +9,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from device.core.events import VoiceGateChanged
 from device.runtime import echo_reference
 from device.runtime.echo_reference import CHUNK_SAMPLES, ReferenceEchoModel
+from device.runtime.hearing import EXACT_STABLE_SAMPLES, Hearing
 from device.sim.room import RoomNoise
 from device.sim.scene import RoomSpec
 from device.sim.speech import synthesize
+from tests.hearing_fakes import CONFIG, PeakWake, RmsVoice
 from tests.test_echo_reference import PERIOD, RATE, assistant_speech, chunk_ends, echo_of
 
 LOOP_DELAY_MS = 30.0
@@ -105,3 +108,27 @@ def test_a_path_not_yet_stable_is_never_judged_exactly() -> None:
         judged_exactly.append(model.exact_judges)
     assert any(judged_exactly), "the loop never fitted the exact prediction"
     assert not any(judged_exactly[int(10 * RATE / CHUNK_SAMPLES) + 1 :])
+
+
+def test_hearing_says_when_it_judges_exactly_and_withholds_it_after_an_xrun() -> None:
+    # The timeline shows which detector arms voice barge-in: on the loop the gate reads "exact-reference" once the
+    # exact prediction fits; an xrun closes the gate, and once the delay is found again the plateau judges (plain
+    # "reference") for EXACT_STABLE_SAMPLES.
+    played = assistant_speech(24.0)
+    mic = np.clip(np.rint(_loop_echo(played) + RoomNoise(-70.0, 3).next(len(played))), -32768, 32767)
+    mic16 = mic.astype(np.int16)
+    hearing = Hearing(RmsVoice(), PeakWake(), CONFIG)
+    xrun_at = 18 * RATE
+    gates: list[tuple[int, str]] = []
+    for start in range(0, len(played) - PERIOD + 1, PERIOD):
+        if start == xrun_at:
+            hearing.echo_path_moved(start)
+        period = mic16[start : start + PERIOD]
+        facts = hearing.hear(period, start, played[start : start + PERIOD], raw=period)
+        gates += [(start, fact.detector) for fact in facts if isinstance(fact, VoiceGateChanged)]
+    exact_at = [at for at, gate in gates if gate == "exact-reference"]
+    assert exact_at and exact_at[0] < xrun_at, gates
+    assert (xrun_at, "none") in gates
+    after = [gate for at, gate in gates if at > xrun_at]
+    assert after and after[-1] == "reference" and "exact-reference" not in after, gates
+    assert xrun_at + EXACT_STABLE_SAMPLES > len(played)  # the whole rest of the answer is within the withholding

@@ -53,7 +53,7 @@ class EchoCancellerChanged:
     erle_db: float
 
 
-VoiceGate = Literal["none", "reference", "reference+canceller"]
+VoiceGate = Literal["none", "reference", "reference+canceller", "exact-reference", "exact-reference+canceller"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,9 @@ class VoiceGateChanged:
     """How hearing tells the user's voice from the assistant's echo while it plays changed (a fact for the log
     and the timeline): `none`, the speaker-to-mic coupling is not measured yet, so voice cannot interrupt
     playback (the wake word can); `reference`, the played reference judges and the voice detector hears the raw
-    mic; `reference+canceller`, the reference judges and the voice detector hears the echo-cancelled mic."""
+    mic; `reference+canceller`, the reference judges and the voice detector hears the echo-cancelled mic; with
+    `exact-`, the reference judges at exactly the echo's delay (a stable, dry path: device/runtime/echo_reference.py),
+    which finds a user a few dB under the echo."""
 
     detector: VoiceGate
 

@@ -385,7 +385,10 @@ class Hearing:
     def _voice_gate(self, now_sample: int) -> VoiceGate:
         if not self._echo.calibrated or self._distrusted(now_sample):
             return "none"
-        return "reference+canceller" if self._aec is not None and self._aec.converged else "reference"
+        exact = self._echo.exact_judges
+        if self._aec is not None and self._aec.converged:
+            return "exact-reference+canceller" if exact else "reference+canceller"
+        return "exact-reference" if exact else "reference"
 
     def _believed_probability(
         self, chunk_end: int, raw_chunk: Audio, raw_probability: float | None, played_since: int = 0

@@ -68,11 +68,15 @@ GATE_COLOURS: dict[str, str] = {
     "none": "#f2f2f2",
     "reference": "#fdd49e",
     "reference+canceller": "#8c6bb1",
+    "exact-reference": "#fdae6b",
+    "exact-reference+canceller": "#6a51a3",
 }
 GATE_LABELS: dict[str, str] = {
     "none": "voice barge-in not armed (not yet, or wake word only after an xrun)",
     "reference": "armed: played reference (raw mic)",
     "reference+canceller": "armed: played reference + canceller",
+    "exact-reference": "armed: played reference at exactly the delay (raw mic)",
+    "exact-reference+canceller": "armed: played reference at exactly the delay + canceller",
 }
 BREAKER_COLOUR = "#d62728"
 _GATE_STRIP = (0.0, 0.28)
