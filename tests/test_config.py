@@ -29,6 +29,7 @@ UNITLESS = {
     "on_threshold",
     "off_threshold",
     "wake_threshold",
+    "faint_threshold",
     "speech_probability",
     "own_words_min_fraction",
     "temperature",

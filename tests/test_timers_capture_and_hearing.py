@@ -134,6 +134,7 @@ def test_hearing_config_converts_the_settings_to_samples_once() -> None:
         vad_reset_quiet_samples=16000,
         reference_window_samples=8000,
         user_hold_samples=4800,
+        faint_wake_threshold=0.15,
     )
     custom = Config(wake=WakeConfig(custom_model_path=Path("/m/hey_spine_v0.1.onnx"), own_speech_window_s=0.5))
     assert (hearing_config(custom).wake_model, hearing_config(custom).own_speech_window_samples) == (

@@ -29,6 +29,19 @@ class WakeDetected:
 
 
 @dataclass(frozen=True)
+class WakeHeardFaintly:
+    """The wake word model scored at least `[wake] faint_threshold` but below its threshold at `at_sample`,
+    within an utterance under way: the utterance may well begin with a wake word said over the assistant's echo,
+    which the model scores low and whisper writes as other words ("Change our vist, what time is it?"). Reported
+    each time the score rises within the utterance; only an utterance being heard acts on it (rule 10 in
+    device/core/machine.py)."""
+
+    model: str
+    score: float
+    at_sample: int
+
+
+@dataclass(frozen=True)
 class VoiceHint:
     """The first reliable hint of voice since `onset_sample`, on the echo-cancelled mic; `probability` is the
     highest voice probability of the hint. Cheap and early (tens of milliseconds), so it may be wrong: the
@@ -283,6 +296,7 @@ class StopRequested:
 
 Event = (
     WakeDetected
+    | WakeHeardFaintly
     | VoiceHint
     | EchoCancellerChanged
     | VoiceGateChanged

@@ -62,7 +62,9 @@ Rules the handlers keep (the invariants they serve are numbered in docs/architec
    talk-over of at most `short_interruption_max_words` words, or whose speech lasted at most
    `short_interruption_max_samples` (unless it followed the wake word), that is no stop phrase is taken as one;
    so is one of at most `STOP_TAIL_MAX_WORDS` words that ends in a stop phrase, or whose last clause is one
-   ("..., stop.").
+   ("..., stop."). A wake word heard faintly within `FAINT_WAKE_WINDOW_SAMPLES` of an utterance's onset
+   (`WakeHeardFaintly`) is stripped from its audio instead: transcription starts after it, and the utterance
+   counts as addressed.
 11. A timer that is done rings (`Context.ring`): its line, a gap (`Ringing`), its line again (the `ring`
    timer), for at most `alarm_ring_max_samples`. The wake word, a stop phrase or any request silences it;
    speech that turns out to be nothing (an empty transcript, the assistant's own echo) does not, and the ring
@@ -160,6 +162,7 @@ TRANSITIONS = table(
     row(LISTENING, ev.WakeDetected, turn.on_wake_again, Listening, may_stay=True),
     row(Listening, ev.SpeechStarted, turn.on_speech_started, Hearing),
     row(Listening, Timer("listen"), turn.on_listen_timeout, *TO_IDLE, may_stay=True),
+    row(Hearing, ev.WakeHeardFaintly, turn.on_faint_wake),
     row(Hearing, ev.SpeechPaused, turn.on_speech_paused),
     row(Hearing, ev.TranscriptReady, turn.on_early_transcript),
     row(Hearing, ev.EngineFailed, turn.on_early_failure),
@@ -261,6 +264,10 @@ IGNORED: dict[Key, str] = {
         (s, ev.EchoDelayChanged): "a fact for the log and the timeline: where hearing expects the echo (hearing acts "
         "on it itself)"
         for s in ALL_STATES
+    },
+    **{
+        (s, ev.WakeHeardFaintly): "a faint wake word only moves where an utterance being heard starts (rule 10)"
+        for s in every_state_but(Hearing)
     },
     **{
         (s, ev.JobLeaked): "a cancelled job did not stop in time: its worker was replaced, its results are "

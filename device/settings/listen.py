@@ -23,6 +23,10 @@ class WakeConfig:
     threshold: float = field(default=0.5, metadata=within(0.0, 1.0))
     """The wake word model's score (a probability) at or above which the wake word is detected (more than 0):
     higher, fewer false wakes and more missed ones. A state's `[barge_in.<state>] wake_threshold` may ask for more."""
+    faint_threshold: float = field(default=0.15, metadata=within(0.0, 1.0))
+    """A score at least this (and below `threshold`) near the start of an utterance is a wake word said faintly,
+    as over the assistant's echo: the request is transcribed from after it (0: off; less than `threshold`).
+    Measured: such wake words scored 0.1-0.44, speech without one never above 0.04."""
     refractory_s: float = field(default=1.0, metadata=within(0.0, 10.0))
     """After a detection, ignore the wake word this long, in seconds (the score stays high for a few frames)."""
     own_speech_window_s: float = field(default=1.0, metadata=within(0.0, 10.0))
@@ -34,6 +38,11 @@ class WakeConfig:
     "CUDAExecutionProvider", "CPUExecutionProvider". The CPU is always added last; a name this onnxruntime does
     not offer is skipped with a warning at start. The CPU by default: 2 ms of work every 80 ms gains nothing
     from a GPU round trip (docs/jetson.md). `spine doctor` shows what each model runs on."""
+
+    def validate(self) -> str | None:
+        if self.faint_threshold and 0 < self.threshold <= self.faint_threshold:
+            return f"`faint_threshold` must be below `threshold` ({self.threshold}), got {self.faint_threshold}"
+        return None
 
     @property
     def model_name(self) -> str:
