@@ -478,7 +478,7 @@ class Hearing:
         higher than any reported in it (the last report is nearest the wake word's end); the spine decides whether
         it opens the utterance. Measured (scripts/make_command_corpus.py --wake: 16 "Hey Jarvis, <question>" and
         32 requests and stop phrases without it, over -6..+6 dB of echo): with the wake word, the better mic
-        scored under 0.5 in 11 and 0.1-0.44 in 6 of those; without it, never above 0.04. Whisper wrote such a
+        scored under 0.5 in 11, and 0.2-0.44 in 4 of those (0.1 in 2 more); without it, never above 0.04. Whisper wrote such a
         wake word as other words, and a garbled "Hey Jarvis, stop." was answered, on a loaded real stream."""
         if not self._endpointer.voiced:
             self._faint_best = 0.0
