@@ -22,7 +22,7 @@ from tests.core_script import DEFAULTS
 EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.WakeDetected("hey_jarvis", 0.731, 16000),
     ev.WakeDetected("hey_jarvis", 0.9, 16000, in_own_speech=True),
-    ev.WakeHeardFaintly("hey_jarvis", 0.214, 12800),
+    ev.WakeHeardFaintly("hey_jarvis", 0.214, 12800, 9728),
     ev.VoiceHint(16500, 0.875),
     ev.EchoCancellerChanged(converged=True, erle_db=23.5),
     ev.VoiceGateChanged("reference"),

@@ -61,3 +61,13 @@ def test_a_score_over_the_threshold_is_a_detection_and_its_falling_tail_is_not_f
     facts = run(FAINT, [None, 2500, 4000, 12000, 8000, 6000])
     assert [(f.at_sample, f.score) for f in facts if isinstance(f, WakeDetected)] == [(4 * FRAME, 0.6)]
     assert faint(facts) == [(3 * FRAME, 0.2)]  # before the detection; after it, within the refractory, none
+
+
+def test_the_words_after_a_faint_wake_word_begin_at_the_last_pause_before_its_frame() -> None:
+    """The score peaks late, so the pause says where the words after the wake word begin: here the quiet frame
+    2 (chunks of 512 from 2,560; the chunk from 3,584 is half voice, no silence)."""
+    facts = run(FAINT, [None, 2500, None, 4000, 8000])
+    found = [(f.at_sample, f.words_from_sample) for f in facts if isinstance(f, WakeHeardFaintly)]
+    assert found == [(4 * FRAME, 3072), (5 * FRAME, 3072)]
+    before = [f.words_from_sample for f in run(FAINT, [None, 4000]) if isinstance(f, WakeHeardFaintly)]
+    assert before == [512]  # no pause within the utterance: the one before it (the spine hears it whole)

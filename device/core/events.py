@@ -32,13 +32,15 @@ class WakeDetected:
 class WakeHeardFaintly:
     """The wake word model scored at least `[wake] faint_threshold` but below its threshold at `at_sample`,
     within an utterance under way: the utterance may well begin with a wake word said over the assistant's echo,
-    which the model scores low and whisper writes as other words ("Change our vist, what time is it?"). Reported
-    each time the score rises within the utterance; only an utterance being heard acts on it (rule 10 in
-    device/core/machine.py)."""
+    which the model scores low and whisper writes as other words ("Change our vist, what time is it?").
+    `words_from_sample`: the start of the last pause before `at_sample`, where the words after the wake word may
+    begin (the score peaks late). Reported each time the score rises within the utterance; only an utterance
+    being heard acts on it (rule 10 in device/core/machine.py)."""
 
     model: str
     score: float
     at_sample: int
+    words_from_sample: int
 
 
 @dataclass(frozen=True)

@@ -79,22 +79,23 @@ def on_listen_timeout(state: Listening, ctx: Context, event: ev.TimerFired, now:
 
 
 FAINT_WAKE_WINDOW_SAMPLES = 24000
-"""A faint wake word whose frame ends at most this long (1.5 s) after an utterance's onset is taken to open it:
-"Hey Jarvis" takes 0.5-1 s to say, and the model scores its last frame a little after it ends. Later in an
-utterance it is a name within a request, which is transcribed whole."""
+"""A faint wake word is taken to open an utterance when the words after it begin at most this long (1.5 s) after
+the utterance's onset: "Hey Jarvis" takes 0.5-1 s to say. Later in an utterance it is a name within a request,
+which is transcribed whole."""
 
 
 def on_faint_wake(state: Hearing, ctx: Context, event: ev.WakeHeardFaintly, now: int) -> Outcome:
-    """The wake word, heard faintly near the start of the utterance (rule 10): transcribe only what follows it,
-    as after a detected wake word, so that whisper does not write it as other words that are then answered
-    ("And our visit is top." for "Hey Jarvis, stop." over the echo, on a loaded real stream). The utterance is
-    addressed: a short request after the wake word is no stop for its shortness alone. An early transcription
-    that included the wake word is forgotten (the endpoint transcribes afresh)."""
-    if not state.onset_sample < event.at_sample <= state.onset_sample + FAINT_WAKE_WINDOW_SAMPLES:
-        return state, ctx, (cmd.NoteIgnored("a faint wake word away from the utterance's start is part of it"),)
-    start = event.at_sample - ctx.config.preroll_samples
+    """The wake word, heard faintly near the start of the utterance (rule 10): transcribe only the words after it
+    (from the pause that follows it), as after a detected wake word, so that whisper does not write it as other
+    words that are then answered ("And our visit is top." for "Hey Jarvis, stop." over the echo, on a loaded real
+    stream). The utterance is addressed: a short request after the wake word is no stop for its shortness alone.
+    An early transcription that included the wake word is forgotten (the endpoint transcribes afresh)."""
+    start = event.words_from_sample
+    if not state.onset_sample < start <= state.onset_sample + FAINT_WAKE_WINDOW_SAMPLES:
+        why = "a faint wake word with no pause after it near the utterance's start: the utterance is heard whole"
+        return state, ctx, (cmd.NoteIgnored(why),)
     if start <= state.from_sample:
-        return state, ctx, (cmd.NoteIgnored("a faint wake word within the pre-roll: the audio starts there anyway"),)
+        return state, ctx, (cmd.NoteIgnored("a faint wake word: the audio transcribed starts after it already"),)
     after = replace(state, from_sample=start, addressed=True, early_to_sample=None, early_text=None)
     return after, ctx, ()
 

@@ -106,6 +106,9 @@ the path has neither had an xrun or a reopen nor moved for this long: under load
 tens of milliseconds with no xrun reported (measured on the real-stream suite: 90 -> 130 ms, 6 s after the last
 move the tracker had seen), and before the tracker sees it the exact prediction takes the echo for the user (a
 pause and a cut of the story with nobody talking), where the plateau around the delay holds on."""
+FAINT_WAKE_HISTORY_SAMPLES = 3 * 16000
+"""How far back the pause after a faint wake word is looked for: the wake word and the words after it, to its
+score's late peak."""
 XRUN_ECHO_TAIL_SAMPLES = 2 * 16000
 """Within that time, the assistant's echo may still sound this long after the last sample it played."""
 
@@ -214,6 +217,7 @@ class Hearing:
         self._own_frames = Framer(wake.FRAME_SAMPLES)
         self._wake_quiet_until = 0
         self._faint_best = 0.0  # the highest faint wake score reported within the utterance under way
+        self._voice_heard: deque[tuple[int, float]] = deque()  # (chunk start, unjudged voice probability)
         self._own_wake_until = -1
         self._played_peaks: deque[int] = deque()  # peak of each recently played period, newest last
         self._converged = False
@@ -291,6 +295,7 @@ class Hearing:
         ):
             self.last_vad_probability = self._vad.probability(chunk)
             raw_probability = self._raw_vad.probability(raw_chunk) if self._raw_vad is not None else None
+            self._remember_voice(chunk_start, max(self.last_vad_probability, raw_probability or 0.0))
             played_since = start_sample + len(period) - (chunk_start + len(chunk))
             believed = self._believed_probability(chunk_start + len(chunk), raw_chunk, raw_probability, played_since)
             facts += self._endpointer.push(believed, chunk_start, len(chunk))
@@ -473,13 +478,32 @@ class Hearing:
             self._other_wake_grids = WakeGrids(self._other_wake, None, self._config.wake_threshold)
         return self._other_wake_grids.push(audio, start_sample)
 
+    def _remember_voice(self, chunk_start: int, probability: float) -> None:
+        """Keep `FAINT_WAKE_HISTORY_SAMPLES` of the voice probabilities before the echo judgement (both mics'
+        louder): the pause after a faint wake word is looked for in them (`_words_after`)."""
+        self._voice_heard.append((chunk_start, probability))
+        while self._voice_heard[0][0] < chunk_start - FAINT_WAKE_HISTORY_SAMPLES:
+            self._voice_heard.popleft()
+
+    def _words_after(self, frame_end: int) -> int | None:
+        """Where the words after a wake word scored at `frame_end` may begin: the first sample of the last chunk of
+        silence before it (None: no pause in the history). The model's score peaks late, often past the words
+        that follow the wake word (measured on the real-stream suite: "Hey Jarvis, stop." peaked at the end of
+        "stop", 1.2 s after the onset), so the frame's end says little of where the wake word ended; the pause
+        after it says more. Before the echo judgement, the echo is voice too, so its gaps are no pause here."""
+        for chunk_start, probability in reversed(self._voice_heard):
+            if chunk_start < frame_end and probability < self._config.endpointer.off_threshold:
+                return chunk_start
+        return None
+
     def _faint_wake(self, score: float, frame_end: int) -> list[Event]:
         """`WakeHeardFaintly` when the score is at least `faint_wake_threshold`, within an utterance under way, and
-        higher than any reported in it (the last report is nearest the wake word's end); the spine decides whether
-        it opens the utterance. Measured (scripts/make_command_corpus.py --wake: 16 "Hey Jarvis, <question>" and
-        32 requests and stop phrases without it, over -6..+6 dB of echo): with the wake word, the better mic
-        scored under 0.5 in 11, and 0.2-0.44 in 4 of those (0.1 in 2 more); without it, never above 0.04. Whisper wrote such a
-        wake word as other words, and a garbled "Hey Jarvis, stop." was answered, on a loaded real stream."""
+        higher than any reported in it, with where the words after the wake word may begin (`_words_after`); the
+        spine decides whether it opens the utterance. Measured (scripts/make_command_corpus.py --wake: 16 "Hey
+        Jarvis, <question>" and 32 requests and stop phrases without it, over -6..+6 dB of echo): with the wake
+        word, the better mic scored under 0.5 in 11, and 0.2-0.44 in 4 of those (0.1 in 2 more); without it,
+        never above 0.04. Whisper wrote such a wake word as other words, and a garbled "Hey Jarvis, stop." was
+        answered, on a loaded real stream."""
         if not self._endpointer.voiced:
             self._faint_best = 0.0
             return []
@@ -487,7 +511,10 @@ class Hearing:
         if threshold <= 0 or score < threshold or score <= self._faint_best or frame_end <= self._own_wake_until:
             return []
         self._faint_best = score
-        return [WakeHeardFaintly(self._config.wake_model, round(float(score), 3), frame_end)]
+        words_from = self._words_after(frame_end)
+        if words_from is None:
+            return []
+        return [WakeHeardFaintly(self._config.wake_model, round(float(score), 3), frame_end, words_from)]
 
     def _judge_wake(self, score: float, frame_end: int, other_ear: bool = False) -> list[Event]:
         """`WakeDetected` when the score wins, then what resetting the endpointer as of the wake word's frame
