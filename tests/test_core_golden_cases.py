@@ -53,3 +53,12 @@ def test_a_timer_rings_on_through_its_own_echo_until_a_stop() -> None:
     assert states.count("Ringing") == 3  # two gaps, one of them heard through its own echo
     assert states[-2:] == ["Idle", "Idle"]
     assert prompts(log) == ["set a timer for 10 seconds"]
+
+
+def test_a_faint_wake_word_is_stripped_so_its_stop_stops_and_its_quick_question_is_answered() -> None:
+    log = steps("faint_wake_word")
+    assert prompts(log) == ["tell me a story", "tell me a story", "What time is it?"]
+    assert "stop phrase 'Stop.': stopped, nothing to answer" in notes(log)
+    talk_overs = [c.from_sample for s in log for c in s.commands if isinstance(c, cmd.StartAsr) and c.turn in (2, 4)]
+    # From the pause after each wake word, not the talk-over's onset pre-roll (44,000 and 146,000 less 2,400).
+    assert talk_overs == [55500, 153000]
