@@ -490,7 +490,8 @@ class Hearing:
         silence before it (None: no pause in the history). The model's score peaks late, often past the words
         that follow the wake word (measured on the real-stream suite: "Hey Jarvis, stop." peaked at the end of
         "stop", 1.2 s after the onset), so the frame's end says little of where the wake word ended; the pause
-        after it says more. Before the echo judgement, the echo is voice too, so its gaps are no pause here."""
+        after it says more. The probabilities are those before the echo judgement: the zeros it puts in the
+        believed voice while the echo sounds would look like pauses inside the wake word."""
         for chunk_start, probability in reversed(self._voice_heard):
             if chunk_start < frame_end and probability < self._config.endpointer.off_threshold:
                 return chunk_start
