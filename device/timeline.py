@@ -38,6 +38,10 @@ def _event_text(event: ev.Event) -> str:
             return f"{job} of turn {turn} cancelled"
         case ev.EngineFailed(turn, job, reason):
             return f"{job} of turn {turn} FAILED: {reason}"
+        case ev.AudioXrun(underflows, overflows):
+            return f"XRUN: speaker ran dry {underflows}x, mic overflowed {overflows}x"
+        case ev.AudioLatencyRaised(latency_ms, cause):
+            return f"audio {cause}: reopened at {latency_ms:.0f} ms output latency"
         case _:
             return type(event).__name__
 

@@ -46,6 +46,8 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.EngineFailed(1, "asr", 'RuntimeError: "quoted", non-ASCII \u00e9\u2713'),
     ev.AudioDeviceLost("stream error: device unavailable"),
     ev.AudioDeviceRestored(),
+    ev.AudioXrun(underflows=3, overflows=1),
+    ev.AudioLatencyRaised(70.0, "lost 86 ms of the microphone"),
     ev.MuteChanged(True, "SIGUSR1"),
     ev.BargeInRequested("monitor"),
     ev.TextTyped("what time is it", "monitor"),

@@ -110,7 +110,8 @@ def test_the_diagram_has_every_state_and_the_log_download_ends_on_a_whole_step(
 
 
 def barge_in_run(feed: MonitorFeed) -> None:
-    """Wake, a reply that speaks, the user's voice cuts it 0.25 s after its onset, and a leaked job."""
+    """Wake, a reply that speaks, the user's voice cuts it 0.25 s after its onset, a leaked job, and xruns that
+    raised the stream's latency."""
     feed.observe(0, ev.Started(), "Idle", ())
     feed.observe(16000, ev.WakeDetected("hey_jarvis", 0.9, 16000), "Listening", ())
     feed.observe(20000, ev.SpeechStarted(19000), "Hearing", ())
@@ -123,6 +124,8 @@ def barge_in_run(feed: MonitorFeed) -> None:
     feed.observe(51000, ev.SpeechStarted(49000), "Hearing", (cmd.CancelTurn(1), cmd.CutPlayback(2)))
     feed.observe(53000, ev.PlaybackStopped(2, 3000), "Hearing", ())
     feed.observe(54000, ev.JobLeaked(1, "tts", 250.0), "Hearing", ())
+    feed.observe(55000, ev.AudioXrun(3, 0), "Hearing", ())
+    feed.observe(55000, ev.AudioLatencyRaised(70.0, "ran dry 3 times"), "Hearing", ())
 
 
 def test_metrics_parse_as_prometheus_exposition_with_spine_names_and_base_units(
@@ -144,13 +147,14 @@ def test_metrics_parse_as_prometheus_exposition_with_spine_names_and_base_units(
     assert samples[("spine_barge_ins_total", (("signal", "voice"),))] == 1
     assert samples[("spine_barge_ins_total", (("signal", "wake_word"),))] == 0
     assert samples[("spine_leaked_jobs_total", ())] == 1
-    assert samples[("spine_steps_total", ())] == 10
+    assert samples[("spine_steps_total", ())] == 12
     assert samples[("spine_onset_to_silence_seconds_count", ())] == 1
     assert samples[("spine_onset_to_silence_seconds_sum", ())] == pytest.approx((53000 - 49000) / RATE_HZ)
     assert samples[("spine_turn_latency_seconds_count", ())] == 1
     assert samples[("spine_turn_latency_seconds_sum", ())] == pytest.approx((48000 - 36000) / RATE_HZ)
     assert samples[("spine_xruns_total", ())] == 2 and samples[("spine_underrun_samples_total", ())] == 160
     assert samples[("spine_audio_output_latency_seconds", ())] == 0.13
+    assert samples[("spine_audio_latency_raises_total", ())] == 1
     assert samples[("spine_process_cpu_seconds_total", ())] > 0
     assert samples[("spine_process_resident_memory_bytes", ())] > 1e6
     assert samples[("spine_monitor_sessions", ())] == 0

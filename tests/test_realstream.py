@@ -107,6 +107,20 @@ def test_a_stop_phrase_that_pauses_then_cuts_the_story_is_interrupted_and_honour
     assert result["self_interruptions"] == [] and result["self_replies"] == []
 
 
+def test_the_cards_xruns_and_latency_steps_are_counted_from_the_event_log() -> None:
+    result = analyse(
+        4.1,
+        step(3.2, ev.AudioXrun(2, 1), "Speaking"),
+        step(3.4, ev.AudioXrun(1, 0), "Speaking"),
+        step(3.4, ev.AudioLatencyRaised(70.0, "ran dry 3 times"), "Speaking"),
+        step(4.1, ev.VoiceHint(mic(4.0), 0.9), "Paused", cmd.PausePlayback(2)),
+    )
+    assert result["xruns_logged"] == 4 and result["latency_raises"] == 1
+    aggregated = rr.aggregate([{**result, "underruns_reported": 2, "rescues": 0, "unsettled": 0}], False)
+    assert aggregated["xruns_logged"] == 4 and aggregated["latency_raises"] == 1
+    assert aggregated["underruns_reported"] == 2
+
+
 def test_a_gap_between_words_after_the_onset_is_not_the_silence() -> None:
     # The story has a 100 ms gap at 4.05 s, before the pause at 4.3 s: onset -> silence is 300 ms, not 50.
     result = analyse(

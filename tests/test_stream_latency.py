@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
-from device.audio.portaudio import OUTPUT_UNDERFLOW
+from device.audio.portaudio import INPUT_OVERFLOW, OUTPUT_UNDERFLOW
 from device.audio.rate import RateBridge
 from device.audio.stream import LATENCY_STEPS_S, NEVER_NS, UNDERFLOWS_PER_STEP, DeviceChoice, DuplexStream
+from device.core import events as ev
 from device.errors import UserError
 from device.runtime.card import CardSide
 
@@ -145,6 +146,26 @@ def test_underruns_step_up_and_the_top_step_stays() -> None:
         _checks(stream, clock, card, 3)
     assert stream.opened_steps == list(range(len(LATENCY_STEPS_S)))
     assert len(said) == len(LATENCY_STEPS_S) - 1 and all("ran dry 3 times" in line for line in said)
+
+
+def test_xruns_and_a_latency_step_are_facts_for_the_log_with_the_next_reports() -> None:
+    stream, clock, card, _said, moved = _rig()
+    stream.open()
+    _checks(stream, clock, card, 3)
+    list(card.periods())
+    assert card.reports() == []  # on time: nothing to say
+    _periods(stream, clock, UNDERFLOWS_PER_STEP, flags=UNDERFLOW)
+    list(card.periods())
+    assert [at_new[1] for at_new in moved] == [False]  # hearing heard of the xruns first, on the round's periods
+    card._keep_up()
+    assert card.reports() == [
+        ev.AudioXrun(underflows=UNDERFLOWS_PER_STEP, overflows=0),
+        ev.AudioLatencyRaised(output_latency_ms=60.0, cause=f"ran dry {UNDERFLOWS_PER_STEP} times"),
+    ]
+    assert card.reports() == []  # each said once
+    _periods(stream, clock, 1, flags=INPUT_OVERFLOW)
+    list(card.periods())
+    assert card.reports() == [ev.AudioXrun(underflows=0, overflows=1)]
 
 
 def test_a_device_portaudio_does_not_have_is_a_clear_error() -> None:

@@ -241,6 +241,8 @@ def analyse_session(
         "replies": len(asked),
         "leaks": sum(1 for s in steps if isinstance(s.event, ev.JobLeaked)),
         "device_lost": sum(1 for s in steps if isinstance(s.event, ev.AudioDeviceLost)),
+        "xruns_logged": sum(s.event.underflows + s.event.overflows for s in steps if isinstance(s.event, ev.AudioXrun)),
+        "latency_raises": sum(1 for s in steps if isinstance(s.event, ev.AudioLatencyRaised)),
     }
 
 

@@ -74,6 +74,8 @@ def aggregate(sessions: list[dict[str, Any]], load: bool) -> dict[str, Any]:
         "resumes_while_user_talked": sum(c["resumes_while_talking"] for c in talked),
         "leaks": sum(s["leaks"] for s in mine),
         "underruns_reported": sum(s["underruns_reported"] for s in mine),
+        "xruns_logged": sum(s.get("xruns_logged", 0) for s in mine),
+        "latency_raises": sum(s.get("latency_raises", 0) for s in mine),
         "rescued_by_mute": sum(s["rescues"] for s in mine),
         "machine_load_average_median": percentile([x for s in mine for x in s.get("load_averages", [])], 0.5),
         "mic_lost_s": round(sum(s.get("mic_lost_s") or 0.0 for s in mine), 3),
@@ -157,8 +159,9 @@ def report_markdown(result: dict[str, Any], command: str) -> str:
         + " / ".join(str(v) for k, v in idle["not_talked_over"].items() if k != "no_story")
         + " | |",
         f"| stories ended by a mute after a miss | {load['rescued_by_mute']} | {idle['rescued_by_mute']} | |",
-        f"| leaked jobs / underruns on stderr | {load['leaks']} / {load['underruns_reported']} |"
-        f" {idle['leaks']} / {idle['underruns_reported']} | |",
+        "| leaked jobs / xruns in the event log / stream reopens a latency step up / ALSA underruns on stderr |"
+        f" {load['leaks']} / {load['xruns_logged']} / {load['latency_raises']} / {load['underruns_reported']} |"
+        f" {idle['leaks']} / {idle['xruns_logged']} / {idle['latency_raises']} / {idle['underruns_reported']} | |",
         f"| machine's 1-min load average before a conversation (median; 2 cores) |"
         f" {_cell(load['machine_load_average_median'])} | {_cell(idle['machine_load_average_median'])} | |",
         f"| mic audio Spine's capture dropped (sum over sessions) | {load['mic_lost_s']} s |"

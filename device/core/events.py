@@ -256,6 +256,28 @@ class AudioDeviceRestored:
 
 
 @dataclass(frozen=True)
+class AudioXrun:
+    """The sound card could not keep up (a fact for the log, the timeline and the metrics; hearing acts on it
+    itself, device/runtime/hearing.py `echo_path_moved`): since the last report the speaker ran dry `underflows`
+    times and the mic's buffer overflowed `overflows` times. Counted by the callback from PortAudio's status flags
+    (where an ALSA "underrun occurred" on stderr ends up) and reported on the FSM thread's next round, so a
+    self-interruption or a missed talk-over can be read next to its cause in the log."""
+
+    underflows: int
+    overflows: int
+
+
+@dataclass(frozen=True)
+class AudioLatencyRaised:
+    """The stream lost mic audio or ran dry too often and was reopened one latency step up to keep up (a fact for
+    the log, the timeline and the metrics; device/audio/stream.py `LATENCY_STEPS_S`): `output_latency_ms` is the
+    new stream's, as PortAudio reports it; `cause` says what was lost."""
+
+    output_latency_ms: float
+    cause: str
+
+
+@dataclass(frozen=True)
 class MuteChanged:
     """The user muted or unmuted the microphone (privacy), by a control outside the mic: a signal, the
     monitor page. Muting cannot be undone by voice: a muted Spine does not listen."""
@@ -321,6 +343,8 @@ Event = (
     | EngineFailed
     | AudioDeviceLost
     | AudioDeviceRestored
+    | AudioXrun
+    | AudioLatencyRaised
     | MuteChanged
     | BargeInRequested
     | TextTyped

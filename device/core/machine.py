@@ -266,6 +266,12 @@ IGNORED: dict[Key, str] = {
         for s in ALL_STATES
     },
     **{
+        (s, e): "a fact for the log, the timeline and the metrics: the sound card could not keep up (hearing acts "
+        "on it itself)"
+        for s in ALL_STATES
+        for e in (ev.AudioXrun, ev.AudioLatencyRaised)
+    },
+    **{
         (s, ev.WakeHeardFaintly): "a faint wake word only moves where an utterance being heard starts (rule 10)"
         for s in every_state_but(Hearing)
     },

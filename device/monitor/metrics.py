@@ -85,6 +85,10 @@ class SpineCollector(Collector):
             "spine_audio_resyncs", "Stream restarts that ended PortAudio's busy loop after a late callback",
             value=health.audio_resyncs,
         )  # fmt: skip
+        yield CounterMetricFamily(
+            "spine_audio_latency_raises", "Stream reopens one latency step up (mic audio lost, or it ran dry)",
+            value=stats.latency_raises,
+        )  # fmt: skip
         yield GaugeMetricFamily(
             "spine_audio_output_latency_seconds", "Output latency of the sound card's stream (rises when too busy)",
             value=health.output_latency_s,

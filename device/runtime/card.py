@@ -42,6 +42,8 @@ from device.config import Config, core_config
 from device.core.events import (
     AudioDeviceLost,
     AudioDeviceRestored,
+    AudioLatencyRaised,
+    AudioXrun,
     Event,
     MuteChanged,
     PlaybackDrained,
@@ -123,15 +125,18 @@ class CardSide:
         self._mute_requests = mute_requests  # appended by the signal handlers
         self._next_health_s = 0.0
         self._echo_path_moved = echo_path_moved
-        self._xruns_seen = 0
+        self._underflows_seen = 0
+        self._overflows_seen = 0
+        self._card_facts: list[Event] = []  # xruns and latency steps, stepped with the next round's reports
         self._lag_floors: list[int] = []  # capture lag floors of the health checks since the stream (re)opened
         self._underflows_at_step = 0
 
     def periods(self) -> Iterator[Period]:
         callback, device_period = self._callback, self._device_period
-        xruns = self._stream.input_overflows + self._stream.output_underflows
-        if xruns != self._xruns_seen:
-            self._xruns_seen = xruns
+        underflows, overflows = self._stream.output_underflows, self._stream.input_overflows
+        if (underflows, overflows) != (self._underflows_seen, self._overflows_seen):
+            self._card_facts.append(AudioXrun(underflows - self._underflows_seen, overflows - self._overflows_seen))
+            self._underflows_seen, self._overflows_seen = underflows, overflows
             self._path_moved()
         while callback.capture.available() >= device_period and callback.reference.available() >= device_period:
             callback.capture.read_into(self._mic)
@@ -154,7 +159,7 @@ class CardSide:
 
     def reports(self) -> list[Event]:
         reports = self._callback.reports
-        pending: list[Event] = []
+        pending, self._card_facts = self._card_facts, []
         while reports:
             pending.append(_in_spine_samples(reports.popleft(), self._bridge))
         return pending
@@ -207,6 +212,7 @@ class CardSide:
         if raised:
             self._say("warning", f"audio: the stream {why} (a busy machine): reopened with "
                       f"{stream.output_latency_s * 1000:.0f} ms of output latency to keep up")  # fmt: skip
+            self._card_facts.append(AudioLatencyRaised(round(stream.output_latency_s * 1000, 1), why))
             self._path_moved(new_latency=True)
         return None
 

@@ -62,7 +62,8 @@ class AudioSide(Protocol):
         ...
 
     def reports(self) -> list[Event]:
-        """The card's own reports (played and stopped epochs), in Spine samples, stepped after the heard facts."""
+        """The card's own reports (played and stopped epochs, in Spine samples; its xruns and latency steps),
+        stepped after the heard facts."""
         ...
 
     def requests(self) -> list[Event]:
