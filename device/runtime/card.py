@@ -127,7 +127,7 @@ class CardSide:
         self._echo_path_moved = echo_path_moved
         self._underflows_seen = 0
         self._overflows_seen = 0
-        self._card_facts: list[Event] = []  # xruns and latency steps, stepped with the next round's reports
+        self._card_facts: list[Event] = []  # xruns and latency steps, for the next `early_reports`
         self._lag_floors: list[int] = []  # capture lag floors of the health checks since the stream (re)opened
         self._underflows_at_step = 0
 
@@ -155,11 +155,14 @@ class CardSide:
             self._heard_up_to += self._period
 
     def early_reports(self) -> list[Event]:
-        return []
+        """The xruns `periods()` just saw and a latency step of the last health check: stepped before the heard
+        facts, so the log shows the cause before hearing's reaction (`EchoDelayChanged`, the voice gate)."""
+        facts, self._card_facts = self._card_facts, []
+        return facts
 
     def reports(self) -> list[Event]:
         reports = self._callback.reports
-        pending, self._card_facts = self._card_facts, []
+        pending: list[Event] = []
         while reports:
             pending.append(_in_spine_samples(reports.popleft(), self._bridge))
         return pending

@@ -8,7 +8,8 @@ the golden logs and the demo's byte-identical `events.jsonl` record it):
 
 1. `audio.periods()`: the mic periods captured since the last round, oldest first, each with what the speaker
    played meanwhile (a simulated stall: several periods at once; a real card after a slow round: several).
-2. `audio.early_reports()`: reports stepped before this round's heard facts (only the virtual card has any).
+2. `audio.early_reports()`: reports stepped before this round's heard facts (the virtual card's; a real card's
+   xruns and latency steps, so the log shows them before hearing's reaction).
 3. Each period is heard and its facts stepped at once. In virtual time (`clock.one_instant`) the round is one
    instant: the last period's facts are not stepped alone but join the batch of step 4, which is collected
    before any of it is stepped (so nothing stepped at this instant can cancel a result already due unseen).
@@ -62,8 +63,7 @@ class AudioSide(Protocol):
         ...
 
     def reports(self) -> list[Event]:
-        """The card's own reports (played and stopped epochs, in Spine samples; its xruns and latency steps),
-        stepped after the heard facts."""
+        """The card's own reports (played and stopped epochs), in Spine samples, stepped after the heard facts."""
         ...
 
     def requests(self) -> list[Event]:
