@@ -3,6 +3,8 @@ unplug and replug), with the events in its log - and stops cleanly on SIGTERM.""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import signal
@@ -10,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -131,3 +133,76 @@ def test_spine_run_answers_a_spoken_request_and_never_interrupts_itself_at_0_db_
     # Speaking until the stop: never paused, cut, or hearing its own voice as the user.
     assert set(states[speaking_from:-1]) == {"Speaking"}, sorted(set(states[speaking_from:]))
     assert '"type":"EchoCancellerChanged","converged":true' in text.replace(", ", ",")
+
+
+def fill(disk: Path) -> Path:
+    """Fills the file system of `disk` to the last byte with one file; returns it."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as out:
+        block = b"\0" * 4096
+        try:
+            while True:
+                out.write(block)
+        except OSError as error:
+            assert error.errno == errno.ENOSPC, error
+    return filler
+
+
+@contextlib.contextmanager
+def small_disk(where: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs mounted at `where` (the test runs as root, as CI does)."""
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_spine_run_goes_on_while_the_disk_of_its_log_is_full_and_the_log_ends_whole(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """The disk of the event log fills up mid-run: spine goes on (it hears mute and unmute), says once how to fix
+    it, holds the log in memory, writes it all once there is room again and stops cleanly: the log replays."""
+    with pulse_server() as env, small_disk(tmp_path / "disk") as disk:
+        config = tmp_path / "run.toml"
+        config.write_text(f'[models]\ndir = "{models_dir}"\n[audio]\ninput_device = "pulse"\noutput_device = "pulse"\n')
+        log = disk / "events.jsonl"
+        daemon = start_spine_run(config, log, env)
+        said: list[str] = []
+        assert daemon.stderr is not None
+        reader = threading.Thread(target=lambda: said.extend(daemon.stderr or ()), daemon=True)
+        reader.start()
+        try:
+            wait_for(lambda: "PlaybackDrained" in log_types(log), 15, "the start-up sound to end")
+            filler = fill(disk)
+            # Mute and unmute, steps whose lines the disk refuses once the log's last page is full (a file system
+            # allocates whole pages: the first few hundred bytes may still fit).
+            toggles = 0
+            while not any("cannot write the event log" in line for line in said):
+                assert toggles < 20, f"no warning after {toggles} steps on a full disk: {said}"
+                daemon.send_signal(signal.SIGUSR1 if toggles % 2 == 0 else signal.SIGUSR2)
+                toggles += 1
+                with contextlib.suppress(AssertionError):
+                    wait_for(lambda: any("cannot write the event log" in line for line in said), 1, "the warning")
+            filler.unlink()
+            # The next step writes everything held. One signal at a time: two pending ones arrive lowest first.
+            daemon.send_signal(signal.SIGUSR2 if toggles % 2 else signal.SIGUSR1)
+            toggles += 1
+            wait_for(lambda: any("written again, nothing lost" in line for line in said), 10, "the catch-up")
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=20) == 0, "".join(said)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+        reader.join(timeout=5)
+        assert sum("cannot write the event log" in line for line in said) == 1, said
+        assert "free space there or give --log on another disk" in "".join(said)
+        types = log_types(log)
+        assert types.count("MuteChanged") == toggles  # nothing lost while the disk was full
+        assert types[-1] == "StopRequested"
+        steps, mismatches = replay(log)  # every line there, in order: the chain holds and the core agrees
+        assert mismatches == []
+        assert [s.state for s in steps][-2:] == ["Muted" if toggles % 2 else "Idle", "Stopping"]

@@ -379,6 +379,7 @@ def run(
         notifier, service_log, service.watchdog_interval_s, beat, lambda: daemon.loop.state
     ).start()
     daemon.loop.observers.append(service_thread.observe)
+    log.say = lambda message: service_thread.say("warning", message)  # a full disk: said in the journal, once
     clock = RealTime(daemon.inbox, signals, period, guard, stopping=service_thread.stopping)
     from device.monitor.attach import with_monitor  # here: the monitor sits above runtime (docs/architecture.md)
     from device.monitor.feed import AudioHealth

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 
 from device.core import codec
 from device.core.commands import Command
@@ -44,21 +45,48 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-class EventLog:
-    """Appends records to a file, flushing each line (a log that stops mid-run is still readable)."""
+UNWRITTEN_MAX_BYTES = 64 << 20
+"""How much of the log is held in memory while the disk refuses it (full, or an I/O error), in bytes: 64 MiB,
+hours of a busy run (a step is two lines of 100-300 bytes; a long reply prompt a few kilobytes)."""
 
-    def __init__(self, path: Path, core_config: CoreConfig) -> None:
+
+def _say_on_stderr(message: str) -> None:
+    print(f"spine: {message}", file=sys.stderr, flush=True)
+
+
+class EventLog:
+    """Appends records to a file, each line handed to the kernel at once (a log that stops mid-run is still
+    readable).
+
+    A write the disk refuses (full: ENOSPC; EIO, EDQUOT) does not stop the assistant: the log is its record, not
+    its work. What could not be written is held in memory (`UNWRITTEN_MAX_BYTES` at most) and written, in order,
+    by the next record once the disk takes it again, so the file ends up whole. `say` (stderr unless the run
+    sets the service log's) hears once that writing stopped and once that it caught up. Beyond the bound, the
+    newest records are dropped and counted (`dropped_lines`); a reader then finds the gap as a broken chain."""
+
+    def __init__(self, path: Path, core_config: CoreConfig, say: Callable[[str], None] = _say_on_stderr) -> None:
         try:
-            self._file: IO[str] = path.open("w", encoding="utf-8")
+            self._file: BinaryIO = path.open("wb", buffering=0)
         except OSError as error:  # a directory, a missing parent, no permission: the run cannot keep its record
             raise UserError(
                 f"cannot write the event log: {error.strerror}; give a file path in a writable directory",
                 where=str(path),
             ) from None
+        self.path = path
+        self.say = say
+        self._unwritten = bytearray()
+        self.refused: str | None = None
+        """Why the disk refuses the log now (the error's text), None while it takes every line."""
+        self.dropped_lines = 0
         header = _dumps({"spine_log": LOG_VERSION, "core_config": dataclasses.asdict(core_config)})
         self._chain = chain_start(header)
         self._events_since_outcome: list[str] = []
         self._write(header)
+
+    @property
+    def unwritten_bytes(self) -> int:
+        """Bytes of the log held in memory because the disk refused them."""
+        return len(self._unwritten)
 
     def event(self, now: int, event: Event) -> None:
         line = _dumps({"t": now, "event": codec.encode(event)})
@@ -72,11 +100,42 @@ class EventLog:
         self._write(with_chain(body, self._chain))
 
     def close(self) -> None:
+        """Writes what the disk refused before, if it takes it now; says what is lost if not."""
+        self._drain()
+        if self._unwritten or self.dropped_lines:
+            self.say(
+                f"event log {self.path}: {len(self._unwritten)} bytes and {self.dropped_lines} records could not be "
+                f"written ({self.refused or 'the disk refused them'}); the log ends early"
+            )
         self._file.close()
 
     def _write(self, line: str) -> None:
-        self._file.write(line + "\n")
-        self._file.flush()
+        data = (line + "\n").encode("utf-8")
+        if self._unwritten and len(self._unwritten) + len(data) > UNWRITTEN_MAX_BYTES:
+            self.dropped_lines += 1
+            return
+        self._unwritten += data
+        self._drain()
+
+    def _drain(self) -> None:
+        """Hands the kernel everything held, in order; a partial write keeps the rest for the next record."""
+        try:
+            while self._unwritten:
+                written = self._file.write(self._unwritten)
+                del self._unwritten[: written or 0]
+        except OSError as error:
+            if self.refused is None:
+                self.refused = error.strerror or str(error)
+                self.say(
+                    f"cannot write the event log {self.path} ({self.refused}): the assistant goes on and holds the "
+                    f"log in memory (up to {UNWRITTEN_MAX_BYTES >> 20} MiB) until the disk takes it again; free "
+                    "space there or give --log on another disk"
+                )
+            return
+        if self.refused is not None:
+            self.refused = None
+            lost = f", {self.dropped_lines} records dropped" if self.dropped_lines else ", nothing lost"
+            self.say(f"the event log {self.path} is written again{lost}")
 
 
 @dataclass(frozen=True)
