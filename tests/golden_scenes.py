@@ -264,6 +264,26 @@ def faint_wake_word_over_a_story() -> Case:
     ]
 
 
+def typed_over_a_story() -> Case:
+    """Issue 16, found by the interruption campaign: a question typed on the monitor page over a story was asked
+    for at once, before the cut story reported what of it was heard, so memory read user, user, assistant,
+    assistant and the reply's history lacked the story. The request now waits for the cut's report (one period):
+    its history holds what was heard of the story."""
+    return [
+        *_ask(1, 0, "tell me a story"),
+        (37000, ev.ReplyDelta(1, "Once upon a time there was a clockmaker. She wound every clock. ")),
+        (38000, chunk(1, 0, "Once upon a time there was a clockmaker.")),
+        (39000, chunk(1, 1, "She wound every clock.")),
+        (50000, ev.TextTyped("What time is it?", "monitor")),
+        (50160, ev.PlaybackStopped(1, 9500)),
+        (50300, ev.JobCancelled(1, "tts")),
+        (51000, ev.ReplyDelta(2, "It's 9:41 AM.")),
+        (51100, ev.ReplyFinished(2)),
+        (52000, chunk(2, 0, "It's 9:41 AM.")),
+        (56000, ev.PlaybackDrained(2, 3000)),
+    ]
+
+
 CASES = {
     "barge_in_mid_sentence": barge_in_mid_sentence_with_late_results,
     "speech_barge_in": speech_barge_in_before_first_audio_is_queued,
@@ -273,6 +293,7 @@ CASES = {
     "stop_phrases": stop_phrases_always_stop,
     "timer_rings": timer_rings_until_stopped,
     "faint_wake_word": faint_wake_word_over_a_story,
+    "typed_over_a_story": typed_over_a_story,
 }
 
 

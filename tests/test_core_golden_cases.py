@@ -62,3 +62,17 @@ def test_a_faint_wake_word_is_stripped_so_its_stop_stops_and_its_quick_question_
     talk_overs = [c.from_sample for s in log for c in s.commands if isinstance(c, cmd.StartAsr) and c.turn in (2, 4)]
     # From the pause after each wake word, not the talk-over's onset pre-roll (44,000 and 146,000 less 2,400).
     assert talk_overs == [55500, 153000]
+
+
+def test_a_request_typed_over_a_story_is_asked_with_what_was_heard_of_the_story() -> None:
+    log = steps("typed_over_a_story")
+    starts = [c for s in log for c in s.commands if isinstance(c, cmd.StartReply)]
+    assert [c.prompt for c in starts] == ["tell me a story", "What time is it?"]
+    heard = next(c for s in log for c in s.commands if isinstance(c, cmd.CommitHeard) and c.turn == 1)
+    assert heard.interrupted and heard.heard_text.startswith("Once upon a time")
+    assert [(m.role, m.text) for m in starts[1].history] == [
+        ("user", "tell me a story"),
+        ("assistant", heard.heard_text),
+    ]
+    asked_at = next(s.t for s in log if any(isinstance(c, cmd.StartReply) and c.turn == 2 for c in s.commands))
+    assert asked_at == 50160  # at the cut's report, one period after the typed text

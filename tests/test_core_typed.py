@@ -43,10 +43,32 @@ def test_typed_text_over_a_reply_cuts_it_and_is_answered_even_if_it_repeats_the_
     out = d.feed(typed("There was a fox"), 60000)
     state = d.spine.state
     assert isinstance(state, Thinking) and state.turn == turn + 1 and state.reply == Reply("There was a fox")
-    assert out[:2] == (cmd.CutPlayback(1), cmd.CancelTurn(turn))
-    start = out[-1]
-    assert isinstance(start, cmd.StartReply) and start.prompt == "There was a fox"
-    assert start.history[0] == Message("user", "tell me a story")
+    assert state.held and out == (cmd.CutPlayback(1), cmd.CancelTurn(turn))  # asked once the heard text is known
+    out = d.feed(ev.PlaybackStopped(1, 3000), 60160)
+    heard = cmd.CommitHeard(turn, "Once upon a time. There was a fox.", "Once upon a", interrupted=True)
+    assert out == (
+        heard,
+        cmd.StartReply(
+            turn + 1,
+            "There was a fox",
+            (Message("user", "tell me a story"), Message("assistant", "Once upon a", interrupted=True)),
+        ),
+    )
+    assert d.spine.state == Thinking(turn + 1, Reply("There was a fox"))
+    assert [m.role for m in d.spine.context.memory] == ["user", "assistant", "user"]
+
+
+def test_typed_text_held_for_the_cut_gives_way_to_the_next_barge_in_and_leaves_no_half_turn() -> None:
+    d = Driver()
+    turn = speaking(d)
+    d.feed(typed("What time is it?"), 60000)
+    out = d.feed(typed("Stop."), 60050)  # before the cut was reported: the held request is dropped, never asked
+    assert out[:1] == (cmd.CancelTurn(turn + 1),) and d.spine.state == Idle()
+    d.feed(ev.PlaybackStopped(1, 3000), 60160)
+    assert d.spine.context.memory == (
+        Message("user", "tell me a story"),
+        Message("assistant", "Once upon a", interrupted=True),
+    )
 
 
 def test_a_typed_stop_phrase_stops_the_reply_and_answers_nothing() -> None:

@@ -45,6 +45,13 @@ def remember(ctx: Context, message: Message) -> Context:
     return replace(ctx, memory=(*ctx.memory, message))
 
 
+def ask(state: Thinking, ctx: Context) -> Outcome:
+    """Remember the request and ask for its reply, with the memory before it as the history."""
+    history = ctx.memory
+    ctx = remember(ctx, Message("user", state.reply.prompt))
+    return replace(state, held=False), ctx, (cmd.StartReply(state.turn, state.reply.prompt, history),)
+
+
 def stale(state: State, turn: int, what: str) -> str:
     """Why a result of `turn` is dropped as data (rule 1)."""
     return f"{what} of turn {turn} dropped: current turn is {current_turn(state)} in {type(state).__name__}"
@@ -145,6 +152,8 @@ def abandon(state: State, ctx: Context) -> tuple[Context, Commands]:
         case Hearing():
             return ctx, (cmd.CancelTurn(state.turn), cmd.CancelTimer("utterance", state.turn))
         case Transcribing():
+            return ctx, (cmd.CancelTurn(state.turn),)
+        case Thinking(held=True):  # not asked yet: the request is not in memory, no job runs
             return ctx, (cmd.CancelTurn(state.turn),)
         case Thinking():
             # The user's words are in memory; nothing of the reply was heard. Keep the roles alternating.

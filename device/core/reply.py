@@ -21,6 +21,7 @@ from device.core.memory import (
 )
 from device.core.moves import (
     APOLOGIES,
+    ask,
     new_epoch,
     new_turn,
     open_listening,
@@ -221,4 +222,7 @@ def on_stopped(state: State, ctx: Context, event: ev.PlaybackStopped, now: int) 
     ctx = replace(ctx, cut_replies=tuple(c for c in ctx.cut_replies if c.epoch != event.epoch))
     heard = heard_text(cut.chunks, event.played_samples)
     ctx = remember(ctx, Message("assistant", heard, interrupted=True))
-    return state, ctx, (cmd.CommitHeard(cut.turn, cut.full_text, heard, interrupted=True),)
+    commit = cmd.CommitHeard(cut.turn, cut.full_text, heard, interrupted=True)
+    if isinstance(state, Thinking) and state.held and not ctx.cut_replies:  # the request waited for this
+        return preceded_by(ask(state, ctx), commit)
+    return state, ctx, (commit,)

@@ -194,6 +194,10 @@ class Thinking:
 
     turn: int
     reply: Reply
+    held: bool = False
+    """The reply is not asked for yet: the request (typed text) cut an answer this instant, and what was heard of
+    that answer is known only when the cut is reported (`PlaybackStopped`, a period later). It must come before
+    the request in memory and in the history the reply is asked with, so the request waits for it."""
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ from dataclasses import replace
 
 from device.core import commands as cmd
 from device.core import events as ev
-from device.core.memory import Message, is_stop_phrase, normalise_space
+from device.core.memory import is_stop_phrase, normalise_space
 from device.core.moves import (
     abandon,
+    ask,
     chime,
     hear_from,
     listen_after_wake,
@@ -17,7 +18,6 @@ from device.core.moves import (
     new_turn,
     open_listening,
     preceded_by,
-    remember,
     stale,
     to_idle,
 )
@@ -208,9 +208,9 @@ def answer(
         why = f"short interruption {prompt!r}: taken as a stop ({short}), nothing to answer"
         return preceded_by(to_idle(ctx, now), cmd.NoteIgnored(why))
     ctx = replace(ctx, ring=None)  # the user asked for something: they heard the ring
-    history = ctx.memory
-    ctx = remember(ctx, Message("user", prompt))
-    return Thinking(turn, Reply(prompt)), ctx, (cmd.StartReply(turn, prompt, history),)
+    if not heard and ctx.cut_replies:  # typed over an answer: ask once its heard text is in memory (`Thinking.held`)
+        return Thinking(turn, Reply(prompt), held=True), ctx, ()
+    return ask(Thinking(turn, Reply(prompt)), ctx)
 
 
 def on_typed(state: Idle | Ringing | Listening | Hearing, ctx: Context, event: ev.TextTyped, now: int) -> Outcome:
