@@ -186,7 +186,8 @@ TRANSITIONS = table(
     row(Thinking, ev.RemoteAudioReady, reply.on_remote_audio, Speaking, may_stay=True),
     row(Speaking, ev.RemoteAudioReady, reply.on_remote_audio),
     row(INTERRUPTIBLE, ev.EngineFailed, faults.on_failed, *TO_IDLE, may_stay=True),
-    # --- playback reports: drained to its end, or stopped after a cut with the played-sample count
+    # --- playback reports: drained to its end, or stopped after a cut with the played-sample count (which also
+    #     asks for the reply of a request typed over that answer, held until its heard text is in memory)
     row(Speaking, ev.PlaybackDrained, reply.on_drained, *AFTER_REPLY, may_stay=True),
     row(Announcing, ev.PlaybackDrained, reply.on_drained, *TO_IDLE, may_stay=True),
     row(NOT_PLAYING, ev.PlaybackDrained, reply.on_stale_drain),
