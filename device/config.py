@@ -277,6 +277,7 @@ def core_config(config: Config) -> CoreConfig:
         breaker_hold_samples=samples(config.barge_in.breaker_hold_s),
         alarm_ring_gap_samples=samples(config.listen.alarm_ring_gap_s),
         alarm_ring_max_samples=samples(config.listen.alarm_ring_max_s),
+        memory_messages=2 * config.reply.memory_turns,
     )
 
 

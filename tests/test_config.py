@@ -43,6 +43,7 @@ UNITLESS = {
     "max_sessions",
     "feed_records",
     "realtime_priority",  # a SCHED_FIFO priority level (1-99)
+    "memory_turns",
 }
 RANGE_IN_DOCSTRING = {
     # bounds that depend on another setting or are open (checked by a `validate`, stated in the docstring)
@@ -133,6 +134,8 @@ def test_core_config_of_the_defaults_is_what_the_core_decided_with_before() -> N
         '"breaker_self_heard":2,"breaker_window_samples":960000,"breaker_hold_samples":960000,'
         '"alarm_ring_gap_samples":32000,"alarm_ring_max_samples":960000}'
     )
+    # Since then one decision was added on purpose: memory keeps the last 8 exchanges (issue 16's soak).
+    before["memory_messages"] = 16
     assert json.loads(json.dumps(dataclasses.asdict(core_config(Config())))) == before
 
 

@@ -42,7 +42,13 @@ def new_epoch(ctx: Context) -> tuple[int, Context]:
 
 
 def remember(ctx: Context, message: Message) -> Context:
-    return replace(ctx, memory=(*ctx.memory, message))
+    """`message` joins conversation memory; the oldest exchanges beyond `memory_messages` are forgotten, whole
+    (memory alternates user and assistant from a user message, so an even number goes)."""
+    memory = (*ctx.memory, message)
+    excess = len(memory) - ctx.config.memory_messages
+    if excess > 0:
+        memory = memory[excess + excess % 2 :]
+    return replace(ctx, memory=memory)
 
 
 def ask(state: Thinking, ctx: Context) -> Outcome:

@@ -113,6 +113,8 @@ class CoreConfig:
     """`[listen] alarm_ring_gap_s`: the gap between two sayings of a ringing timer's line."""
     alarm_ring_max_samples: int
     """`[listen] alarm_ring_max_s`: no saying of a ringing timer's line starts this long after it began."""
+    memory_messages: int
+    """`[reply] memory_turns`, twice: the most messages memory keeps (whole exchanges, the oldest go first)."""
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> CoreConfig:

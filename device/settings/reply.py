@@ -44,6 +44,11 @@ class ReplyConfig:
     system_prompt: str | None = field(default=None, metadata=example("Answer in one short sentence."))
     """The first message of every request; unset: a built-in prompt for short, speakable answers with no
     markdown; "" sends none."""
+    memory_turns: int = field(default=8, metadata=within(0, 1000))
+    """How many of the last exchanges (a request and what the user heard of its answer) are remembered and sent
+    with each request as its history; older ones are forgotten (0: none, each request stands alone). Without a
+    bound an assistant that listens all day sent its whole day with every request (the soak: 90 messages after
+    an hour of conversation)."""
     connect_timeout_s: float = 5.0
     """Max time to open the connection (DNS, TCP and TLS), in seconds; more than 0."""
     first_token_timeout_s: float = 20.0
