@@ -263,7 +263,8 @@ class CampaignRig(Rig):
         self.card = SpeakerOnly(self.gate, Scene(), RATE_HZ, capacity_samples=samples(MAX_RUN_S))
         self.user = user
         self.quiet_at: int | None = None
-        """When the spine was quiet again for good; None if the run hit `MAX_RUN_S` first (a stuck state)."""
+        """When the spine was quiet again for good; None if the run hit `max_samples` first (a stuck state)."""
+        self.max_samples = samples(MAX_RUN_S)
 
     def hear(self, mic: Audio, start: int, played: Audio) -> list[ev.Event]:
         facts = self.user.heard(start, len(mic))
@@ -277,7 +278,7 @@ class CampaignRig(Rig):
     def finished(self, now: int, scene: Scene) -> bool:
         """Quiet (idle, nothing playing, no job or timer) for `[sim] idle_tail_s` after the last input, or the
         bound: `quiet_at` says which."""
-        if now >= samples(MAX_RUN_S):
+        if now >= self.max_samples:
             return True
         if now <= self.user.last_input() or not super().finished(now, scene):
             return False
@@ -387,16 +388,17 @@ def check(played: Played, steps: Sequence[LoggedStep]) -> list[str]:
         problems.append(f"a cut let {summary['cutoff_max_samples_after_decision']} samples through (> one period)")
     if any(isinstance(s.event, ev.JobLeaked) for s in steps):
         problems.append("a job leaked")
-    problems += _heard_accounting(steps, epochs)
-    problems += _replies(conv, user, steps)
+    problems += heard_accounting(steps, lambda epoch: int(np.count_nonzero(epochs == epoch)))
+    said = {u.text for u in user.utterances} | ({conv.follow_up} if conv.barge == "typed" else set())
+    problems += replies_answer_the_user(said, steps)
     memory = rig.loop.spine.context.memory
     if [m.role for m in memory] != [("user", "assistant")[i % 2] for i in range(len(memory))]:
         problems.append(f"memory does not alternate: {[m.role for m in memory]}")
     return problems
 
 
-def _heard_accounting(steps: Sequence[LoggedStep], epochs: npt.NDArray[np.int32]) -> list[str]:
-    """What entered memory as heard is the text of the samples of its epoch the speaker played."""
+def heard_accounting(steps: Sequence[LoggedStep], played_of: Callable[[int], int]) -> list[str]:
+    """What entered memory as heard is the text of the samples of its epoch the speaker played (`played_of`)."""
     problems = []
     epoch_of_turn: dict[int, int] = {}
     chunks: dict[int, list[SpokenChunk]] = {}
@@ -412,7 +414,7 @@ def _heard_accounting(steps: Sequence[LoggedStep], epochs: npt.NDArray[np.int32]
             if not isinstance(c, cmd.CommitHeard):
                 continue
             epoch = epoch_of_turn.get(c.turn)
-            played = int(np.count_nonzero(epochs == epoch)) if epoch is not None else 0
+            played = played_of(epoch) if epoch is not None else 0
             expected = heard_text(tuple(chunks.get(c.turn, [])), played)
             if c.heard_text != expected:
                 problems.append(f"turn {c.turn} heard {c.heard_text!r}, the speaker played {expected!r}")
@@ -422,11 +424,10 @@ def _heard_accounting(steps: Sequence[LoggedStep], epochs: npt.NDArray[np.int32]
     return problems
 
 
-def _replies(conv: Conversation, user: ScriptedUser, steps: Sequence[LoggedStep]) -> list[str]:
-    """Every reply answers what the user said or typed (never the assistant's words); a stop phrase none."""
-    said = {normalise_space(u.text) for u in user.utterances}
-    if conv.barge == "typed":
-        said.add(normalise_space(conv.follow_up))
+def replies_answer_the_user(texts: set[str], steps: Sequence[LoggedStep]) -> list[str]:
+    """Every reply answers what the user said or typed (`texts`; never the assistant's words); a stop phrase
+    none."""
+    said = {normalise_space(text) for text in texts}
     problems = []
     for s in steps:
         for c in s.commands:
