@@ -48,6 +48,10 @@ __all__ = [
 
 T = TypeVar("T")
 
+MAX_KEY_DEPTH = 32
+"""The most levels a key or table header may have, tables and array entries included (the deepest field, a scene's
+`room.delay_jumps[n].at_s`, has 4)."""
+
 
 def load_dataclass(cls: type[T], path: Path) -> T:
     """Read `path` as TOML and build a `cls` from it; every problem is a `UserError` naming FILE:LINE."""
@@ -66,13 +70,30 @@ def loads_dataclass(cls: type[T], text: str, path_for_messages: str | Path) -> T
     """Parse TOML `text` and build a `cls`; `path_for_messages` only names the source in errors."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
+    key_lines = KeyLines(text)
+    # tomllib's time is quadratic in the parts of a dotted key (`a.a.a... = 1`: 8000 parts take a second, a
+    # megabyte of them hours), and no field is nested anywhere near MAX_KEY_DEPTH deep: refused before parsing.
+    deep = next((line for path, line in key_lines.lines.items() if len(path) > MAX_KEY_DEPTH), None)
+    if deep is not None:
+        raise UserError(
+            f"a key or table nested more than {MAX_KEY_DEPTH} levels deep; no setting is nested that deep",
+            where=f"{path_for_messages}:{deep}",
+        )
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         message, line = _split_decode_error(str(exc))
-        where = f"{path_for_messages}:{line if line is not None else KeyLines(text).last_line}"
+        where = f"{path_for_messages}:{line if line is not None else key_lines.last_line}"
         raise UserError(f"TOML syntax error: {message}", where=where) from None
-    converter = _Converter(KeyLines(text), str(path_for_messages))
+    except ValueError:
+        # tomllib lets int()'s refusal of more than 4300 digits through (not a TOMLDecodeError), with no line.
+        raise UserError(
+            "TOML number too long: an integer of thousands of digits", where=str(path_for_messages)
+        ) from None
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays and inline tables.
+        raise UserError("TOML arrays or inline tables nested too deeply", where=str(path_for_messages)) from None
+    converter = _Converter(key_lines, str(path_for_messages))
     return typing.cast(T, converter.dataclass(cls, document, ()))
 
 

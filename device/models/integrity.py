@@ -62,9 +62,13 @@ def fetch_hint(models_dir: Path) -> str:
 
 def check_models_dir(models_dir: Path, named_by: str) -> None:
     """A UserError unless `models_dir` is a directory; `named_by` says where the path came from (a key, a variable)."""
-    if models_dir.is_dir():
+    try:
+        is_dir, exists = models_dir.is_dir(), models_dir.exists()
+    except OSError as error:  # what they do not take for "not there": a name too long, a directory not searchable
+        raise UserError(f"{named_by} {models_dir} cannot be read: {error.strerror}") from None
+    if is_dir:
         return
-    if models_dir.exists():
+    if exists:
         raise UserError(
             f"{named_by} {models_dir} is a file, not a directory: point it at the directory `spine models fetch` "
             "installed the models into"

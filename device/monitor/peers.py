@@ -8,6 +8,7 @@ its slot freed. Everything here runs on the monitor's asyncio thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -98,7 +99,8 @@ class Sessions:
             raise self.too_large()
         try:
             offer = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        # ValueError: also an integer of more than 4300 digits; RecursionError: nesting past Python's limit.
+        except (ValueError, RecursionError):
             raise OfferRefused(400, 'malformed offer: not JSON; send {"type": "offer", "sdp": "v=0..."}') from None
         if not isinstance(offer, dict) or offer.get("type") != "offer" or not isinstance(offer.get("sdp"), str):
             raise OfferRefused(400, 'malformed offer: expected {"type": "offer", "sdp": "v=0..."}')
@@ -170,7 +172,10 @@ class Sessions:
         for track in session.tracks:
             self._fanout.remove(track)
             track.stop()
-        await session.peer.close()
+        # aiortc fails to close a peer that a bad offer left half made (an SDP whose first track lacks its mid:
+        # AttributeError from its SCTP transport, never set up); it is dropped all the same.
+        with contextlib.suppress(Exception):
+            await session.peer.close()
 
     async def close_all(self) -> None:
         for session in list(self.live):
@@ -200,7 +205,8 @@ class Sessions:
             return
         try:
             message = json.loads(data)
-        except json.JSONDecodeError:
+        # ValueError: not JSON, or an integer past int()'s digits; RecursionError: nested past Python's limit.
+        except (ValueError, RecursionError):
             self.send(session, messages.error_message("not JSON"))
             return
         if not isinstance(message, dict):
@@ -215,7 +221,14 @@ class Sessions:
         self.send(session, messages.dumps(self._control(session, message)))
 
     def _control(self, session: Session, message: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = {"kind": "control_result", "type": message.get("type"), "ok": False}
+        kind = message.get("type")
+        # Only a string is echoed: a number may be NaN or Infinity (Python's json reads them), which the page's
+        # JSON.parse refuses, so it would never see the answer.
+        result: dict[str, Any] = {
+            "kind": "control_result",
+            "type": kind if isinstance(kind, str) else None,
+            "ok": False,
+        }
         if session.access is not Access.ADMIN:
             return {**result, "error": "refused: this session's token is read-only (controls need the admin token)"}
         if not self._allow_control:

@@ -39,7 +39,9 @@ class Tokens:
         one (if any) was close."""
         if not presented:
             return Access.NONE
-        given = presented.encode()
+        # surrogatepass: aiohttp decodes a header's bytes that are not UTF-8 as lone surrogates (surrogateescape),
+        # which a plain encode() refuses (UnicodeEncodeError: a 500 for a garbled Authorization header).
+        given = presented.encode("utf-8", "surrogatepass")
         is_admin = hmac.compare_digest(given, self.admin.encode())
         is_read_only = hmac.compare_digest(given, self.read_only.encode())
         if is_admin:

@@ -20,8 +20,9 @@ MAX_SSE_LINE_BYTES = 64 * 1024
 envelope, a little more with log-probabilities); a longer line is a server gone wrong, and buffering it whole
 would let one line grow our memory without bound. Not a setting: no real server comes near it."""
 _LINE_SHOWN_CHARS = 120
-# C0 and C1 control characters other than tab, line feed and carriage return: no voice says them.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0 and C1 control characters other than tab, line feed and carriage return: no voice says them. And lone
+# surrogates (JSON's "\ud800"), which are no text: the UTF-8 event log fails to write them.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class SseLines:
@@ -42,14 +43,17 @@ class SseLines:
         buffer = self._pending + data
         payloads: list[str] = []
         start = 0
-        for match in self._LINE_END.finditer(buffer):
+        # Line ends are looked for only in the new bytes (and a CR held back): searching the whole unfinished line
+        # again at every read was quadratic, seconds of CPU for a long line trickled in small reads.
+        for match in self._LINE_END.finditer(buffer, len(self._pending) - self._pending.endswith(b"\r")):
             if match.group() == b"\r" and match.end() == len(buffer):
                 break  # this CR may be the first half of a CRLF split across reads: wait for the next byte
             _check_length(buffer[start : match.start()])
             payloads.extend(self._payload(buffer[start : match.start()]))
             start = match.end()
         self._pending = buffer[start:]
-        _check_length(self._pending)  # a line still without its end: it must not grow past the bound either
+        # A line still without its end must not grow past the bound either; a CR held back is not part of it.
+        _check_length(self._pending.removesuffix(b"\r"))
         return payloads
 
     def finish(self) -> list[str]:
@@ -89,7 +93,8 @@ def parse_chunk(payload: str) -> StreamChunk:
     """One `chat.completion.chunk` data payload: its text (may be empty) and whether it ends the reply."""
     try:
         document = json.loads(payload)
-    except json.JSONDecodeError:
+    # ValueError: not JSON, or an integer past int()'s 4300 digits; RecursionError: nesting past Python's limit.
+    except (ValueError, RecursionError):
         raise ReplyBackendError(
             f"the reply server sent a malformed stream chunk (not JSON): {_shown(payload)}"
         ) from None

@@ -461,22 +461,26 @@ def _raise(kind: str, message: str) -> str:
 def _error_said(body: bytes, api_key: str | None, include_message: bool) -> str:
     """`: code: message` from an OpenAI-style error body (the message left out where a server would quote the
     key, even masked), the key scrubbed; "" when the body says nothing usable."""
+    # The key is scrubbed before the text is cut to 200 characters: a key cut in two no longer matches it, and
+    # its first part would be shown.
     try:
         error = json.loads(body.decode("utf-8")).get("error")
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        text = " ".join(body.decode("utf-8", errors="replace").split())[:200]
-        return f": {printable(scrub(text, api_key))}" if text and include_message else ""
+    # ValueError: not UTF-8 or not JSON, or an integer past int()'s 4300 digits; RecursionError: nesting past
+    # Python's limit; AttributeError: JSON, but not an object.
+    except (ValueError, RecursionError, AttributeError):
+        text = scrub(" ".join(body.decode("utf-8", errors="replace").split()), api_key)[:200]
+        return f": {printable(text)}" if text and include_message else ""
     if not isinstance(error, dict):
         return ""
     code = error.get("code") if isinstance(error.get("code"), str) else None
     message = error.get("message") if isinstance(error.get("message"), str) and include_message else None
-    parts = [printable(scrub(part[:200], api_key)) for part in (code, message) if part]
+    parts = [printable(scrub(part, api_key)[:200]) for part in (code, message) if part]
     return f": {': '.join(parts)}" if parts else ""
 
 
 def _session_refused(config: RealtimeConfig, error: ErrorInfo) -> RealtimeConnectError:
     code = f"{error.code}: " if error.code else ""
-    said = printable(scrub(error.message[:200], config.api_key))
+    said = printable(scrub(error.message, config.api_key)[:200])  # scrubbed whole, as in `_error_said`
     return RealtimeConnectError(
         "session", f"the realtime server at {config.endpoint} refused the session.update ({code}{said})"
     )

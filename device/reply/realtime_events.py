@@ -19,6 +19,7 @@ JSON types, never the values, so a hostile peer cannot forge a log line through 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -499,7 +500,8 @@ def _envelope(text: str | bytes) -> tuple[dict[str, Any], str]:
         raise RealtimeProtocolError(f"an event of {len(text)} characters is longer than {MAX_EVENT_CHARS}")
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    # ValueError: not JSON, or an integer past int()'s 4300 digits; RecursionError: nesting past Python's limit.
+    except (ValueError, RecursionError):
         raise RealtimeProtocolError("an event is not JSON") from None
     if not isinstance(data, dict):
         raise RealtimeProtocolError(f"an event must be a JSON object, got {_json_kind(data)}")
@@ -509,6 +511,11 @@ def _envelope(text: str | bytes) -> tuple[dict[str, Any], str]:
     if len(kind) > 100 or not kind.isprintable():
         raise RealtimeProtocolError(f"an event's type is not a plausible event name: {printable(kind[:60])!r}")
     return data, kind
+
+
+# JSON's "\ud800" escape makes a lone surrogate, which is no text: the UTF-8 event log, where a transcript goes,
+# fails to write it. A typed event carries U+FFFD in its place.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class _Fields:
@@ -521,13 +528,13 @@ class _Fields:
         value = self._data.get(key)
         if not isinstance(value, str):
             raise self._wrong(key, "a string", value)
-        return value
+        return _LONE_SURROGATE.sub("\ufffd", value)
 
     def opt_text(self, key: str) -> str | None:
         value = self._data.get(key)
         if value is not None and not isinstance(value, str):
             raise self._wrong(key, "a string or null", value)
-        return value
+        return value if value is None else _LONE_SURROGATE.sub("\ufffd", value)
 
     def count(self, key: str, default: int | None = None) -> int:
         value = self._data.get(key, default)

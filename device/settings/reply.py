@@ -118,7 +118,10 @@ def base_url_problem(url: str, name: str, hint: str = "") -> str | None:
     """Why `url` cannot be an OpenAI-compatible server's base URL, or None: the one check, shared by the loader
     and the client (device/reply/openai.py). `name` is how the message calls the setting; `hint` (if any)
     follows the scheme requirement."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)  # raises too, on a host's unclosed bracket: "http://[::1"
+    except ValueError as error:
+        return f"{name} is not a URL ({error}): {url!r}"
     try:
         parts.port  # noqa: B018 - parsing the port is the check: it raises on "host:abc"
     except ValueError:
