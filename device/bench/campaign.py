@@ -308,11 +308,12 @@ def script(conv: Conversation, config: Config) -> ScriptedUser:
     return user
 
 
-def conversation_config(conv: Conversation, base: Config) -> Config:
+def conversation_config(conv: Conversation, base: Config, max_duration_s: float = MAX_RUN_S) -> Config:
+    """`base` with the conversation's drawn job costs, a short idle tail and a 6 s ring."""
     asr_fixed, tts_fixed, first_token, cancel_ack, asr_rtf, tts_rtf = conv.costs_ms
     sim = replace(
         base.sim, asr_fixed_ms=asr_fixed, tts_fixed_ms=tts_fixed, reply_first_token_ms=first_token,
-        cancel_ack_ms=cancel_ack, asr_rtf=asr_rtf, tts_rtf=tts_rtf, idle_tail_s=0.5, max_duration_s=MAX_RUN_S,
+        cancel_ack_ms=cancel_ack, asr_rtf=asr_rtf, tts_rtf=tts_rtf, idle_tail_s=0.5, max_duration_s=max_duration_s,
     )  # fmt: skip
     return replace(base, sim=sim, listen=replace(base.listen, alarm_ring_max_s=6.0))
 

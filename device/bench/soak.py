@@ -32,6 +32,7 @@ from device.bench.campaign import (
     PacedSpeech,
     PacedTts,
     ScriptedUser,
+    conversation_config,
     heard_accounting,
     plan,
     replies_answer_the_user,
@@ -149,9 +150,8 @@ def _moved(event: ev.Event, offset: int) -> ev.Event:
 def run_soak(minutes: float, seed: int, base: Config, engines: Engines, log_path: Path) -> SoakResult:
     count = max(1, int(minutes * 60 // SLOT_S))
     conversations = plan(count, seed)
-    rng = random.Random(seed)
-    costs = [c.costs_ms for c in conversations]
-    config = _soak_config(base, rng.choice(costs))
+    # One run, one machine: the job costs of one conversation, drawn from the plan, hold for the whole run.
+    config = conversation_config(random.Random(seed).choice(conversations), base, max_duration_s=86400.0)
     user = soak_script(conversations, config)
     stand_ins = replace(engines, asr=FailingAsr(user), tts=FailingTts())  # type: ignore[arg-type]
     rig = CampaignRig(config, stand_ins, log_path, user)
@@ -188,15 +188,6 @@ def run_soak(minutes: float, seed: int, base: Config, engines: Engines, log_path
         engine_failures=sum(isinstance(s.event, ev.EngineFailed) for s in steps),
         interrupted=sum(isinstance(c, cmd.CutPlayback) for s in steps for c in s.commands),
     )
-
-
-def _soak_config(base: Config, costs: tuple[float, float, float, float, float, float]) -> Config:
-    asr_fixed, tts_fixed, first_token, cancel_ack, asr_rtf, tts_rtf = costs
-    sim = replace(
-        base.sim, asr_fixed_ms=asr_fixed, tts_fixed_ms=tts_fixed, reply_first_token_ms=first_token,
-        cancel_ack_ms=cancel_ack, asr_rtf=asr_rtf, tts_rtf=tts_rtf, idle_tail_s=0.5, max_duration_s=86400.0,
-    )  # fmt: skip
-    return replace(base, sim=sim, listen=replace(base.listen, alarm_ring_max_s=6.0))
 
 
 def _note_idle(now: int, state: str, starts: list[int], out: list[str]) -> None:
