@@ -284,6 +284,23 @@ def typed_over_a_story() -> Case:
     ]
 
 
+def speech_to_text_hangs() -> Case:
+    """Issue 16, found by mapping the fault table: a speech-to-text job that never returned left the assistant
+    silent in Transcribing for good (no deadline; the watchdog saw a loop that still ran). Now the deadline
+    (`[asr] timeout_s`, 30 s) ends the turn with the short apology; the job, cancelled and still stuck, is
+    reported leaked; the next request is answered."""
+    return [
+        (0, ev.WakeDetected("hey_jarvis", 0.97, 0)),
+        (6400, ev.SpeechStarted(3200)),
+        (32000, ev.SpeechEnded(20800)),
+        (32000 + 480000, ev.TimerFired("asr", 1)),
+        (32000 + 488000, ev.JobLeaked(1, "asr", 500.0)),
+        (32000 + 490000, chunk(2, 0, "Sorry, I did not catch that.")),
+        (32000 + 520000, ev.PlaybackDrained(1, 6000)),
+        *_ask(3, 600000, "what time is it"),
+    ]
+
+
 CASES = {
     "barge_in_mid_sentence": barge_in_mid_sentence_with_late_results,
     "speech_barge_in": speech_barge_in_before_first_audio_is_queued,
@@ -294,6 +311,7 @@ CASES = {
     "timer_rings": timer_rings_until_stopped,
     "faint_wake_word": faint_wake_word_over_a_story,
     "typed_over_a_story": typed_over_a_story,
+    "speech_to_text_hangs": speech_to_text_hangs,
 }
 
 

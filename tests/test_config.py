@@ -134,8 +134,9 @@ def test_core_config_of_the_defaults_is_what_the_core_decided_with_before() -> N
         '"breaker_self_heard":2,"breaker_window_samples":960000,"breaker_hold_samples":960000,'
         '"alarm_ring_gap_samples":32000,"alarm_ring_max_samples":960000}'
     )
-    # Since then one decision was added on purpose: memory keeps the last 8 exchanges (issue 16's soak).
+    # Since then two decisions were added on purpose: memory keeps the last 8 exchanges (issue 16's soak),
     before["memory_messages"] = 16
+    before["asr_timeout_samples"] = 480000  # and speech to text that hangs ends the turn after 30 s (issue 16)
     assert json.loads(json.dumps(dataclasses.asdict(core_config(Config())))) == before
 
 

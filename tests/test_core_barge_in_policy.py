@@ -77,7 +77,7 @@ def test_the_stop_phrase_ends_the_exchange_without_an_answer() -> None:
     d.feed(ev.SpeechEnded(70000), 81200)
     out = d.feed(ev.TranscriptReady(turn + 1, "Stop!", 70000), 85000)
     assert d.spine.state == Idle()
-    assert out == (cmd.NoteIgnored("stop phrase 'Stop!': stopped, nothing to answer"),)
+    assert out == (cmd.CancelTimer("asr", turn + 1), cmd.NoteIgnored("stop phrase 'Stop!': stopped, nothing to answer"))
     assert d.spine.context.memory == (
         Message("user", "tell me a story"),
         Message("assistant", "Once upon", interrupted=True),

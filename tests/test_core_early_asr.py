@@ -32,7 +32,9 @@ def test_an_early_transcript_still_running_at_the_endpoint_is_awaited_not_repeat
     d.feed(ev.SpeechStarted(10000), 13200)
     d.feed(ev.SpeechPaused(40000), 44800)
     out = d.feed(ev.SpeechEnded(40000), 51200)
-    assert out == (cmd.CancelTimer("utterance", 1),) and d.spine.state == Transcribing(1, 40000, 10000, addressed=True)
+    deadline = cmd.StartTimer("asr", 1, 51200 + CONFIG.asr_timeout_samples)  # speech to text must answer by then
+    assert out == (cmd.CancelTimer("utterance", 1), deadline)
+    assert d.spine.state == Transcribing(1, 40000, 10000, addressed=True)
     d.feed(ev.TranscriptReady(1, "What time is it?", 40000), 53000)
     assert d.state() == Thinking(1, Reply("What time is it?"))
 
@@ -58,7 +60,8 @@ def test_an_end_after_the_last_pause_transcribes_afresh_and_ignores_the_early_te
     d.feed(ev.SpeechPaused(30000), 34800)
     d.feed(ev.TranscriptReady(1, "Set a timer", 30000), 40000)
     out = d.feed(ev.SpeechEnded(52000), 63200)  # spoke on after the pause, without a second pause report
-    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 52000))
+    asr = cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 52000)
+    assert out == (cmd.CancelTimer("utterance", 1), asr, cmd.StartTimer("asr", 1, 63200 + CONFIG.asr_timeout_samples))
     assert d.spine.state == Transcribing(1, 52000, 10000, addressed=True)
 
 
@@ -69,7 +72,8 @@ def test_a_failed_early_transcription_is_retried_at_the_endpoint() -> None:
     d.feed(ev.SpeechPaused(40000), 44800)
     d.feed(ev.EngineFailed(1, "asr", "RuntimeError: busy"), 46000)
     out = d.feed(ev.SpeechEnded(40000), 51200)
-    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000))
+    asr = cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000)
+    assert out == (cmd.CancelTimer("utterance", 1), asr, cmd.StartTimer("asr", 1, 51200 + CONFIG.asr_timeout_samples))
 
 
 def test_with_early_transcription_off_a_pause_starts_nothing() -> None:
@@ -79,4 +83,5 @@ def test_with_early_transcription_off_a_pause_starts_nothing() -> None:
     out = d.feed(ev.SpeechPaused(40000), 44800)
     assert out == (cmd.NoteIgnored("early transcription is off: the endpoint starts it"),)
     out = d.feed(ev.SpeechEnded(40000), 51200)
-    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000))
+    asr = cmd.StartAsr(1, 10000 - CONFIG.preroll_samples, 40000)
+    assert out == (cmd.CancelTimer("utterance", 1), asr, cmd.StartTimer("asr", 1, 51200 + CONFIG.asr_timeout_samples))

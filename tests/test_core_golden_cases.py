@@ -76,3 +76,12 @@ def test_a_request_typed_over_a_story_is_asked_with_what_was_heard_of_the_story(
     ]
     asked_at = next(s.t for s in log if any(isinstance(c, cmd.StartReply) and c.turn == 2 for c in s.commands))
     assert asked_at == 50160  # at the cut's report, one period after the typed text
+
+
+def test_speech_to_text_that_hangs_gets_the_apology_at_its_deadline_and_the_next_request_is_answered() -> None:
+    log = steps("speech_to_text_hangs")
+    deadline = next(s for s in log if isinstance(s.event, ev.TimerFired) and s.event.kind == "asr")
+    assert deadline.t == 32000 + 480000 and deadline.state == "Announcing"
+    assert any(isinstance(c, cmd.StartTts) and c.text == "Sorry, I did not catch that." for c in deadline.commands)
+    assert prompts(log) == ["what time is it"]
+    assert [s.state for s in log][-1] == "Thinking"

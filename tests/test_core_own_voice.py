@@ -70,7 +70,8 @@ def test_its_own_echo_that_cut_a_reply_is_not_answered_and_it_listens_on() -> No
         f"{SELF_HEARD}: 'There was...' is the assistant's own voice (it began while that voice sounded or in its "
         "echo tail, and repeats what it just said): not a user turn (1 within 60 s)"
     )
-    assert out == (cmd.NoteIgnored(reason), cmd.StartTimer("listen", turn + 1, 80000 + CONFIG.follow_up_samples))
+    listen = cmd.StartTimer("listen", turn + 1, 80000 + CONFIG.follow_up_samples)
+    assert out == (cmd.CancelTimer("asr", turn + 1), cmd.NoteIgnored(reason), listen)
     assert d.spine.state == Listening(turn + 1, 80000, follow_up=True)
     assert d.spine.context.memory == memory  # no user turn was added
     assert d.spine.context.own_voice.self_heard_at == (80000,)
@@ -82,7 +83,8 @@ def test_a_user_who_talks_over_the_reply_is_answered() -> None:
     d.feed(ev.SpeechStarted(57000), 58000)
     d.feed(ev.PlaybackStopped(1, 5100), 58200)
     out = heard_out(d, "What time is it?", 57000, 80000)
-    assert out == (cmd.StartReply(turn + 1, "What time is it?", d.spine.context.memory[:-1]),)
+    asked = cmd.StartReply(turn + 1, "What time is it?", d.spine.context.memory[:-1])
+    assert out == (cmd.CancelTimer("asr", turn + 1), asked)
     assert d.spine.context.own_voice.self_heard_at == ()
 
 
@@ -263,7 +265,7 @@ def test_a_stop_phrase_is_checked_first_and_is_not_a_self_interruption() -> None
     d.feed(chunk(turn, 0, "Just say stop."), 52000)
     d.feed(ev.PlaybackDrained(1, 3000), 60000)
     out = heard_out(d, "Stop.", 60000, 90000)
-    assert out == (cmd.NoteIgnored("stop phrase 'Stop.': stopped, nothing to answer"),)
+    assert out == (cmd.CancelTimer("asr", turn + 1), cmd.NoteIgnored("stop phrase 'Stop.': stopped, nothing to answer"))
     assert d.spine.state == Idle() and d.spine.context.own_voice.self_heard_at == ()
 
 

@@ -97,7 +97,7 @@ def test_a_stop_in_the_follow_up_window_is_never_answered(text: str) -> None:
     d.feed(ev.SpeechStarted(72000), 75000)  # right after the drain: the echo tail, but the words are not its own
     d.feed(ev.SpeechEnded(90000), 100000)
     out = d.feed(ev.TranscriptReady(turn, text, 90000), 104000)
-    assert out == (cmd.NoteIgnored(f"stop phrase {text!r}: stopped, nothing to answer"),)
+    assert out == (cmd.CancelTimer("asr", turn), cmd.NoteIgnored(f"stop phrase {text!r}: stopped, nothing to answer"))
     assert d.spine.state == Idle()
 
 
@@ -108,7 +108,7 @@ def test_a_request_in_the_follow_up_window_is_answered(text: str) -> None:
     d.feed(ev.SpeechStarted(72000), 75000)
     d.feed(ev.SpeechEnded(90000), 100000)
     out = d.feed(ev.TranscriptReady(turn, text, 90000), 104000)
-    assert out == (cmd.StartReply(turn, text, d.spine.context.memory[:-1]),)
+    assert out == (cmd.CancelTimer("asr", turn), cmd.StartReply(turn, text, d.spine.context.memory[:-1]))
 
 
 # ------------------------------------------------------------------------------------- a timer that rings
@@ -190,14 +190,16 @@ def test_its_own_echo_or_a_noise_in_the_gap_does_not_stop_the_ring() -> None:
     d.feed(ev.SpeechStarted(drained + 500), drained + 2000)  # the echo of "... is done." after the drain
     d.feed(ev.SpeechEnded(drained + 12000), drained + 22000)
     out = d.feed(ev.TranscriptReady(2, "timer is done", drained + 12000), drained + 26000)
-    assert len(out) == 2 and isinstance(out[0], cmd.NoteIgnored) and out[0].reason.startswith(SELF_HEARD)
-    assert out[1] == cmd.StartTimer("ring", 1, drained + 26000 + GAP)
+    assert len(out) == 3 and out[0] == cmd.CancelTimer("asr", 2)
+    assert isinstance(out[1], cmd.NoteIgnored) and out[1].reason.startswith(SELF_HEARD)
+    assert out[2] == cmd.StartTimer("ring", 1, drained + 26000 + GAP)
     assert d.spine.state == Ringing() and d.spine.context.ring == Ring(Alarm(1, "tea"), 1000)
     # A cough later: transcribed as nothing, the ring goes on too.
     d.feed(ev.SpeechStarted(60000), 61000)
     d.feed(ev.SpeechEnded(66000), 76000)
     out = d.feed(ev.TranscriptReady(3, "", 66000), 78000)
-    assert out == (cmd.NoteIgnored("empty transcript: nothing to answer"), cmd.StartTimer("ring", 1, 78000 + GAP))
+    empty = cmd.NoteIgnored("empty transcript: nothing to answer")
+    assert out == (cmd.CancelTimer("asr", 3), empty, cmd.StartTimer("ring", 1, 78000 + GAP))
 
 
 def test_a_stop_that_cuts_the_line_silences_the_ring() -> None:
@@ -209,7 +211,8 @@ def test_a_stop_that_cuts_the_line_silences_the_ring() -> None:
     d.feed(ev.PlaybackStopped(1, 3000), 5200)
     d.feed(ev.SpeechEnded(14000), 24000)
     out = d.feed(ev.TranscriptReady(2, "Hey Jarvis, stop the timer!", 14000), 28000)
-    assert out == (cmd.NoteIgnored("stop phrase 'Hey Jarvis, stop the timer!': stopped, nothing to answer"),)
+    stopped = cmd.NoteIgnored("stop phrase 'Hey Jarvis, stop the timer!': stopped, nothing to answer")
+    assert out == (cmd.CancelTimer("asr", 2), stopped)
     assert isinstance(d.spine.state, Idle) and d.spine.context.ring is None
 
 
@@ -219,7 +222,7 @@ def test_a_request_over_the_ring_silences_it_and_is_answered() -> None:
     d.feed(ev.SpeechStarted(20000), 21000)
     d.feed(ev.SpeechEnded(40000), 50000)
     out = d.feed(ev.TranscriptReady(2, "What time is it?", 40000), 54000)
-    assert out == (cmd.StartReply(2, "What time is it?", ()),)
+    assert out == (cmd.CancelTimer("asr", 2), cmd.StartReply(2, "What time is it?", ()))
     assert isinstance(d.spine.state, Thinking) and d.spine.context.ring is None
 
 

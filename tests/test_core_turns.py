@@ -37,10 +37,11 @@ def test_a_whole_turn_from_wake_word_to_idle() -> None:
     assert out == (cmd.CancelTimer("listen", 1), cmd.StartTimer("utterance", 1, 24000 + CONFIG.max_utterance_samples))
     out = d.feed(ev.SpeechEnded(50000), 61200)
     assert d.state() == Transcribing(1, 50000, 20000, addressed=True)
-    assert out == (cmd.CancelTimer("utterance", 1), cmd.StartAsr(1, 20000 - CONFIG.preroll_samples, 50000))
+    asr = cmd.StartAsr(1, 20000 - CONFIG.preroll_samples, 50000)
+    assert out == (cmd.CancelTimer("utterance", 1), asr, cmd.StartTimer("asr", 1, 61200 + CONFIG.asr_timeout_samples))
     out = d.feed(ev.TranscriptReady(1, "What time is it?", 50000), 70000)
     assert d.state() == Thinking(1, Reply("What time is it?"))
-    assert out == (cmd.StartReply(1, "What time is it?", ()),)
+    assert out == (cmd.CancelTimer("asr", 1), cmd.StartReply(1, "What time is it?", ()))
     out = d.feed(ev.ReplyDelta(1, "It's 9:41 "), 71000)
     assert out == ()
     out = d.feed(ev.ReplyDelta(1, "AM."), 72000)
@@ -145,7 +146,7 @@ def test_empty_transcript_goes_back_to_idle_without_asking() -> None:
     d.feed(ev.SpeechEnded(40000), 50000)
     out = d.feed(ev.TranscriptReady(1, "  ", 40000), 60000)
     assert d.spine.state == Idle()
-    assert out == (cmd.NoteIgnored("empty transcript: nothing to answer"),)
+    assert out == (cmd.CancelTimer("asr", 1), cmd.NoteIgnored("empty transcript: nothing to answer"))
 
 
 def test_an_alarm_rings_when_idle_and_waits_while_busy() -> None:
@@ -180,6 +181,29 @@ def test_engine_failure_ends_the_turn_with_a_short_apology_then_idle() -> None:
     d.feed(ev.PlaybackDrained(1, 8000), 62000)
     assert d.state() == Idle()
     assert [m.role for m in d.spine.context.memory] == ["user", "assistant"]  # the apology is not memory
+
+
+def test_speech_to_text_that_hangs_ends_the_turn_with_its_apology_at_the_deadline() -> None:
+    d = Driver()
+    wake(d, 0)
+    d.feed(ev.SpeechStarted(10000), 13200)
+    out = d.feed(ev.SpeechEnded(40000), 50000)
+    due = 50000 + CONFIG.asr_timeout_samples
+    assert out[-1] == cmd.StartTimer("asr", 1, due) and isinstance(d.state(), Transcribing)
+    out = d.feed(ev.TimerFired("asr", 1), due)  # no transcript: the engine hung
+    sorry = "Sorry, I did not catch that."
+    assert d.state() == Announcing(2, 1, sorry)
+    assert out == (
+        cmd.CancelTurn(1),
+        cmd.CancelTimer("asr", 1),
+        cmd.OpenPlayback(1, 2),
+        cmd.StartTts(2, 0, sorry),
+    )
+    # Its transcript, if it ever comes, belongs to a cancelled turn; a deadline that crossed its cancel is dropped.
+    late = d.feed(ev.TranscriptReady(1, "hello", 40000), due + 100)
+    assert late == (cmd.NoteIgnored("TranscriptReady of turn 1 dropped: current turn is 2 in Announcing"),)
+    crossed = d.feed(ev.TimerFired("asr", 1), due + 200)
+    assert len(crossed) == 1 and isinstance(crossed[0], cmd.NoteIgnored) and "asr timer" in crossed[0].reason
 
 
 def test_a_failed_apology_goes_quietly_to_idle() -> None:

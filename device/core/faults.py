@@ -9,7 +9,7 @@ from typing import Literal
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.moves import APOLOGIES, abandon, preceded_by, say, stale, to_idle
-from device.core.states import Announcing, Context, Degraded, Muted, Paused, State, current_turn
+from device.core.states import Announcing, Context, Degraded, Muted, Paused, State, Transcribing, current_turn
 from device.core.table import Outcome
 
 
@@ -25,6 +25,16 @@ def on_failed(state: State, ctx: Context, event: ev.EngineFailed, now: int) -> O
         return preceded_by(to_idle(ctx, now), *out, cmd.NoteIgnored(f"announcement failed: {event.reason}"))
     said, ctx, spoken = say(ctx, APOLOGIES[event.job])
     return said, ctx, (*out, *spoken)
+
+
+def on_asr_overdue(state: Transcribing, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
+    """No transcript by the deadline: speech to text hung. The turn ends as if it had failed (its job is
+    cancelled, and reported leaked if it does not stop); the user hears the short apology, not silence forever."""
+    if event.ref != state.turn:
+        return state, ctx, (cmd.NoteIgnored(stale(state, event.ref, "asr timer")),)
+    seconds = ctx.config.asr_timeout_samples / ctx.config.rate_hz
+    failed = ev.EngineFailed(state.turn, "asr", f"no transcript within {seconds:g} s (speech to text hung)")
+    return on_failed(state, ctx, failed, now)
 
 
 def on_device_lost(state: State, ctx: Context, event: ev.AudioDeviceLost, now: int) -> Outcome:

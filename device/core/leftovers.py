@@ -16,7 +16,7 @@ def on_result_without_work(state: State, ctx: Context, event: ev.TurnResult, now
 
 
 def on_timer_not_armed_here(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
-    """A turn's timer (listen, utterance, confirm, lookahead) or the reopen timer fired in a state that never
+    """A turn's timer (listen, utterance, confirm, lookahead, asr) or the reopen timer fired in a state that never
     arms it: it was disarmed, or belongs to an older turn, and its fire crossed the cancel."""
     if event.ref != current_turn(state):
         return state, ctx, (cmd.NoteIgnored(stale(state, event.ref, f"{event.kind} timer")),)

@@ -37,8 +37,10 @@ Rules the handlers keep (the invariants they serve are numbered in docs/architec
    reports `PlaybackStopped` with the exact played-sample count (invariant 5).
 3. Only audio of the current epoch is queued; a cut epoch is never reopened (invariant 4).
 4. Time is an argument. Deadlines leave as `StartTimer(kind, ref, due_sample=now + ...)` and come back as
-   `TimerFired(kind, ref)`; `ref` is the turn (listen, utterance, confirm, lookahead), the alarm (alarm, ring),
-   the reopen attempt or the breaker trip, so a fire that crossed its disarm is recognised and dropped.
+   `TimerFired(kind, ref)`; `ref` is the turn (listen, utterance, confirm, lookahead, asr), the alarm (alarm,
+   ring), the reopen attempt or the breaker trip, so a fire that crossed its disarm is recognised and dropped.
+   Speech to text has a deadline (`asr`): with no transcript by then the turn fails with its apology, so a hung
+   engine never leaves the assistant silent in `Transcribing`.
 5. Interruption follows one matrix (`CoreConfig.barge_in`): a signal a state's row does not allow never
    interrupts it. While audio plays, the first hint of voice pauses it (`Paused`); confirmed speech cancels
    the turn, and a hint that is not confirmed in time (the `confirm` timer) resumes playback exactly where it
@@ -169,6 +171,7 @@ TRANSITIONS = table(
     row(Hearing, ev.SpeechEnded, turn.on_speech_ended, Transcribing, Thinking, Listening, *TO_IDLE),
     row(Hearing, Timer("utterance"), turn.on_utterance_limit, Transcribing, may_stay=True),
     row(Transcribing, ev.TranscriptReady, turn.on_transcript, Thinking, Listening, *TO_IDLE, may_stay=True),
+    row(Transcribing, Timer("asr"), faults.on_asr_overdue, *TO_IDLE, may_stay=True),
     # --- typed text (the monitor's admin): answered as a transcript; a listening window or an utterance gives way
     row(Idle, ev.TextTyped, turn.on_typed, Thinking, Idle),
     row(LISTENING, ev.TextTyped, turn.on_typed, Thinking, *TO_IDLE),
@@ -235,6 +238,7 @@ TRANSITIONS = table(
     row(every_state_but(Paused), Timer("confirm"), leftovers.on_timer_not_armed_here),
     row(every_state_but(Speaking, Paused), Timer("lookahead"), leftovers.on_timer_not_armed_here),
     row(every_state_but(Degraded), Timer("reopen"), leftovers.on_timer_not_armed_here),
+    row(every_state_but(Transcribing), Timer("asr"), leftovers.on_timer_not_armed_here),
     row(ALL_STATES, ev.JobCancelled, leftovers.on_job_cancelled),
 )
 

@@ -158,7 +158,7 @@ def abandon(state: State, ctx: Context) -> tuple[Context, Commands]:
         case Hearing():
             return ctx, (cmd.CancelTurn(state.turn), cmd.CancelTimer("utterance", state.turn))
         case Transcribing():
-            return ctx, (cmd.CancelTurn(state.turn),)
+            return ctx, (cmd.CancelTurn(state.turn), cmd.CancelTimer("asr", state.turn))
         case Thinking(held=True):  # not asked yet: the request is not in memory, no job runs
             return ctx, (cmd.CancelTurn(state.turn),)
         case Thinking():

@@ -115,6 +115,8 @@ class CoreConfig:
     """`[listen] alarm_ring_max_s`: no saying of a ringing timer's line starts this long after it began."""
     memory_messages: int
     """`[reply] memory_turns`, twice: the most messages memory keeps (whole exchanges, the oldest go first)."""
+    asr_timeout_samples: int
+    """`[asr] timeout_s`: with no transcript this long after the endpoint, the turn ends with an apology."""
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> CoreConfig:

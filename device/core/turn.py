@@ -139,25 +139,35 @@ def on_speech_ended(state: Hearing, ctx: Context, event: ev.SpeechEnded, now: in
     if event.end_sample == state.early_to_sample:  # the pause was the end: its transcription is the one
         cancel = cmd.CancelTimer("utterance", state.turn)
         if state.early_text is None:
-            return Transcribing(state.turn, event.end_sample, state.onset_sample, state.addressed), ctx, (cancel,)
+            waiting = Transcribing(state.turn, event.end_sample, state.onset_sample, state.addressed)
+            return waiting, ctx, (cancel, asr_deadline(state.turn, ctx, now))
         speech = event.end_sample - state.onset_sample
         answered = answer(
             state.turn, state.early_text, ctx, now, state.onset_sample, speech_samples=speech, addressed=state.addressed
         )
         return preceded_by(answered, cancel)
-    return transcribe(state, ctx, event.end_sample)
+    return transcribe(state, ctx, event.end_sample, now)
 
 
 def on_utterance_limit(state: Hearing, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
     """The user spoke for `max_utterance_samples`: transcribe what there is."""
     if event.ref != state.turn:
         return state, ctx, (cmd.NoteIgnored(stale(state, event.ref, "utterance timer")),)
-    return transcribe(state, ctx, now)
+    return transcribe(state, ctx, now, now)
 
 
-def transcribe(state: Hearing, ctx: Context, end_sample: int) -> Outcome:
-    out = (cmd.CancelTimer("utterance", state.turn), cmd.StartAsr(state.turn, state.from_sample, end_sample))
+def transcribe(state: Hearing, ctx: Context, end_sample: int, now: int) -> Outcome:
+    out = (
+        cmd.CancelTimer("utterance", state.turn),
+        cmd.StartAsr(state.turn, state.from_sample, end_sample),
+        asr_deadline(state.turn, ctx, now),
+    )
     return Transcribing(state.turn, end_sample, state.onset_sample, state.addressed), ctx, out
+
+
+def asr_deadline(turn: int, ctx: Context, now: int) -> cmd.StartTimer:
+    """Speech to text must answer within `asr_timeout_samples` (`faults.on_asr_overdue`)."""
+    return cmd.StartTimer("asr", turn, now + ctx.config.asr_timeout_samples)
 
 
 def on_transcript(state: Transcribing, ctx: Context, event: ev.TranscriptReady, now: int) -> Outcome:
@@ -166,9 +176,10 @@ def on_transcript(state: Transcribing, ctx: Context, event: ev.TranscriptReady, 
     if event.to_sample != state.to_sample:
         return state, ctx, (cmd.NoteIgnored(outdated(event, state.to_sample)),)
     speech = state.to_sample - state.onset_sample
-    return answer(
+    answered = answer(
         state.turn, event.text, ctx, now, state.onset_sample, speech_samples=speech, addressed=state.addressed
     )
+    return preceded_by(answered, cmd.CancelTimer("asr", state.turn))
 
 
 def answer(

@@ -30,6 +30,11 @@ class AsrConfig:
     """Start transcribing once the user has paused this long, in seconds, while the endpointer still waits for
     the end (less than `[vad] end_silence_s`); if the pause was the end, the text is ready sooner. 0: transcribe
     at the end."""
+    timeout_s: float = field(default=30.0, metadata=within(1.0, 600.0))
+    """How long speech to text may take once the user has finished, in seconds: with no transcript by then (a
+    hung engine) the turn ends with a short apology and the job is cancelled (one that does not stop is logged
+    as leaked). Whisper tiny transcribes the longest utterance (`[listen] max_utterance_s`) in a few seconds on a
+    Pi 4."""
 
     @property
     def threads_to_use(self) -> int:
