@@ -72,7 +72,6 @@ BargeKind = Literal["wake", "voice", "hint", "remote", "typed", "mute"]
 BARGE_KINDS: tuple[BargeKind, ...] = ("wake", "voice", "hint", "remote", "typed", "mute")
 REQUESTS = ("Tell me a story.", "What time is it?", "Set a timer for two seconds.", "Thank you.")
 FOLLOW_UPS = ("Stop.", "Never mind.", "Cancel.", "What time is it?", "Tell me a story.")
-STOPS = frozenset({"stop", "never mind", "cancel"})
 WAKE_MODEL = "hey_jarvis"
 
 WORDS_PER_S = 2.5
@@ -391,7 +390,7 @@ def check(played: Played, steps: Sequence[LoggedStep]) -> list[str]:
         problems.append("a job leaked")
     problems += heard_accounting(steps, lambda epoch: int(np.count_nonzero(epochs == epoch)))
     said = {u.text for u in user.utterances} | ({conv.follow_up} if conv.barge == "typed" else set())
-    problems += replies_answer_the_user(said, steps)
+    problems += replies_answer_the_user(said, config.barge_in.stop_phrases, steps)
     memory = rig.loop.spine.context.memory
     if [m.role for m in memory] != [("user", "assistant")[i % 2] for i in range(len(memory))]:
         problems.append(f"memory does not alternate: {[m.role for m in memory]}")
@@ -425,9 +424,9 @@ def heard_accounting(steps: Sequence[LoggedStep], played_of: Callable[[int], int
     return problems
 
 
-def replies_answer_the_user(texts: set[str], steps: Sequence[LoggedStep]) -> list[str]:
-    """Every reply answers what the user said or typed (`texts`; never the assistant's words); a stop phrase
-    none."""
+def replies_answer_the_user(texts: set[str], stop_phrases: tuple[str, ...], steps: Sequence[LoggedStep]) -> list[str]:
+    """Every reply answers what the user said or typed (`texts`; never the assistant's words); no sentence of a
+    prompt is one of the `stop_phrases` (`[barge_in] stop_phrases`)."""
     said = {normalise_space(text) for text in texts}
     problems = []
     for s in steps:
@@ -437,7 +436,7 @@ def replies_answer_the_user(texts: set[str], steps: Sequence[LoggedStep]) -> lis
             prompt = normalise_space(c.prompt)
             if not any(prompt == t or prompt.endswith(t) or t in prompt for t in said):
                 problems.append(f"a reply was asked for {c.prompt!r}, which the user never said")
-            if any(part.strip(" .!?").lower() in STOPS for part in prompt.split(".") if part.strip()):
+            if any(part.strip(" .!?").lower() in stop_phrases for part in prompt.split(".") if part.strip()):
                 problems.append(f"a stop phrase was answered: {c.prompt!r}")
     return problems
 

@@ -172,7 +172,7 @@ def run_soak(minutes: float, seed: int, base: Config, engines: Engines, log_path
     problems += _late_results(steps)
     problems += heard_accounting(steps, lambda epoch: speaker.played_of.get(epoch, 0))
     said = {u.text for u in user.utterances} | {c.follow_up for c in conversations if c.barge == "typed"}
-    problems += replies_answer_the_user(said, steps)
+    problems += replies_answer_the_user(said, config.barge_in.stop_phrases, steps)
     memory = rig.loop.spine.context.memory
     if [m.role for m in memory] != [("user", "assistant")[i % 2] for i in range(len(memory))]:
         problems.append("memory does not alternate at the end of the soak")
