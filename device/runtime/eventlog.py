@@ -122,7 +122,9 @@ class EventLog:
         try:
             while self._unwritten:
                 written = self._file.write(self._unwritten)
-                del self._unwritten[: written or 0]
+                if not written:  # nothing taken (a regular file never does that): retried by the next record,
+                    return  # never spun on here
+                del self._unwritten[:written]
         except OSError as error:
             if self.refused is None:
                 self.refused = error.strerror or str(error)
