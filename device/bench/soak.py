@@ -43,12 +43,12 @@ from device.core import commands as cmd
 from device.core import events as ev
 from device.engines.load import Engines
 from device.rates import SPINE_RATE_HZ as RATE_HZ
-from device.runtime.eventlog import LoggedStep, read_log
+from device.runtime.eventlog import read_log
 from device.runtime.fsm_thread import FsmThread
 from device.sim.card import VirtualCard
 from device.sim.clocks import VirtualTime
 from device.sim.scene import Scene
-from device.sim.summary import CANCEL_DEADLINE_S
+from device.sim.summary import CANCEL_DEADLINE_S, late_results
 
 SLOT_S = 80.0
 """Each conversation's share of the run: the longest (a story played to its end, 48 s, then the follow-up window
@@ -169,7 +169,9 @@ def run_soak(minutes: float, seed: int, base: Config, engines: Engines, log_path
     end_rss = resident_mb()
     steps = read_log(log_path).steps
     problems = [f"not idle before conversation {i + 1}: {state}" for i, state in enumerate(idle_before) if state]
-    problems += _late_results(steps)
+    leaks = late_results(steps)
+    if leaks:
+        problems.append(f"{leaks} jobs leaked or results of cancelled turns handled after {CANCEL_DEADLINE_S} s")
     problems += heard_accounting(steps, lambda epoch: speaker.played_of.get(epoch, 0))
     said = {u.text for u in user.utterances} | {c.follow_up for c in conversations if c.barge == "typed"}
     problems += replies_answer_the_user(said, config.barge_in.stop_phrases, steps)
@@ -195,24 +197,6 @@ def _note_idle(now: int, state: str, starts: list[int], out: list[str]) -> None:
     while starts and now >= starts[0]:
         starts.pop(0)
         out.append("" if state == "Idle" else state)
-
-
-def _late_results(steps: Sequence[LoggedStep]) -> list[str]:
-    """Results of a cancelled turn handled later than the cancel deadline (invariant 6), and leaked jobs."""
-    cancelled: dict[int, int] = {}
-    problems = []
-    deadline = round(CANCEL_DEADLINE_S * RATE_HZ)
-    for s in steps:
-        if isinstance(s.event, ev.JobLeaked):
-            problems.append(f"a job leaked: {s.event}")
-        turn = getattr(s.event, "turn", None)
-        if turn in cancelled and not isinstance(s.event, ev.JobCancelled) and s.t - cancelled[turn] > deadline:
-            problems.append(f"turn {turn}'s {type(s.event).__name__} handled {(s.t - cancelled[turn]) / RATE_HZ:.2f} s "
-                            "after its cancel")  # fmt: skip
-        for c in s.commands:
-            if isinstance(c, cmd.CancelTurn):
-                cancelled.setdefault(c.turn, s.t)
-    return problems
 
 
 def report_lines(result: SoakResult, minutes: float, seed: int, wall_s: float) -> list[str]:

@@ -209,6 +209,11 @@ def _key(turn: TurnMarks) -> int:
     return turn.turn
 
 
+def late_results(steps: Iterable[LoggedStep]) -> int:
+    """The leaks of a run as `summarise` counts them, for a run with no per-sample record of its speaker."""
+    return _read(list(steps)).leaks
+
+
 def _late_result(step: LoggedStep, cancels: dict[int, int]) -> int:
     """A leak: a worker reported one (wall clock), or a result came long after its turn was cancelled."""
     if isinstance(step.event, ev.JobLeaked):
