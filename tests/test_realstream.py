@@ -14,6 +14,7 @@ import pytest
 from device.bench import realstream as rs
 from device.bench import realstream_analysis as an
 from device.bench import realstream_clock as clock
+from device.bench import realstream_hour as rh
 from device.bench import realstream_report as rr
 from device.bench.tables import write_report
 from device.core import commands as cmd
@@ -231,6 +232,38 @@ def test_the_report_marks_each_target_met_or_missed() -> None:
     assert "| missed talk-overs | 0 of 1 | 1 of 1 | ≤ 5 %: **met** |" in text
     assert "p95 ≤ 200 ms: **met**" in text
     assert "≥ 20 with load: **missed**" in text  # one talk-over is not the suite
+
+
+def test_the_hour_plan_cycles_every_offset_and_kind_and_holds_more_than_an_hour_fits() -> None:
+    (session,) = rs.hour_plan(60)
+    assert session.minutes == 60 and not session.load
+    pairs = {(t.offset_s, t.text) for t in session.talk_overs[: len(an.OFFSETS_S) * len(an.KINDS)]}
+    assert pairs == {(o, k) for o in an.OFFSETS_S for k in an.KINDS}  # each kind meets each offset in one cycle
+    assert len(session.talk_overs) * rs.CONVERSATION_MIN_S >= 3600
+
+
+def hour_session(rss_mb: list[list[float]], unsettled: int = 0) -> dict[str, Any]:
+    good = analyse(
+        4.1,
+        step(4.1, ev.VoiceHint(mic(4.0), 0.9), "Paused", cmd.PausePlayback(2)),
+        step(5.2, ev.TranscriptReady(1, "Stop.", mic(5.0)), "Idle", cmd.CutPlayback(2)),
+    )
+    extra = {"underruns_reported": 0, "rescues": 0, "load": False, "minutes_planned": 60.0}
+    return {**good, **extra, "unsettled": unsettled, "rss_mb": rss_mb, "recorded_s": 3600.0, "log_bytes": 2_000_000}
+
+
+def test_the_hour_judges_stuck_states_and_memory_after_the_first_conversation() -> None:
+    hour = rec(3600)
+    flat = rh.hour_result(hour_session([[0, 500.0], [rec(30), 680.0], [hour // 2, 690.0], [hour, 700.0]]), RATE)
+    assert flat["rss_mb"]["growth_after_first_conversation"] == 20.0  # the models' warm-up (500 -> 680) not counted
+    assert flat["targets"] == {"stuck": True, "leaks": True, "rss_flat": True}
+    assert flat["log_mb_per_hour"] == 2.0
+    assert flat["rss_mb"]["slope_mb_per_hour"] is not None and 15 < flat["rss_mb"]["slope_mb_per_hour"] < 25
+    growing = rh.hour_result(hour_session([[0, 500.0], [rec(30), 600.0], [hour, 700.0]], unsettled=1), RATE)
+    assert growing["targets"] == {"stuck": False, "leaks": True, "rss_flat": False}
+    text = rh.hour_markdown(growing, "spine bench realstream --hour")
+    assert "| stuck: Spine not idle 40 s after a conversation (mutes included) | 1 | 0: **missed** |" in text
+    assert "flat (≤ 5 % growth after the first conversation): **missed**" in text
 
 
 @pytest.mark.slow

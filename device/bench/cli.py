@@ -87,6 +87,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     realstream.add_argument("--config", type=Path, help="configuration TOML without [audio] (the bench sets it)")
     realstream.add_argument("--sessions", type=int, default=5, help="sessions of 4 talk-overs per setting (default 5)")
     realstream.add_argument("--short", action="store_true", help="the CI setting: 4 conversations, one under load")
+    realstream.add_argument(
+        "--hour", action="store_true",
+        help="the real-stream soak instead: one spine run talked over for --minutes; writes docs/real-stream-hour.md "
+        "unless --report says otherwise",
+    )  # fmt: skip
+    realstream.add_argument("--minutes", type=float, default=60.0, help="length of the --hour soak (default 60)")
     realstream.add_argument("--user-gain-db", type=float, default=0.0, help="the user's voice level (default 0 dB)")
     realstream.add_argument(
         "--reanalyse", action="store_true", help="only analyse the sessions already in --out and rewrite the report"
@@ -180,6 +186,8 @@ def _cmd_bench_realstream(args: argparse.Namespace) -> int:
 
     if args.sessions < 1:
         raise UserError(f"--sessions must be at least 1, got {args.sessions}")
+    if args.hour:
+        return _realstream_hour(args)
     plan = short_plan() if args.short else full_plan(args.sessions)
     conversations = sum(len(s.talk_overs) for s in plan)
     # SIGTERM ends the bench through its `finally`s: spine run, stress-ng, parec and the PulseAudio it started.
@@ -206,6 +214,36 @@ def _cmd_bench_realstream(args: argparse.Namespace) -> int:
             f"{a['stop_phrases_honoured']} of {a['stop_phrases']}"
         )
     return 0
+
+
+def _realstream_hour(args: argparse.Namespace) -> int:
+    import signal
+
+    from device.bench.realstream import hour_plan, reanalyse, run_realstream
+    from device.bench.realstream_hour import hour_markdown, hour_result
+    from device.bench.tables import write_report
+    from device.rates import SPINE_RATE_HZ
+
+    if args.minutes <= 0:
+        raise UserError(f"--minutes must be positive, got {args.minutes:g}")
+    report = Path("docs/real-stream-hour.md") if args.report == Path("docs/real-stream.md") else args.report
+    out = Path("out/realstream-hour") if args.out == Path("out/realstream") else args.out
+    signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(143))
+    if args.reanalyse:
+        sessions = reanalyse(out)["sessions"]
+    else:
+        print(f"running spine run for {args.minutes:g} minutes of talked-over conversations ...", flush=True)
+        sessions = run_realstream(hour_plan(args.minutes), out, args.config, args.user_gain_db)["sessions"]
+    result = hour_result(sessions[0], SPINE_RATE_HZ)
+    command = "spine bench realstream --hour" + (f" --minutes {args.minutes:g}" if args.minutes != 60 else "")
+    write_report(report, hour_markdown(result, command), result)
+    rss = result["rss_mb"]
+    print(
+        f"report: {report} (+ .json); {result['minutes']} min, {result['conversations']} conversations, stuck "
+        f"{result['stuck']}, leaks {result['aggregate']['leaks']}, RSS {rss['after_first_conversation']} -> "
+        f"{rss['at_end']} MB, log {result['log_mb_per_hour']} MB/h"
+    )
+    return 0 if all(result["targets"].values()) else 1
 
 
 def _cmd_bench_monitor(args: argparse.Namespace) -> int:

@@ -65,6 +65,8 @@ class TalkOver:
 class Session:
     load: bool
     talk_overs: tuple[TalkOver, ...]
+    minutes: float | None = None
+    """A soak session: no conversation starts after it has run this long (its talk-overs outnumber what fits)."""
 
 
 def full_plan(sessions_per_setting: int = 5) -> list[Session]:
@@ -78,6 +80,21 @@ def full_plan(sessions_per_setting: int = 5) -> list[Session]:
             kinds = [KINDS[(s + p) % len(KINDS)] for p in range(len(KINDS))]
             plan.append(Session(load, tuple(TalkOver(offset, k) for k in kinds)))
     return plan
+
+
+CONVERSATION_MIN_S = 5.0
+"""No conversation is shorter (the request alone is 3 s; measured 10 s each): the plan holds more than fit."""
+
+
+def hour_plan(minutes: float = 60.0) -> list[Session]:
+    """The real-stream soak: one `spine run` without load for `minutes`, conversation after conversation, the
+    talk-overs cycling through every (offset, kind) pair so that each kind meets each offset."""
+    count = int(minutes * 60 / CONVERSATION_MIN_S) + 1
+    talk_overs = tuple(
+        TalkOver(OFFSETS_S[i % len(OFFSETS_S)], KINDS[(i // len(OFFSETS_S) + i % len(OFFSETS_S)) % len(KINDS)])
+        for i in range(count)
+    )
+    return [Session(False, talk_overs, minutes)]
 
 
 def short_plan() -> list[Session]:
@@ -101,6 +118,8 @@ class SessionRun:
     """The recording position when `spine run` said it was running (the fallback log-to-recording mapping)."""
     rescues: list[int] = field(default_factory=list)
     unsettled: int = 0
+    rss_mb: list[tuple[int, float]] = field(default_factory=list)
+    """(recording position, resident memory of `spine run` in MB) before each conversation and at the end."""
     load_averages: list[float] = field(default_factory=list)
     """The machine's 1-minute load average before each conversation: what else competed for the cores."""
     """Conversations not started because Spine never went idle and quiet."""
@@ -203,7 +222,10 @@ def run_session(
                 result.running_at = recorder.position()
                 with cpu_load(session.load, 60 + 75 * len(session.talk_overs)):
                     tail = LogTail(log)
+                    started = time.monotonic()
                     for index, talk in enumerate(session.talk_overs):
+                        if session.minutes is not None and time.monotonic() - started >= session.minutes * 60:
+                            break
                         if not _settle(recorder, tail, daemon, result):
                             result.unsettled += len(session.talk_overs) - index
                             progress(f"  session {number}: Spine did not go idle within {SETTLE_TIMEOUT_S:g} s "
@@ -211,10 +233,12 @@ def run_session(
                                      f"{_speaker_now(recorder)}); {result.unsettled} not run")  # fmt: skip
                             break
                         result.load_averages.append(round(os.getloadavg()[0], 2))
+                        result.rss_mb.append((recorder.position(), _rss_mb(daemon.pid)))
                         _conversation(index, talk, player, recorder, tail, voices, gain_db, result)
                         progress(f"  session {number} ({'load' if session.load else 'no load'}): "
                                  f"{talk.text!r} at {talk.offset_s} s done")  # fmt: skip
                     _settle(recorder, tail, daemon, result)
+                    result.rss_mb.append((recorder.position(), _rss_mb(daemon.pid)))
         finally:
             player.close()
             recording = recorder.stop()
@@ -226,10 +250,21 @@ def run_session(
     (directory / "injections.json").write_text(
         json.dumps({"running_at": result.running_at, "rescues": result.rescues, "unsettled": result.unsettled,
                     "load": session.load, "load_averages": result.load_averages,
+                    "minutes": session.minutes, "rss_mb": result.rss_mb,
                     "injections": [asdict(i) for i in result.injections]}, indent=1) + "\n",
         encoding="utf-8",
     )  # fmt: skip
     return result
+
+
+def _rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB (VmRSS of /proc/PID/status); 0.0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
+    except OSError:
+        return 0.0
+    found = re.search(r"^VmRSS:\s+(\d+) kB", status, flags=re.MULTILINE)
+    return round(int(found.group(1)) / 1024, 1) if found else 0.0
 
 
 def _settle(recorder: Recorder, tail: LogTail, daemon: subprocess.Popen[str], run: SessionRun) -> bool:

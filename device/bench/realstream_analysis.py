@@ -337,5 +337,9 @@ def analyse_directory(directory: Path) -> dict[str, Any]:
     result["rescues"] = len(meta["rescues"])
     result["unsettled"] = int(meta["unsettled"])
     result["load_averages"] = [float(x) for x in meta.get("load_averages", [])]
+    result["rss_mb"] = [[int(at), float(mb)] for at, mb in meta.get("rss_mb", [])]
+    result["minutes_planned"] = meta.get("minutes")
+    result["recorded_s"] = round(len(recording) / RATE_HZ, 1)
+    result["log_bytes"] = (directory / "events.jsonl").stat().st_size
     result["directory"] = str(directory)
     return result
