@@ -35,6 +35,7 @@ from device.rates import SPINE_RATE_HZ
 from device.settings.audio import AecConfig, AudioConfig, EarconsConfig
 from device.settings.barge_in import BargeInConfig, BargeInRow
 from device.settings.listen import ListenConfig, VadConfig, WakeConfig
+from device.settings.log import LogConfig
 from device.settings.monitor import MonitorConfig
 from device.settings.reply import ReplyConfig, base_url_problem
 from device.settings.sim import SimConfig
@@ -51,6 +52,7 @@ __all__ = [
     "Config",
     "EarconsConfig",
     "ListenConfig",
+    "LogConfig",
     "ModelsConfig",
     "ReplyConfig",
     "SimConfig",
@@ -94,6 +96,8 @@ class Config:
     """The simulated room (`spine demo` and the benches), in virtual time."""
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     """The monitoring page in a browser (WebRTC), remote control and Prometheus `/metrics`."""
+    log: LogConfig = field(default_factory=LogConfig)
+    """The event log of `spine run`: the size of its parts and the disk all of Spine's logs may take."""
 
     @property
     def period_samples(self) -> int:

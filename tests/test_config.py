@@ -22,7 +22,7 @@ from device.tomlfile import EXAMPLE, RANGE, field_docs, loads_dataclass
 
 ROOT = Path(__file__).resolve().parent.parent
 
-UNIT_SUFFIXES = ("_s", "_ms", "_hz", "_db", "_dbfs", "_words", "_bytes")
+UNIT_SUFFIXES = ("_s", "_ms", "_hz", "_db", "_dbfs", "_words", "_bytes", "_mb")
 UNITLESS = {
     # probabilities, scores, shares and real-time factors (no unit), and counts of things named in the name
     "threshold",

@@ -291,7 +291,12 @@ def open_event_log(log_path: Path, config: Config) -> EventLog:
     if log_path.is_dir():
         raise UserError(f"--log is a directory: give a file path (e.g. {log_path / 'events.jsonl'})", str(log_path))
     try:
-        return EventLog(log_path, core_config(config))
+        return EventLog(
+            log_path,
+            core_config(config),
+            part_bytes=round(config.log.part_mb * 1e6),
+            keep_bytes=round(config.log.keep_mb * 1e6),
+        )
     except OSError as error:
         raise UserError(f"cannot write the event log: {error.strerror}", str(log_path)) from None
 

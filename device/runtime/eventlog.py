@@ -9,7 +9,9 @@ ends with a running checksum over everything before it (device/runtime/logchain.
 
 `t` is the sample time at the device rate; it never goes backwards, and an outcome has its event's `t`. Keys
 keep field order and floats come from the organs already rounded, so the same run gives the same bytes.
-Version 1 logs (before the checksum) are still read; `LoadedLog.chained` is False for them.
+Version 1 logs (before the checksum) are still read; `LoadedLog.chained` is False for them. A long run's log
+goes on in parts (FILE.2.jsonl, ...; device/runtime/logparts.py), each beginning with a part header
+`{"spine_log": 2, "part": 2, "first": "FILE.jsonl", "chain": "..."}`; reading the first part reads them all.
 
 Reading is bounded, because a log may come from anywhere: a line longer than `MAX_LINE_BYTES`, text that is
 not UTF-8 or not JSON, numbers JSON cannot hold exactly (NaN, Infinity, 1e400), values nested deeper than the
@@ -32,6 +34,7 @@ from device.core.events import Event
 from device.core.states import CoreConfig
 from device.errors import UserError
 from device.runtime.logchain import chain_start, link, split_chain, with_chain
+from device.runtime.logparts import part_path, prune
 
 LOG_VERSION = 2
 """2: every outcome record carries the chain; 1: written before chained checks (read, not checked)."""
@@ -64,7 +67,16 @@ class EventLog:
     sets the service log's) hears once that writing stopped and once that it caught up. Beyond the bound, the
     newest records are dropped and counted (`dropped_lines`); a reader then finds the gap as a broken chain."""
 
-    def __init__(self, path: Path, core_config: CoreConfig, say: Callable[[str], None] = _say_on_stderr) -> None:
+    def __init__(
+        self,
+        path: Path,
+        core_config: CoreConfig,
+        say: Callable[[str], None] = _say_on_stderr,
+        part_bytes: int | None = None,
+        keep_bytes: int | None = None,
+    ) -> None:
+        """`part_bytes`: start the next part (device/runtime/logparts.py) past this size; `keep_bytes`: keep
+        Spine's logs in this directory under it. None: one file, nothing removed (the demo, benches and tests)."""
         try:
             self._file: BinaryIO = path.open("wb", buffering=0)
         except OSError as error:  # a directory, a missing parent, no permission: the run cannot keep its record
@@ -73,7 +85,13 @@ class EventLog:
                 where=str(path),
             ) from None
         self.path = path
+        """The part being written."""
+        self.first_path = path
         self.say = say
+        self._part_bytes, self._keep_bytes = part_bytes, keep_bytes
+        self._part = 1
+        self._part_size = 0
+        self._part_refused = False
         self._unwritten = bytearray()
         self.refused: str | None = None
         """Why the disk refuses the log now (the error's text), None while it takes every line."""
@@ -82,6 +100,7 @@ class EventLog:
         self._chain = chain_start(header)
         self._events_since_outcome: list[str] = []
         self._write(header)
+        self._prune()
 
     @property
     def unwritten_bytes(self) -> int:
@@ -98,6 +117,35 @@ class EventLog:
         self._chain = link(self._chain, self._events_since_outcome, body)
         self._events_since_outcome = []
         self._write(with_chain(body, self._chain))
+        if self._part_bytes is not None and self._part_size >= self._part_bytes and not self._unwritten:
+            self._next_part()  # between steps only, and never while the disk holds back part of this one
+
+    def _next_part(self) -> None:
+        number = self._part + 1
+        path = part_path(self.first_path, number)
+        try:
+            file: BinaryIO = path.open("wb", buffering=0)
+        except OSError as error:
+            if not self._part_refused:  # said once; the current part goes on growing
+                self._part_refused = True
+                self.say(f"cannot start the event log's next part {path} ({error.strerror}): {self.path} goes on")
+            return
+        self._file.close()
+        self._file, self.path, self._part, self._part_size = file, path, number, 0
+        self._write(_dumps({"spine_log": LOG_VERSION, "part": number, "first": self.first_path.name,
+                            "chain": self._chain}))  # fmt: skip
+        self._prune()
+
+    def _prune(self) -> None:
+        if self._keep_bytes is None:
+            return
+        removed = prune(self.path.parent, self._keep_bytes, self.path)
+        if removed:
+            self.say(
+                f"removed {len(removed)} old event log file(s), {sum(size for _, size in removed) / 1e6:.1f} MB "
+                f"(oldest {removed[0][0].name}), to keep the logs in {self.path.parent} under [log] keep_mb "
+                f"({self._keep_bytes / 1e6:g} MB)"
+            )
 
     def close(self) -> None:
         """Writes what the disk refused before, if it takes it now; says what is lost if not."""
@@ -111,6 +159,7 @@ class EventLog:
 
     def _write(self, line: str) -> None:
         data = (line + "\n").encode("utf-8")
+        self._part_size += len(data)
         if self._unwritten and len(self._unwritten) + len(data) > UNWRITTEN_MAX_BYTES:
             self.dropped_lines += 1
             return
@@ -173,10 +222,43 @@ def read_log(path: Path) -> LoadedLog:
     version = header.get("spine_log")
     if type(version) is not int or version not in READABLE_VERSIONS:
         raise UserError(f"not a spine event log (version {LOG_VERSION} header missing)", where=f"{path}:1")
+    if "part" in header:
+        raise UserError(_later_part_problem(path, header), where=f"{path}:1")
     config = _core_config_of(path, header.get("core_config"))
     reader = _StepReader(path, chained=version >= 2, header_line=first[1])
-    steps = tuple(reader.steps(lines))
-    return LoadedLog(config, steps, chained=version >= 2, broken_links=tuple(reader.broken_links))
+    steps = list(reader.steps(lines))
+    number = 2
+    while (part := part_path(path, number)).exists():  # a long run's next parts (device/runtime/logparts.py)
+        part_lines = _lines(part)
+        part_first = next(part_lines, None)
+        part_header = _parse(part, 1, part_first[1]) if part_first is not None else {}
+        if part_header.get("part") != number or part_header.get("first") != path.name:
+            raise UserError(f"not part {number} of the event log {path.name}: a file in its place", where=f"{part}:1")
+        if reader.chained and part_header.get("chain") != reader.chain:
+            raise UserError(
+                f"part {number} does not continue part {number - 1}: a part is missing, damaged or from another run",
+                where=f"{part}:1",
+            )
+        reader.path = part
+        steps += reader.steps(part_lines)
+        number += 1
+    if part_path(path, number + 1).exists():
+        raise UserError(f"part {number} of this run's log is missing ({part_path(path, number).name}) but later parts "
+                        "exist: the run cannot be replayed whole", where=str(path))  # fmt: skip
+    return LoadedLog(config, tuple(steps), chained=version >= 2, broken_links=tuple(reader.broken_links))
+
+
+def _later_part_problem(path: Path, header: dict[str, Any]) -> str:
+    first = header.get("first")
+    if not isinstance(first, str) or not first or "/" in first:
+        return "a later part of an event log that does not name its first part"
+    if (path.parent / first).exists():
+        part = header.get("part")
+        return f"part {part} of a run's event log: replay its first part, {first} (the parts are read in order)"
+    return (
+        f"part {header.get('part')} of a run's event log whose first part, {first}, was removed (the logs are kept "
+        "under [log] keep_mb): a run is replayed from its start, so this one cannot be"
+    )
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

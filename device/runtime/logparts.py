@@ -1,0 +1,61 @@
+"""A run's event log in parts, and the bound on the disk Spine's logs take together (`[log]`).
+
+A run that lasts months cannot keep one file: past `[log] part_mb` the log goes on in the next part, named after
+the first (`events-X.jsonl`, `events-X.2.jsonl`, `events-X.3.jsonl`, ...). A part after the first begins with a
+header that names its number, the first part and the checksum chain so far, so the reader (device/runtime/
+eventlog.py) follows the parts in order and notices one missing or swapped. Parts are cut between steps only:
+an event and its outcome always share a file.
+
+Past `[log] keep_mb` the oldest files that begin as a Spine log are removed, oldest first, never the part being
+written; nothing else in the directory is touched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HEADER_PREFIX = b'{"spine_log":'
+"""How every Spine log, and every part of one, begins: the test for "this file is ours to count and remove"."""
+
+
+def part_path(first: Path, number: int) -> Path:
+    """Part `number` of the log whose first part is `first` (1 is `first` itself): run.jsonl -> run.2.jsonl."""
+    return first if number == 1 else first.with_name(f"{first.stem}.{number}{first.suffix}")
+
+
+def is_spine_log(path: Path) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(len(HEADER_PREFIX)) == HEADER_PREFIX
+    except OSError:
+        return False
+
+
+def prune(directory: Path, keep_bytes: int, writing: Path) -> list[tuple[Path, int]]:
+    """Removes the oldest Spine logs in `directory` (by modification time) until all of them, `writing`
+    included, take at most `keep_bytes`; returns what was removed with its size. `writing` is never removed."""
+    try:
+        entries = [p for p in directory.iterdir() if p.is_file() and is_spine_log(p)]
+    except OSError:
+        return []
+    sized: list[tuple[float, str, Path, int]] = []
+    for path in entries:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        sized.append((stat.st_mtime, path.name, path, stat.st_size))
+    total = sum(size for *_, size in sized)
+    removed: list[tuple[Path, int]] = []
+    for _mtime, _name, path, size in sorted(sized):
+        if total <= keep_bytes:
+            break
+        if path == writing:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed.append((path, size))
+    return removed
