@@ -283,6 +283,7 @@ def core_config(config: Config) -> CoreConfig:
         alarm_ring_max_samples=samples(config.listen.alarm_ring_max_s),
         memory_messages=2 * config.reply.memory_turns,
         asr_timeout_samples=samples(config.asr.timeout_s),
+        tts_timeout_samples=samples(config.tts.timeout_s),
     )
 
 

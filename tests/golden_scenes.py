@@ -301,6 +301,31 @@ def speech_to_text_hangs() -> Case:
     ]
 
 
+def speech_synthesis_hangs() -> Case:
+    """Issue 16, the fault table: a synthesis job that never returned left the assistant silent for good (in
+    Speaking with the story's second sentence never coming, the speaker run dry; or in Thinking, or in an
+    apology's Announcing). Now the deadline (`[tts] timeout_s`, 30 s, from the last sentence delivered) cuts the
+    answer, keeps what was heard, and apologises; an apology whose own synthesis hangs just ends; the stuck jobs
+    are reported leaked; the next request is answered."""
+    tts = 480000
+    return [
+        *_ask(1, 0, "tell me a story"),
+        (40000, ev.ReplyDelta(1, "Once upon a time. There was a fox. ")),
+        (44000, chunk(1, 0, "Once upon a time.")),
+        (45000, ev.ReplyFinished(1)),
+        (44000 + tts, ev.TimerFired("tts", 1)),  # "There was a fox." never came back
+        (44000 + tts + 160, ev.PlaybackStopped(1, 16000)),
+        (44000 + tts + 8000, ev.JobLeaked(1, "tts", 500.0)),
+        (44000 + tts + 9000, chunk(2, 0, "Sorry, something went wrong with my voice.")),
+        (44000 + tts + 40000, ev.PlaybackDrained(2, 30000)),
+        *_ask(3, 600000, "what time is it"),
+        (640000, ev.ReplyDelta(3, "It is nine. ")),
+        (640000 + tts, ev.TimerFired("tts", 3)),  # hung before the first audio, in Thinking
+        (640000 + 2 * tts, ev.TimerFired("tts", 4)),  # and the apology's synthesis hangs too: it just ends
+        *_ask(5, 2000000, "what time is it"),
+    ]
+
+
 CASES = {
     "barge_in_mid_sentence": barge_in_mid_sentence_with_late_results,
     "speech_barge_in": speech_barge_in_before_first_audio_is_queued,
@@ -312,6 +337,7 @@ CASES = {
     "faint_wake_word": faint_wake_word_over_a_story,
     "typed_over_a_story": typed_over_a_story,
     "speech_to_text_hangs": speech_to_text_hangs,
+    "speech_synthesis_hangs": speech_synthesis_hangs,
 }
 
 

@@ -137,6 +137,7 @@ def test_core_config_of_the_defaults_is_what_the_core_decided_with_before() -> N
     # Since then two decisions were added on purpose: memory keeps the last 8 exchanges (issue 16's soak),
     before["memory_messages"] = 16
     before["asr_timeout_samples"] = 480000  # and speech to text that hangs ends the turn after 30 s (issue 16)
+    before["tts_timeout_samples"] = 480000  # and so does synthesis that hangs (issue 16)
     assert json.loads(json.dumps(dataclasses.asdict(core_config(Config())))) == before
 
 

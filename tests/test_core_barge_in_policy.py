@@ -34,8 +34,11 @@ def test_a_hint_of_voice_pauses_and_an_unconfirmed_hint_resumes_where_it_paused(
     assert isinstance(d.spine.state, Paused) and d.spine.state.hint_onset_sample == 60000
     assert out == (cmd.PausePlayback(1), cmd.StartTimer("confirm", turn, 61024 + CONFIG.confirm_samples))
     # The reply keeps streaming and synthesising while paused; its audio is queued behind the pause.
-    assert d.feed(ev.ReplyDelta(turn, "The end. "), 61500) == (cmd.StartTts(turn, 2, "The end."),)
-    assert d.feed(chunk(turn, 2, "The end."), 62000) == (cmd.QueuePlayback(1, turn, 2),)
+    assert d.feed(ev.ReplyDelta(turn, "The end. "), 61500) == (
+        cmd.StartTts(turn, 2, "The end."),
+        cmd.StartTimer("tts", turn, 61500 + CONFIG.tts_timeout_samples),
+    )
+    assert d.feed(chunk(turn, 2, "The end."), 62000) == (cmd.QueuePlayback(1, turn, 2), cmd.CancelTimer("tts", turn))
     out = d.feed(ev.TimerFired("confirm", turn), 61024 + CONFIG.confirm_samples)
     assert out == (cmd.ResumePlayback(1),)
     assert isinstance(d.spine.state, Speaking) and len(d.spine.state.reply.chunks) == 3

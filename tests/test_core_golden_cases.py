@@ -85,3 +85,19 @@ def test_speech_to_text_that_hangs_gets_the_apology_at_its_deadline_and_the_next
     assert any(isinstance(c, cmd.StartTts) and c.text == "Sorry, I did not catch that." for c in deadline.commands)
     assert prompts(log) == ["what time is it"]
     assert [s.state for s in log][-1] == "Thinking"
+
+
+def test_speech_synthesis_that_hangs_cuts_the_answer_keeps_what_was_heard_and_an_apology_that_hangs_just_ends() -> None:
+    log = steps("speech_synthesis_hangs")
+    fired = [s for s in log if isinstance(s.event, ev.TimerFired) and s.event.kind == "tts"]
+    assert [(s.t, s.state) for s in fired] == [(44000 + 480000, "Announcing"), (640000 + 480000, "Announcing"),
+                                               (640000 + 960000, "Idle")]  # fmt: skip
+    sorry = "Sorry, something went wrong with my voice."
+    for answer in fired[:2]:  # the story mid-answer (Speaking), the short answer before its audio (Thinking)
+        assert any(isinstance(c, cmd.StartTts) and c.text == sorry for c in answer.commands)
+    assert any(isinstance(c, cmd.CutPlayback) for c in fired[0].commands)
+    heard = [c for s in log for c in s.commands if isinstance(c, cmd.CommitHeard) and c.turn == 1]
+    assert [(c.heard_text, c.interrupted) for c in heard] == [("Once upon a time.", True)]
+    assert not any(isinstance(c, cmd.StartTts) for c in fired[2].commands)  # no apology for the apology
+    assert prompts(log) == ["tell me a story", "what time is it", "what time is it"]
+    assert [s.state for s in log][-1] == "Thinking"

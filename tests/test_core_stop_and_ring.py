@@ -145,7 +145,11 @@ def test_a_finished_timer_rings_with_gaps_until_its_bound() -> None:
         due = sayings[-1] + 7000 + GAP
         out = d.feed(ev.TimerFired("ring", 1), due)
         turn = state.turn + 1
-        assert out == (cmd.OpenPlayback(state.epoch + 1, turn), cmd.StartTts(turn, 0, LINE))
+        assert out == (
+            cmd.OpenPlayback(state.epoch + 1, turn),
+            cmd.StartTts(turn, 0, LINE),
+            cmd.StartTimer("tts", turn, due + CONFIG.tts_timeout_samples),
+        )
         sayings.append(due)
         say_line(d, due)
     # Every saying began within the bound; the next would not have, so it rests.

@@ -28,7 +28,7 @@ def test_every_pair_is_classified_exactly_once_and_every_state_is_reachable() ->
 def test_each_timer_kind_is_a_trigger_of_its_own() -> None:
     kinds = [t.kind for t in TRIGGERS if isinstance(t, Timer)]
     assert sorted(kinds) == sorted(
-        ["listen", "utterance", "alarm", "reopen", "confirm", "lookahead", "ring", "breaker", "asr"]
+        ["listen", "utterance", "alarm", "reopen", "confirm", "lookahead", "ring", "breaker", "asr", "tts"]
     )
     assert ev.TimerFired not in TRIGGERS  # a fired timer is looked up by its kind, never by its type
     assert trigger_of(ev.TimerFired("confirm", 3)) == Timer("confirm")

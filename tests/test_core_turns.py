@@ -47,9 +47,14 @@ def test_a_whole_turn_from_wake_word_to_idle() -> None:
     out = d.feed(ev.ReplyDelta(1, "AM."), 72000)
     assert out == ()  # no white space after the stop yet: the sentence may still grow
     out = d.feed(ev.ReplyFinished(1), 73000)
-    assert out == (cmd.StartTts(1, 0, "It's 9:41 AM."),)
+    assert out == (cmd.StartTts(1, 0, "It's 9:41 AM."), cmd.StartTimer("tts", 1, 73000 + CONFIG.tts_timeout_samples))
     out = d.feed(chunk(1, 0, "It's 9:41 AM."), 75000)
-    assert out == (cmd.OpenPlayback(1, 1), cmd.QueuePlayback(1, 1, 0), cmd.FinishPlayback(1))
+    assert out == (
+        cmd.OpenPlayback(1, 1),
+        cmd.QueuePlayback(1, 1, 0),
+        cmd.CancelTimer("tts", 1),  # synthesis delivered all it was asked for: its deadline is off
+        cmd.FinishPlayback(1),
+    )
     out = d.feed(ev.PlaybackDrained(1, 3000), 80000)
     assert out == (
         cmd.CommitHeard(1, "It's 9:41 AM.", "It's 9:41 AM.", interrupted=False),
@@ -66,7 +71,9 @@ def test_sentences_go_to_speech_as_soon_as_they_are_complete() -> None:
     turn = ask(d, "tell me a story", 0)
     assert d.feed(ev.ReplyDelta(turn, "Once upon a time. There "), 50000) == (
         cmd.StartTts(turn, 0, "Once upon a time."),
+        cmd.StartTimer("tts", turn, 50000 + CONFIG.tts_timeout_samples),  # synthesis must deliver by then
     )
+    # The deadline runs from the first sentence still out; a second one asked for does not move it.
     assert d.feed(ev.ReplyDelta(turn, "was a fox! And"), 51000) == (cmd.StartTts(turn, 1, "There was a fox!"),)
 
 
@@ -162,7 +169,11 @@ def test_an_alarm_rings_when_idle_and_waits_while_busy() -> None:
     assert d.spine.context.alarms_due == (Alarm(1, "1 second"),)
     out = d.feed(ev.PlaybackDrained(1, 1000), 70000)  # back to idle: announce now
     assert d.state() == Announcing(turn + 1, 2, "Your 1 second timer is done.")
-    assert out[1:] == (cmd.OpenPlayback(2, turn + 1), cmd.StartTts(turn + 1, 0, "Your 1 second timer is done."))
+    assert out[1:] == (
+        cmd.OpenPlayback(2, turn + 1),
+        cmd.StartTts(turn + 1, 0, "Your 1 second timer is done."),
+        cmd.StartTimer("tts", turn + 1, 70000 + CONFIG.tts_timeout_samples),
+    )
 
 
 def test_engine_failure_ends_the_turn_with_a_short_apology_then_idle() -> None:
@@ -176,6 +187,7 @@ def test_engine_failure_ends_the_turn_with_a_short_apology_then_idle() -> None:
         cmd.CancelTurn(turn),
         cmd.OpenPlayback(1, turn + 1),
         cmd.StartTts(turn + 1, 0, sorry),
+        cmd.StartTimer("tts", turn + 1, 50000 + CONFIG.tts_timeout_samples),
     )
     d.feed(chunk(turn + 1, 0, sorry), 52000)
     d.feed(ev.PlaybackDrained(1, 8000), 62000)
@@ -198,6 +210,7 @@ def test_speech_to_text_that_hangs_ends_the_turn_with_its_apology_at_the_deadlin
         cmd.CancelTimer("asr", 1),
         cmd.OpenPlayback(1, 2),
         cmd.StartTts(2, 0, sorry),
+        cmd.StartTimer("tts", 2, due + CONFIG.tts_timeout_samples),
     )
     # Its transcript, if it ever comes, belongs to a cancelled turn; a deadline that crossed its cancel is dropped.
     late = d.feed(ev.TranscriptReady(1, "hello", 40000), due + 100)
@@ -268,7 +281,10 @@ def test_a_long_first_sentence_goes_to_speech_at_its_first_long_clause() -> None
     d = Driver()
     turn = ask(d, "tell me a story", 0)
     out = d.feed(ev.ReplyDelta(turn, "Once upon a time, in a small village at the edge of a great forest, there "), 1)
-    assert out == (cmd.StartTts(turn, 0, "Once upon a time, in a small village at the edge of a great forest,"),)
+    assert out == (
+        cmd.StartTts(turn, 0, "Once upon a time, in a small village at the edge of a great forest,"),
+        cmd.StartTimer("tts", turn, 1 + CONFIG.tts_timeout_samples),
+    )
     out = d.feed(ev.ReplyDelta(turn, "lived a clockmaker. Every day, "), 2)
     assert out == (cmd.StartTts(turn, 1, "there lived a clockmaker."),)  # later: whole sentences only
 
@@ -277,23 +293,38 @@ def test_synthesis_stays_a_bounded_lookahead_ahead_of_the_speaker() -> None:
     d = Driver(initial(replace(CONFIG, tts_lookahead_samples=3000, tts_in_flight=1)))
     turn = ask(d, "tell me a story", 0)
     t0 = 50000
+    tts = CONFIG.tts_timeout_samples
     out = d.feed(ev.ReplyDelta(turn, "One two. Three four. Five six. Seven eight. "), t0)
-    assert out == (cmd.StartTts(turn, 0, "One two."),)  # one in flight at a time
+    assert out == (cmd.StartTts(turn, 0, "One two."), cmd.StartTimer("tts", turn, t0 + tts))  # one in flight
     out = d.feed(chunk(turn, 0, "One two."), t0 + 100)  # 2,000 samples: below the lookahead, ask for more
-    assert out == (cmd.OpenPlayback(1, turn), cmd.QueuePlayback(1, turn, 0), cmd.StartTts(turn, 1, "Three four."))
+    assert out == (
+        cmd.OpenPlayback(1, turn),
+        cmd.QueuePlayback(1, turn, 0),
+        cmd.StartTts(turn, 1, "Three four."),
+        cmd.StartTimer("tts", turn, t0 + 100 + tts),  # the deadline runs again for the next sentence
+    )
     out = d.feed(chunk(turn, 1, "Three four."), t0 + 200)  # 4,000 queued, 100 played: 3,900 ahead, full
-    assert out == (cmd.QueuePlayback(1, turn, 1), cmd.StartTimer("lookahead", turn, t0 + 200 + 901))
+    assert out == (
+        cmd.QueuePlayback(1, turn, 1),
+        cmd.StartTimer("lookahead", turn, t0 + 200 + 901),
+        cmd.CancelTimer("tts", turn),  # nothing out for synthesis while the lookahead is full
+    )
     out = d.feed(ev.TimerFired("lookahead", turn), t0 + 1101)  # 2,999 ahead now: room for one more
-    assert out == (cmd.StartTts(turn, 2, "Five six."),)
+    assert out == (cmd.StartTts(turn, 2, "Five six."), cmd.StartTimer("tts", turn, t0 + 1101 + tts))
     d.feed(ev.ReplyFinished(turn), t0 + 1200)
     assert d.feed(chunk(turn, 2, "Five six."), t0 + 1300) == (
         cmd.QueuePlayback(1, turn, 2),
         cmd.StartTimer("lookahead", turn, t0 + 1300 + 4800 - 3000 + 1),
+        cmd.CancelTimer("tts", turn),
     )
     out = d.feed(ev.TimerFired("lookahead", turn), t0 + 3101)
-    assert out == (cmd.StartTts(turn, 3, "Seven eight."),)
+    assert out == (cmd.StartTts(turn, 3, "Seven eight."), cmd.StartTimer("tts", turn, t0 + 3101 + tts))
     out = d.feed(chunk(turn, 3, "Seven eight."), t0 + 3200)
-    assert out == (cmd.QueuePlayback(1, turn, 3), cmd.FinishPlayback(1))  # all synthesised: finish the epoch
+    assert out == (  # all synthesised: finish the epoch
+        cmd.QueuePlayback(1, turn, 3),
+        cmd.CancelTimer("tts", turn),
+        cmd.FinishPlayback(1),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- privacy mute
@@ -322,3 +353,26 @@ def test_a_muted_assistant_stays_muted_through_a_lost_sound_card() -> None:
     assert d.spine.state == Degraded("unplugged", 1, then="muted")
     d.feed(ev.AudioDeviceRestored(), 20000)
     assert d.state() == Muted()
+
+
+def test_the_synthesis_deadline_is_off_once_the_turn_ends_and_a_late_fire_is_dropped() -> None:
+    d = Driver()
+    turn = ask(d, "tell me a story", 0)
+    d.feed(ev.ReplyDelta(turn, "Once upon a time. "), 50000)
+    out = wake(d, 60000)  # the user talks over it before any audio: the deadline goes with the turn
+    assert cmd.CancelTimer("tts", turn) in out
+    out = d.feed(ev.TimerFired("tts", turn), 50000 + CONFIG.tts_timeout_samples)  # crossed its cancel
+    assert isinstance(d.state(), Listening) and len(out) == 1 and isinstance(out[0], cmd.NoteIgnored)
+
+
+def test_synthesis_that_hangs_while_paused_ends_the_answer_with_the_apology() -> None:
+    d = Driver()
+    turn = ask(d, "tell me a story", 0)
+    d.feed(ev.ReplyDelta(turn, "Once upon a time. There was a fox. "), 50000)
+    d.feed(chunk(turn, 0, "Once upon a time."), 52000)
+    d.feed(ev.VoiceHint(60000, 0.8), 60100)  # paused by a hint; the second sentence never comes back
+    due = 52000 + CONFIG.tts_timeout_samples
+    out = d.feed(ev.TimerFired("tts", turn), due)
+    assert isinstance(d.state(), Announcing)
+    assert cmd.CutPlayback(1) in out and cmd.CancelTurn(turn) in out
+    assert cmd.StartTts(turn + 1, 0, "Sorry, something went wrong with my voice.") in out

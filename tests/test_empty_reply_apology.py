@@ -10,7 +10,7 @@ from device.core import events as ev
 from device.core.memory import Message
 from device.core.moves import APOLOGIES
 from device.core.states import Announcing, Idle, Thinking
-from tests.core_script import Driver, chunk
+from tests.core_script import CONFIG, Driver, chunk
 
 SORRY = APOLOGIES["reply"]
 
@@ -38,6 +38,7 @@ def test_a_reply_finished_without_a_word_says_the_apology_then_rests(deltas: tup
         cmd.CommitHeard(turn, "", "", interrupted=False),
         cmd.OpenPlayback(1, turn + 1),
         cmd.StartTts(turn + 1, 0, SORRY),
+        cmd.StartTimer("tts", turn + 1, 50000 + CONFIG.tts_timeout_samples),  # synthesis must answer by then
     )
     d.feed(chunk(turn + 1, 0, SORRY), 52000)
     d.feed(ev.PlaybackDrained(1, 8000), 62000)
@@ -50,4 +51,7 @@ def test_a_reply_with_words_is_still_spoken_as_it_was() -> None:
     d = Driver()
     turn = thinking(d, "hello")
     d.feed(ev.ReplyDelta(turn, "Hi there."), 46000)
-    assert d.feed(ev.ReplyFinished(turn), 50000) == (cmd.StartTts(turn, 0, "Hi there."),)
+    assert d.feed(ev.ReplyFinished(turn), 50000) == (
+        cmd.StartTts(turn, 0, "Hi there."),
+        cmd.StartTimer("tts", turn, 50000 + CONFIG.tts_timeout_samples),
+    )

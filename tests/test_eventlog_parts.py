@@ -67,7 +67,7 @@ def test_a_long_log_goes_on_in_parts_that_read_and_replay_as_one(tmp_path: Path)
 def test_a_later_part_alone_names_its_first_and_a_missing_or_foreign_part_is_refused(tmp_path: Path) -> None:
     first = tmp_path / "run.jsonl"
     record(EventLog(first, CONFIG, part_bytes=4000), conversations(30))
-    with pytest.raises(UserError, match="replay its first part, run.jsonl"):
+    with pytest.raises(UserError, match=r"replay its first part, run\.jsonl"):
         read_log(part_path(first, 2))
     third = part_path(first, 3).read_bytes()
     part_path(first, 3).write_bytes(part_path(first, 2).read_bytes().replace(b'"part":2', b'"part":3'))
@@ -78,7 +78,7 @@ def test_a_later_part_alone_names_its_first_and_a_missing_or_foreign_part_is_ref
     with pytest.raises(UserError, match="part 2 of this run's log is missing"):
         read_log(first)
     first.unlink()
-    with pytest.raises(UserError, match="first part, run.jsonl, was removed"):
+    with pytest.raises(UserError, match=r"first part, run\.jsonl, was removed"):
         read_log(part_path(first, 3))
 
 

@@ -53,7 +53,7 @@ def on_ring_due(state: Ringing, ctx: Context, event: ev.TimerFired, now: int) ->
         return state, ctx, (cmd.NoteIgnored(f"ring timer {event.ref} is stale: that timer no longer rings"),)
     if now - ring.started_at_sample >= ctx.config.alarm_ring_max_samples:
         return to_idle(replace(ctx, ring=None), now)
-    return say(ctx, ring_line(ring.alarm))
+    return say(ctx, ring_line(ring.alarm), now)
 
 
 def on_ring_timer_elsewhere(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:

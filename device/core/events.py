@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 JobKind = Literal["asr", "reply", "tts"]
-TimerKind = Literal["listen", "utterance", "alarm", "reopen", "confirm", "lookahead", "ring", "breaker", "asr"]
+TimerKind = Literal["listen", "utterance", "alarm", "reopen", "confirm", "lookahead", "ring", "breaker", "asr", "tts"]
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ def on_failed(state: State, ctx: Context, event: ev.EngineFailed, now: int) -> O
         # would a ring's next saying.
         ctx = replace(ctx, ring=None)
         return preceded_by(to_idle(ctx, now), *out, cmd.NoteIgnored(f"announcement failed: {event.reason}"))
-    said, ctx, spoken = say(ctx, APOLOGIES[event.job])
+    said, ctx, spoken = say(ctx, APOLOGIES[event.job], now)
     return said, ctx, (*out, *spoken)
 
 
@@ -34,6 +34,16 @@ def on_asr_overdue(state: Transcribing, ctx: Context, event: ev.TimerFired, now:
         return state, ctx, (cmd.NoteIgnored(stale(state, event.ref, "asr timer")),)
     seconds = ctx.config.asr_timeout_samples / ctx.config.rate_hz
     failed = ev.EngineFailed(state.turn, "asr", f"no transcript within {seconds:g} s (speech to text hung)")
+    return on_failed(state, ctx, failed, now)
+
+
+def on_tts_overdue(state: State, ctx: Context, event: ev.TimerFired, now: int) -> Outcome:
+    """A sentence asked of synthesis did not come back by the deadline: speech synthesis hung. The answer ends as
+    if it had failed (`on_failed`: the apology, whose own synthesis, if it hangs too, just ends it)."""
+    if event.ref != current_turn(state):
+        return state, ctx, (cmd.NoteIgnored(stale(state, event.ref, "tts timer")),)
+    seconds = ctx.config.tts_timeout_samples / ctx.config.rate_hz
+    failed = ev.EngineFailed(event.ref, "tts", f"no speech audio within {seconds:g} s (speech synthesis hung)")
     return on_failed(state, ctx, failed, now)
 
 

@@ -37,10 +37,11 @@ Rules the handlers keep (the invariants they serve are numbered in docs/architec
    reports `PlaybackStopped` with the exact played-sample count (invariant 5).
 3. Only audio of the current epoch is queued; a cut epoch is never reopened (invariant 4).
 4. Time is an argument. Deadlines leave as `StartTimer(kind, ref, due_sample=now + ...)` and come back as
-   `TimerFired(kind, ref)`; `ref` is the turn (listen, utterance, confirm, lookahead, asr), the alarm (alarm,
-   ring), the reopen attempt or the breaker trip, so a fire that crossed its disarm is recognised and dropped.
-   Speech to text has a deadline (`asr`): with no transcript by then the turn fails with its apology, so a hung
-   engine never leaves the assistant silent in `Transcribing`.
+   `TimerFired(kind, ref)`; `ref` is the turn (listen, utterance, confirm, lookahead, asr, tts), the alarm
+   (alarm, ring), the reopen attempt or the breaker trip, so a fire that crossed its disarm is recognised and
+   dropped. Speech to text has a deadline (`asr`): with no transcript by then the turn fails with its apology,
+   so a hung engine never leaves the assistant silent in `Transcribing`; so does synthesis (`tts`: a sentence
+   asked for and none delivered since), so it never leaves it silent in `Thinking`, `Speaking` or `Announcing`.
 5. Interruption follows one matrix (`CoreConfig.barge_in`): a signal a state's row does not allow never
    interrupts it. While audio plays, the first hint of voice pauses it (`Paused`); confirmed speech cancels
    the turn, and a hint that is not confirmed in time (the `confirm` timer) resumes playback exactly where it
@@ -132,6 +133,8 @@ NO_WORK: States[Idle | Listening | Ringing | Muted | Degraded | Stopping] = (
 NOT_PLAYING: States[State] = (*NO_WORK, Hearing, Transcribing, Thinking)
 """No epoch of the current turn plays: a drain report is a leftover, a chime's, or the start-up sound's."""
 REPLYING_OR_PAUSED: States[Thinking | Speaking | Paused] = (Thinking, Speaking, Paused)
+SYNTHESISING: States[Thinking | Speaking | Announcing | Paused] = (Thinking, Speaking, Announcing, Paused)
+"""Where a sentence may be out for synthesis, under its deadline (`Timer("tts")`)."""
 
 TURN_RESULTS: Events[ev.TurnResult] = (
     ev.TranscriptReady, ev.ReplyDelta, ev.ReplyFinished, ev.AlarmRequested, ev.TtsChunkReady, ev.RemoteAudioReady,
@@ -185,6 +188,7 @@ TRANSITIONS = table(
     row(Speaking, ev.TtsChunkReady, reply.on_tts_chunk),
     row(Speaking, Timer("lookahead"), reply.on_lookahead_due),
     row(Announcing, ev.TtsChunkReady, reply.on_announcement_chunk),
+    row(SYNTHESISING, Timer("tts"), faults.on_tts_overdue, *TO_IDLE, may_stay=True),
     # --- a backend with its own voice (realtime): each stretch of its speech is text and audio at once
     row(Thinking, ev.RemoteAudioReady, reply.on_remote_audio, Speaking, may_stay=True),
     row(Speaking, ev.RemoteAudioReady, reply.on_remote_audio),
@@ -239,6 +243,7 @@ TRANSITIONS = table(
     row(every_state_but(Speaking, Paused), Timer("lookahead"), leftovers.on_timer_not_armed_here),
     row(every_state_but(Degraded), Timer("reopen"), leftovers.on_timer_not_armed_here),
     row(every_state_but(Transcribing), Timer("asr"), leftovers.on_timer_not_armed_here),
+    row(every_state_but(*SYNTHESISING), Timer("tts"), leftovers.on_timer_not_armed_here),
     row(ALL_STATES, ev.JobCancelled, leftovers.on_job_cancelled),
 )
 

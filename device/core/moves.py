@@ -119,7 +119,7 @@ def to_idle(ctx: Context, now: int) -> Outcome:
 
 def announce(ctx: Context, alarm: Alarm, now: int) -> Outcome:
     """A timer is done: it starts ringing (its line now, then again after each gap until it is stopped)."""
-    return say(replace(ctx, ring=Ring(alarm, now)), ring_line(alarm))
+    return say(replace(ctx, ring=Ring(alarm, now)), ring_line(alarm), now)
 
 
 def ring_line(alarm: Alarm) -> str:
@@ -134,15 +134,27 @@ APOLOGIES = {
 }
 
 
-def say(ctx: Context, text: str) -> Outcome:
+def say(ctx: Context, text: str, now: int) -> Outcome:
     """Speak a fixed line outside the conversation (an alarm, an apology): it is not kept in memory."""
     turn, ctx = new_turn(ctx)
     epoch, ctx = new_epoch(ctx)
     return (
         Announcing(turn, epoch, text),
         voice_opened(ctx, epoch),
-        (cmd.OpenPlayback(epoch, turn), cmd.StartTts(turn, 0, text)),
+        (cmd.OpenPlayback(epoch, turn), cmd.StartTts(turn, 0, text), tts_deadline(turn, ctx, now)),
     )
+
+
+def tts_deadline(turn: int, ctx: Context, now: int) -> cmd.StartTimer:
+    """Synthesis must deliver a sentence it was asked for within `tts_timeout_samples` of being asked, or of its
+    last delivery (`faults.on_tts_overdue`)."""
+    return cmd.StartTimer("tts", turn, now + ctx.config.tts_timeout_samples)
+
+
+def _tts_deadline_off(state: Thinking | Speaking) -> Commands:
+    """The synthesis deadline is armed while a sentence asked of synthesis has not come back."""
+    in_flight = state.reply.requested - len(state.reply.chunks)
+    return (cmd.CancelTimer("tts", state.turn),) if in_flight > 0 else ()
 
 
 def abandon(state: State, ctx: Context) -> tuple[Context, Commands]:
@@ -165,19 +177,20 @@ def abandon(state: State, ctx: Context) -> tuple[Context, Commands]:
             # The user's words are in memory; nothing of the reply was heard. Keep the roles alternating.
             ctx = remember(ctx, Message("assistant", "", interrupted=True))
             commit = cmd.CommitHeard(state.turn, full_text(state.reply), "", interrupted=True)
-            return ctx, (commit, cmd.CancelTurn(state.turn))
+            return ctx, (commit, cmd.CancelTurn(state.turn), *_tts_deadline_off(state))
         case Speaking():
             out: list[cmd.Command] = [cmd.CutPlayback(state.epoch)]
             if state.reply.waiting:  # sentences held back for the lookahead: its wake-up may be armed
                 out.append(cmd.CancelTimer("lookahead", state.turn))
             cut = CutReply(state.turn, state.epoch, state.reply.chunks, full_text(state.reply))
             ctx = replace(ctx, cut_replies=(*ctx.cut_replies, cut))
-            return ctx, (*out, cmd.CancelTurn(state.turn))
+            return ctx, (*out, cmd.CancelTurn(state.turn), *_tts_deadline_off(state))
         case Announcing():
             # Its words are not kept (an announcement is not memory), but the guard must know they may echo: the
             # whole line counts as played (it is short, and more words only make the guard more careful).
             ctx = voice_said(ctx, tuple(state.text.split()))
-            return ctx, (cmd.CutPlayback(state.epoch), cmd.CancelTurn(state.turn))
+            off = () if state.voiced else (cmd.CancelTimer("tts", state.turn),)
+            return ctx, (cmd.CutPlayback(state.epoch), cmd.CancelTurn(state.turn), *off)
         case Paused():
             ctx, out_inner = abandon(state.inner, ctx)
             return ctx, (cmd.CancelTimer("confirm", state.turn), *out_inner)

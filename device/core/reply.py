@@ -30,6 +30,7 @@ from device.core.moves import (
     say,
     stale,
     to_idle,
+    tts_deadline,
 )
 from device.core.states import Announcing, Context, Reply, Speaking, State, Thinking
 from device.core.table import Commands, Outcome
@@ -63,7 +64,7 @@ def on_reply_finished(state: Thinking | Speaking, ctx: Context, event: ev.ReplyF
         # The reply ended without a word. Silence would leave the user unsure they were heard at all: it is a
         # reply that failed, and gets the same short apology (invariant 10), then rest.
         ctx = remember(ctx, Message("assistant", ""))
-        said, ctx, spoken = say(ctx, APOLOGIES["reply"])
+        said, ctx, spoken = say(ctx, APOLOGIES["reply"], now)
         return said, ctx, (cmd.CommitHeard(state.turn, "", "", interrupted=False), *spoken)
     nxt, ctx, out = synthesise_ahead(replace(state, reply=reply), ctx, now)
     assert isinstance(nxt, Thinking | Speaking)
@@ -87,11 +88,14 @@ def synthesise_ahead(state: Thinking | Speaking, ctx: Context, now: int) -> Outc
     reply, config = state.reply, ctx.config
     ahead = ahead_samples(state, now)
     out: list[cmd.Command] = []
+    idle_before = reply.requested == len(reply.chunks)
     while reply.waiting and reply.requested - len(reply.chunks) < config.tts_in_flight:
         if reply.requested > 0 and ahead >= config.tts_lookahead_samples:
             break
         out.append(cmd.StartTts(state.turn, reply.requested, reply.waiting[0]))
         reply = replace(reply, waiting=reply.waiting[1:], requested=reply.requested + 1)
+    if idle_before and reply.requested > len(reply.chunks):  # synthesis has work again: its deadline runs
+        out.append(tts_deadline(state.turn, ctx, now))
     if reply.waiting and reply.requested == len(reply.chunks) and isinstance(state, Speaking):
         # Nothing in flight: no chunk will arrive to wake us, so a timer does when the lookahead has room.
         out.append(cmd.StartTimer("lookahead", state.turn, now + ahead - config.tts_lookahead_samples + 1))
@@ -109,8 +113,13 @@ def on_tts_chunk(state: Thinking | Speaking, ctx: Context, event: ev.TtsChunkRea
     if event.turn != state.turn:
         return state, ctx, (cmd.NoteIgnored(stale(state, event.turn, "speech audio")),)
     speaking, ctx, out = play_chunk(state, ctx, state.reply, event, now)
+    still_in_flight = speaking.reply.requested > len(speaking.reply.chunks)
     nxt, ctx, more = synthesise_ahead(speaking, ctx, now)
     assert isinstance(nxt, Speaking)
+    if still_in_flight:  # a sentence came back and another is on its way: the deadline starts again
+        more = (*more, tts_deadline(state.turn, ctx, now))
+    elif nxt.reply.requested == len(nxt.reply.chunks):  # nothing asked of synthesis any more
+        more = (*more, cmd.CancelTimer("tts", state.turn))
     return nxt, ctx, (*out, *more, *finish_if_complete(nxt))
 
 
@@ -162,9 +171,13 @@ def on_announcement_chunk(state: Announcing, ctx: Context, event: ev.TtsChunkRea
     if event.turn != state.turn:
         return state, ctx, (cmd.NoteIgnored(stale(state, event.turn, "speech audio")),)
     return (
-        state,
+        replace(state, voiced=True),
         ctx,
-        (cmd.QueuePlayback(state.epoch, state.turn, event.seq), cmd.FinishPlayback(state.epoch)),
+        (
+            cmd.CancelTimer("tts", state.turn),
+            cmd.QueuePlayback(state.epoch, state.turn, event.seq),
+            cmd.FinishPlayback(state.epoch),
+        ),
     )
 
 

@@ -117,6 +117,8 @@ class CoreConfig:
     """`[reply] memory_turns`, twice: the most messages memory keeps (whole exchanges, the oldest go first)."""
     asr_timeout_samples: int
     """`[asr] timeout_s`: with no transcript this long after the endpoint, the turn ends with an apology."""
+    tts_timeout_samples: int
+    """`[tts] timeout_s`: with a sentence asked of synthesis and none delivered this long, the answer ends."""
 
     @staticmethod
     def from_json(value: dict[str, Any]) -> CoreConfig:
@@ -245,6 +247,8 @@ class Announcing:
     turn: int
     epoch: int
     text: str
+    voiced: bool = False
+    """Its audio came back from synthesis (until then the synthesis deadline, `Timer("tts")`, is armed)."""
 
 
 @dataclass(frozen=True)

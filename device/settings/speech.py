@@ -51,6 +51,11 @@ class TtsConfig:
     the speaker (and at most `in_flight` sentences are being synthesised): a cancel wastes little work."""
     in_flight: int = field(default=2, metadata=within(1, 16))
     """At most this many sentences are being synthesised at once."""
+    timeout_s: float = field(default=30.0, metadata=within(1.0, 600.0))
+    """How long speech synthesis may go without delivering a sentence it was asked for, in seconds: past it (a
+    hung engine) the answer ends with a short apology (an apology's own synthesis that hangs just ends it) and the
+    job is cancelled (one that does not stop is logged as leaked). Piper says a long sentence in well under a
+    second on a Pi 4."""
     first_clause_min_words: int = field(default=6, metadata=within(1, 100))
     """Before the reply's first sentence is complete, a clause of at least this many words ending in , ; or :
     goes to speech at once, so a long first sentence does not delay the first audio."""
