@@ -317,3 +317,30 @@ def test_the_voice_starts_espeak_while_loading_not_in_the_first_answer(
     assert len(starts) == 1
     assert tts.synthesize("Once upon a time.").words == ("Once", "upon", "a", "time.")
     assert len(starts) == 1  # the first answer found it started
+
+
+@pytest.mark.slow
+def test_a_vad_state_gone_nan_is_read_as_silence_once_and_the_stream_starts_again(
+    request_speech: SpokenText, vad: SileroVad
+) -> None:
+    vad.reset()
+    before = vad.non_finite_outputs
+    vad._state[:] = np.nan  # garbage in the recurrent state: the real model answers NaN from then on
+    assert vad.probability(np.zeros(vad.CHUNK_SAMPLES, dtype=np.int16)) == 0.0
+    assert vad.non_finite_outputs == before + 1
+    speech = [vad.probability(chunk) for chunk in frames(request_speech.audio, SileroVad.CHUNK_SAMPLES)]
+    assert max(speech) > 0.5 and vad.non_finite_outputs == before + 1  # not deaf: it hears the next words
+
+
+@pytest.mark.slow
+def test_a_wake_window_gone_nan_is_forgotten_and_the_wake_word_is_heard_after_it(
+    tts: PiperTts, wake: WakeWordDetector
+) -> None:
+    wake.reset()
+    before = wake.non_finite_outputs
+    wake._model.preprocessor.feature_buffer[:] = np.nan
+    # openWakeWord scores 0.0 for its first 5 frames after a reset, NaN from the 6th while NaN fills the window.
+    scores = [wake.score(f) for f in frames(np.zeros(WakeWordDetector.FRAME_SAMPLES * 12, dtype=np.int16), 1280)]
+    assert all(0.0 <= score < 0.2 for score in scores)  # never NaN: NaN compares false, and would hide a detection
+    assert wake.non_finite_outputs == before + 1  # reset at the first NaN: the window holds noise again
+    assert max_wake_score(wake, with_silence(tts.synthesize("Hey Jarvis.").audio)) > 0.5

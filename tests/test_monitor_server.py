@@ -36,7 +36,7 @@ def make_monitor(tmp_path: Path, **settings: Any) -> tuple[Monitor, list[Event]]
         MonitorFeed(config.feed_records, 800, RATE_HZ),
         posted.append,
         log,
-        lambda: AudioHealth(xruns=2, underrun_samples=160, output_latency_s=0.13),
+        lambda: AudioHealth(xruns=2, underrun_samples=160, output_latency_s=0.13, model_non_finite_outputs=3),
     )
     monitor.start()
     return monitor, posted
@@ -155,6 +155,7 @@ def test_metrics_parse_as_prometheus_exposition_with_spine_names_and_base_units(
     assert samples[("spine_xruns_total", ())] == 2 and samples[("spine_underrun_samples_total", ())] == 160
     assert samples[("spine_audio_output_latency_seconds", ())] == 0.13
     assert samples[("spine_audio_latency_raises_total", ())] == 1
+    assert samples[("spine_model_non_finite_outputs_total", ())] == 3
     assert samples[("spine_process_cpu_seconds_total", ())] > 0
     assert samples[("spine_process_resident_memory_bytes", ())] > 1e6
     assert samples[("spine_monitor_sessions", ())] == 0

@@ -7,6 +7,7 @@ so the model's training, used). Measured: ~0.1 ms per chunk on one x86 core.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,6 +55,8 @@ class SileroVad:
             reason = f"inputs {sorted(inputs)}, outputs {list(outputs)}: not a Silero VAD v5+ model"
             raise model_load_error(model_path, "VAD", reason)
         self._rate = np.array(SPINE_RATE_HZ, dtype=np.int64)
+        self.non_finite_outputs = 0
+        """Probabilities that came out NaN or infinite (each read as 0.0, the stream restarted)."""
         self.reset()
 
     def session_providers(self) -> dict[str, tuple[str, ...]]:
@@ -69,7 +72,14 @@ class SileroVad:
             list(_OUTPUTS), {"input": window, "state": self._state, "sr": self._rate}
         )
         self._context = window[0, -_CONTEXT_SAMPLES:]
-        return float(probability[0, 0])
+        value = float(probability[0, 0])
+        if not math.isfinite(value):
+            # A recurrent state gone NaN stays NaN: every later chunk would read as "no speech" and the assistant
+            # would be deaf until restarted. Start the stream again (one chunk is lost) and count it.
+            self.non_finite_outputs += 1
+            self.reset()
+            return 0.0
+        return value
 
     def reset(self) -> None:
         """Start a new stream: zero state and zero context, as at construction."""

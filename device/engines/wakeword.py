@@ -13,6 +13,7 @@ with its options kept): on a GPU the models load twice, on the CPU once.
 from __future__ import annotations
 
 import copy
+import math
 from collections import defaultdict, deque
 from collections.abc import Sequence
 from functools import partial
@@ -69,6 +70,8 @@ class WakeWordDetector:
         # same kind of noise once, from a fixed seed, makes scores reproducible and reset() cheap.
         noise = np.random.default_rng(_NOISE_SEED).integers(-_NOISE_PEAK, _NOISE_PEAK, _NOISE_SAMPLES)
         self._initial_features = features._get_embeddings(noise.astype(np.int16))
+        self.non_finite_outputs = 0
+        """Scores that came out NaN or infinite (each read as 0.0, the detector reset)."""
         self.reset()
 
     def twin(self) -> WakeWordDetector:
@@ -103,7 +106,14 @@ class WakeWordDetector:
         """
         if frame.dtype != np.int16 or frame.shape != (self.FRAME_SAMPLES,):
             raise ValueError(f"expected {self.FRAME_SAMPLES} int16 samples, got shape {frame.shape} {frame.dtype}")
-        return float(self._model.predict(frame)[self.name])
+        value = float(self._model.predict(frame)[self.name])
+        if not math.isfinite(value):
+            # NaN in the feature window stays there for its length and may never be scored as the wake word:
+            # forget it (as after a detection), read this frame as 0.0 and count it.
+            self.non_finite_outputs += 1
+            self.reset()
+            return 0.0
+        return value
 
     def reset(self) -> None:
         """Forget all audio heard so far, so a detection does not repeat on the frames that follow it.

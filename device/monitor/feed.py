@@ -53,6 +53,8 @@ class AudioHealth:
     output_latency_s: float = 0.0
     """The stream's output latency as PortAudio reports it: a step higher each time the machine was too busy for
     it (device/audio/stream.py); what a cut takes to be heard, beyond the callback's next period."""
+    model_non_finite_outputs: int = 0
+    """NaN or infinite scores of the voice and wake models (each read as silence, the model reset)."""
 
 
 @dataclass(frozen=True)

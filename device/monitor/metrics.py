@@ -64,6 +64,11 @@ class SpineCollector(Collector):
         yield _histogram("spine_onset_to_silence_seconds", "Voice onset to the reply's silence", stats.onset_to_silence)
         yield _histogram("spine_turn_latency_seconds", "End of speech to the reply's first audio", stats.turn_latency)
         health = self._audio_health()
+        yield CounterMetricFamily(
+            "spine_model_non_finite_outputs",
+            "NaN or infinite voice/wake model scores (read as silence, model reset)",
+            value=health.model_non_finite_outputs,
+        )
         yield CounterMetricFamily("spine_xruns", "Audio periods the card ran a whole period late", value=health.xruns)
         yield CounterMetricFamily(
             "spine_underrun_samples", "Samples played as silence: playback ran dry", value=health.underrun_samples

@@ -406,6 +406,7 @@ def run(
             audio_thread_cpu_s=stream.thread_cpu_ns / 1e9,
             audio_resyncs=stream.resyncs,
             output_latency_s=stream.output_latency_s,
+            model_non_finite_outputs=daemon.hearing.non_finite_outputs,
         )
 
     audio, monitor = with_monitor(config.monitor, daemon, card_side, log_path, health)  # off: card_side, None

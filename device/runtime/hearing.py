@@ -200,6 +200,9 @@ class Hearing:
         echo may sound (`hear` says why)."""
         self._vad, self._config, self._aec, self._own_wake = vad, config, aec, own_wake  # `wake`: the grids own it
         self._raw_vad = raw_vad
+        self._scorers: tuple[object, ...] = tuple(
+            e for e in (vad, raw_vad, wake, offset_wake, other_wake, own_wake) if e is not None
+        )
         self._echo = ReferenceEchoModel(period_samples)
         self._delay = EchoDelayTracker()
         self._delay_said: int | None = None  # the delay the last `EchoDelayChanged` reported
@@ -301,6 +304,12 @@ class Hearing:
             facts += self._endpointer.push(believed, chunk_start, len(chunk))
             self._reset_vad_when_quiet(len(chunk))
         return facts
+
+    @property
+    def non_finite_outputs(self) -> int:
+        """Scores the voice and wake models gave as NaN or infinite, each read as silence and the model reset
+        (device/engines/vad.py, wakeword.py): a model in a garbage state is counted, never left deaf."""
+        return sum(int(getattr(scorer, "non_finite_outputs", 0)) for scorer in self._scorers)
 
     def echo_path_moved(self, at_sample: int, new_latency: bool = False) -> None:
         """The sound card reported an xrun around `at_sample`: a dropped or repeated period shifts the echo against
