@@ -120,3 +120,12 @@ def test_log_bounds_out_of_range_are_refused_with_the_key(tmp_path: Path, text: 
     toml.write_text(f"[log]\n{text}\n", encoding="utf-8")
     with pytest.raises(UserError, match=key):
         load_config(toml)
+
+
+def test_a_next_part_that_cannot_be_created_is_said_once_and_the_log_goes_on_whole(tmp_path: Path) -> None:
+    first = tmp_path / "run.jsonl"
+    part_path(first, 2).mkdir()  # in the way of the next part (a full or broken directory refuses it the same)
+    said: list[str] = []
+    record(EventLog(first, CONFIG, said.append, part_bytes=4000), conversations(20))
+    assert len(said) == 1 and "cannot start the event log's next part" in said[0]
+    assert len(read_log(first).steps) == 3 * 20  # every step is in the first part

@@ -15,7 +15,7 @@ import pytest
 from device.cli import main
 from device.config import load_config
 from device.engines.load import load_engines
-from device.engines.model_files import EMBEDDING, MELSPEC, VAD, WAKE_FILES, verified_model_paths, voice_files
+from device.engines.model_files import ASR, EMBEDDING, MELSPEC, VAD, WAKE_FILES, verified_model_paths, voice_files
 from device.errors import UserError
 from device.models.integrity import VerifiedCache, default_cache_path, sha256_file, verify_model_files
 from device.models.manifest import ModelFile
@@ -143,6 +143,24 @@ def test_start_up_refuses_a_damaged_model_of_the_right_size(models_copy: Path, t
         load_engines(config)  # ...refused once damaged, before any engine loads
     message = str(caught.value)
     assert message.startswith(f"model file {(models_copy / damaged).absolute()} is damaged")
+    assert f"spine models fetch --dest {models_copy}" in message
+
+
+@pytest.mark.parametrize("truncated", [VAD, ASR, voice_files("en_US-joe-medium")[0]])
+def test_start_up_refuses_a_truncated_model_naming_its_size_and_the_fix(
+    models_copy: Path, tmp_path: Path, truncated: str
+) -> None:
+    # An interrupted copy or download: the first megabyte of the file (of a large model, the link to the mirror's
+    # file is replaced by the truncated copy) in its place.
+    path = models_copy / truncated
+    head = path.read_bytes()[: 1 << 20] if path.stat().st_size > 1 << 20 else path.read_bytes()[:-1000]
+    expected = path.stat().st_size
+    path.unlink()
+    path.write_bytes(head)
+    with pytest.raises(UserError) as caught:
+        load_engines(load_config(config_file(tmp_path, models_copy)))
+    message = str(caught.value)
+    assert f"model file {path.absolute()} has {len(head)} bytes, expected {expected}" in message
     assert f"spine models fetch --dest {models_copy}" in message
 
 

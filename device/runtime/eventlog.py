@@ -228,7 +228,7 @@ def read_log(path: Path) -> LoadedLog:
     reader = _StepReader(path, chained=version >= 2, header_line=first[1])
     steps = list(reader.steps(lines))
     number = 2
-    while (part := part_path(path, number)).exists():  # a long run's next parts (device/runtime/logparts.py)
+    while (part := part_path(path, number)).is_file():  # a long run's next parts (device/runtime/logparts.py)
         part_lines = _lines(part)
         part_first = next(part_lines, None)
         part_header = _parse(part, 1, part_first[1]) if part_first is not None else {}
@@ -242,7 +242,7 @@ def read_log(path: Path) -> LoadedLog:
         reader.path = part
         steps += reader.steps(part_lines)
         number += 1
-    if part_path(path, number + 1).exists():
+    if part_path(path, number + 1).is_file():
         raise UserError(f"part {number} of this run's log is missing ({part_path(path, number).name}) but later parts "
                         "exist: the run cannot be replayed whole", where=str(path))  # fmt: skip
     return LoadedLog(config, tuple(steps), chained=version >= 2, broken_links=tuple(reader.broken_links))
