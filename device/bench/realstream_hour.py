@@ -5,6 +5,8 @@ ends, memory that grows, a log that grows without bound. Its report is docs/real
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from device.bench.realstream_report import aggregate
@@ -105,3 +107,27 @@ def hour_markdown(result: dict[str, Any], command: str) -> str:
             "",
         ]
     )
+
+
+def quoted_lines(hour_json: Path) -> list[str]:
+    """The soak's figures as docs/reliability.md quotes them, from the JSON `spine bench realstream --hour` wrote."""
+    if not hour_json.exists():
+        return ["## Real-stream hour", "", f"Not run yet: `spine bench realstream --hour` writes {hour_json}."]
+    result = json.loads(hour_json.read_text(encoding="utf-8"))
+    a, rss, targets = result["aggregate"], result["rss_mb"], result["targets"]
+    return [
+        "## Real-stream hour",
+        "",
+        f"`spine run` on the PulseAudio room for {result['minutes']} minutes, {result['conversations']} talked-over",
+        f"conversations (`spine bench realstream --hour`; every figure and row: {hour_json.with_suffix('.md')}).",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| stuck (not idle 40 s after a conversation) | {result['stuck']} | 0: {_met(targets['stuck'])} |",
+        f"| leaked jobs | {a['leaks']} | 0: {_met(targets['leaks'])} |",
+        f"| RSS after the first conversation → end (max) | {_cell(rss['after_first_conversation'])} →"
+        f" {_cell(rss['at_end'])} MB ({_cell(rss['max'])}) | flat: {_met(targets['rss_flat'])} |",
+        f"| event log | {_cell(result['log_mb_per_hour'])} MB per hour (bounded by `[log] keep_mb`) | |",
+        f"| missed talk-overs / self-interruptions / echo self-replies | {a['missed']} of {a['talk_overs']} /"
+        f" {a['self_interruptions']} / {a['self_replies_echo']} | |",
+    ]
