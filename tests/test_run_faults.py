@@ -23,7 +23,7 @@ import pytest
 from device.bench.realstream_room import LogTail
 from device.replay import replay
 from device.testing.fake_llm import FakeLlmConfig, FakeLlmServer
-from tests.pulse import SINK, pulse_server
+from tests.pulse import SINK, _run, pulse_server
 from tests.test_run_pulse import log_types, start_spine_run, wait_for
 
 pytestmark = pytest.mark.slow
@@ -165,3 +165,23 @@ def test_a_stop_while_the_apology_for_a_server_error_is_said_ends_whole(tmp_path
         run.stop()
     assert "Sorry, I could not get an answer just now." in run.log.read_text(encoding="utf-8")
     assert_stopped_whole_in(run.log, "Announcing")
+
+
+def test_the_sound_server_vanishing_mid_answer_cuts_it_and_the_assistant_rests_when_it_returns(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    with spine_run(tmp_path, models_dir) as run:
+        run.say("Hey Jarvis. Tell me a story.")
+        run.reach("Speaking")
+        runtime_dir = run.env["XDG_RUNTIME_DIR"]
+        _run("stop", runtime_dir)  # the card disappears under the story
+        run.reach("Degraded", 15)
+        started = _run("start", runtime_dir)
+        assert started.returncode == 0, started.stderr
+        run.reach("Idle", 40)  # reopened: back to rest, the story not resumed
+        run.stop()
+    steps = states_and_events(run.log)
+    lost = steps.index(("AudioDeviceLost", "Degraded"))
+    assert steps[lost - 1][1] == "Speaking" and ("AudioDeviceRestored", "Idle") in steps[lost:]
+    assert "Speaking" not in [state for _, state in steps[lost:]]
+    assert_stopped_whole_in(run.log, "Idle")
