@@ -320,8 +320,9 @@ FAULTS: tuple[Fault, ...] = (
         _t(
             "test_core_turns.py::test_a_lost_sound_card_degrades_retries_with_growing_back_off_and_recovers",
             "test_core_turns.py::test_a_muted_assistant_stays_muted_through_a_lost_sound_card",
+            "test_run_faults.py::test_the_sound_server_vanishing_mid_answer_cuts_it_and_the_assistant_rests_when_it_returns",
         ),
-        "core",
+        "core, spine run",
     ),
     Fault(
         AUDIO,
