@@ -1,5 +1,5 @@
-"""`spine bench audio|echo|latency|realstream`: the command line of every bench (the benches are imported when
-their command runs, not with `spine`)."""
+"""`spine bench audio|echo|latency|realstream|monitor|reliability`: the command line of every bench (the benches
+are imported when their command runs, not with `spine`)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from device.errors import UserError
 
@@ -118,13 +119,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "mute), the spine, jobs and playback real, hearing, speech to text and synthesis standing in (see "
         "device/bench/campaign.py), each checked against the contract of docs/architecture.md. Writes "
         "docs/reliability.md (and .json); keeps the event log of every conversation that broke the contract in "
-        "--out. Then the simulated soak: one run of --soak-minutes of such conversations back to back, engines "
+        "--out. Then its slice with the real models: --real-conversations conversations with real hearing, "
+        "whisper.cpp and Piper in hard rooms (device/bench/campaign_real.py). Then the simulated soak: one run of "
+        "--soak-minutes of such conversations back to back, engines "
         "failing now and then, checked for stuck states, leaks, memory and the log's growth (device/bench/soak.py). "
         "Then the fault table: the tests that inject each fault of device/bench/faults.py, run with pytest, each "
         "row's result beside its defined outcome. The real-stream hour's figures are quoted from --hour-report. "
-        "Exit 1 if anything broke. About 10 minutes on 2 cores (2 without the fault table).",
+        "Exit 1 if anything broke. About 15 minutes on 2 cores (5 without the fault table).",
     )  # fmt: skip
     reliability.add_argument("--conversations", type=int, default=2000, help="how many (default 2000)")
+    reliability.add_argument(
+        "--real-conversations", type=int, default=100,
+        help="conversations of the slice with the real models in hard rooms (default 100; 0: none)",
+    )  # fmt: skip
     reliability.add_argument("--seed", type=int, default=16, help="the campaign's and the soak's seed (default 16)")
     reliability.add_argument(
         "--soak-minutes", type=float, default=60.0, help="virtual minutes of the simulated soak (default 60; 0: none)"
@@ -313,8 +320,11 @@ def _cmd_bench_reliability(args: argparse.Namespace) -> int:
     from device.bench.tables import write_report
     from device.config import load_config
 
-    if args.conversations < 1 or args.jobs < 1:
-        raise UserError(f"--conversations and --jobs must be at least 1, got {args.conversations}, {args.jobs}")
+    if args.conversations < 1 or args.jobs < 1 or args.real_conversations < 0:
+        raise UserError(
+            "--conversations and --jobs must be at least 1 and --real-conversations at least 0, got "
+            f"{args.conversations}, {args.jobs}, {args.real_conversations}"
+        )
     config = load_config(args.config)
     shown = max(1, args.conversations // 20)
 
@@ -327,6 +337,20 @@ def _cmd_bench_reliability(args: argparse.Namespace) -> int:
     result = tally(outcomes)
     print(f"campaign: {result['broke_the_contract']} of {result['conversations']} broke the contract"
           f"{'' if not result['broke_the_contract'] else f' (their logs in {args.out}/)'}", flush=True)  # fmt: skip
+    real_lines: list[str] = []
+    real_json: dict[str, Any] = {}
+    real_broke = 0
+    if args.real_conversations > 0:
+        from device.bench import campaign_real
+
+        print(f"slice with the real models: {args.real_conversations} conversations ...", flush=True)
+        real, real_wall_s = campaign_real.run_real_slice(
+            args.real_conversations, args.seed, config, args.out, args.jobs, progress
+        )
+        real_json = campaign_real.tally_real(real)
+        real_broke = int(real_json["broke_the_contract"])
+        real_lines = ["", *campaign_real.report_lines(real_json, args.seed, real_wall_s, args.jobs)]
+        print(f"slice: {real_broke} of {args.real_conversations} broke the contract", flush=True)
     soak_lines: list[str] = []
     soak_json: dict[str, object] = {}
     soak_problems = 0
@@ -356,7 +380,8 @@ def _cmd_bench_reliability(args: argparse.Namespace) -> int:
         print(f"fault table: {len(faults.FAULTS) - failed_rows} of {len(faults.FAULTS)} rows hold", flush=True)
     command = (
         f"spine bench reliability --conversations {args.conversations} --seed {args.seed}"
-        f" --soak-minutes {args.soak_minutes:g}" + (" --no-faults" if args.no_faults else "")
+        f" --real-conversations {args.real_conversations} --soak-minutes {args.soak_minutes:g}"
+        + (" --no-faults" if args.no_faults else "")
     )
     text = "\n".join(
         [
@@ -366,6 +391,7 @@ def _cmd_bench_reliability(args: argparse.Namespace) -> int:
             f"(its tests run now) and the real-stream hour (quoted from {args.hour_report}).",
             "",
             *report_lines(result, args.seed, wall_s, args.jobs),
+            *real_lines,
             *soak_lines,
             "",
             *faults.report_lines(fault_results),
@@ -375,9 +401,10 @@ def _cmd_bench_reliability(args: argparse.Namespace) -> int:
     )
     document = {
         "campaign": {**result, "seed": args.seed, "wall_s": round(wall_s, 1)},
+        "real_models_slice": real_json,
         "soak": soak_json,
         "faults": faults.results_json(fault_results),
     }
     write_report(args.report, text + "\n", document)
     print(f"report: {args.report} (+ .json)")
-    return 1 if result["broke_the_contract"] or soak_problems or failed_rows else 0
+    return 1 if result["broke_the_contract"] or real_broke or soak_problems or failed_rows else 0
