@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -67,6 +67,10 @@ from device.sim.scene import Scene
 from device.sim.summary import CANCEL_DEADLINE_S, summarise
 
 Audio = npt.NDArray[np.int16]
+W = TypeVar("W")
+R = TypeVar("R")
+C = TypeVar("C")
+Result = TypeVar("Result")
 BargeKind = Literal["wake", "voice", "hint", "remote", "typed", "mute"]
 
 BARGE_KINDS: tuple[BargeKind, ...] = ("wake", "voice", "hint", "remote", "typed", "mute")
@@ -445,36 +449,65 @@ def replies_answer_the_user(texts: set[str], stop_phrases: tuple[str, ...], step
 _engines: Engines | None = None
 
 
-def _worker_run(args: tuple[Conversation, Config, Path]) -> Outcome:
+def worker_engines(config: Config) -> Engines:
+    """This worker process's engines, loaded at its first conversation (once per process, not per conversation)."""
     global _engines
-    conv, config, out = args
     if _engines is None:
         _engines = load_engines(config, deterministic=True)
-    log = out / f"conversation-{conv.number:05d}.jsonl"
-    outcome = run_conversation(conv, config, _engines, log)
-    if not outcome.problems:
-        log.unlink()  # keep only the logs of conversations that broke the contract
+    return _engines
+
+
+def run_in_workers(
+    work: Sequence[W], run_one: Callable[[W], R], jobs: int, progress: Callable[[int, int], None], chunksize: int
+) -> list[R]:
+    """`run_one` over `work` in `jobs` spawned processes (or here, for one), results in `work`'s order."""
+    results: list[R] = []
+    if jobs <= 1:
+        for item in work:
+            results.append(run_one(item))
+            progress(len(results), len(work))
+        return results
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        for result in pool.imap(run_one, work, chunksize=chunksize):
+            results.append(result)
+            progress(len(results), len(work))
+    return results
+
+
+def _worker_run(task: tuple[Callable[[C, Config, Engines, Path], Result], C, Config, Path]) -> Result:
+    """One conversation in a worker: `run(conv, config, engines, log)`; its log is kept only if it broke the
+    contract (its outcome has problems)."""
+    run, conv, config, log = task
+    outcome = run(conv, config, worker_engines(config), log)
+    if not getattr(outcome, "problems", ()):
+        log.unlink()
     return outcome
+
+
+def run_conversations(
+    conversations: Sequence[C],
+    run: Callable[[C, Config, Engines, Path], Result],
+    log_of: Callable[[C], str],
+    config: Config,
+    out: Path,
+    jobs: int,
+    progress: Callable[[int, int], None],
+    chunksize: int = 8,
+) -> tuple[list[Result], float]:
+    """`run` over `conversations` in `jobs` processes, each logging to `out / log_of(conv)`; (the outcomes in
+    order, wall seconds). A failing conversation's log stays in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
+    work = [(run, conv, config, out / log_of(conv)) for conv in conversations]
+    return run_in_workers(work, _worker_run, jobs, progress, chunksize), time.perf_counter() - began
 
 
 def run_campaign(
     count: int, seed: int, config: Config, out: Path, jobs: int, progress: Callable[[int, int], None]
 ) -> tuple[list[Outcome], float]:
     """The campaign; (the outcomes in plan order, wall seconds). A failing conversation's log stays in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
-    work = [(conv, config, out) for conv in plan(count, seed)]
-    outcomes: list[Outcome] = []
-    if jobs <= 1:
-        for index, item in enumerate(work):
-            outcomes.append(_worker_run(item))
-            progress(index + 1, count)
-    else:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            for index, outcome in enumerate(pool.imap(_worker_run, work, chunksize=8)):
-                outcomes.append(outcome)
-                progress(index + 1, count)
-    return outcomes, time.perf_counter() - began
+    log_of: Callable[[Conversation], str] = lambda conv: f"conversation-{conv.number:05d}.jsonl"  # noqa: E731
+    return run_conversations(plan(count, seed), run_conversation, log_of, config, out, jobs, progress)
 
 
 def tally(outcomes: Sequence[Outcome]) -> dict[str, Any]:

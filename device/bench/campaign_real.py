@@ -20,9 +20,7 @@ to the assistant's own words (a self-reply) and no stop phrase answered; `spine 
 
 from __future__ import annotations
 
-import multiprocessing
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from device.bench.campaign import heard_accounting
+from device.bench.campaign import heard_accounting, run_conversations
 from device.config import Config, samples, wake_phrase
 from device.core import commands as cmd
 from device.core import events as ev
 from device.core.memory import normalise_space
-from device.engines.load import Engines, load_engines
+from device.engines.load import Engines
 from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.replay import replay
 from device.runtime.eventlog import LoggedStep, read_log
@@ -205,39 +203,16 @@ def run_real_conversation(conv: RealConversation, base: Config, engines: Engines
     )  # fmt: skip
 
 
-_engines: Engines | None = None
-
-
-def _worker_run(args: tuple[RealConversation, Config, Path]) -> RealOutcome:
-    global _engines
-    conv, config, out = args
-    if _engines is None:
-        _engines = load_engines(config, deterministic=True)
-    log = out / f"real-{conv.number:04d}.jsonl"
-    outcome = run_real_conversation(conv, config, _engines, log)
-    if not outcome.problems:
-        log.unlink()
-    return outcome
+def _log_name(conv: RealConversation) -> str:
+    return f"real-{conv.number:04d}.jsonl"
 
 
 def run_real_slice(
     count: int, seed: int, config: Config, out: Path, jobs: int, progress: Callable[[int, int], None]
 ) -> tuple[list[RealOutcome], float]:
     """The slice; (outcomes in plan order, wall seconds). A failing conversation's log stays in `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
-    work = [(conv, config, out) for conv in real_plan(count, seed)]
-    outcomes: list[RealOutcome] = []
-    if jobs <= 1:
-        for index, item in enumerate(work):
-            outcomes.append(_worker_run(item))
-            progress(index + 1, count)
-    else:
-        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
-            for index, outcome in enumerate(pool.imap(_worker_run, work, chunksize=1)):
-                outcomes.append(outcome)
-                progress(index + 1, count)
-    return outcomes, time.perf_counter() - began
+    plan = real_plan(count, seed)
+    return run_conversations(plan, run_real_conversation, _log_name, config, out, jobs, progress, chunksize=1)
 
 
 def tally_real(outcomes: Sequence[RealOutcome]) -> dict[str, Any]:
