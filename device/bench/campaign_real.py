@@ -44,7 +44,9 @@ from device.sim.summary import CANCEL_DEADLINE_S, summarise
 REQUESTS = ("Tell me a story.", "What time is it?", "Set a timer for two seconds.")
 TALK_OVERS: tuple[str | None, ...] = ("Stop.", "Never mind.", "Hey Jarvis, stop.", "Hey Jarvis. What time is it?", None)
 VOICES = ("en-us", "en-gb", "en-us+f3")
-REQUEST_AT_S = 1.0
+REQUEST_AT_S = 2.0
+"""After the start-up sound (1.2 s): a wake word said over it is often not heard, which is hearing's figure (the
+echo suite's cold class), not what this slice is about."""
 QUIET_BOUND_S = 75.0
 """Back to rest within this after the user's last word (a story is 48 s; a timer rings for 6 s here)."""
 MAX_RUN_S = 110.0
@@ -118,12 +120,20 @@ class RealOutcome:
     talk_over: str | None
     moment: str
     problems: tuple[str, ...]
+    answered: bool
+    """The request got a reply asked for (not: its wake word or words were not heard, hearing's figure)."""
     honoured: bool
     """The talk-over did what the user meant: a stop left nothing of an answer playing from a second after it
     ended; a question got a reply asked for. Without a talk-over: no answer was paused or cut."""
     self_replies: int
     false_barge_ins: int
     end_s: float
+
+
+def answered(steps: Sequence[LoggedStep]) -> bool:
+    """Whether the request got a reply asked for (else the wake word or the request was not heard: a talk-over
+    waiting for the answer's first audio never comes, and the scene runs to its bound with the assistant at rest)."""
+    return any(isinstance(c, cmd.StartReply) for s in steps for c in s.commands)
 
 
 def check(
@@ -133,7 +143,7 @@ def check(
     last_said = max((u["end_s"] for u in summary["utterances"]), default=0.0)
     # The run's last step is the stop that ends the scene; the state before it is where the assistant was left.
     left_in = steps[-2].state if len(steps) > 1 else "?"
-    if left_in != "Idle" or end >= samples(MAX_RUN_S):
+    if left_in != "Idle" or (end >= samples(MAX_RUN_S) and answered(steps)):
         problems.append(f"never quiet again: {left_in} at {end / RATE_HZ:.1f} s")
     elif end / RATE_HZ - last_said > QUIET_BOUND_S:
         problems.append(f"quiet only {end / RATE_HZ - last_said:.1f} s after the last word")
@@ -198,7 +208,8 @@ def run_real_conversation(conv: RealConversation, base: Config, engines: Engines
         problems.append(f"replay differs at {len(mismatches)} steps, first {mismatches[0]}")
     honoured = _honoured(conv, steps, summary)
     return RealOutcome(
-        conv.number, conv.talk_over, conv.moment, tuple(problems), honoured, len(summary["self_replies"]),
+        conv.number, conv.talk_over, conv.moment, tuple(problems), answered(steps), honoured,
+        len(summary["self_replies"]),
         int(summary["false_barge_ins"]), round(end / RATE_HZ, 1),
     )  # fmt: skip
 
@@ -216,10 +227,11 @@ def run_real_slice(
 
 
 def tally_real(outcomes: Sequence[RealOutcome]) -> dict[str, Any]:
-    talked = [o for o in outcomes if o.talk_over is not None]
-    echo_only = [o for o in outcomes if o.talk_over is None]
+    talked = [o for o in outcomes if o.talk_over is not None and o.answered]
+    echo_only = [o for o in outcomes if o.talk_over is None and o.answered]
     return {
         "conversations": len(outcomes),
+        "requests_not_answered": sum(not o.answered for o in outcomes),
         "broke_the_contract": sum(bool(o.problems) for o in outcomes),
         "talk_overs": len(talked),
         "talk_overs_honoured": sum(o.honoured for o in talked),
@@ -249,6 +261,8 @@ def report_lines(result: dict[str, Any], seed: int, wall_s: float, jobs: int) ->
         "| measure | value |",
         "|---|---|",
         f"| broke the contract | {result['broke_the_contract']} of {result['conversations']} |",
+        f"| requests not answered (wake word or request not heard; not talked over then) |"
+        f" {result['requests_not_answered']} |",
         f"| self-replies (answered its own voice) | {result['self_replies']} |",
         f"| echo only (not talked over): answers paused or cut | {result['echo_only_interrupted']} of"
         f" {result['echo_only']} |",
