@@ -20,6 +20,7 @@ to the assistant's own words (a self-reply) and no stop phrase answered; `spine 
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -246,6 +247,7 @@ def tally_real(outcomes: Sequence[RealOutcome]) -> dict[str, Any]:
         "self_replies": sum(o.self_replies for o in outcomes),
         "virtual_minutes": round(sum(o.end_s for o in outcomes) / 60, 1),
         "failures": [{"conversation": o.number, "problems": list(o.problems)} for o in outcomes if o.problems][:50],
+        "each": [dataclasses.asdict(o) for o in outcomes],
     }
 
 
