@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -344,3 +346,44 @@ def test_a_wake_window_gone_nan_is_forgotten_and_the_wake_word_is_heard_after_it
     assert all(0.0 <= score < 0.2 for score in scores)  # never NaN: NaN compares false, and would hide a detection
     assert wake.non_finite_outputs == before + 1  # reset at the first NaN: the window holds noise again
     assert max_wake_score(wake, with_silence(tts.synthesize("Hey Jarvis.").audio)) > 0.5
+
+
+LONG = (
+    " ".join(["Once upon a time a clockmaker lived at the edge of a great forest, and every day he walked"] * 4) + "."
+)
+
+
+@pytest.mark.slow
+def test_a_stopped_synthesis_ends_mid_sentence_and_the_threads_next_job_speaks(tts: PiperTts) -> None:
+    began = time.perf_counter()
+    whole = tts.synthesize(LONG)
+    whole_s = time.perf_counter() - began
+    outcomes: list[BaseException | SpokenText] = []
+    stops: list[Callable[[], None]] = []
+    running, next_job = threading.Event(), threading.Event()
+
+    def worker() -> None:  # one worker thread, two jobs: the first stopped, the second not
+        for text in (LONG, "Hello."):
+            stops.append(tts.begin_job())
+            running.set()
+            try:
+                outcomes.append(tts.synthesize(text))
+            except Exception as error:  # whichever ONNX Runtime raises: the test reads that it ended
+                outcomes.append(error)
+            next_job.wait(10)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert running.wait(5)
+    threading.Event().wait(0.02)  # into the run (a stop before it refuses it, also an end)
+    stopped_at = time.perf_counter()
+    stops[0]()
+    wait = threading.Event()
+    while not outcomes and time.perf_counter() - stopped_at < whole_s + 5:
+        wait.wait(0.01)  # a real ONNX Runtime run on a real thread: this waits on it, it does not pace the test
+    assert outcomes and isinstance(outcomes[0], Exception)
+    assert time.perf_counter() - stopped_at < whole_s / 2  # it did not run to the end of the sentence
+    next_job.set()
+    thread.join(timeout=10)
+    assert len(outcomes) == 2 and isinstance(outcomes[1], SpokenText) and len(outcomes[1].audio) > 0
+    assert tts._stops.running() == 0 and len(whole.audio) > 0

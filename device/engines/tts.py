@@ -26,15 +26,23 @@ parallel regions. Spinning burns a core that the FSM thread needs while the stor
 synthesis), so the session is built here with the same workers and no spinning. Measured on this 2-core x86,
 a 4.1 s sentence: 324 -> 289 ms wall and 645 -> 524 ms of CPU idle; with `stress-ng --cpu 2` beside it, 783 ->
 707 ms wall and 782 -> 646 ms of CPU. The computation is the same, so the audio is the same bytes.
+
+Stopping. A cancelled answer must stop synthesising at once: a sentence is one ONNX Runtime run of 0.1-1 s (2-3
+times that on a busy machine), and a job still inside it half a second after its cancel is reported leaked (the
+real-stream hour: 6 in an hour beside other work, all of them synthesis). `begin_job` returns the job's stop: it
+sets ONNX Runtime's terminate flag on the run in progress (which then raises in the worker) and refuses the job's
+later runs, from any thread (`_Stops`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Generator, Sequence
+import threading
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from math import ceil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -82,13 +90,67 @@ class SpokenText:
         return " ".join(self.words)
 
 
-def _load_voice(model_path: Path, config_path: Path) -> PiperVoice:
-    """The voice as `PiperVoice.load` makes it on the CPU, but for its session's options (see the module)."""
+class SynthesisStopped(Exception):
+    """The job's synthesis was stopped (its turn was cancelled)."""
+
+
+class _Stops:
+    """The runs in progress per worker thread, and the threads whose job was stopped (see the module)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[int, ort.RunOptions] = {}
+        self._stopped: set[int] = set()
+
+    def begin(self, thread: int) -> None:
+        with self._lock:
+            self._stopped.discard(thread)
+
+    def stop(self, thread: int) -> None:
+        with self._lock:
+            self._stopped.add(thread)
+            options = self._running.get(thread)
+            if options is not None:
+                options.terminate = True  # ONNX Runtime ends the run at its next operator and raises
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def run(self, session: ort.InferenceSession, output_names: Any, feed: dict[str, Any]) -> Any:
+        thread, options = threading.get_ident(), ort.RunOptions()
+        with self._lock:
+            if thread in self._stopped:
+                raise SynthesisStopped("synthesis stopped: the turn was cancelled")
+            self._running[thread] = options
+        try:
+            return session.run(output_names, feed, options)
+        finally:
+            with self._lock:
+                self._running.pop(thread, None)
+
+
+class _StoppableSession:
+    """The voice's session as Piper sees it: its runs go through `_Stops`; everything else is the session's."""
+
+    def __init__(self, session: ort.InferenceSession, stops: _Stops) -> None:
+        self._session, self._stops = session, stops
+
+    def run(self, output_names: Any, input_feed: dict[str, Any], run_options: Any = None) -> Any:
+        return self._stops.run(self._session, output_names, input_feed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def _load_voice(model_path: Path, config_path: Path, stops: _Stops) -> PiperVoice:
+    """The voice as `PiperVoice.load` makes it on the CPU, but for its session's options (see the module) and its
+    runs, which `stops` can end."""
     config = PiperConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(model_path), sess_options=options, providers=[CPU])
-    return PiperVoice(session=session, config=config)
+    return PiperVoice(session=_StoppableSession(session, stops), config=config)
 
 
 class PiperTts:
@@ -113,8 +175,9 @@ class PiperTts:
         needs that for reproducible runs; the voice is a little flatter."""
         require_model_file(model_path, "TTS voice")
         require_model_file(config_path, "TTS voice config")
+        self._stops = _Stops()
         try:
-            self._voice = _load_voice(model_path, config_path)
+            self._voice = _load_voice(model_path, config_path, self._stops)
         except json.JSONDecodeError as err:
             raise model_load_error(config_path, "TTS voice config", err) from err
         except Exception as err:  # ONNX Runtime's load errors share no base class beyond Exception
@@ -128,6 +191,13 @@ class PiperTts:
     def session_providers(self) -> dict[str, tuple[str, ...]]:
         """The execution providers its ONNX Runtime session registered, best first."""
         return {"Piper voice": tuple(self._voice.session.get_providers())}
+
+    def begin_job(self) -> Callable[[], None]:
+        """Called on the worker thread as a synthesis job starts; returns the job's stop, callable from any thread:
+        the sentence being synthesised ends at once (it raises on the worker) and no other of the job starts."""
+        thread = threading.get_ident()
+        self._stops.begin(thread)
+        return lambda: self._stops.stop(thread)
 
     def synthesize(self, text: str) -> SpokenText:
         """The whole text: every sentence's audio concatenated, word ends offset accordingly."""

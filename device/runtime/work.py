@@ -139,14 +139,29 @@ def _close(pieces: Iterator[ReplyPiece]) -> None:
 
 
 def tts_job(turn: int, seq: int, text: str, tts: Synthesiser, store: AudioStore, costs: Costs) -> Job:
+    """A sentence to synthesise. A voice that can be stopped mid-sentence (Piper's `begin_job`) is, by the job's
+    abort hook, so a cancelled answer's synthesis ends at once and is acknowledged, not reported leaked."""
+    stops: list[Callable[[], None]] = []
+    aborted = threading.Event()
+
     def run() -> Generator[Output, None, None]:
+        begin_job = getattr(tts, "begin_job", None)
+        if begin_job is not None:
+            stops.append(begin_job())
+        if aborted.is_set():  # cancelled before its stop was known: nothing to synthesise
+            return
         spoken, audio, word_end_samples = synthesize_in_pieces(tts, text)
         store.put(turn, seq, audio)
         samples = len(audio)
         cost = costs.tts_fixed_samples + round(costs.tts_rtf * samples)
         yield Output(TtsChunkReady(turn, seq, spoken, samples, word_end_samples), cost)
 
-    return Job(turn, "tts", run)
+    def abort() -> None:
+        aborted.set()
+        for stop in list(stops):
+            stop()
+
+    return Job(turn, "tts", run, abort=abort)
 
 
 def synthesize_in_pieces(tts: Synthesiser, text: str) -> tuple[str, Audio, tuple[int, ...]]:
