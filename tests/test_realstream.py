@@ -252,18 +252,20 @@ def hour_session(rss_mb: list[list[float]], unsettled: int = 0) -> dict[str, Any
     return {**good, **extra, "unsettled": unsettled, "rss_mb": rss_mb, "recorded_s": 3600.0, "log_bytes": 2_000_000}
 
 
-def test_the_hour_judges_stuck_states_and_memory_after_the_first_conversation() -> None:
+def test_the_hour_judges_stuck_states_and_memory_after_its_first_tenth() -> None:
     hour = rec(3600)
-    flat = rh.hour_result(hour_session([[0, 500.0], [rec(30), 680.0], [hour // 2, 690.0], [hour, 700.0]]), RATE)
-    assert flat["rss_mb"]["growth_after_first_conversation"] == 20.0  # the models' warm-up (500 -> 680) not counted
+    warm_up = [[0, 500.0], [rec(30), 680.0], [rec(300), 760.0]]  # the first conversations take each path once
+    flat = rh.hour_result(hour_session([*warm_up, [rec(400), 765.0], [hour // 2, 770.0], [hour, 780.0]]), RATE)
+    assert flat["rss_mb"]["after_first_tenth"] == 765.0 and flat["rss_mb"]["growth_after_first_tenth"] == 15.0
     assert flat["targets"] == {"stuck": True, "leaks": True, "rss_flat": True}
     assert flat["log_mb_per_hour"] == 2.0
     assert flat["rss_mb"]["slope_mb_per_hour"] is not None and 15 < flat["rss_mb"]["slope_mb_per_hour"] < 25
-    growing = rh.hour_result(hour_session([[0, 500.0], [rec(30), 600.0], [hour, 700.0]], unsettled=1), RATE)
+    samples_growing = [*warm_up, [rec(400), 765.0], [hour // 2, 800.0], [hour, 860.0]]
+    growing = rh.hour_result(hour_session(samples_growing, unsettled=1), RATE)
     assert growing["targets"] == {"stuck": False, "leaks": True, "rss_flat": False}
     text = rh.hour_markdown(growing, "spine bench realstream --hour")
     assert "| stuck: Spine not idle 40 s after a conversation (mutes included) | 1 | 0: **missed** |" in text
-    assert "flat (≤ 5 % growth after the first conversation): **missed**" in text
+    assert "flat (≤ 5 % growth after the first tenth): **missed**" in text
 
 
 @pytest.mark.slow

@@ -256,7 +256,7 @@ def _realstream_hour(args: argparse.Namespace) -> int:
     rss = result["rss_mb"]
     print(
         f"report: {report} (+ .json); {result['minutes']} min, {result['conversations']} conversations, stuck "
-        f"{result['stuck']}, leaks {result['aggregate']['leaks']}, RSS {rss['after_first_conversation']} -> "
+        f"{result['stuck']}, leaks {result['aggregate']['leaks']}, RSS {rss['after_first_tenth']} -> "
         f"{rss['at_end']} MB, log {result['log_mb_per_hour']} MB/h"
     )
     return 0 if all(result["targets"].values()) else 1
