@@ -88,10 +88,10 @@ def hour_markdown(result: dict[str, Any], command: str) -> str:
             f" 0: {_met(result['targets']['stuck'])} |",
             f"| leaked jobs (a cancelled job still running at its deadline) | {a['leaks']} |"
             f" 0: {_met(result['targets']['leaks'])} |",
-            f"| RSS at start / after the first conversation / at the end / max | {_cell(rss['at_start'])} /"
-            f" {_cell(rss['after_first_conversation'])} / {_cell(rss['at_end'])} / {_cell(rss['max'])} MB |"
-            f" flat (≤ 5 % growth after the first conversation): {_met(result['targets']['rss_flat'])} |",
-            f"| RSS growth after the first conversation / slope | {_cell(rss['growth_after_first_conversation'])} MB /"
+            f"| RSS at start / after the first tenth of the run / at the end / max | {_cell(rss['at_start'])} /"
+            f" {_cell(rss['after_first_tenth'])} / {_cell(rss['at_end'])} / {_cell(rss['max'])} MB |"
+            f" flat (≤ 5 % growth after the first tenth): {_met(result['targets']['rss_flat'])} |",
+            f"| RSS growth after the first tenth / slope over it | {_cell(rss['growth_after_first_tenth'])} MB /"
             f" {_cell(rss['slope_mb_per_hour'])} MB per hour | |",
             f"| event log | {result['log_bytes'] / 1e6:.2f} MB, {_cell(result['log_mb_per_hour'])} MB per hour | |",
             f"| missed talk-overs | {a['missed']} of {a['talk_overs']} | |",
