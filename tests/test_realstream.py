@@ -391,3 +391,14 @@ def test_a_wake_word_over_the_story_counts_as_heard_only_when_hearing_found_it_t
     )
     aggregated = rr.aggregate([{**heard, "underruns_reported": 0, "rescues": 0, "unsettled": 0}], True)
     assert (aggregated["wake_heard"], aggregated["wake_talk_overs"]) == (1, 1)
+
+
+def test_the_hours_kept_analysis_is_judged_again_by_todays_rules_when_quoted(tmp_path: Path) -> None:
+    hour = rec(3600)
+    session = hour_session([[0, 500.0], [rec(30), 680.0], [rec(400), 765.0], [hour, 780.0]])
+    kept = {**rh.hour_result(session, RATE), "rss_mb": {"an_old_rule": 1}, "targets": {}}  # as an older version wrote
+    write_report(tmp_path / "hour.md", "", kept)
+    assert rh.judged_again(tmp_path / "hour.json")["targets"] == {"stuck": True, "leaks": True, "rss_flat": True}
+    quoted = "\n".join(rh.quoted_lines(tmp_path / "hour.json"))
+    assert "| RSS after the first tenth → end (max) | 765.0 → 780.0 MB (780.0) | flat: **met** |" in quoted
+    assert "Not run yet" in rh.quoted_lines(tmp_path / "missing.json")[2]

@@ -236,7 +236,7 @@ def _realstream_hour(args: argparse.Namespace) -> int:
     import signal
 
     from device.bench.realstream import hour_plan, reanalyse, run_realstream
-    from device.bench.realstream_hour import hour_markdown, hour_result
+    from device.bench.realstream_hour import hour_markdown, hour_result, judged_again
     from device.bench.tables import write_report
     from device.rates import SPINE_RATE_HZ
 
@@ -246,7 +246,13 @@ def _realstream_hour(args: argparse.Namespace) -> int:
     out = Path("out/realstream-hour") if args.out == Path("out/realstream") else args.out
     signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(143))
     if args.reanalyse:
-        sessions = reanalyse(out)["sessions"]
+        try:
+            sessions = reanalyse(out)["sessions"]
+        except UserError as error:  # no sessions kept, or logs of an older version: the kept analysis is judged again
+            if not report.with_suffix(".json").exists():
+                raise
+            print(f"{error}: judging the analysis kept in {report.with_suffix('.json')} again", flush=True)
+            sessions = [judged_again(report.with_suffix(".json"))["session"]]
     else:
         print(f"running spine run for {args.minutes:g} minutes of talked-over conversations ...", flush=True)
         sessions = run_realstream(hour_plan(args.minutes), out, args.config, args.user_gain_db)["sessions"]

@@ -113,11 +113,21 @@ def hour_markdown(result: dict[str, Any], command: str) -> str:
     )
 
 
+def judged_again(hour_json: Path) -> dict[str, Any]:
+    """The soak's figures from the analysed session its JSON keeps, judged by the rules of this version (the
+    measured samples do not change when a rule does; an event log written by an older version cannot be read
+    again, but its analysis can be judged again)."""
+    from device.rates import SPINE_RATE_HZ
+
+    stored = json.loads(hour_json.read_text(encoding="utf-8"))
+    return hour_result(stored["session"], SPINE_RATE_HZ)
+
+
 def quoted_lines(hour_json: Path) -> list[str]:
     """The soak's figures as docs/reliability.md quotes them, from the JSON `spine bench realstream --hour` wrote."""
     if not hour_json.exists():
         return ["## Real-stream hour", "", f"Not run yet: `spine bench realstream --hour` writes {hour_json}."]
-    result = json.loads(hour_json.read_text(encoding="utf-8"))
+    result = judged_again(hour_json)
     a, rss, targets = result["aggregate"], result["rss_mb"], result["targets"]
     return [
         "## Real-stream hour",
