@@ -158,13 +158,25 @@ def test_a_reply_server_that_drops_mid_answer_gets_the_apology_then_rests(tmp_pa
 
 
 def test_a_stop_while_the_apology_for_a_server_error_is_said_ends_whole(tmp_path: Path, models_dir: Path) -> None:
-    failing = FakeLlmServer(FakeLlmConfig(fault="http_500"))
-    with failing as server, spine_run(tmp_path, models_dir, openai(server)) as run:
-        run.say("Hey Jarvis. What time is it?")
-        run.reach("Announcing")
-        run.stop()
-    assert "Sorry, I could not get an answer just now." in run.log.read_text(encoding="utf-8")
-    assert_stopped_whole_in(run.log, "Announcing")
+    # The apology plays for about 2.5 s; on a machine busy enough, the stop sent when the log shows it may be taken
+    # only after it ended. That run still must end whole, but it did not test the stop during the apology: the
+    # scene is played again (a new `spine run`), at most three times.
+    taken_in: list[str] = []
+    for attempt in range(3):
+        directory = tmp_path / f"attempt-{attempt}"
+        directory.mkdir()
+        failing = FakeLlmServer(FakeLlmConfig(fault="http_500"))
+        with failing as server, spine_run(directory, models_dir, openai(server)) as run:
+            run.say("Hey Jarvis. What time is it?")
+            run.reach("Announcing")
+            run.stop()
+        assert "Sorry, I could not get an answer just now." in run.log.read_text(encoding="utf-8")
+        steps = states_and_events(run.log)
+        taken_in.append(steps[-2][1])
+        assert_stopped_whole_in(run.log, taken_in[-1])
+        if taken_in[-1] == "Announcing":
+            break
+    assert taken_in[-1] == "Announcing", taken_in
 
 
 def test_the_sound_server_vanishing_mid_answer_cuts_it_and_the_assistant_rests_when_it_returns(
