@@ -224,6 +224,7 @@ def boot(process: subprocess.Popen[bytes], console_log: Path) -> Container:
     deadline = time.monotonic() + BOOT_TIMEOUT_S
     tick = threading.Event()
     container: Container | None = None
+    state = ""
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.skip(f"systemd-nspawn cannot boot a container here: {console_log.read_text()[-1500:]}")
@@ -235,7 +236,14 @@ def boot(process: subprocess.Popen[bytes], console_log: Path) -> Container:
             if state in ("running", "degraded"):
                 return container
         tick.wait(0.5)
-    pytest.fail(f"the container did not finish booting in {BOOT_TIMEOUT_S} s: {console_log.read_text()[-1500:]}")
+    # Seen twice beside other heavy work: the console reached the login prompt but the state never said running.
+    # What systemd still waited for is what the next reader needs.
+    waiting = container.run("systemctl list-jobs --no-pager").stdout[-1500:] if container is not None else "-"
+    pytest.fail(
+        f"the container did not finish booting in {BOOT_TIMEOUT_S} s (systemctl is-system-running: "
+        f"{state if container is not None else 'no container'!r}; jobs still queued:\n{waiting}): "
+        f"{console_log.read_text()[-1500:]}"
+    )
 
 
 def install_from_the_bundle(container: Container) -> str:
