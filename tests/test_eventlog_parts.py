@@ -129,3 +129,12 @@ def test_a_next_part_that_cannot_be_created_is_said_once_and_the_log_goes_on_who
     record(EventLog(first, CONFIG, said.append, part_bytes=4000), conversations(20))
     assert len(said) == 1 and "cannot start the event log's next part" in said[0]
     assert len(read_log(first).steps) == 3 * 20  # every step is in the first part
+
+
+def test_a_new_log_under_an_old_logs_name_takes_none_of_its_later_parts(tmp_path: Path) -> None:
+    first = tmp_path / "run.jsonl"
+    record(EventLog(first, CONFIG, part_bytes=4000), conversations(20))  # a long earlier run under the same name
+    assert part_path(first, 2).exists()
+    record(EventLog(first, CONFIG, part_bytes=4000), conversations(1))  # a short one (`--log` given again)
+    assert not part_path(first, 2).exists()
+    assert len(read_log(first).steps) == 3 and replay(first)[1] == []

@@ -34,7 +34,7 @@ from device.core.events import Event
 from device.core.states import CoreConfig
 from device.errors import UserError
 from device.runtime.logchain import chain_start, link, split_chain, with_chain
-from device.runtime.logparts import part_path, prune
+from device.runtime.logparts import part_path, prune, remove_later_parts
 
 LOG_VERSION = 2
 """2: every outcome record carries the chain; 1: written before chained checks (read, not checked)."""
@@ -100,6 +100,7 @@ class EventLog:
         self._chain = chain_start(header)
         self._events_since_outcome: list[str] = []
         self._write(header)
+        remove_later_parts(path)
         self._prune()
 
     @property

@@ -31,6 +31,18 @@ def is_spine_log(path: Path) -> bool:
         return False
 
 
+def remove_later_parts(first: Path) -> None:
+    """Removes the later parts of an earlier log that had the name `first` (opening `first` anew has just
+    overwritten that log's first part): left behind, they would be read as this run's."""
+    number = 2
+    while (part := part_path(first, number)).is_file() and is_spine_log(part):
+        try:
+            part.unlink()
+        except OSError:
+            return
+        number += 1
+
+
 def prune(directory: Path, keep_bytes: int, writing: Path) -> list[tuple[Path, int]]:
     """Removes the oldest Spine logs in `directory` (by modification time) until all of them, `writing`
     included, take at most `keep_bytes`; returns what was removed with its size. `writing` is never removed."""
