@@ -45,7 +45,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -53,7 +53,7 @@ import numpy.typing as npt
 from device.config import Config, samples
 from device.core import commands as cmd
 from device.core import events as ev
-from device.core.memory import SpokenChunk, heard_text, normalise_space
+from device.core.memory import Message, SpokenChunk, heard_text, normalise_space
 from device.engines.load import Engines, load_engines
 from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.replay import replay
@@ -70,7 +70,16 @@ Audio = npt.NDArray[np.int16]
 W = TypeVar("W")
 R = TypeVar("R")
 C = TypeVar("C")
-Result = TypeVar("Result")
+
+
+class _Checked(Protocol):
+    """An outcome of a checked conversation: every way it broke the contract, none when it kept it."""
+
+    @property
+    def problems(self) -> tuple[str, ...]: ...
+
+
+Result = TypeVar("Result", bound=_Checked)
 BargeKind = Literal["wake", "voice", "hint", "remote", "typed", "mute"]
 
 BARGE_KINDS: tuple[BargeKind, ...] = ("wake", "voice", "hint", "remote", "typed", "mute")
@@ -384,6 +393,20 @@ def check(played: Played, steps: Sequence[LoggedStep]) -> list[str]:
     elif rig.quiet_at - user.last_input() > samples(QUIET_BOUND_S):
         problems.append(f"quiet only {(rig.quiet_at - user.last_input()) / RATE_HZ:.1f} s after the last input")
     summary = summarise(steps, [], epochs, period, "hey jarvis", xruns=0, underrun_samples=rig.gate.underrun_samples)
+    problems += turn_problems(summary, steps, period, epochs, rig.loop.spine.context.memory)
+    said = {u.text for u in user.utterances} | ({conv.follow_up} if conv.barge == "typed" else set())
+    problems += replies_answer_the_user(said, config.barge_in.stop_phrases, steps)
+    return problems
+
+
+def turn_problems(
+    summary: dict[str, Any], steps: Sequence[LoggedStep], period: int, epochs: npt.NDArray[np.int32],
+    memory: Sequence[Message],
+) -> list[str]:  # fmt: skip
+    """What every conversation is checked for, with stand-ins or the real models: no late result of a cancelled
+    turn and no leaked job, no stale audio, a cut within one period, heard text exactly what the speaker played
+    (`epochs`: the epoch of each played sample), memory alternating."""
+    problems: list[str] = []
     if summary["leaks"]:
         problems.append(f"{summary['leaks']} results of cancelled turns handled after {CANCEL_DEADLINE_S} s")
     if summary["stale_samples_played"]:
@@ -393,9 +416,6 @@ def check(played: Played, steps: Sequence[LoggedStep]) -> list[str]:
     if any(isinstance(s.event, ev.JobLeaked) for s in steps):
         problems.append("a job leaked")
     problems += heard_accounting(steps, lambda epoch: int(np.count_nonzero(epochs == epoch)))
-    said = {u.text for u in user.utterances} | ({conv.follow_up} if conv.barge == "typed" else set())
-    problems += replies_answer_the_user(said, config.barge_in.stop_phrases, steps)
-    memory = rig.loop.spine.context.memory
     if [m.role for m in memory] != [("user", "assistant")[i % 2] for i in range(len(memory))]:
         problems.append(f"memory does not alternate: {[m.role for m in memory]}")
     return problems
@@ -479,7 +499,7 @@ def _worker_run(task: tuple[Callable[[C, Config, Engines, Path], Result], C, Con
     contract (its outcome has problems)."""
     run, conv, config, log = task
     outcome = run(conv, config, worker_engines(config), log)
-    if not getattr(outcome, "problems", ()):
+    if not outcome.problems:
         log.unlink()
     return outcome
 

@@ -27,12 +27,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from device.bench.campaign import heard_accounting, run_conversations
+from device.bench.campaign import run_conversations, turn_problems
 from device.config import Config, samples, wake_phrase
 from device.core import commands as cmd
-from device.core import events as ev
 from device.core.memory import normalise_space
 from device.engines.load import Engines
 from device.rates import SPINE_RATE_HZ as RATE_HZ
@@ -40,7 +37,7 @@ from device.replay import replay
 from device.runtime.eventlog import LoggedStep, read_log
 from device.sim.demo import Rig, run_virtual
 from device.sim.scene import DelayJump, RoomSpec, Say, Scene, Stall
-from device.sim.summary import CANCEL_DEADLINE_S, summarise
+from device.sim.summary import summarise
 
 REQUESTS = ("Tell me a story.", "What time is it?", "Set a timer for two seconds.")
 TALK_OVERS: tuple[str | None, ...] = ("Stop.", "Never mind.", "Hey Jarvis, stop.", "Hey Jarvis. What time is it?", None)
@@ -148,19 +145,9 @@ def check(
         problems.append(f"never quiet again: {left_in} at {end / RATE_HZ:.1f} s")
     elif end / RATE_HZ - last_said > QUIET_BOUND_S:
         problems.append(f"quiet only {end / RATE_HZ - last_said:.1f} s after the last word")
-    if summary["leaks"]:
-        problems.append(f"{summary['leaks']} results of cancelled turns handled after {CANCEL_DEADLINE_S} s")
-    if summary["stale_samples_played"]:
-        problems.append(f"{summary['stale_samples_played']} samples of a cut epoch played after the cut")
-    if summary["cutoff_max_samples_after_decision"] > config.period_samples:
-        problems.append(f"a cut let {summary['cutoff_max_samples_after_decision']} samples through (> one period)")
-    if any(isinstance(s.event, ev.JobLeaked) for s in steps):
-        problems.append("a job leaked")
-    epochs = rig.card.epochs[:end]
-    problems += heard_accounting(steps, lambda epoch: int(np.count_nonzero(epochs == epoch)))
-    memory = rig.loop.spine.context.memory
-    if [m.role for m in memory] != [("user", "assistant")[i % 2] for i in range(len(memory))]:
-        problems.append(f"memory does not alternate: {[m.role for m in memory]}")
+    problems += turn_problems(
+        summary, steps, config.period_samples, rig.card.epochs[:end], rig.loop.spine.context.memory
+    )
     for reply in summary["self_replies"]:
         problems.append(f"a reply to the assistant's own words at {reply['asked_s']} s: {reply['transcript']!r}")
     stops = config.barge_in.stop_phrases
