@@ -20,7 +20,10 @@ from device.monitor.feed import MonitorFeed
 from device.monitor.metrics import AudioHealth
 from device.monitor.server import Monitor, complete_steps
 from device.monitor.token import ADMIN_FILE, READ_ONLY_FILE, Access, load_or_create_tokens
+from device.runtime.eventlog import EventLog, read_log
+from device.runtime.logparts import part_path
 from device.settings.monitor import MonitorConfig
+from tests.test_eventlog_parts import CONFIG, conversations, record
 
 RATE_HZ = 16000
 
@@ -107,6 +110,27 @@ def test_the_diagram_has_every_state_and_the_log_download_ends_on_a_whole_step(
     assert status == 200 and "attachment" in headers["Content-Disposition"] and log.endswith('"commands":[]}\n')
     half_written = b'{"h":1}\n{"t":0,"event":{}}\n{"t":0,"state":"Idle","commands":[]}\n{"t":5,"event":{}}\n{"t":5,"st'
     assert complete_steps(half_written) == b'{"h":1}\n{"t":0,"event":{}}\n{"t":0,"state":"Idle","commands":[]}\n'
+
+
+def test_the_log_download_of_a_run_that_went_on_in_parts_is_all_of_them_as_one_log(tmp_path: Path) -> None:
+    monitor, _posted = make_monitor(tmp_path)
+    try:
+        first = tmp_path / "events.jsonl"  # the log the monitor offers, written anew by a long run
+        record(EventLog(first, CONFIG, part_bytes=4000), conversations(30))
+        assert part_path(first, 4).is_file()
+        token = load_or_create_tokens(tmp_path / "state").read_only
+        status, log, _ = fetch(
+            "GET", f"http://127.0.0.1:{monitor.port}/log", headers={"Authorization": f"Bearer {token}"}
+        )
+    finally:
+        monitor.stop()
+    assert status == 200
+    downloaded = tmp_path / "downloaded" / "events.jsonl"
+    downloaded.parent.mkdir()
+    downloaded.write_text(log)
+    one, parts = read_log(downloaded), read_log(first)
+    assert [(s.t, s.event, s.state) for s in one.steps] == [(s.t, s.event, s.state) for s in parts.steps]
+    assert one.broken_links == () and len(one.steps) == 90  # three steps a conversation, every one
 
 
 def barge_in_run(feed: MonitorFeed) -> None:

@@ -30,6 +30,7 @@ from device.monitor.metrics import AudioHealth, SpineCollector, exposition, make
 from device.monitor.peers import OfferRefused, Session, Sessions
 from device.monitor.token import Access, Tokens
 from device.monitor.tracks import AudioFanout
+from device.runtime.logparts import parts_of, steps_of_later_part
 from device.settings.monitor import MonitorConfig
 
 COOKIE = "spine_monitor_token"
@@ -217,12 +218,28 @@ class Monitor:
             return _refusal(refused)
         return web.json_response({"type": answer.type, "sdp": answer.sdp})
 
-    async def _log(self, _request: web.Request) -> web.StreamResponse:
-        return web.Response(
-            body=complete_steps(self._log_path.read_bytes()),
-            content_type="application/x-ndjson",
-            headers={"Content-Disposition": 'attachment; filename="events.jsonl"'},
+    async def _log(self, request: web.Request) -> web.StreamResponse:
+        """The run's log as one file: its parts joined (device/runtime/logparts.py), one part in memory at a time,
+        the last cut at its last whole step."""
+        parts = parts_of(self._log_path)
+        if not parts:
+            return web.Response(status=404, text=f"no event log at {self._log_path} (removed past [log] keep_mb?)\n")
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "application/x-ndjson",
+                "Content-Disposition": 'attachment; filename="events.jsonl"',
+            }
         )
+        await response.prepare(request)
+        for number, part in enumerate(parts, 1):
+            try:
+                data = await asyncio.to_thread(part.read_bytes)  # up to [log] part_mb: off the event loop
+            except OSError:  # removed past keep_mb while being sent: what came before is still whole steps
+                break
+            data = data if number == 1 else steps_of_later_part(data)
+            await response.write(complete_steps(data) if number == len(parts) else data)
+        await response.write_eof()
+        return response
 
     async def _metrics(self, _request: web.Request) -> web.StreamResponse:
         return web.Response(body=exposition(self._registry), headers={"Content-Type": "text/plain; version=0.0.4"})

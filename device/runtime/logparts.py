@@ -23,6 +23,21 @@ def part_path(first: Path, number: int) -> Path:
     return first if number == 1 else first.with_name(f"{first.stem}.{number}{first.suffix}")
 
 
+def parts_of(first: Path) -> list[Path]:
+    """The parts of the log whose first part is `first`, in order, as far as they follow on without a gap."""
+    parts: list[Path] = []
+    while (part := part_path(first, len(parts) + 1)).is_file():
+        parts.append(part)
+    return parts
+
+
+def steps_of_later_part(part: bytes) -> bytes:
+    """A later part without its header line. The chain runs on across parts, so the first part followed by the
+    later parts cut so is one log that reads and replays as the parts do (the monitor's download is one file)."""
+    newline = part.find(b"\n")
+    return b"" if newline < 0 else part[newline + 1 :]
+
+
 def is_spine_log(path: Path) -> bool:
     try:
         with path.open("rb") as file:
