@@ -268,6 +268,29 @@ def test_the_hour_judges_stuck_states_and_memory_after_its_first_tenth() -> None
     assert "flat (≤ 5 % growth after the first tenth): **missed**" in text
 
 
+def test_the_hour_splits_its_missed_talk_overs_by_quarter_and_by_load() -> None:
+    session = hour_session([[0, 500.0]])
+    (talked,) = session["conversations"]
+    missed = {**talked, "interrupted": False}
+    unheard = {**talked, "status": "not started: the request was not answered"}
+    # 8 conversations: quarter 1 idle and heard, quarter 4 loaded and missed, one unheard request (not a talk-over)
+    session["conversations"] = [talked, talked, talked, unheard, talked, missed, missed, missed]
+    session["load_averages"] = [0.2, 0.4, 1.2, 1.5, 1.8, 3.0, 2.6, 4.0]
+    over = rh.hour_result(session, RATE)["missed_over_the_run"]
+    assert [(q["missed"], q["talk_overs"]) for q in over["by_quarter"]] == [(0, 2), (0, 1), (1, 2), (2, 2)]
+    assert [q["load_median"] for q in over["by_quarter"]] == [0.4, 1.5, 3.0, 4.0]
+    assert [(b["from"], b["below"], b["missed"], b["talk_overs"]) for b in over["by_load"]] == [
+        (0.0, 1.0, 0, 2),
+        (1.0, 2.5, 0, 2),
+        (2.5, None, 3, 3),
+    ]
+    text = rh.hour_markdown(rh.hour_result(session, RATE), "spine bench realstream --hour")
+    assert "| missed / talk-overs | 0 of 2 | 0 of 1 | 1 of 2 | 2 of 2 |" in text
+    assert "| 2.5 and above | 3 of 3 |" in text
+    session["load_averages"] = []  # an older run: no load per conversation, no load bands
+    assert rh.hour_result(session, RATE)["missed_over_the_run"]["by_load"] == []
+
+
 @pytest.mark.slow
 def test_the_room_couples_speaker_and_user_at_0_db_and_records_them_apart(tmp_path: Path) -> None:
     """What `spine_speaker` and `spine_user` play reaches `spine_mic` at unity gain, and the room's monitor keeps

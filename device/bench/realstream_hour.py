@@ -18,6 +18,9 @@ models' arenas and caches grow while the first conversations take each path for 
 over the first conversation and +78 MB over the second; what grows after the first tenth is a leak). The simulated
 soak (device/bench/soak.py) judges its memory from the same point."""
 WARM_FRACTION = 0.1
+LOAD_BANDS = ((0.0, 1.0), (1.0, 2.5), (2.5, float("inf")))
+"""Bands of the machine's 1-minute load average (2 cores) for the missed talk-overs: with time and load both
+growing over a loaded hour, the quarters alone cannot say which one hearing lost to."""
 
 
 def _slope_mb_per_hour(samples: list[list[float]], rate_hz: int) -> float | None:
@@ -31,6 +34,33 @@ def _slope_mb_per_hour(samples: list[list[float]], rate_hz: int) -> float | None
     if spread == 0:
         return None
     return round(sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread, 2)
+
+
+def _missed_of(rows: list[tuple[dict[str, Any], float | None]]) -> dict[str, Any]:
+    talked = [(c, load) for c, load in rows if c["status"] == "talked over"]
+    loads = sorted(load for _, load in rows if load is not None)
+    return {
+        "talk_overs": len(talked),
+        "missed": sum(1 for c, _ in talked if not c["interrupted"]),
+        "load_median": loads[len(loads) // 2] if loads else None,
+    }
+
+
+def missed_over_the_run(session: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Missed talk-overs by quarter of the run and by the load average measured before each conversation."""
+    conversations = session["conversations"]
+    loads: list[float | None] = list(session.get("load_averages", []))
+    if len(loads) != len(conversations):  # an older run without a sample per conversation
+        loads = [None] * len(conversations)
+    rows = list(zip(conversations, loads, strict=True))
+    n = len(rows)
+    quarters = [_missed_of(rows[q * n // 4 : (q + 1) * n // 4]) for q in range(4)]
+    bands = [
+        {"from": low, "below": None if high == float("inf") else high}
+        | _missed_of([(c, load) for c, load in rows if load is not None and low <= load < high])
+        for low, high in LOAD_BANDS
+    ]
+    return {"by_quarter": quarters, "by_load": [band for band in bands if band["talk_overs"]]}
 
 
 def hour_result(session: dict[str, Any], rate_hz: int) -> dict[str, Any]:
@@ -61,6 +91,7 @@ def hour_result(session: dict[str, Any], rate_hz: int) -> dict[str, Any]:
         "log_bytes": int(session["log_bytes"]),
         "log_mb_per_hour": round(int(session["log_bytes"]) / 1e6 / hours, 2) if hours > 0 else None,
         "targets": {"stuck": stuck == 0, "leaks": figures["leaks"] == 0, "rss_flat": flat},
+        "missed_over_the_run": missed_over_the_run(session),
     }
 
 
@@ -107,10 +138,33 @@ def hour_markdown(result: dict[str, Any], command: str) -> str:
             f" {a['latency_raises']} / {a['underruns_reported']} | |",
             f"| mic audio Spine's capture dropped | {a['mic_lost_s']} s | |",
             "",
+            *_missed_lines(result["missed_over_the_run"]),
             "Each conversation's row, with the same definitions, is in the JSON beside this file.",
             "",
         ]
     )
+
+
+def _missed_lines(over_the_run: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Whether hearing held over the hour: missed talk-overs by quarter, and by the load before each conversation."""
+    quarters = over_the_run["by_quarter"]
+    lines = [
+        "Missed talk-overs over the run (a rise across the quarters at the same load is hearing losing to time; a",
+        "rise with the load is the machine):",
+        "",
+        "| | " + " | ".join(f"quarter {q}" for q in range(1, 5)) + " |",
+        "|---|" + "---|" * 4,
+        "| missed / talk-overs | " + " | ".join(f"{q['missed']} of {q['talk_overs']}" for q in quarters) + " |",
+        "| load average, median | " + " | ".join(_cell(q["load_median"]) for q in quarters) + " |",
+        "",
+    ]
+    if over_the_run["by_load"]:
+        lines += ["| load average (1 min, 2 cores) | missed / talk-overs |", "|---|---|"]
+        for band in over_the_run["by_load"]:
+            span = f"{band['from']:g} and above" if band["below"] is None else f"{band['from']:g} to {band['below']:g}"
+            lines.append(f"| {span} | {band['missed']} of {band['talk_overs']} |")
+        lines.append("")
+    return lines
 
 
 def judged_again(hour_json: Path) -> dict[str, Any]:
