@@ -42,6 +42,8 @@ def _event_text(event: ev.Event) -> str:
             return f"XRUN: speaker ran dry {underflows}x, mic overflowed {overflows}x"
         case ev.AudioLatencyRaised(latency_ms, cause):
             return f"audio {cause}: reopened at {latency_ms:.0f} ms output latency"
+        case ev.AudioLatencyLowered(latency_ms, quiet_s):
+            return f"audio kept up for {quiet_s:.0f} s: reopened at {latency_ms:.0f} ms output latency"
         case _:
             return type(event).__name__
 

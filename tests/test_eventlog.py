@@ -48,6 +48,7 @@ EVERY_EVENT: tuple[ev.Event, ...] = (
     ev.AudioDeviceRestored(),
     ev.AudioXrun(underflows=3, overflows=1),
     ev.AudioLatencyRaised(70.0, "lost 86 ms of the microphone"),
+    ev.AudioLatencyLowered(30.0, 600.2),
     ev.MuteChanged(True, "SIGUSR1"),
     ev.BargeInRequested("monitor"),
     ev.TextTyped("what time is it", "monitor"),

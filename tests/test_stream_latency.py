@@ -16,7 +16,14 @@ import pytest
 from device.audio.duplex import DuplexCallback, PlaybackFeeder
 from device.audio.portaudio import INPUT_OVERFLOW, OUTPUT_UNDERFLOW
 from device.audio.rate import RateBridge
-from device.audio.stream import LATENCY_STEPS_S, NEVER_NS, UNDERFLOWS_PER_STEP, DeviceChoice, DuplexStream
+from device.audio.stream import (
+    LATENCY_STEPS_S,
+    NEVER_NS,
+    QUIET_BEFORE_STEP_DOWN_NS,
+    UNDERFLOWS_PER_STEP,
+    DeviceChoice,
+    DuplexStream,
+)
 from device.core import events as ev
 from device.errors import UserError
 from device.runtime.card import CardSide
@@ -166,6 +173,64 @@ def test_xruns_and_a_latency_step_are_facts_for_the_log_with_the_next_reports() 
     _periods(stream, clock, 1, flags=INPUT_OVERFLOW)
     list(card.periods())
     assert card.early_reports() == [ev.AudioXrun(underflows=0, overflows=1)]
+
+
+def _quiet_checks(stream: DuplexStream, clock: Clock, card: CardSide, seconds: float, idle: bool) -> None:
+    """Health checks 0.2 s apart for `seconds`, the stream on time (`_checks` with the idle flag)."""
+    for _ in range(round(seconds / 0.2)):
+        _periods(stream, clock, 20)
+        assert card._keep_up(idle) is None
+
+
+def _raised_twice(stream: SteppedStream, clock: Clock, card: CardSide) -> None:
+    stream.open()
+    _checks(stream, clock, card, 3)
+    for _ in range(2):
+        _periods(stream, clock, UNDERFLOWS_PER_STEP, flags=UNDERFLOW)
+        card._keep_up(idle=True)
+        _checks(stream, clock, card, 3)
+    assert stream.latency_step == 2
+    card.early_reports()
+
+
+def test_a_raised_stream_steps_back_down_after_ten_quiet_minutes_while_idle() -> None:
+    stream, clock, card, said, moved = _rig()
+    _raised_twice(stream, clock, card)
+    moved.clear()
+    quiet_s = QUIET_BEFORE_STEP_DOWN_NS / 1e9
+    _quiet_checks(stream, clock, card, quiet_s - 5, idle=True)
+    assert stream.latency_step == 2  # not quite ten minutes
+    _quiet_checks(stream, clock, card, 10, idle=True)
+    assert stream.opened_steps == [0, 1, 2, 1]
+    (lowered,) = card.early_reports()
+    assert isinstance(lowered, ev.AudioLatencyLowered) and lowered.output_latency_ms == 60.0
+    assert quiet_s <= lowered.quiet_s < quiet_s + 1
+    assert "kept up for 10 minutes" in said[-1] and [new for _at, new in moved] == [True]  # hearing relocks
+    _quiet_checks(stream, clock, card, quiet_s + 5, idle=True)
+    assert stream.opened_steps == [0, 1, 2, 1, 0]  # and the next ten minutes, to the device's own latency
+    _quiet_checks(stream, clock, card, quiet_s + 5, idle=True)
+    assert stream.opened_steps == [0, 1, 2, 1, 0]  # the bottom stays
+
+
+def test_no_step_down_while_busy_and_an_xrun_restarts_the_quiet_spell() -> None:
+    stream, clock, card, _said, _moved = _rig()
+    _raised_twice(stream, clock, card)
+    quiet_s = QUIET_BEFORE_STEP_DOWN_NS / 1e9
+    _quiet_checks(stream, clock, card, quiet_s + 60, idle=False)  # an answer playing: a reopen would cut it
+    assert stream.opened_steps == [0, 1, 2]
+    _periods(stream, clock, 1, flags=UNDERFLOW)  # one xrun, not enough for a step up
+    _periods(stream, clock, 19)
+    assert card._keep_up(idle=True) is None
+    _quiet_checks(stream, clock, card, quiet_s - 5, idle=True)
+    assert stream.opened_steps == [0, 1, 2]  # the quiet spell began again at the xrun
+    clock.now_ns += 120_000_000  # lost mic audio: a step up, and the spell begins again
+    _periods(stream, clock, 20)
+    card._keep_up(idle=True)
+    assert stream.opened_steps == [0, 1, 2, 3]
+    _quiet_checks(stream, clock, card, quiet_s - 5, idle=True)
+    assert stream.opened_steps == [0, 1, 2, 3]
+    _quiet_checks(stream, clock, card, 10, idle=True)
+    assert stream.opened_steps == [0, 1, 2, 3, 2]
 
 
 def test_a_device_portaudio_does_not_have_is_a_clear_error() -> None:

@@ -62,6 +62,11 @@ LATENCY_STEPS_S: tuple[float | None, ...] = (None, 0.06, 0.12, 0.2)
 UNDERFLOWS_PER_STEP = 3
 LOST_MIC_PER_STEP_NS = 50_000_000
 """Capture lag that rose by this much between two health checks is audio lost, not a late callback."""
+QUIET_BEFORE_STEP_DOWN_NS = 600 * 1_000_000_000
+"""A stream raised a step goes one step back down after this long without an xrun or lost mic audio, while
+Spine is idle. Without it one busy minute (an upgrade, a backup) left every later cut slower by the added latency
+until a restart (two loaded real-stream hours: three steps up each, none down, while the cut's onset -> silence
+grew over the hour). Ten minutes: a machine still busy steps up again at most once in that time."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,19 @@ class DuplexStream:
         self.latency_step += 1
         self.open()
         return True
+
+    def lower_latency(self) -> bool:
+        """Reopen one step down `LATENCY_STEPS_S` (False: already at the bottom, nothing done). Raises UserError as
+        `open` does."""
+        if self.latency_step == 0:
+            return False
+        self.latency_step -= 1
+        self.open()
+        return True
+
+    def now_ns(self) -> int:
+        """The clock the callback is timed by (perf_counter_ns; a test's own)."""
+        return self._clock_ns()
 
     def take_capture_lag_floor(self) -> int:
         """The capture lag floor since the last take (NEVER_NS: no callback since), and a fresh floor."""

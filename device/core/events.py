@@ -278,6 +278,16 @@ class AudioLatencyRaised:
 
 
 @dataclass(frozen=True)
+class AudioLatencyLowered:
+    """A stream raised a latency step kept up for `quiet_s` (device/audio/stream.py `QUIET_BEFORE_STEP_DOWN_NS`)
+    and was reopened, while Spine was idle, one step back down: `output_latency_ms` is the new stream's. A fact for
+    the log, the timeline and the metrics, as `AudioLatencyRaised` is."""
+
+    output_latency_ms: float
+    quiet_s: float
+
+
+@dataclass(frozen=True)
 class MuteChanged:
     """The user muted or unmuted the microphone (privacy), by a control outside the mic: a signal, the
     monitor page. Muting cannot be undone by voice: a muted Spine does not listen."""
@@ -345,6 +355,7 @@ Event = (
     | AudioDeviceRestored
     | AudioXrun
     | AudioLatencyRaised
+    | AudioLatencyLowered
     | MuteChanged
     | BargeInRequested
     | TextTyped

@@ -276,10 +276,10 @@ IGNORED: dict[Key, str] = {
         for s in ALL_STATES
     },
     **{
-        (s, e): "a fact for the log, the timeline and the metrics: the sound card could not keep up (hearing acts "
-        "on it itself)"
+        (s, e): "a fact for the log, the timeline and the metrics: the sound card could not keep up, or keeps up "
+        "again at a lower latency (hearing acts on it itself)"
         for s in ALL_STATES
-        for e in (ev.AudioXrun, ev.AudioLatencyRaised)
+        for e in (ev.AudioXrun, ev.AudioLatencyRaised, ev.AudioLatencyLowered)
     },
     **{
         (s, ev.WakeHeardFaintly): "a faint wake word only moves where an utterance being heard starts (rule 10)"

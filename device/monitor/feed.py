@@ -127,6 +127,8 @@ class LiveStats:
     echo_delay_s: float | None = None
     latency_raises: int = 0
     """Reopens of the sound card's stream one latency step up (`AudioLatencyRaised`): the machine was too busy."""
+    latency_lowerings: int = 0
+    """Reopens one step back down after a quiet spell (`AudioLatencyLowered`)."""
     voice_barge_in_suspended: bool = False
     onset_to_silence: Histogram = field(default_factory=lambda: Histogram((0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0)))
     turn_latency: Histogram = field(default_factory=lambda: Histogram((0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)))
@@ -208,6 +210,8 @@ class MonitorFeed:
                 stats.echo_delay_s = None if delay_ms is None else delay_ms / 1000
             case ev.AudioLatencyRaised():
                 stats.latency_raises += 1
+            case ev.AudioLatencyLowered():
+                stats.latency_lowerings += 1
             case ev.VoiceHint(onset) | ev.SpeechStarted(onset):
                 self._last_onset = onset
             case ev.SpeechEnded(end) | ev.SpeechPaused(end):

@@ -94,8 +94,13 @@ class SpineCollector(Collector):
             "spine_audio_latency_raises", "Stream reopens one latency step up (mic audio lost, or it ran dry)",
             value=stats.latency_raises,
         )  # fmt: skip
+        yield CounterMetricFamily(
+            "spine_audio_latency_lowerings", "Stream reopens one latency step back down after ten quiet minutes",
+            value=stats.latency_lowerings,
+        )  # fmt: skip
         yield GaugeMetricFamily(
-            "spine_audio_output_latency_seconds", "Output latency of the sound card's stream (rises when too busy)",
+            "spine_audio_output_latency_seconds",
+            "Output latency of the sound card's stream (rises when too busy, falls back after ten quiet minutes)",
             value=health.output_latency_s,
         )  # fmt: skip
         if stats.erle_db is not None:

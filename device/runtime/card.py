@@ -33,6 +33,7 @@ from device.audio.rate import RateBridge
 from device.audio.stream import (
     LOST_MIC_PER_STEP_NS,
     NEVER_NS,
+    QUIET_BEFORE_STEP_DOWN_NS,
     UNDERFLOWS_PER_STEP,
     DeviceChoice,
     DuplexStream,
@@ -42,6 +43,7 @@ from device.config import Config, core_config
 from device.core.events import (
     AudioDeviceLost,
     AudioDeviceRestored,
+    AudioLatencyLowered,
     AudioLatencyRaised,
     AudioXrun,
     Event,
@@ -50,7 +52,7 @@ from device.core.events import (
     PlaybackStopped,
     StopRequested,
 )
-from device.core.states import Degraded, State, initial
+from device.core.states import Degraded, Idle, State, initial
 from device.engines.load import load_engines
 from device.errors import UserError
 from device.rates import SPINE_RATE_HZ as RATE_HZ
@@ -130,6 +132,8 @@ class CardSide:
         self._card_facts: list[Event] = []  # xruns and latency steps, for the next `early_reports`
         self._lag_floors: list[int] = []  # capture lag floors of the health checks since the stream (re)opened
         self._underflows_at_step = 0
+        self._quiet_since_ns: int | None = None  # the stream's clock at its last xrun, loss or reopen
+        self._xruns_at_check = (0, 0)
 
     def periods(self) -> Iterator[Period]:
         callback, device_period = self._callback, self._device_period
@@ -185,25 +189,32 @@ class CardSide:
         self._say_what_the_callback_recorded(now_ns)
         if self._stream.resync_if_spinning(now_ns):  # PortAudio's busy loop after a late callback (see stream.py)
             self._lag_floors.clear()
-        problem = self._keep_up() or self._stream.health(now_ns, int(STALL_S * 1e9))
+        idle = isinstance(state, Idle) and not self._callback.busy()  # a reopen now cuts no sound
+        problem = self._keep_up(idle) or self._stream.health(now_ns, int(STALL_S * 1e9))
         if problem is None or isinstance(state, Degraded):  # degraded: the spine already reopens with back-off
             return None
         self._stream.close()
         return AudioDeviceLost(problem)
 
-    def _keep_up(self) -> str | None:
-        """Reopens the stream one latency step up when it lost mic audio or underran (device/audio/stream.py);
-        the problem if the reopen failed."""
+    def _keep_up(self, idle: bool = False) -> str | None:
+        """Reopens the stream one latency step up when it lost mic audio or underran (device/audio/stream.py), and
+        one step back down once it kept up for `QUIET_BEFORE_STEP_DOWN_NS` while `idle`; the problem if the reopen
+        failed."""
         stream = self._stream
+        now_ns = stream.now_ns()
         floor = stream.take_capture_lag_floor()
         if floor != NEVER_NS:
             self._lag_floors.append(floor)
         # The first check's floor holds the start's burst (PortAudio fills the output buffer at once): skip it.
         # Consecutive checks only: a card's clock drifts from ours by up to ~100 ppm, a loss jumps.
         lost_ns = self._lag_floors[-1] - self._lag_floors[-2] if len(self._lag_floors) >= 3 else 0
+        xruns = (stream.output_underflows, stream.input_overflows)
+        if self._quiet_since_ns is None or xruns != self._xruns_at_check or lost_ns >= LOST_MIC_PER_STEP_NS:
+            self._quiet_since_ns = now_ns
+        self._xruns_at_check = xruns
         underflows = stream.output_underflows - self._underflows_at_step
         if lost_ns < LOST_MIC_PER_STEP_NS and underflows < UNDERFLOWS_PER_STEP:
-            return None
+            return self._step_down_when_quiet(now_ns) if idle else None
         why = f"lost {lost_ns / 1e6:.0f} ms of the microphone" if lost_ns >= LOST_MIC_PER_STEP_NS else (
             f"ran dry {underflows} times")  # fmt: skip
         self._underflows_at_step = stream.output_underflows
@@ -217,6 +228,26 @@ class CardSide:
                       f"{stream.output_latency_s * 1000:.0f} ms of output latency to keep up")  # fmt: skip
             self._card_facts.append(AudioLatencyRaised(round(stream.output_latency_s * 1000, 1), why))
             self._path_moved(new_latency=True)
+        return None
+
+    def _step_down_when_quiet(self, now_ns: int) -> str | None:
+        """One latency step back down after a quiet spell; the problem if the reopen failed. Idle only: the reopen
+        drops a few periods of the mic, which a wake word can spare and a talk-over cannot."""
+        stream, quiet_since = self._stream, self._quiet_since_ns
+        if stream.latency_step == 0 or quiet_since is None or now_ns - quiet_since < QUIET_BEFORE_STEP_DOWN_NS:
+            return None
+        try:
+            stream.lower_latency()
+        except UserError as error:
+            return str(error)
+        quiet_s = (now_ns - quiet_since) / 1e9
+        self._underflows_at_step = stream.output_underflows
+        self._lag_floors.clear()
+        self._quiet_since_ns = now_ns
+        self._say("info", f"audio: the stream kept up for {quiet_s / 60:.0f} minutes: reopened with "
+                  f"{stream.output_latency_s * 1000:.0f} ms of output latency")  # fmt: skip
+        self._card_facts.append(AudioLatencyLowered(round(stream.output_latency_s * 1000, 1), round(quiet_s, 1)))
+        self._path_moved(new_latency=True)
         return None
 
     def _say_what_the_callback_recorded(self, now_ns: int) -> None:
