@@ -267,3 +267,9 @@ def test_a_stream_raised_a_latency_step_still_loops_back_with_its_larger_latency
     rig.captured.clear()
     rig.referenced.clear()
     test_the_reference_ring_is_what_the_capture_side_hears(rig)
+    assert rig.stream.lower_latency()  # a quiet spell later: back down, and still the same loop
+    rig.run_for(0.5)
+    assert rig.stream.output_latency_s == pytest.approx(low_s, abs=0.005)
+    rig.captured.clear()
+    rig.referenced.clear()
+    test_the_reference_ring_is_what_the_capture_side_hears(rig)

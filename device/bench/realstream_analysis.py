@@ -243,6 +243,7 @@ def analyse_session(
         "device_lost": sum(1 for s in steps if isinstance(s.event, ev.AudioDeviceLost)),
         "xruns_logged": sum(s.event.underflows + s.event.overflows for s in steps if isinstance(s.event, ev.AudioXrun)),
         "latency_raises": sum(1 for s in steps if isinstance(s.event, ev.AudioLatencyRaised)),
+        "latency_lowerings": sum(1 for s in steps if isinstance(s.event, ev.AudioLatencyLowered)),
     }
 
 

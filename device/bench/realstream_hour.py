@@ -134,8 +134,8 @@ def hour_markdown(result: dict[str, Any], command: str) -> str:
             f" {a['stop_phrases_answered']} | |",
             f"| wake-word questions answered | {a['questions_answered']} of {a['questions']} | |",
             f"| stories ended by a mute after a miss | {a['rescued_by_mute']} | |",
-            f"| xruns in the event log / latency steps up / ALSA underruns on stderr | {a['xruns_logged']} /"
-            f" {a['latency_raises']} / {a['underruns_reported']} | |",
+            f"| xruns in the event log / latency steps up / down / ALSA underruns on stderr | {a['xruns_logged']} /"
+            f" {a['latency_raises']} / {a['latency_lowerings']} / {a['underruns_reported']} | |",
             f"| mic audio Spine's capture dropped | {a['mic_lost_s']} s | |",
             "",
             *_missed_lines(result["missed_over_the_run"]),

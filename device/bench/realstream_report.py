@@ -76,6 +76,7 @@ def aggregate(sessions: list[dict[str, Any]], load: bool) -> dict[str, Any]:
         "underruns_reported": sum(s["underruns_reported"] for s in mine),
         "xruns_logged": sum(s.get("xruns_logged", 0) for s in mine),
         "latency_raises": sum(s.get("latency_raises", 0) for s in mine),
+        "latency_lowerings": sum(s.get("latency_lowerings", 0) for s in mine),
         "rescued_by_mute": sum(s["rescues"] for s in mine),
         "machine_load_average_median": percentile([x for s in mine for x in s.get("load_averages", [])], 0.5),
         "mic_lost_s": round(sum(s.get("mic_lost_s") or 0.0 for s in mine), 3),
