@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 from device.errors import UserError
@@ -51,7 +52,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     from device.runtime.card import run  # the slow imports (numpy, ONNX Runtime, whisper.cpp, PortAudio)
 
-    code = run(config, log, signals, service=service)
+    try:
+        code = run(config, log, signals, service=service)
+    except UserError:  # a start-up that cannot go on (a missing model, a bad device): one line, exit 2
+        raise
+    except Exception:  # a bug, a model's exception: in the loop, the stop is logged and the card closed by now
+        traceback.print_exc()
+        print(f"spine: error: the daemon stopped on the unexpected error above (event log {log}); as a service, "
+              "systemd starts it again", file=sys.stderr)  # fmt: skip
+        code = 1
     # Leave without finalising the interpreter: the event log is closed and the service's last lines are written,
     # and finalising would only run native clean-up outside the stop's bound (device/runtime/signals.py): the
     # destructors of ONNX Runtime, whisper.cpp and ALSA's PulseAudio plugin, possibly under a worker still inside

@@ -362,4 +362,8 @@ def test_a_failing_round_still_steps_the_stop_and_finishes(tmp_path: Path) -> No
     side.waits = broken  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="a bug in a round"):
         FsmThread(cast(Daemon, daemon), side, side).run("end")
-    assert daemon.stopped == ["stop stepped: end", "audio closed", "finished"]
+    assert daemon.stopped == [
+        "stop stepped: the loop failed: RuntimeError: a bug in a round",
+        "audio closed",
+        "finished",
+    ]

@@ -197,3 +197,33 @@ def test_the_sound_server_vanishing_mid_answer_cuts_it_and_the_assistant_rests_w
     assert steps[lost - 1][1] == "Speaking" and ("AudioDeviceRestored", "Idle") in steps[lost:]
     assert "Speaking" not in [state for _, state in steps[lost:]]
     assert_stopped_whole_in(run.log, "Idle")
+
+
+def test_hearing_that_raises_ends_the_run_with_exit_1_the_failure_as_the_stops_reason_and_the_log_whole(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """A wake word, voice or echo model raising inside a round (SPINE_FAULT=hearing-raises-after-s): the stop is
+    stepped with the failure as its reason, the card closed and the jobs ended, the traceback and a line saying
+    what happened on stderr, and exit 1 for systemd to restart (`Restart=on-failure`)."""
+    with pulse_server() as env:
+        config = tmp_path / "run.toml"
+        config.write_text(f'[models]\ndir = "{models_dir}"\n[audio]\ninput_device = "pulse"\noutput_device = "pulse"\n')
+        log = tmp_path / "events.jsonl"
+        daemon = start_spine_run(config, log, {**env, "SPINE_FAULT": "hearing-raises-after-s=1"})
+        try:
+            code = daemon.wait(timeout=STOP_WITHIN_S)
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+        _out, err = daemon.communicate()
+    assert code == 1, err
+    assert "RuntimeError: fault injected (SPINE_FAULT): a hearing model raised" in err  # the traceback's last line
+    assert "spine: error: the daemon stopped on the unexpected error above" in err and str(log) in err
+    steps = states_and_events(log)
+    assert steps[-1] == ("StopRequested", "Stopping"), steps[-3:]
+    last = json.loads(log.read_text(encoding="utf-8").splitlines()[-2])  # the stop's event line
+    assert (
+        last["event"]["reason"] == "the loop failed: RuntimeError: fault injected (SPINE_FAULT): a hearing model raised"
+    )
+    replayed, mismatches = replay(log)
+    assert mismatches == [] and len(replayed) == len(steps)

@@ -162,6 +162,7 @@ def test_without_notify_socket_nothing_is_sent_and_systemd_python_is_not_needed(
         ("freeze-fsm-after-s=2", Faults(freeze_fsm_after_s=2.0)),
         ("stop-audio-callback-after-s=0.5", Faults(stop_audio_callback_after_s=0.5)),
         (" freeze-fsm-after-s=5 , stop-audio-callback-after-s=2 ", Faults(5.0, 2.0)),
+        ("hearing-raises-after-s=1", Faults(hearing_raises_after_s=1.0)),
     ],
 )
 def test_spine_fault_names_when_each_fault_strikes(value: str, faults: Faults) -> None:
@@ -172,7 +173,7 @@ def test_spine_fault_names_when_each_fault_strikes(value: str, faults: Faults) -
     ("value", "message"),
     [
         ("freeze", "SPINE_FAULT: unknown fault 'freeze' (test-only; known: freeze-fsm-after-s=SECONDS, "
-                   "stop-audio-callback-after-s=SECONDS)"),
+                   "stop-audio-callback-after-s=SECONDS, hearing-raises-after-s=SECONDS)"),
         ("freeze-fsm-after-s=2,freeze-fsm-after-s=3", "SPINE_FAULT: freeze-fsm-after-s is given twice"),
         ("freeze-fsm-after-s=soon", "SPINE_FAULT: freeze-fsm-after-s needs seconds from 0 to 3600 "
                                     "(e.g. freeze-fsm-after-s=2), got 'soon'"),

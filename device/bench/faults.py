@@ -169,11 +169,14 @@ FAULTS: tuple[Fault, ...] = (
     Fault(
         ENGINES,
         "a round of the loop raises (a bug, a hearing model's exception)",
-        "the FSM thread",
-        "the stop is still stepped into the log, the sound card closed, the daemon finished; the process exits 1 "
-        "and systemd restarts it",
-        _t("test_fsm_thread.py::test_a_failing_round_still_steps_the_stop_and_finishes"),
-        "unit",
+        "the FSM thread; `SPINE_FAULT=hearing-raises-after-s` in `spine run`",
+        "the stop is still stepped into the log with the failure as its reason, the sound card closed, the daemon "
+        "finished; the traceback and a line saying so on stderr; the process exits 1 and systemd restarts it",
+        _t(
+            "test_fsm_thread.py::test_a_failing_round_still_steps_the_stop_and_finishes",
+            "test_run_faults.py::test_hearing_that_raises_ends_the_run_with_exit_1_the_failure_as_the_stops_reason_and_the_log_whole",
+        ),
+        "unit, spine run",
     ),
     Fault(
         ENGINES,

@@ -450,20 +450,24 @@ def run(
             daemon.loop.handle(opened, clock.now())  # start degraded: the spine retries with back-off
         # READY also when degraded: a daemon waiting for its USB microphone must not die of the start timeout.
         service_thread.ready(daemon.loop.state)
-        _arm_faults(service, clock, stream, service_thread.say)
+        _arm_faults(service, clock, stream, daemon, service_thread.say)
         print(f"spine: running at {device_rate_hz} Hz on the device (log {log_path}); Ctrl-C to stop", flush=True)
-    fsm.run(lambda: signals.stop_reason or "stop requested")
-    if monitor is not None:
-        monitor.stop()
-    guard.stuck_in = "writing the service's last lines"
-    service_thread.close(SERVICE_CLOSE_S)
-    guard.done()
+    try:
+        fsm.run(lambda: signals.stop_reason or "stop requested")
+    finally:  # also after a failing round (exit 1, device/run_cli.py): the monitor's port and the service's lines
+        if monitor is not None:
+            monitor.stop()
+        guard.stuck_in = "writing the service's last lines"
+        service_thread.close(SERVICE_CLOSE_S)
+        guard.done()
     return 0
 
 
-def _arm_faults(service: ServiceEnvironment, clock: RealTime, stream: DuplexStream, say: Say) -> None:
+def _arm_faults(service: ServiceEnvironment, clock: RealTime, stream: DuplexStream, daemon: Daemon, say: Say) -> None:
     """The test-only faults of SPINE_FAULT count from READY (device/service/faults.py)."""
     faults = service.faults
+    if faults.hearing_raises_after_s is not None:
+        daemon.fail_hearing_at(time.monotonic() + faults.hearing_raises_after_s)
     if faults.freeze_fsm_after_s is not None:
         clock.freeze_at(time.monotonic() + faults.freeze_fsm_after_s, say)
     if faults.stop_audio_callback_after_s is not None:

@@ -7,6 +7,8 @@ hand the daemon mic periods with the samples played in the same period, and take
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -71,6 +73,7 @@ class Daemon:
         epoch so far, in Spine samples (the playback's own `played_samples_of` when it has one)."""
         self.config = config
         self.period = config.period_samples
+        self._hearing_fails_at_s = math.inf  # test-only (`fail_hearing_at`)
         self.inbox = Inbox()
         self.playback = playback(self.inbox.post)
         self.timers = Timers()
@@ -161,6 +164,8 @@ class Daemon:
         """One period of mic audio (and what was played meanwhile) -> the facts hearing found in it.
 
         The echo-cancelled mic is what is heard and what is kept for speech to text."""
+        if time.monotonic() >= self._hearing_fails_at_s:
+            raise RuntimeError("fault injected (SPINE_FAULT): a hearing model raised")
         if self.executor.mic is MicState.MUTED:  # neither heard nor kept (silence keeps the indices aligned)
             self.capture.append(np.zeros_like(mic))
             self.last_cleaned = np.zeros_like(mic)
@@ -184,6 +189,11 @@ class Daemon:
         if self.realtime_mic is not None:  # the utterance the spine hears goes to the realtime call as it is heard
             self.realtime_mic.heard(self.loop.state, cleaned, start, self.capture)
         return facts + self.hearing.hear(cleaned, start, played, raw=mic)
+
+    def fail_hearing_at(self, at_s: float) -> None:
+        """Test-only fault (SPINE_FAULT, device/service/faults.py): from `time.monotonic()` `at_s` on, hearing a
+        period raises, as a model's exception would."""
+        self._hearing_fails_at_s = at_s
 
     def stop(self, now: int, reason: str) -> None:
         self.request_stop(now, reason)

@@ -174,11 +174,18 @@ class FsmThread:
         The stop is stepped first, before anything that can block (closing a sound card, joining workers), so
         the log ends with it whatever happens next; its commands (cutting the start-up sound) reach a card that
         still runs."""
+        failure: Exception | None = None
         try:
             while not self.clock.ended():
                 self.round()
+        except Exception as error:  # a bug, a model's exception: the log says so as the stop's reason
+            failure = error
+            raise
         finally:
-            self.daemon.request_stop(self.clock.now(), reason if isinstance(reason, str) else reason())
+            said = reason if isinstance(reason, str) else reason()
+            if failure is not None:
+                said = f"the loop failed: {type(failure).__name__}: {failure}"
+            self.daemon.request_stop(self.clock.now(), said)
             self.audio.close()
             self.daemon.finish(self.clock.now())
 

@@ -4,6 +4,7 @@ systemd container test of the unit).
 
     SPINE_FAULT=freeze-fsm-after-s=2              the FSM loop blocks for good 2 s after READY
     SPINE_FAULT=stop-audio-callback-after-s=2     the audio callback stops delivering 2 s after READY
+    SPINE_FAULT=hearing-raises-after-s=2          hearing raises on the FSM thread 2 s after READY
     SPINE_FAULT=freeze-fsm-after-s=5,stop-audio-callback-after-s=2    both (comma-separated)
 
 Nothing else reads it and a device never sets it. It is read once, when `spine run` starts; a value it does not
@@ -19,6 +20,9 @@ What each fault models:
   can. (A callback that blocked instead would also block PortAudio's stop of the stream, which models a driver
   bug of its own, not the stall.) The fault lasts for the rest of the run, also through reopened streams: the
   spine sees the stall, goes Degraded and retries with back-off.
+* `hearing-raises`: the wake word, voice or echo model raising inside a round (a bug, a runtime error of ONNX
+  Runtime). Hearing the next period raises a RuntimeError; the run ends as any failing round does: the stop
+  stepped with the failure as its reason, the card closed, exit 1 (and systemd restarts the service).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ VARIABLE = "SPINE_FAULT"
 KINDS = {
     "freeze-fsm-after-s": "the FSM loop blocks for good",
     "stop-audio-callback-after-s": "the audio callback stops delivering",
+    "hearing-raises-after-s": "hearing raises on the FSM thread",
 }
 MAX_AFTER_S = 3600.0
 
@@ -43,10 +48,14 @@ class Faults:
 
     freeze_fsm_after_s: float | None = None
     stop_audio_callback_after_s: float | None = None
+    hearing_raises_after_s: float | None = None
 
     @property
     def any(self) -> bool:
-        return self.freeze_fsm_after_s is not None or self.stop_audio_callback_after_s is not None
+        return any(
+            after_s is not None
+            for after_s in (self.freeze_fsm_after_s, self.stop_audio_callback_after_s, self.hearing_raises_after_s)
+        )
 
 
 NO_FAULTS = Faults()
@@ -66,7 +75,9 @@ def faults_from_environment(environ: Mapping[str, str]) -> Faults:
         if name in found:
             raise UserError(f"{VARIABLE}: {name} is given twice")
         found[name] = _seconds(name, value if equals else "")
-    return Faults(found.get("freeze-fsm-after-s"), found.get("stop-audio-callback-after-s"))
+    return Faults(
+        found.get("freeze-fsm-after-s"), found.get("stop-audio-callback-after-s"), found.get("hearing-raises-after-s")
+    )
 
 
 def _seconds(name: str, value: str) -> float:
