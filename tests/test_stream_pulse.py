@@ -272,4 +272,5 @@ def test_a_stream_raised_a_latency_step_still_loops_back_with_its_larger_latency
     assert rig.stream.output_latency_s == pytest.approx(low_s, abs=0.005)
     rig.captured.clear()
     rig.referenced.clear()
+    rig.reports.clear()  # the first chirp's report: the second is waited for
     test_the_reference_ring_is_what_the_capture_side_hears(rig)
