@@ -133,7 +133,6 @@ class CardSide:
         self._lag_floors: list[int] = []  # capture lag floors of the health checks since the stream (re)opened
         self._underflows_at_step = 0
         self._quiet_since_ns: int | None = None  # the stream's clock at its last xrun, loss or reopen
-        self._xruns_at_check = (0, 0)
 
     def periods(self) -> Iterator[Period]:
         callback, device_period = self._callback, self._device_period
@@ -141,6 +140,7 @@ class CardSide:
         if (underflows, overflows) != (self._underflows_seen, self._overflows_seen):
             self._card_facts.append(AudioXrun(underflows - self._underflows_seen, overflows - self._overflows_seen))
             self._underflows_seen, self._overflows_seen = underflows, overflows
+            self._quiet_since_ns = None  # the quiet spell before a step down begins again at the next check
             self._path_moved()
         while callback.capture.available() >= device_period and callback.reference.available() >= device_period:
             callback.capture.read_into(self._mic)
@@ -208,10 +208,8 @@ class CardSide:
         # The first check's floor holds the start's burst (PortAudio fills the output buffer at once): skip it.
         # Consecutive checks only: a card's clock drifts from ours by up to ~100 ppm, a loss jumps.
         lost_ns = self._lag_floors[-1] - self._lag_floors[-2] if len(self._lag_floors) >= 3 else 0
-        xruns = (stream.output_underflows, stream.input_overflows)
-        if self._quiet_since_ns is None or xruns != self._xruns_at_check or lost_ns >= LOST_MIC_PER_STEP_NS:
+        if self._quiet_since_ns is None or lost_ns >= LOST_MIC_PER_STEP_NS:  # None: `periods` saw an xrun
             self._quiet_since_ns = now_ns
-        self._xruns_at_check = xruns
         underflows = stream.output_underflows - self._underflows_at_step
         if lost_ns < LOST_MIC_PER_STEP_NS and underflows < UNDERFLOWS_PER_STEP:
             return self._step_down_when_quiet(now_ns) if idle else None
