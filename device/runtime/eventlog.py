@@ -34,7 +34,7 @@ from device.core.events import Event
 from device.core.states import CoreConfig
 from device.errors import UserError
 from device.runtime.logchain import chain_start, link, split_chain, with_chain
-from device.runtime.logparts import part_path, prune, remove_later_parts
+from device.runtime.logparts import part_path, parts_of, prune, remove_later_parts
 
 LOG_VERSION = 2
 """2: every outcome record carries the chain; 1: written before chained checks (read, not checked)."""
@@ -228,8 +228,8 @@ def read_log(path: Path) -> LoadedLog:
     config = _core_config_of(path, header.get("core_config"))
     reader = _StepReader(path, chained=version >= 2, header_line=first[1])
     steps = list(reader.steps(lines))
-    number = 2
-    while (part := part_path(path, number)).is_file():  # a long run's next parts (device/runtime/logparts.py)
+    parts = parts_of(path)
+    for number, part in enumerate(parts[1:], 2):  # a long run's next parts (device/runtime/logparts.py)
         part_lines = _lines(part)
         part_first = next(part_lines, None)
         part_header = _parse(part, 1, part_first[1]) if part_first is not None else {}
@@ -242,10 +242,10 @@ def read_log(path: Path) -> LoadedLog:
             )
         reader.path = part
         steps += reader.steps(part_lines)
-        number += 1
-    if part_path(path, number + 1).is_file():
-        raise UserError(f"part {number} of this run's log is missing ({part_path(path, number).name}) but later parts "
-                        "exist: the run cannot be replayed whole", where=str(path))  # fmt: skip
+    missing = len(parts) + 1
+    if part_path(path, missing + 1).is_file():
+        raise UserError(f"part {missing} of this run's log is missing ({part_path(path, missing).name}) but later "
+                        "parts exist: the run cannot be replayed whole", where=str(path))  # fmt: skip
     return LoadedLog(config, tuple(steps), chained=version >= 2, broken_links=tuple(reader.broken_links))
 
 
