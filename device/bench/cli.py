@@ -1,4 +1,4 @@
-"""`spine bench audio|echo|latency|realstream|monitor|reliability`: the command line of every bench (the benches
+"""`spine bench [edge|audio|echo|latency|realstream|monitor|reliability]`: the command line of every bench (the benches
 are imported when their command runs, not with `spine`)."""
 
 from __future__ import annotations
@@ -12,12 +12,35 @@ from typing import Any
 from device.errors import UserError
 
 ECHO_SCENES = Path("scenes/echo")
+EDGE_REPORT = Path("docs/bench/edge.md")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `bench` and its commands to the top-level `spine` parser."""
-    bench = subparsers.add_parser("bench", help="measure the real-time audio path (see `spine bench audio --help`)")
-    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
+    bench = subparsers.add_parser(
+        "bench", help="measure Spine: with no WHAT, the edge suite against the peers (about 15 min)",
+        description="With no WHAT: the edge suite (`spine bench edge`): idle cost next to openWakeWord, barge-in "
+        "next to pipecat, turn latency, components, scaling and a Raspberry Pi estimate, in docs/bench/. Each WHAT "
+        "is one deeper bench.",
+    )  # fmt: skip
+    bench.set_defaults(func=_cmd_bench_edge, short=False, report=EDGE_REPORT, out=Path("out/bench"), config=None)
+    bench_sub = bench.add_subparsers(dest="bench", required=False, metavar="WHAT")
+    edge = bench_sub.add_parser(
+        "edge", help="the edge suite (what `spine bench` runs): cost and interruption next to the peers",
+        description="Runs, each alone on the machine: idle listening (spine run on a silent PulseAudio mic, next to "
+        "openWakeWord's own loop and openWakeWord + Silero over the same models); interruption (22 scenes of the "
+        "echo suite through Spine, and their recorded mic through pipecat's Silero VAD and default interruption, "
+        "installed once into its own venv: out/peer-venv or $SPINE_PEER_VENV); turn latency (scenes/latency.toml "
+        "once per backend); components (whisper.cpp, Piper, AEC3, Silero, openWakeWord, hearing per period); "
+        "scaling (1, 2, 4 wake word heads); and a Raspberry Pi estimate. Writes --report (Markdown), the same "
+        "name .json, idle.png and interruption.png beside it. About 15 minutes on 2 free cores; --short (CI) "
+        "about 3. Needs pulseaudio, espeak-ng and network access to PyPI the first time (pipecat).",
+    )  # fmt: skip
+    edge.add_argument("--config", type=Path, help="configuration TOML without [audio] (the bench sets it)")
+    edge.add_argument("--short", action="store_true", help="the CI setting: seconds of audio, two scenes")
+    edge.add_argument("--report", type=Path, default=EDGE_REPORT, help=f"Markdown report (default {EDGE_REPORT})")
+    edge.add_argument("--out", type=Path, default=Path("out/bench"), help="where the runs' files go")
+    edge.set_defaults(func=_cmd_bench_edge)
     audio = bench_sub.add_parser(
         "audio", help="callback timing, jitter, xruns and cut-to-silence on the configured devices, under load",
         description="Stream full duplex on the configured devices while real ASR and TTS load both cores; cut "
@@ -148,6 +171,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     reliability.add_argument("--report", type=Path, default=Path("docs/reliability.md"), help="Markdown report")
     reliability.add_argument("--out", type=Path, default=Path("out/reliability"), help="failing conversations' logs")
     reliability.set_defaults(func=_cmd_bench_reliability)
+
+
+def _cmd_bench_edge(args: argparse.Namespace) -> int:
+    from device.bench.edge import FULL, SHORT, run_edge, write
+    from device.config import load_config
+
+    config = load_config(args.config)
+    config_toml = args.config.read_text(encoding="utf-8") if args.config else ""
+    if "[audio]" in config_toml:
+        raise UserError(f"{args.config} sets [audio]: the edge bench chooses the PulseAudio room itself")
+    document = run_edge(config, config_toml, SHORT if args.short else FULL, args.out, say=_say)
+    write(document, args.report)
+    print(f"report: {args.report} (+ .json, idle.png, interruption.png); runs in {args.out}/")
+    return 0
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
 
 
 def _cmd_bench_audio(args: argparse.Namespace) -> int:

@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from device.bench.realstream_room import room_server, stop_daemon
+from device.bench.realstream_room import room_server, start_spine_run, stop_daemon
 from device.errors import UserError
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,7 +50,10 @@ def bench_monitor(seconds: float, config: Path | None, progress: bool = True) ->
             '\n[audio]\ninput_device = "pulse"\noutput_device = "pulse"\ncard_rate_hz = 48000\n',
             encoding="utf-8",
         )
-        daemon, base = _start(run_toml, out, env)
+        daemon, base = start_spine_run(run_toml, out, env)
+        if base is None:
+            stop_daemon(daemon)
+            raise UserError(f"spine run started without its monitor: {(out / 'stderr.txt').read_text()[-500:]}")
         try:
             phases: dict[str, Any] = {}
             _say(progress, f"monitor at {base}; {seconds:g} s with no browser ...")
@@ -85,26 +84,6 @@ def bench_monitor(seconds: float, config: Path | None, progress: bool = True) ->
         finally:
             stop_daemon(daemon)
     return {"seconds_per_phase": seconds, "cores": os.cpu_count(), "phases": phases}
-
-
-def _start(run_toml: Path, out: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "device", "run", "--config", str(run_toml), "--log", str(out / "events.jsonl")],
-        env={**os.environ, **env, "OMP_WAIT_POLICY": "PASSIVE"}, stdout=subprocess.PIPE,
-        stderr=(out / "stderr.txt").open("w"), text=True, start_new_session=True,
-    )  # fmt: skip
-    assert daemon.stdout is not None
-    base = None
-    for line in daemon.stdout:
-        found = re.search(r"monitor on (http://127\.0\.0\.1:\d+)/", line)
-        base = found.group(1) if found else base
-        if "running" in line:
-            break
-    if base is None or daemon.poll() is not None:
-        daemon.kill()
-        raise UserError(f"spine run did not start with its monitor: {(out / 'stderr.txt').read_text()[-500:]}")
-    threading.Thread(target=daemon.stdout.read, daemon=True).start()  # keep its pipe from filling
-    return daemon, base
 
 
 def _phase(base: str, seconds: float) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -135,6 +136,27 @@ def spine_run(config: Path, log: Path, stderr_path: Path, env: dict[str, str]) -
         finally:
             if daemon.poll() is None:
                 stop_daemon(daemon)
+
+
+def start_spine_run(run_toml: Path, out: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str | None]:
+    """`spine run --config run_toml` in the room `env` names, its event log and stderr in `out`, returned once it
+    says it runs, with its monitor's address if it serves one."""
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "device", "run", "--config", str(run_toml), "--log", str(out / "events.jsonl")],
+        env={**os.environ, **env, "OMP_WAIT_POLICY": "PASSIVE"}, stdout=subprocess.PIPE,
+        stderr=(out / "stderr.txt").open("w"), text=True, start_new_session=True,
+    )  # fmt: skip
+    assert daemon.stdout is not None
+    base = None
+    for line in daemon.stdout:
+        found = re.search(r"monitor on (http://127\.0\.0\.1:\d+)/", line)
+        base = found.group(1) if found else base
+        if "running" in line:
+            break
+    if daemon.poll() is not None:
+        raise UserError(f"spine run did not start: {(out / 'stderr.txt').read_text()[-500:]}")
+    threading.Thread(target=daemon.stdout.read, daemon=True).start()  # keep its pipe from filling
+    return daemon, base
 
 
 def stop_daemon(daemon: subprocess.Popen[str], grace_s: float = 20.0) -> None:

@@ -30,7 +30,7 @@ class Engines:
     """A second voice model on the raw mic, for while the echo canceller is not trusted (its own state)."""
     wake: WakeWordDetector
     own_wake: WakeWordDetector
-    """The same wake word model, listening to what the speaker plays (self-trigger suppression)."""
+    """A twin of `wake` (its sessions shared), listening to what the speaker plays (self-trigger suppression)."""
     offset_wake: WakeWordDetector
     """A twin of `wake` (its sessions shared) for the second frame grid (device/runtime/wake_grids.py)."""
     other_wake: WakeWordDetector
@@ -64,7 +64,6 @@ def load_engines(config: Config, deterministic: bool = False, between: Callable[
     between()
     wake_providers = session_providers(choices["wake"])
     wake = WakeWordDetector(paths.melspec, paths.embedding, paths.wake_head, wake_providers)
-    own_wake = WakeWordDetector(paths.melspec, paths.embedding, paths.wake_head, wake_providers)
     between()
     asr = WhisperAsr(paths.asr, threads=config.asr.threads_to_use)
     between()
@@ -76,7 +75,7 @@ def load_engines(config: Config, deterministic: bool = False, between: Callable[
         vad=vad,
         raw_vad=raw_vad,
         wake=wake,
-        own_wake=own_wake,
+        own_wake=wake.twin(),  # hearing scores it on the FSM thread too: no second copy of the models
         offset_wake=wake.twin(),
         other_wake=wake.twin(),
         asr=asr,
