@@ -13,7 +13,8 @@ What a scene is comes from the scene itself, not its file name:
 * onset: the talk-over's `delay_s`, seconds into the answer;
 * talk-over kind: `stop` (a stop phrase, by the machine's own definition), `wake` (starts with the wake
   phrase), `speech` (neither: a barge-in by voice alone);
-* hard: the room's drift, delay jumps, speaker clipping and the scene's stalls.
+* hard: the room's drift, delay jumps (one period), moves (a jump beyond `MOVE_MS`: a sound server's buffer grown
+  under load), speaker clipping and the scene's stalls.
 
 The measures per talk-over (honoured, missed, answered, onset -> silence, ...) are device/sim/bargein.py's;
 their aggregates and the targets: device/bench/echo_measures.py; the report: device/bench/echo_report.py.
@@ -40,6 +41,11 @@ SCENES_PER_WORKER = 4
 """Scenes a worker process runs before it is replaced (see `run_suite`)."""
 
 
+MOVE_MS = 20.0
+"""A delay jump larger than this is a move of the echo path (a sound server's buffer grown under load), not one
+dropped or repeated period."""
+
+
 @dataclass(frozen=True)
 class SceneInfo:
     kind: str  # "talk-over" or "echo-only"
@@ -60,7 +66,8 @@ def describe(scene: Scene, wake_phrase: str, stop_phrases: tuple[str, ...]) -> S
         name
         for name, present in (
             ("drift", getattr(room, "drift_ppm", 0.0) != 0.0),
-            ("jump", bool(getattr(room, "delay_jumps", ()))),
+            ("jump", any(abs(jump.ms) <= MOVE_MS for jump in getattr(room, "delay_jumps", ()))),
+            ("move", any(abs(jump.ms) > MOVE_MS for jump in getattr(room, "delay_jumps", ()))),
             ("clip", getattr(room, "speaker_clip_dbfs", None) is not None),
             ("stall", bool(getattr(scene, "stall", ()))),
         )
