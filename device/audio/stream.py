@@ -51,6 +51,7 @@ import numpy.typing as npt
 from device.audio.duplex import DuplexCallback
 from device.audio.portaudio import INPUT_OVERFLOW, OUTPUT_UNDERFLOW, DuplexPortAudio
 from device.errors import UserError
+from device.thread_name import name_this_thread
 
 STATS_PERIODS = 1 << 14  # the last ~2.7 minutes of callback timings at 10 ms periods
 SPIN_WINDOW_NS = 1_000_000_000
@@ -249,9 +250,10 @@ class DuplexStream:
             self.stalled_at_ns = self.stalled_at_ns or started
             out[:] = 0
             return
-        if self._ask_realtime:  # once per stream, on its thread: a syscall, no I/O
+        if self._ask_realtime:  # once per stream, on its thread: syscalls, no I/O
             self._ask_realtime = False
             self.realtime = ask_for_realtime(self._realtime_priority)
+            name_this_thread("spine-audio")
         if not self._first_call_ns:
             self._first_call_ns = started
         lag_ns = started - self._first_call_ns - int(self._frames * self._ns_per_frame)

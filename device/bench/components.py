@@ -175,7 +175,7 @@ def hearing(config: Config, seconds: float) -> dict[str, Any]:
 def wake_scaling(config: Config, seconds: float) -> dict[str, Any]:
     """openWakeWord with 1, 2 and 4 heads (the configured head, loaded that many times) over `seconds` of a quiet
     room: CPU seconds per hour of audio, and the memory each head adds."""
-    from openwakeword.model import Model
+    from device.engines.openwakeword_import import Model
 
     paths = verified_model_paths(config)
     audio = _int16(RoomNoise(-60.0, 2).next(round(seconds * SPINE_RATE_HZ)))

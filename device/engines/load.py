@@ -27,7 +27,8 @@ from device.engines.wakeword import WakeWordDetector
 class Engines:
     vad: SileroVad
     raw_vad: SileroVad
-    """A second voice model on the raw mic, for while the echo canceller is not trusted (its own state)."""
+    """A twin of `vad` on the raw mic (its own state, the session shared), for while the echo canceller is not
+    trusted."""
     wake: WakeWordDetector
     own_wake: WakeWordDetector
     """A twin of `wake` (its sessions shared), listening to what the speaker plays (self-trigger suppression)."""
@@ -60,7 +61,8 @@ def load_engines(config: Config, deterministic: bool = False, between: Callable[
         _warn(choice.missing_warning(section))
     between()
     vad_providers = session_providers(choices["vad"])
-    vad, raw_vad = SileroVad(paths.vad, vad_providers), SileroVad(paths.vad, vad_providers)
+    vad = SileroVad(paths.vad, vad_providers)
+    raw_vad = vad.twin()  # both run on the FSM thread: one session
     between()
     wake_providers = session_providers(choices["wake"])
     wake = WakeWordDetector(paths.melspec, paths.embedding, paths.wake_head, wake_providers)

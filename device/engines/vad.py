@@ -7,6 +7,7 @@ so the model's training, used). Measured: ~0.1 ms per chunk on one x86 core.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,6 +81,15 @@ class SileroVad:
             self.reset()
             return 0.0
         return value
+
+    def twin(self) -> SileroVad:
+        """A voice model that shares this one's ONNX session (the model is in memory once: the recurrent state
+        and the context are this object's, the session holds none) and starts its own stream. For the same thread
+        only: hearing runs both on the FSM thread."""
+        twin = copy.copy(self)
+        twin.non_finite_outputs = 0
+        twin.reset()
+        return twin
 
     def reset(self) -> None:
         """Start a new stream: zero state and zero context, as at construction."""

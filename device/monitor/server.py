@@ -32,6 +32,7 @@ from device.monitor.token import Access, Tokens
 from device.monitor.tracks import AudioFanout
 from device.runtime.logparts import parts_of, steps_of_later_part
 from device.settings.monitor import MonitorConfig
+from device.thread_name import name_this_thread
 
 COOKIE = "spine_monitor_token"
 ACCESS = web.RequestKey("access", Access)
@@ -102,6 +103,7 @@ class Monitor:
         return list(self.sessions.connect_times_s)
 
     def _serve(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        name_this_thread(threading.current_thread().name)
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:

@@ -364,6 +364,8 @@ class ReferenceEchoModel:
         # The played samples themselves, as far back as the longest delay reaches (for the exact prediction).
         self._played: Floats = np.zeros(int((LONGEST_DELAY_MS + 100.0) * RATE_HZ / 1000) + CHUNK_SAMPLES)
         self._played_count = 0
+        self._silent_samples = 0  # zeros pushed in a row: once both windows are all zeros, pushing more changes nothing
+        self._no_energy: Floats = np.zeros(self._bands)
         self._exact_allowed = True
         self._recent_mic: deque[Floats] = deque(maxlen=NOISE_WINDOW_CHUNKS)
         self._delay_ms: float | None = None
@@ -421,12 +423,18 @@ class ReferenceEchoModel:
     def push_played(self, played: Audio) -> None:
         """One period of what the speaker played (zeros when silent)."""
         size = len(played)
-        self._reference[:-size] = self._reference[size:]
-        self._reference[-size:] = played
-        at = (self._played_count + np.arange(size)) % len(self._played)
-        self._played[at] = played
+        silent = not played.any()
+        self._silent_samples = self._silent_samples + size if silent else 0
         self._played_count += size
-        self._history[self._written % len(self._history)] = self._band_energies(self._reference)
+        if not silent or self._silent_samples <= len(self._reference) + len(self._played):
+            self._reference[:-size] = self._reference[size:]
+            self._reference[-size:] = played
+            at = (self._played_count - size + np.arange(size)) % len(self._played)
+            self._played[at] = played
+            energies = self._band_energies(self._reference)
+        else:  # both windows hold only silence already: nothing to shift in, no energy (idle listening)
+            energies = self._no_energy
+        self._history[self._written % len(self._history)] = energies
         self._written += 1
 
     def judge(self, raw_chunk: Audio, path_trusted: bool = True, played_since: int = 0) -> Verdict:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from device.core.events import EngineFailed, Event, JobCancelled, JobKind
 from device.runtime.jobs import CANCEL_DEADLINE_S, KINDS, STOP_JOIN_S, Job, Leak
+from device.thread_name import name_this_thread
 
 
 class _Task:
@@ -137,6 +138,7 @@ class _Worker:
         return thread
 
     def _loop(self) -> None:
+        name_this_thread(threading.current_thread().name)
         me = threading.current_thread()
         while True:
             with self._changed:

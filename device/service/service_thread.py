@@ -23,6 +23,7 @@ from device.core.states import Degraded, State
 from device.service.journal import Level, ServiceLog
 from device.service.notify import Notifier, notify_message, ready_message, state_turn, status_text
 from device.service.watchdog import Beat, Watchdog
+from device.thread_name import name_this_thread
 
 Beats = Callable[[float, str], Beat]
 """(at_s, the state's name) -> the counters now: read from the FSM thread's and the callback's attributes."""
@@ -102,6 +103,7 @@ class ServiceThread:
 
     # ------------------------------------------------------------------------------ on the service thread
     def _run(self) -> None:
+        name_this_thread(threading.current_thread().name)
         while True:
             timeout_s = None if self._watchdog is None else max(0.0, self._next_check_s - self._clock())
             try:
