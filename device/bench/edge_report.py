@@ -95,6 +95,8 @@ def markdown(document: dict[str, Any]) -> str:
         f"**{idle['rss_ratio_to_openwakeword_silero']}x** | | |",
         f"| Spine / openWakeWord | {idle['cpu_ratio_to_openwakeword']}x | | | |",
         "",
+        *_where_idle_goes(document),
+        "",
         "![idle cost](idle.png)",
         "",
         "## Interruption",
@@ -200,6 +202,25 @@ def markdown(document: dict[str, Any]) -> str:
         lines.append(f"| {name} | {est['idle_cpu_percent_of_core']} | {est['asr_ms_per_request']} | "
                      f"{est['tts_first_chunk_ms']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _where_idle_goes(document: dict[str, Any]) -> list[str]:
+    """Spine's idle CPU by thread, and the FSM thread's hearing by model (from the components' own timings)."""
+    threads = document["idle"]["spine"]["threads_percent_of_core"]
+    named = {name: share for name, share in threads.items() if name.startswith("spine-") or name == "threaded-ml"}
+    main = round(sum(threads.values()) - sum(named.values()), 2)
+    hearing = document["components"]["hearing"]
+    wake = round(100.0 * hearing["wake_per_80ms"]["mean_ms"] / 80.0, 2)
+    vad = round(100.0 * hearing["vad_per_32ms"]["mean_ms"] / 32.0, 2)
+    whole = hearing["hearing_per_10ms_idle"]["percent_of_core"]
+    parts = ", ".join(f"{name} {share}" for name, share in named.items())
+    return [
+        f"Where Spine's idle time goes, % of one core: the FSM thread (the main thread) {main}; {parts} "
+        "(`spine-audio` is PortAudio's callback, every 10 ms; `threaded-ml` is PulseAudio's client). Of the FSM "
+        f"thread's, hearing alone takes {whole} (measured apart, below): the wake word {wake}, the voice model "
+        f"{vad}, the rest the echo judgement and Python per period (the canceller rests while no echo can sound); "
+        "the remainder is the loop's rounds, the card side (ring reads, resampling from 48 kHz) and stepping.",
+    ]
 
 
 def plots(document: dict[str, Any], folder: Path) -> None:
