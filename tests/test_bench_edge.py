@@ -51,6 +51,7 @@ def test_the_short_edge_bench_measures_every_part_and_writes_its_report(tmp_path
     assert 0 < parts["asr"]["threads_1"]["real_time_factor"] < 1.0  # faster than real time, even under load
     assert parts["hearing"]["hearing_per_10ms_speaking"]["mean_ms"] > parts["hearing"]["aec_per_10ms"]["mean_ms"]
     assert set(parts["wake_scaling"]) == {"heads_1", "heads_2", "heads_4"}
+    assert parts["callback"]["callbacks"] > 100 and 0 < parts["callback"]["callback_p99_us"] < 10_000
     assert document["pi_estimate"]["pi4"]["idle_cpu_percent_of_core"] > idle["spine"]["cpu_percent_of_core"]
     text = report.read_text(encoding="utf-8")
     assert "## Targets (issue 17)" in text and "pipecat 1.14.0" in text and "seconds of audio, two scenes" in text

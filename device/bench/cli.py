@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "openWakeWord's own loop and openWakeWord + Silero over the same models); interruption (22 scenes of the "
         "echo suite through Spine, and their recorded mic through pipecat's Silero VAD and default interruption, "
         "installed once into its own venv: out/peer-venv or $SPINE_PEER_VENV); turn latency (scenes/latency.toml "
-        "once per backend); components (whisper.cpp, Piper, AEC3, Silero, openWakeWord, hearing per period); "
+        "once per backend); components (whisper.cpp, Piper, AEC3, Silero, openWakeWord, hearing per period, the "
+        "sound card callback under load); "
         "scaling (1, 2, 4 wake word heads); and a Raspberry Pi estimate. Writes --report (Markdown), the same "
         "name .json, idle.png and interruption.png beside it. About 15 minutes on 2 free cores; --short (CI) "
         "about 3. Needs pulseaudio, espeak-ng and network access to PyPI the first time (pipecat).",

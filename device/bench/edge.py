@@ -17,10 +17,12 @@ figures mean nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ from typing import Any
 from device.bench import components
 from device.bench.tables import write_report
 from device.config import Config
+from device.errors import UserError
 
 Say = Any
 
@@ -51,10 +54,27 @@ class Setting:
     repeats: int
     scenes: tuple[str, ...]
     latency_questions: int | None  # None: the whole latency scene
+    callback_s: float
 
 
-FULL = Setting(idle_s=60.0, hearing_s=30.0, wake_s=60.0, repeats=5, scenes=INTERRUPTION_SCENES, latency_questions=None)
-SHORT = Setting(idle_s=5.0, hearing_s=3.0, wake_s=5.0, repeats=1, scenes=SHORT_INTERRUPTION_SCENES, latency_questions=2)
+FULL = Setting(
+    idle_s=60.0,
+    hearing_s=30.0,
+    wake_s=60.0,
+    repeats=5,
+    scenes=INTERRUPTION_SCENES,
+    latency_questions=None,
+    callback_s=20.0,
+)
+SHORT = Setting(
+    idle_s=5.0,
+    hearing_s=3.0,
+    wake_s=5.0,
+    repeats=1,
+    scenes=SHORT_INTERRUPTION_SCENES,
+    latency_questions=2,
+    callback_s=3.0,
+)
 
 
 def machine() -> dict[str, Any]:
@@ -86,6 +106,7 @@ def run_edge(config: Config, config_toml: str, setting: Setting, out: Path, say:
         "tts": components.tts(config, setting.repeats),
         "hearing": components.hearing(config, setting.hearing_s),
         "wake_scaling": components.wake_scaling(config, setting.wake_s),
+        "callback": _callback(config_toml, setting.callback_s, out / "callback", say),
     }
     document["turn_latency"] = _turn_latency(config, setting, out / "latency", say)
     # Every Spine process so far (the idle daemon, each latency run answering with all its models) has ended and
@@ -110,6 +131,27 @@ def _interruption(config: Config, setting: Setting, out: Path, say: Say) -> dict
     compared = compare_echo_suite(out, python, say)
     compared.pop("scenes")
     return {"scenes": [path.stem for path in scenes], "floor_ms": _floor_ms(config)} | compared
+
+
+def _callback(config_toml: str, seconds: float, out: Path, say: Say) -> dict[str, Any]:
+    """`spine bench audio` for `seconds` on the private PulseAudio room, whisper.cpp and Piper loading both cores
+    alongside: the sound card callback's duration and jitter, xruns and cut to silence (device/bench/audio.py)."""
+    from device.bench.realstream_room import room_server
+
+    out.mkdir(parents=True, exist_ok=True)
+    run_toml, result = out / "audio.toml", out / "audio.json"
+    run_toml.write_text(config_toml + '\n[audio]\ninput_device = "pulse"\noutput_device = "pulse"\n', encoding="utf-8")
+    say(f"components: the sound card callback, {seconds:g} s under load ...")
+    with room_server() as env:
+        done = subprocess.run(
+            [sys.executable, "-m", "device", "bench", "audio", "--config", str(run_toml), "--seconds", str(seconds),
+             "--switch-intervals-ms", "5", "--json", str(result)],
+            env={**os.environ, **env}, capture_output=True, text=True, timeout=seconds + 300, check=False,
+        )  # fmt: skip
+    if not result.exists():
+        raise UserError(f"spine bench audio failed: {done.stderr[-800:]}")
+    measured: dict[str, Any] = json.loads(result.read_text(encoding="utf-8"))[0]
+    return measured
 
 
 def _floor_ms(config: Config) -> dict[str, float]:

@@ -166,6 +166,7 @@ def markdown(document: dict[str, Any]) -> str:
         "| | |",
         f"| wake word (openWakeWord), per 80 ms | {hearing['wake_per_80ms']['mean_ms']} / "
         f"{hearing['wake_per_80ms']['p99_ms']} | | |",
+        *_callback_rows(parts.get("callback")),
         f"| hearing per 10 ms period, idle | {hearing['hearing_per_10ms_idle']['mean_ms']} / "
         f"{hearing['hearing_per_10ms_idle']['p99_ms']} | {hearing['hearing_per_10ms_idle']['percent_of_core']} % "
         "of a core | |",
@@ -202,6 +203,16 @@ def markdown(document: dict[str, Any]) -> str:
         lines.append(f"| {name} | {est['idle_cpu_percent_of_core']} | {est['asr_ms_per_request']} | "
                      f"{est['tts_first_chunk_ms']} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _callback_rows(callback: dict[str, Any] | None) -> list[str]:
+    if callback is None:
+        return []
+    return [
+        f"| sound card callback (PortAudio, {callback['callbacks']} calls, ASR and TTS loading both cores) | "
+        f"{round(callback['callback_p50_us'] / 1000, 3)} (p50) / {round(callback['callback_p99_us'] / 1000, 3)} | "
+        f"xruns {callback['xruns']}, jitter p99 {callback['jitter_p99_ms']} ms | |"
+    ]
 
 
 def _where_idle_goes(document: dict[str, Any]) -> list[str]:
