@@ -10,7 +10,8 @@ import numpy.typing as npt
 
 from device.engines.aec import FRAME_SAMPLES, EchoCanceller
 from device.rates import SPINE_RATE_HZ
-from device.sim.room import EchoPath, RoomNoise
+from device.sim import room
+from device.sim.room import to_int16 as to_int16  # shared with the bench (device/sim/room.py)
 from device.sim.scene import RoomSpec
 from device.sim.speech import synthesize
 
@@ -40,19 +41,9 @@ def assistant_speech() -> Audio:
     return speech[: speech.size // FRAME_SAMPLES * FRAME_SAMPLES]
 
 
-def to_int16(signal: Signal) -> Audio:
-    return np.clip(np.round(signal), -32768, 32767).astype(np.int16)
-
-
-def room_echo(speaker: Audio, room: RoomSpec) -> Signal:
+def room_echo(speaker: Audio, room_spec: RoomSpec) -> Signal:
     """What the microphone hears of `speaker`, plus the room's noise, streamed in frames as the card does."""
-    path = EchoPath(room, SPINE_RATE_HZ)
-    noise = RoomNoise(room.noise_dbfs, room.seed)
-    frames = [
-        path.process(speaker[start : start + FRAME_SAMPLES]) + noise.next(FRAME_SAMPLES)
-        for start in range(0, speaker.size, FRAME_SAMPLES)
-    ]
-    return np.concatenate(frames)
+    return room.room_echo(speaker, room_spec, SPINE_RATE_HZ, FRAME_SAMPLES)
 
 
 def cancel(

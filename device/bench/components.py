@@ -12,11 +12,11 @@ Times are wall-clock on one thread of an otherwise quiet machine (`spine bench` 
 
 from __future__ import annotations
 
+import os
 import resource
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from device.bench.idle import memory_kb
 from device.bench.tables import percentile
 from device.config import Config
 from device.engines.model_files import verified_model_paths
 from device.rates import SPINE_RATE_HZ
-from device.sim.room import EchoPath, RoomNoise
+from device.sim.room import RoomNoise, room_echo, to_int16
 from device.sim.scene import RoomSpec
 from device.sim.speech import synthesize
 
@@ -60,7 +61,7 @@ def _summary(times_ms: list[float], audio_s: float | None = None) -> dict[str, A
 
 
 def _rss_mb() -> float:
-    return round(int(next(line for line in open("/proc/self/status") if line.startswith("VmRSS")).split()[1]) / 1024, 1)
+    return round(memory_kb(os.getpid())["VmRSS"] / 1024, 1)
 
 
 def asr(config: Config, repeats: int) -> dict[str, Any]:
@@ -106,21 +107,12 @@ def tts(config: Config, repeats: int) -> dict[str, Any]:
     }
 
 
-def _room(speech: Audio, echo_gain_db: float = -6.0) -> tuple[Audio, Audio]:
-    """The assistant's speech and what the mic hears of it in an ordinary room (60 ms, RT60 0.3 s)."""
-    room = RoomSpec(echo_delay_ms=60.0, echo_gain_db=echo_gain_db, rt60_s=0.3, noise_dbfs=-60.0)
-    path, noise = EchoPath(room, SPINE_RATE_HZ), RoomNoise(room.noise_dbfs, room.seed)
-    mic = np.concatenate(
-        [
-            path.process(speech[start : start + PERIOD_SAMPLES]) + noise.next(PERIOD_SAMPLES)
-            for start in range(0, len(speech) - PERIOD_SAMPLES + 1, PERIOD_SAMPLES)
-        ]
-    )
-    return speech[: len(mic)], _int16(mic)
-
-
-def _int16(signal: npt.NDArray[np.floating[Any]]) -> Audio:
-    return np.clip(np.round(signal), -32768, 32767).astype(np.int16)
+def _room(speech: Audio) -> tuple[Audio, Audio]:
+    """The assistant's speech (whole periods of it) and what the mic hears of it in an ordinary room (60 ms, RT60
+    0.3 s)."""
+    played = speech[: len(speech) // PERIOD_SAMPLES * PERIOD_SAMPLES]
+    room = RoomSpec(echo_delay_ms=60.0, echo_gain_db=-6.0, rt60_s=0.3, noise_dbfs=-60.0)
+    return played, to_int16(room_echo(played, room, SPINE_RATE_HZ, PERIOD_SAMPLES))
 
 
 def hearing(config: Config, seconds: float) -> dict[str, Any]:
@@ -128,20 +120,18 @@ def hearing(config: Config, seconds: float) -> dict[str, Any]:
     (built as the daemon builds it, with the real models and the canceller)."""
     from device.engines.aec import EchoCanceller
     from device.engines.load import load_engines
-    from device.runtime.hearing import Hearing, hearing_config
+    from device.runtime.hearing import hearing_of
 
-    engines = load_engines(replace(config, asr=config.asr), between=lambda: None)
+    engines = load_engines(config)
     speech = synthesize(ANSWER)
     played, mic = _room(np.tile(speech, max(1, round(seconds * SPINE_RATE_HZ / len(speech)))))
     periods = len(played) // PERIOD_SAMPLES
     silence = np.zeros(PERIOD_SAMPLES, np.int16)
-    quiet_mic = _int16(RoomNoise(-60.0, 1).next(len(played)))
+    quiet_mic = to_int16(RoomNoise(-60.0, 1).next(len(played)))
 
     def per_period(play: bool) -> list[float]:
         aec = EchoCanceller(converge_erle_db=config.aec.converge_erle_db) if config.aec.enabled else None
-        heard = Hearing(engines.vad, engines.wake, hearing_config(config), aec, engines.own_wake,
-                        raw_vad=engines.raw_vad, period_samples=PERIOD_SAMPLES, offset_wake=engines.offset_wake,
-                        other_wake=engines.other_wake)  # fmt: skip
+        heard = hearing_of(engines, config, aec, PERIOD_SAMPLES)
         times = []
         for index in range(periods):
             at = index * PERIOD_SAMPLES
@@ -178,7 +168,7 @@ def wake_scaling(config: Config, seconds: float) -> dict[str, Any]:
     from device.engines.openwakeword_import import Model
 
     paths = verified_model_paths(config)
-    audio = _int16(RoomNoise(-60.0, 2).next(round(seconds * SPINE_RATE_HZ)))
+    audio = to_int16(RoomNoise(-60.0, 2).next(round(seconds * SPINE_RATE_HZ)))
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="spine-bench-heads-") as tmp:
         # openWakeWord keys its heads by file name: the same head under four names is four heads.

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -78,19 +77,11 @@ SHORT = Setting(
 
 
 def machine() -> dict[str, Any]:
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")), platform.processor(),
-    )  # fmt: skip
+    """The machine (device/bench/latency.py's description of it) and the commit measured."""
+    from device.bench.latency import machine as described
+
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "arch": platform.machine(),
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d"),
-        "commit": commit.stdout.strip() or None,
-    }
+    return described() | {"commit": commit.stdout.strip() or None}
 
 
 def run_edge(config: Config, config_toml: str, setting: Setting, out: Path, say: Say = print) -> dict[str, Any]:

@@ -59,7 +59,8 @@ def _threads(pid: int) -> dict[str, int]:
     return ticks
 
 
-def _memory_kb(pid: int) -> dict[str, int]:
+def memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS, VmHWM (its peak) and Pss of a process, in kB."""
     values: dict[str, int] = {}
     for name in ("status", "smaps_rollup"):
         for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
@@ -75,7 +76,7 @@ def measure(pid: int, seconds: float) -> ProcessCost:
     time.sleep(seconds)
     after_ticks, after_threads = _ticks(Path(f"/proc/{pid}/stat").read_text()), _threads(pid)
     wall_s = time.monotonic() - began
-    memory = _memory_kb(pid)
+    memory = memory_kb(pid)
 
     def percent(ticks: int) -> float:
         return round(100.0 * ticks / CLOCK_TICKS_PER_S / wall_s, 2)

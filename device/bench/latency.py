@@ -100,7 +100,7 @@ def run_latency(
         "scene": str(scene_path),
         "questions": len(scene.say),
         "runs": runs,
-        "machine": _machine(),
+        "machine": machine(),
         "load_average_before": [round(x, 2) for x in load_before],
         "fake_server": {"first_token_ms": first_token_ms, "tokens_per_s": tokens_per_s, "reply": reply},
         "backends": {},
@@ -190,7 +190,8 @@ def _run_in_child(config: Config, scene_path: Path, run_dir: Path) -> None:
             raise
 
 
-def _machine() -> dict[str, Any]:
+def machine() -> dict[str, Any]:
+    """The machine a bench ran on: CPU model, cores, architecture, Python and the date."""
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():

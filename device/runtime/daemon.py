@@ -31,7 +31,7 @@ from device.reply.realtime_link import RealtimeLink
 from device.runtime.capture import CaptureHistory
 from device.runtime.eventlog import EventLog
 from device.runtime.executor import Executor, MicState, Playback, ReplyJobs, Runner
-from device.runtime.hearing import Hearing, hearing_config
+from device.runtime.hearing import hearing_of
 from device.runtime.job_threads import ThreadRunner
 from device.runtime.jobs import Job, VirtualRunner
 from device.runtime.loop import Inbox, Observer, SpineLoop
@@ -81,17 +81,7 @@ class Daemon:
         # The canceller is made here, on the thread that will use it (docs/architecture.md, threads: no fork,
         # one instance for good).
         self.aec = EchoCanceller(converge_erle_db=config.aec.converge_erle_db) if config.aec.enabled else None
-        self.hearing = Hearing(
-            engines.vad,
-            engines.wake,
-            hearing_config(config),
-            self.aec,
-            engines.own_wake,
-            raw_vad=engines.raw_vad,
-            period_samples=self.period,
-            offset_wake=engines.offset_wake,
-            other_wake=engines.other_wake,
-        )
+        self.hearing = hearing_of(engines, config, self.aec, self.period)
         self.last_cleaned: npt.NDArray[np.int16] = np.zeros(0, np.int16)
         self.leaked_threads = False
         """Set by `finish`: a worker thread was still running a job when the run ended (see `ThreadRunner.stop`)."""

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -61,6 +61,9 @@ from device.runtime.echo_reference import DELAY_SLACK_MS, ReferenceEchoModel
 from device.runtime.endpointer import Endpointer, EndpointerConfig
 from device.runtime.framer import Framer
 from device.runtime.wake_grids import WakeGrids, WakeScorer
+
+if TYPE_CHECKING:
+    from device.engines.load import Engines
 
 Audio = npt.NDArray[np.int16]
 
@@ -252,7 +255,7 @@ class Hearing:
         `hear`, with what was played in it."""
         if self._aec is None:
             return period, []
-        sounded = len(played) > 0 and int(np.abs(played.astype(np.int32)).max()) > SILENT_PEAK
+        sounded = _played_peak(played) > SILENT_PEAK
         self._silent_for_samples = 0 if sounded else self._silent_for_samples + len(period)
         self._cancelling = self._silent_for_samples <= CANCEL_AFTER_SAMPLES
         if not self._cancelling:
@@ -502,7 +505,7 @@ class Hearing:
 
     def _remember_played(self, played: Audio | None, period_samples: int) -> bool:
         """Note the period's played peak; whether anything sounded in it."""
-        peak = int(np.abs(played.astype(np.int32)).max()) if played is not None and len(played) else 0
+        peak = _played_peak(played)
         self._played_peaks.append(peak if peak > SILENT_PEAK else 0)
         while len(self._played_peaks) * period_samples > self._config.reference_window_samples:
             self._played_peaks.popleft()
@@ -579,3 +582,23 @@ class Hearing:
         if own:  # the assistant saying the wake word must not reset the user's utterance
             return [detection]
         return [detection, *self._endpointer.reset(at_sample=frame_end)]
+
+
+def _played_peak(played: Audio | None) -> int:
+    """The loudest sample of a played period, 0 for none."""
+    return int(np.abs(played.astype(np.int32)).max()) if played is not None and len(played) else 0
+
+
+def hearing_of(engines: Engines, config: Config, aec: EchoCanceller | None, period_samples: int) -> Hearing:
+    """Hearing on `engines` (each twin where hearing wants one) as the daemon builds it; `spine bench` times it."""
+    return Hearing(
+        engines.vad,
+        engines.wake,
+        hearing_config(config),
+        aec,
+        engines.own_wake,
+        raw_vad=engines.raw_vad,
+        period_samples=period_samples,
+        offset_wake=engines.offset_wake,
+        other_wake=engines.other_wake,
+    )

@@ -19,6 +19,7 @@ interpolation; without them the original whole-sample delay line runs, sample fo
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -167,3 +168,21 @@ class RoomNoise:
         noise = self._rng.standard_normal(samples)
         noise *= self.rms
         return noise.astype(np.float32)
+
+
+def room_echo(
+    speaker: npt.NDArray[np.int16], room: RoomSpec, rate_hz: int, frame_samples: int
+) -> npt.NDArray[np.float32]:
+    """What the microphone hears of `speaker` in `room`, plus the room's noise, streamed in frames of
+    `frame_samples` as a card delivers them (the echo path keeps its state across frames)."""
+    path, noise = EchoPath(room, rate_hz), RoomNoise(room.noise_dbfs, room.seed)
+    frames = [
+        path.process(speaker[start : start + frame_samples]) + noise.next(frame_samples)
+        for start in range(0, speaker.size, frame_samples)
+    ]
+    return np.concatenate(frames)
+
+
+def to_int16(signal: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.int16]:
+    """A float signal rounded to int16 samples, clipped at full scale."""
+    return np.clip(np.round(signal), -32768, 32767).astype(np.int16)
