@@ -49,7 +49,12 @@ class Run:
         return subprocess.Popen(["paplay", "-d", SINK, str(wav)], env={**os.environ, **self.env})
 
     def reach(self, state: str, timeout_s: float = 40.0) -> None:
-        wait_for(lambda: self.tail.poll() == state, timeout_s, f"state {state} (now {self.tail.state})")
+        wait_for(lambda: self.tail.poll() == state, timeout_s, lambda: f"state {state}: {self.trail()}")
+
+    def trail(self) -> str:
+        """The run so far, for a failure: the last steps of its log (event, and the state it led to)."""
+        steps = states_and_events(self.log)
+        return f"now {self.tail.state} after " + ", ".join(f"{event} -> {state}" for event, state in steps[-12:])
 
     def stop(self) -> None:
         self.daemon.send_signal(signal.SIGTERM)

@@ -33,11 +33,12 @@ def log_types(path: Path) -> list[str]:
     ]
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str | Callable[[], str]) -> None:
+    """`what` names the wait in the failure; a callable is asked then (to say what the run had come to)."""
     deadline = time.monotonic() + timeout_s
     tick = threading.Event()
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what if isinstance(what, str) else what()}"
         tick.wait(0.05)  # a real daemon on a real clock: this waits on it, it does not pace a unit test
 
 

@@ -161,8 +161,9 @@ class Daemon:
             self.last_cleaned = np.zeros_like(mic)
             return []
         opened = self.executor.opened
-        # The start-up sound is not treated as a chime: its echo is what the canceller and the echo model first
-        # learn the room from.
+        speech = opened is None or opened.earcon is None  # a chime, the start-up sound too, is not speech
+        # The start-up sound is not treated as a chime otherwise: its echo is what the canceller and the echo
+        # model first learn the room from.
         if opened is not None and opened.earcon is not None and opened.earcon != "startup":
             # A chime is not the assistant's speech: hearing and the canceller get silence in its place.
             # Measured at 0 dB coupling before convergence, AEC3 fed the chime suppressed the near end and took
@@ -178,7 +179,7 @@ class Daemon:
         self.last_cleaned = cleaned
         if self.realtime_mic is not None:  # the utterance the spine hears goes to the realtime call as it is heard
             self.realtime_mic.heard(self.loop.state, cleaned, start, self.capture)
-        return facts + self.hearing.hear(cleaned, start, played, raw=mic)
+        return facts + self.hearing.hear(cleaned, start, played, raw=mic, speech=speech)
 
     def fail_hearing_at(self, at_s: float) -> None:
         """Test-only fault (SPINE_FAULT, device/service/faults.py): from `time.monotonic()` `at_s` on, hearing a

@@ -240,7 +240,7 @@ class Hearing:
         self._path_changes_seen = 0
         self._has_converged = False
         self._distrust_until_sample = -1
-        self._played_until_sample = -(10**9)  # the end of the last period that played something
+        self._spoke_until_sample = -(10**9)  # the end of the last period that played the assistant's speech
         self._wide_until_sample = -1
         self._quiet_samples = 0
         self._silent_for_samples = 0  # played silence since the speaker last sounded (see CANCEL_AFTER_SAMPLES)
@@ -273,11 +273,13 @@ class Hearing:
         start_sample: int,
         played: Audio | None = None,
         raw: Audio | None = None,
+        speech: bool = True,
     ) -> list[Event]:
         """Process one period of (cleaned) mic audio starting at `start_sample`; return the facts it revealed.
 
         `played` is what the speaker played in the same period (the echo reference), if anything; `raw` is
-        the mic before echo cancellation. Until the canceller converges, the wake word listens to `raw`: AEC3
+        the mic before echo cancellation; `speech` says whether `played` is the assistant's speech (the start-up
+        sound is not: see `_distrusted`). Until the canceller converges, the wake word listens to `raw`: AEC3
         starts with a suppressor that mutes the user along with the echo (20-33 dB for its first seconds of
         playback), and the wake word model copes with echo far better than with a muted user. Once nothing has
         played for `reference_window_samples` there is no echo to remove, and it listens to `raw` again: a
@@ -294,8 +296,8 @@ class Hearing:
         held the GIL long enough to risk the sound card's callback. Idle listening is unchanged.
         """
         raw_mic = raw if raw is not None else period
-        if self._remember_played(played, len(period)):
-            self._played_until_sample = start_sample + len(period)
+        if self._remember_played(played, len(period)) and speech:
+            self._spoke_until_sample = start_sample + len(period)
         cleaned_is_better = self._aec is not None and self._aec.converged and self._echo_may_sound()
         wake_input = period if raw is None or cleaned_is_better else raw
         reference = played if played is not None else np.zeros(len(period), np.int16)
@@ -470,12 +472,16 @@ class Hearing:
         return probability if chunk_end <= self._user_until else 0.0
 
     def _distrusted(self, now_sample: int) -> bool:
-        """After an xrun, until the delay is found again (`XRUN_DISTRUST_SAMPLES` at most), while the assistant's
-        echo may still sound: no voice over it is believed."""
+        """After an xrun, until the delay is found again (`XRUN_DISTRUST_SAMPLES` at most), while the echo of the
+        assistant's speech may still sound: no voice over it is believed. The echo of what is not speech (the
+        start-up sound's bells on soft noise, device/engines/earcon.py) is no voice at whatever delay, and is
+        judged as any echo is: counted here, it hid for 2 s the request of a user who said "Hey Jarvis. Tell me a
+        story." just after the start-up sound, when one underrun came in the wake word (seen on CI, a real
+        `spine run` on a PulseAudio null sink; tests/test_xrun_after_startup.py), and the listening window closed."""
         return (
             self._delay.lost
             and now_sample < self._distrust_until_sample
-            and now_sample <= self._played_until_sample + XRUN_ECHO_TAIL_SAMPLES
+            and now_sample <= self._spoke_until_sample + XRUN_ECHO_TAIL_SAMPLES
         )
 
     def _reset_vad_when_quiet(self, chunk_samples: int) -> None:
