@@ -20,8 +20,8 @@ reference cannot explain it (`device/runtime/echo_reference.py`): Spine knows ex
 that the reference explains is echo whatever the canceller claims, and speech it cannot explain is someone else
 from the first syllable of the first answer, whether or not the canceller has converged. That judgement needs
 the echo's delay: it is tracked on the waveform (device/runtime/echo_delay.py), because under load the sound
-server moves it by tens of milliseconds at each underrun; after an xrun, voice over playback is not believed
-until the delay is found again (`EchoDelayChanged` reports each change). The voice probability
+server moves it by tens of milliseconds at each underrun; after an xrun, voice over the assistant's speech is not
+believed until the delay is found again (`EchoDelayChanged` reports each change). The voice probability
 itself comes from the cleaned mic once the canceller has converged, and from the raw mic before (AEC3's start-up
 suppressor mutes the user along with the echo). Once the reference has found someone else, voice stays believed
 for `user_hold_samples` after the last chunk that proved it, so the run of voice that confirms a barge-in is not
