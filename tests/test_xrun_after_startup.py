@@ -5,22 +5,23 @@ the user said "Hey Jarvis. Tell me a story." just after the start-up sound. The 
 request was not: after an xrun no voice is believed while the assistant's echo may still sound, and the start-up
 sound's echo counted until 2 s after it ended, which covered the whole request; the listening window closed. The
 start-up sound is bells on soft noise, not speech (device/engines/earcon.py): its echo, at whatever delay, is no
-voice to take for the user. Here the same moment in the simulated room (real models, virtual time), with the
-card's xrun report put where the card puts it: before hearing hears the period it happened in."""
+voice to take for the user. Here the same moment in the simulated room (real models, virtual time), the xrun a
+reported `[[room.delay_jumps]]` entry: told to hearing as the card tells it, before hearing hears its period."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from device.config import Config, load_config, samples
+from device.config import Config, load_config
 from device.engines.load import Engines, load_engines
 from device.runtime.fsm_thread import FsmThread
 from device.sim.clocks import VirtualTime
 from device.sim.demo import Rig
-from device.sim.scene import RoomSpec, Say, Scene
+from device.sim.scene import DelayJump, RoomSpec, Say, Scene
 
 USER_AT_S = 1.3
 """Just after the start-up sound (1.2 s), as the test of `spine run` speaks once it has drained."""
@@ -41,28 +42,18 @@ def engines(config: Config) -> Engines:
     return load_engines(config, deterministic=True)
 
 
-class XrunAt(VirtualTime):
-    """Virtual time whose card reports one xrun at `at_sample`, as `CardSide` does: to hearing, before it hears
-    the period."""
-
-    def __init__(self, rig: Rig, scene: Scene, at_sample: int | None) -> None:
-        super().__init__(rig, scene)
-        self._at_sample = at_sample
-
-    def ticked(self) -> None:
-        if self._at_sample is not None and self.now() >= self._at_sample:
-            self.rig.hearing.echo_path_moved(self._at_sample)
-            self._at_sample = None
-
-
-def run_request(config: Config, engines: Engines, log: Path, xrun_at_s: float | None) -> list[tuple[str, str, str]]:
-    """The scene with an xrun reported at `xrun_at_s` (None: none): each step of its log as (event type, its text
-    if any, the state it led to)."""
+def run_request(
+    config: Config, engines: Engines, log: Path, xrun_at_s: float | None, moved_ms: float
+) -> list[tuple[str, str, str]]:
+    """The scene with an xrun reported at `xrun_at_s` (None: none) that moved the echo by `moved_ms`: each step of
+    its log as (event type, its text if any, the state it led to)."""
     for detector in (engines.vad, engines.wake, engines.own_wake):  # streaming state of the previous rig
         detector.reset()
-    scene = Scene(room=NULL_SINK_ROOM, say=(Say(REQUEST, at_s=USER_AT_S),), duration_s=10.0)
+    xruns = () if xrun_at_s is None else (DelayJump(at_s=xrun_at_s, ms=moved_ms, reported=True),)
+    room = replace(NULL_SINK_ROOM, delay_jumps=xruns)
+    scene = Scene(room=room, say=(Say(REQUEST, at_s=USER_AT_S),), duration_s=10.0)
     rig = Rig(config, scene, engines, log, "virtual")
-    clock = XrunAt(rig, scene, None if xrun_at_s is None else samples(xrun_at_s))
+    clock = VirtualTime(rig, scene)
     FsmThread(rig, clock, clock).run("end of scene")
     steps, event = [], {}
     for line in log.read_text(encoding="utf-8").splitlines()[1:]:
@@ -74,12 +65,16 @@ def run_request(config: Config, engines: Engines, log: Path, xrun_at_s: float | 
     return steps
 
 
-@pytest.mark.parametrize("xrun_at_s", [None, 1.0, 1.5, 2.2])
+@pytest.mark.parametrize(
+    ("xrun_at_s", "moved_ms"), [(None, 0.0), (1.0, 0.0), (1.5, 0.0), (2.2, 0.0), (1.5, 40.0), (2.2, -20.0)]
+)
 def test_the_request_after_the_start_up_sound_is_heard_whatever_xrun_came_around_it(
-    config: Config, engines: Engines, tmp_path: Path, xrun_at_s: float | None
+    config: Config, engines: Engines, tmp_path: Path, xrun_at_s: float | None, moved_ms: float
 ) -> None:
-    # None: no xrun; 1.0: during the start-up sound; 1.5: in the wake word; 2.2: at its end, before the request.
-    steps = run_request(config, engines, tmp_path / "events.jsonl", xrun_at_s)
+    # None: no xrun; 1.0: during the start-up sound; 1.5: in the wake word; 2.2: at its end, before the request;
+    # each leaving the echo where it was, or moving it (an underrun's period dropped or repeated).
+    steps = run_request(config, engines, tmp_path / "events.jsonl", xrun_at_s, moved_ms)
+    assert ("AudioXrun" in [kind for kind, _, _ in steps]) == (xrun_at_s is not None)  # the card's report, logged
     states = [state for _, _, state in steps]
     transcripts = [text for kind, text, _ in steps if kind == "TranscriptReady"]
     assert "Listening" in states and "Hearing" in states, steps

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from device.config import samples
-from device.core.events import Event
+from device.core.events import AudioXrun, Event
 from device.core.states import State
 from device.rates import SPINE_RATE_HZ as RATE_HZ
 from device.runtime.fsm_thread import Period, inbox_waits
@@ -50,6 +50,23 @@ class _SimulatedCard:
         return gate.callback.played_samples if gate.busy() else None
 
 
+class ReportedXruns:
+    """The scene's reported xruns (`[[room.delay_jumps]]` with `reported`), told as a real card tells them
+    (`CardSide`, device/runtime/card.py): hearing hears of each at once, with the sample it came at, before it hears
+    that period, and an `AudioXrun` goes to the inbox for the log. Called on the FSM thread with each period the
+    loop is about to hear."""
+
+    def __init__(self, rig: Rig, scene: Scene) -> None:
+        self._rig = rig
+        self._due = deque(samples(jump.at_s) for jump in scene.room.delay_jumps if jump.reported)
+
+    def tell(self, period: Period) -> None:
+        end = period.start_sample + len(period.mic)
+        while self._due and self._due[0] < end:
+            self._rig.hearing.echo_path_moved(self._due.popleft())
+            self._rig.inbox.post(AudioXrun(underflows=1, overflows=0))
+
+
 class VirtualTime(_SimulatedCard):
     """The virtual card as the loop's audio side, and virtual time as its clock: `now` is the card's position."""
 
@@ -61,6 +78,7 @@ class VirtualTime(_SimulatedCard):
         self._runner = rig.runner
         self._scene = scene
         self._stalls = deque(scene.stall)
+        self._xruns = ReportedXruns(rig, scene)
         self._now = 0
         self._stalled = False
         self._finished: list[Event] = []
@@ -75,6 +93,7 @@ class VirtualTime(_SimulatedCard):
             rig.gate.pump_on_pull = False
         while self._now < resume:
             backlog.append(Period(self._now, *rig.card.tick(self._now, rig.period)))
+            self._xruns.tell(backlog[-1])
             self._now += rig.period
             self.ticked()
         rig.gate.pump_on_pull = True
@@ -128,6 +147,7 @@ class WallTime(_SimulatedCard):
         self.rig = rig
         self._scene = scene
         self._stalls = deque(scene.stall)
+        self._xruns = ReportedXruns(rig, scene)
         self._captured: deque[Period] = deque()
         self._stop = threading.Event()
         self._position = 0
@@ -160,7 +180,9 @@ class WallTime(_SimulatedCard):
 
     def _take_captured(self) -> Iterator[Period]:
         while self._captured:  # periods the card captures meanwhile are heard in this round too
-            yield self._captured.popleft()
+            period = self._captured.popleft()
+            self._xruns.tell(period)
+            yield period
 
     def early_reports(self) -> list[Event]:
         return []
