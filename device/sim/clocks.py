@@ -59,12 +59,14 @@ class ReportedXruns:
     def __init__(self, rig: Rig, scene: Scene) -> None:
         self._rig = rig
         self._due = deque(samples(jump.at_s) for jump in scene.room.delay_jumps if jump.reported)
+        self.told = 0
 
     def tell(self, period: Period) -> None:
         end = period.start_sample + len(period.mic)
         while self._due and self._due[0] < end:
             self._rig.hearing.echo_path_moved(self._due.popleft())
             self._rig.inbox.post(AudioXrun(underflows=1, overflows=0))
+            self.told += 1
 
 
 class VirtualTime(_SimulatedCard):
@@ -82,6 +84,11 @@ class VirtualTime(_SimulatedCard):
         self._now = 0
         self._stalled = False
         self._finished: list[Event] = []
+
+    @property
+    def xruns(self) -> int:
+        """The scene's reported xruns told so far (virtual time is never late)."""
+        return self._xruns.told
 
     # ---- the audio side
     def periods(self) -> list[Period]:
@@ -152,10 +159,16 @@ class WallTime(_SimulatedCard):
         self._stop = threading.Event()
         self._position = 0
         self._period_s = rig.period / RATE_HZ
-        self.xruns = 0
+        self._late_periods = 0
         rig.gate.pump_on_pull = False  # the card thread only reads the ring; the FSM thread writes it (`pump`)
         self._thread = threading.Thread(target=self._card_thread, name="spine-card", daemon=True)
         self._thread.start()
+
+    @property
+    def xruns(self) -> int:
+        """Periods the card thread ticked a whole period late (a real card would have under- or overrun), and the
+        scene's reported xruns told so far."""
+        return self._late_periods + self._xruns.told
 
     def _card_thread(self) -> None:
         rig = self.rig
@@ -169,7 +182,7 @@ class WallTime(_SimulatedCard):
             if lag > 0:
                 time.sleep(lag)
             elif -lag > self._period_s:  # a whole period late: a real device would have under- or overrun
-                self.xruns += 1
+                self._late_periods += 1
                 deadline = time.monotonic()
 
     # ---- the audio side

@@ -97,7 +97,7 @@ def run_virtual(rig: Rig, scene: Scene) -> Run:
     began = time.perf_counter()
     clock = VirtualTime(rig, scene)
     FsmThread(rig, clock, clock).run("end of scene")
-    return Run(rig.card, clock.now(), xruns=0, wall_time_s=time.perf_counter() - began)
+    return Run(rig.card, clock.now(), xruns=clock.xruns, wall_time_s=time.perf_counter() - began)
 
 
 def run_wall(rig: Rig, scene: Scene, monitor_hold_s: float | None = None, log_path: Path | None = None) -> Run:
